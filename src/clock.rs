@@ -1,0 +1,96 @@
+//! Clocks: the monotonic capture clock behind a trait (so tests can run without waiting), and
+//! the wall-clock anchor formatting used by `EXT-X-PROGRAM-DATE-TIME`, DATERANGE and the API.
+
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+
+use crate::time::Ticks90k;
+
+/// The monotonic clock the pacer sleeps on.
+pub trait Clock: Send {
+    fn now(&self) -> Instant;
+    /// Blocks the calling thread until `deadline` (returns at once if it has passed).
+    fn sleep_until(&self, deadline: Instant);
+}
+
+/// The real monotonic clock: `Instant::now` and `thread::sleep`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RealClock;
+
+impl Clock for RealClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn sleep_until(&self, deadline: Instant) {
+        let now = Instant::now();
+        if deadline > now {
+            std::thread::sleep(deadline - now);
+        }
+    }
+}
+
+/// A UTC instant with millisecond precision: the stream's wall-clock anchor plus stream time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct WallClock(OffsetDateTime);
+
+impl WallClock {
+    pub fn now() -> Self {
+        WallClock::from_unix_millis(
+            (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64,
+        )
+    }
+
+    pub fn from_unix_millis(ms: i64) -> Self {
+        WallClock(
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+                .expect("unix milliseconds within time's supported range"),
+        )
+    }
+
+    pub fn unix_millis(self) -> i64 {
+        (self.0.unix_timestamp_nanos() / 1_000_000) as i64
+    }
+
+    /// The instant `d` later, rounded down to the millisecond.
+    pub fn add_ticks(self, d: Ticks90k) -> Self {
+        // Exact: 90 ticks per millisecond.
+        WallClock::from_unix_millis(self.unix_millis() + (d.as_u64() / 90) as i64)
+    }
+
+    /// ISO 8601 / RFC 3339 in UTC with milliseconds, e.g. `2026-11-25T12:00:00.000Z` (R32).
+    pub fn to_rfc3339(self) -> String {
+        let t = self.0;
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.millisecond()
+        )
+    }
+}
+
+/// `Duration` to whole 90 kHz ticks (rounded down).
+pub fn duration_to_ticks(d: Duration) -> Ticks90k {
+    Ticks90k((d.as_nanos() * 90 / 1_000_000) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_has_millis_and_z() {
+        let w = WallClock::from_unix_millis(1_764_072_000_123);
+        assert_eq!(w.to_rfc3339(), "2025-11-25T12:00:00.123Z");
+        assert_eq!(
+            w.add_ticks(Ticks90k(180_000)).to_rfc3339(),
+            "2025-11-25T12:00:02.123Z"
+        );
+    }
+}

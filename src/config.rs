@@ -1,0 +1,399 @@
+//! Command-line configuration: clap parses raw flags ([`Args`]), [`Args::validate`] checks them
+//! once and produces a [`Config`] every other part of the program can trust.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::time::{FrameRate, Ticks90k, TICKS_PER_SEC};
+
+pub const DEFAULT_BIND: &str = "127.0.0.1:5000";
+pub const DEFAULT_SIZE: &str = "1280x720";
+pub const DEFAULT_FPS: &str = "30";
+pub const DEFAULT_HLS_TIME: f64 = 2.0;
+pub const DEFAULT_LIST_SIZE: usize = 60;
+pub const DEFAULT_OUT_DIR: &str = "video";
+pub const DEFAULT_NAME: &str = "chessboard";
+pub const DEFAULT_EVENT_MEAN: f64 = 20.0;
+pub const DEFAULT_EVENT_DURATION: f64 = 2.0;
+pub const DEFAULT_ROLL_SECONDS: f64 = 10.0;
+/// The stream clock's PTS starts here: 1.4 s leaves room for the PCR to run ahead of the first
+/// DTS (the muxer's PCR lead) without going negative.
+pub const DEFAULT_PTS_OFFSET: u64 = 126_000;
+
+/// A live HLS streamer: synthetic video with a burnt-in timecode and timeline markers, encoded
+/// to H.264, cut into MPEG-TS segments with a sliding-window playlist, and served over HTTP
+/// with a player page.
+#[derive(Debug, Clone, Parser)]
+#[command(version, about, long_about = None)]
+pub struct Args {
+    /// Address the HTTP server listens on.
+    #[arg(long, default_value = DEFAULT_BIND)]
+    pub bind: SocketAddr,
+
+    /// Frame size WIDTHxHEIGHT (even numbers, at most 3840x2160).
+    #[arg(long, default_value = DEFAULT_SIZE)]
+    pub size: String,
+
+    /// Frame rate: an integer, a decimal, or a fraction such as 30000/1001 (29.97 means that).
+    #[arg(long, default_value = DEFAULT_FPS)]
+    pub fps: String,
+
+    /// Target segment duration in seconds; every segment opens with an IDR.
+    #[arg(long, default_value_t = DEFAULT_HLS_TIME)]
+    pub hls_time: f64,
+
+    /// Segments in the live playlist (the DVR window is list-size x hls-time), at least 3.
+    #[arg(long, default_value_t = DEFAULT_LIST_SIZE)]
+    pub list_size: usize,
+
+    /// Video bitrate in bit/s; accepts k and M suffixes (2500k, 2.5M). Default: scales with the
+    /// frame size (about 2.5M at 1280x720x30).
+    #[arg(long, value_parser = parse_bitrate)]
+    pub bitrate: Option<u32>,
+
+    /// Directory for segments and the playlist (created if missing).
+    #[arg(long, default_value = DEFAULT_OUT_DIR)]
+    pub out_dir: PathBuf,
+
+    /// Base name: playlist NAME.m3u8, segments NAME<seq>.ts.
+    #[arg(long, default_value = DEFAULT_NAME)]
+    pub name: String,
+
+    /// Mean quiet time between events in seconds (exponentially distributed).
+    #[arg(long, default_value_t = DEFAULT_EVENT_MEAN)]
+    pub event_mean: f64,
+
+    /// How long an event (mint top-left block) stays visible, in seconds.
+    #[arg(long, default_value_t = DEFAULT_EVENT_DURATION)]
+    pub event_duration: f64,
+
+    /// Seed for the random events and noise; the same seed gives the same stream.
+    #[arg(long)]
+    pub seed: Option<u64>,
+
+    /// Checkerboard block edge in pixels at 320 px width (scaled with the frame width).
+    #[arg(long, default_value_t = crate::source::DEFAULT_BLOCK_SIZE)]
+    pub block_size: u32,
+
+    /// Seconds for the board to roll once across the frame.
+    #[arg(long, default_value_t = DEFAULT_ROLL_SECONDS)]
+    pub roll_seconds: f64,
+
+    /// Standard deviation of Gaussian noise added to the board, in 8-bit levels (0 = off).
+    #[arg(long, default_value_t = 0.0)]
+    pub noise: f32,
+
+    /// Media sequence number of the first segment (EXT-X-MEDIA-SEQUENCE).
+    #[arg(long, default_value_t = 0)]
+    pub start_number: u64,
+
+    /// Allow cross-origin requests from this origin (repeatable). Off by default.
+    #[arg(long = "cors-origin")]
+    pub cors_origins: Vec<String>,
+
+    /// Bearer token that allows POST /markers (adding a marker by hand); unset disables it.
+    #[arg(long)]
+    pub marker_token: Option<String>,
+
+    /// Remove this stream's old segments and playlist from --out-dir before starting, instead
+    /// of continuing the old playlist after an EXT-X-DISCONTINUITY.
+    #[arg(long)]
+    pub fresh: bool,
+
+    /// Stop after this many frames (then EXT-X-ENDLIST, and exit).
+    #[arg(long, conflicts_with = "duration")]
+    pub frames: Option<u64>,
+
+    /// Stop after this many seconds of stream time (then EXT-X-ENDLIST, and exit).
+    #[arg(long)]
+    pub duration: Option<f64>,
+
+    /// Produce frames as fast as the encoder takes them instead of in real time (for tests and
+    /// benchmarks; frames keep their stream timestamps).
+    #[arg(long)]
+    pub no_pacing: bool,
+
+    /// Do not start the HTTP server (write files only).
+    #[arg(long)]
+    pub no_server: bool,
+
+    /// PTS of the first frame in 90 kHz ticks (e.g. 8589754592 to test the 33-bit wrap).
+    #[arg(long, default_value_t = DEFAULT_PTS_OFFSET, hide_short_help = true)]
+    pub pts_offset: u64,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub width: usize,
+    pub height: usize,
+    pub rate: FrameRate,
+    /// Nominal segment duration.
+    pub segment: Ticks90k,
+    /// EXT-X-TARGETDURATION: ceiling of the longest segment this configuration can produce.
+    pub target_duration_secs: u64,
+    pub list_size: usize,
+    pub bitrate_bps: u32,
+    pub out_dir: PathBuf,
+    pub name: String,
+    pub event_mean: Ticks90k,
+    pub event_duration: Ticks90k,
+    pub seed: Option<u64>,
+    pub block_size: u32,
+    pub roll: Ticks90k,
+    pub noise_sigma: f32,
+    pub start_number: u64,
+    pub cors_origins: Vec<String>,
+    pub marker_token: Option<String>,
+    pub fresh: bool,
+    /// Frames to produce; `None` runs until stopped.
+    pub frame_limit: Option<u64>,
+    pub pacing: bool,
+    pub serve: bool,
+    pub pts_offset: u64,
+}
+
+fn parse_bitrate(s: &str) -> Result<u32, String> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&s[..i], 1e3),
+        Some((i, 'm' | 'M')) => (&s[..i], 1e6),
+        _ => (s, 1.0),
+    };
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("bad bitrate {s:?} (examples: 800000, 800k, 2.5M)"))?;
+    let bps = v * mult;
+    if !(10_000.0..=100_000_000.0).contains(&bps) {
+        return Err(format!("bitrate {s:?} out of range (10k to 100M)"));
+    }
+    Ok(bps as u32)
+}
+
+fn secs_to_ticks(name: &str, secs: f64) -> Result<Ticks90k, String> {
+    if !(secs.is_finite() && secs > 0.0 && secs < 1e9) {
+        return Err(format!(
+            "--{name} must be a positive number of seconds, got {secs}"
+        ));
+    }
+    Ok(Ticks90k((secs * TICKS_PER_SEC as f64).round() as u64))
+}
+
+/// Parses `1280x720`.
+pub fn parse_size(s: &str) -> Result<(usize, usize), String> {
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("--size {s:?}: expected WIDTHxHEIGHT, e.g. 1280x720"))?;
+    let w: usize = w
+        .trim()
+        .parse()
+        .map_err(|_| format!("--size {s:?}: bad width"))?;
+    let h: usize = h
+        .trim()
+        .parse()
+        .map_err(|_| format!("--size {s:?}: bad height"))?;
+    if w % 2 != 0 || h % 2 != 0 || w < 16 || h < 16 || w.max(h) > 3840 || w.min(h) > 2160 {
+        return Err(format!(
+            "--size {s:?}: H.264 4:2:0 needs even sizes from 16x16 up to 3840x2160"
+        ));
+    }
+    Ok((w, h))
+}
+
+/// Ceiling in whole seconds of the longest segment: with version 3 TARGETDURATION bounds the
+/// unrounded EXTINF (HLS R13), so a segment that ends one frame after a non-aligned boundary
+/// still fits.
+pub fn target_duration_secs(rate: FrameRate, segment: Ticks90k) -> u64 {
+    // Boundaries sit at k * segment; a segment runs from the first frame at or after one
+    // boundary to the first frame at or after the next. If every boundary falls on a frame the
+    // segment is exactly `segment`; otherwise it can be up to one frame longer.
+    let aligned = rate.pts_of(rate.first_frame_at_or_after(segment)) == segment
+        && (u128::from(segment.as_u64()) * u128::from(rate.num))
+            % (u128::from(TICKS_PER_SEC) * u128::from(rate.den))
+            == 0;
+    let longest = if aligned {
+        segment
+    } else {
+        segment + rate.pts_of(1) + Ticks90k(1)
+    };
+    longest.as_u64().div_ceil(TICKS_PER_SEC)
+}
+
+impl Args {
+    pub fn validate(self) -> Result<Config, String> {
+        let (width, height) = parse_size(&self.size)?;
+        let rate = FrameRate::parse(&self.fps).map_err(|e| format!("--fps: {e}"))?;
+        if rate.as_f64() > 240.0 {
+            return Err(format!("--fps {} is above 240", self.fps));
+        }
+        let segment = secs_to_ticks("hls-time", self.hls_time)?;
+        if segment < rate.pts_of(1) {
+            return Err("--hls-time is shorter than one frame".into());
+        }
+        if self.list_size < 3 {
+            return Err(format!(
+                "--list-size {} is too small: a live playlist must hold at least 3 segments (RFC 8216 §6.3.3)",
+                self.list_size
+            ));
+        }
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            || self.name.ends_with(|c: char| c.is_ascii_digit())
+        {
+            return Err(format!(
+                "--name {:?}: use letters, digits, '_' and '-', not ending in a digit (segments are NAME<seq>.ts)",
+                self.name
+            ));
+        }
+        let frame_limit = match (self.frames, self.duration) {
+            (Some(0), _) => return Err("--frames must be at least 1".into()),
+            (Some(n), _) => Some(n),
+            (None, Some(d)) => Some(
+                rate.first_frame_at_or_after(secs_to_ticks("duration", d)?)
+                    .max(1),
+            ),
+            (None, None) => None,
+        };
+        for o in &self.cors_origins {
+            if o == "*" || !(o.starts_with("http://") || o.starts_with("https://")) {
+                return Err(format!(
+                    "--cors-origin {o:?}: give a full origin such as https://example.com (never *)"
+                ));
+            }
+        }
+        if !(self.noise.is_finite() && (0.0..=128.0).contains(&self.noise)) {
+            return Err("--noise must be between 0 and 128".into());
+        }
+        if self.block_size == 0 {
+            return Err("--block-size must be positive".into());
+        }
+        let bitrate_bps = self.bitrate.unwrap_or_else(|| {
+            // About 0.09 bit per pixel per frame: 2.5 Mbit/s at 720p30, 5.6 Mbit/s at 1080p30.
+            let bpp = width as f64 * height as f64 * rate.as_f64() * 0.09;
+            bpp.clamp(100_000.0, 50_000_000.0) as u32
+        });
+        Ok(Config {
+            bind: self.bind,
+            width,
+            height,
+            rate,
+            target_duration_secs: target_duration_secs(rate, segment),
+            segment,
+            list_size: self.list_size,
+            bitrate_bps,
+            out_dir: self.out_dir,
+            name: self.name,
+            event_mean: secs_to_ticks("event-mean", self.event_mean)?,
+            event_duration: secs_to_ticks("event-duration", self.event_duration)?,
+            seed: self.seed,
+            block_size: self.block_size,
+            roll: secs_to_ticks("roll-seconds", self.roll_seconds)?,
+            noise_sigma: self.noise,
+            start_number: self.start_number,
+            cors_origins: self.cors_origins,
+            marker_token: self.marker_token,
+            fresh: self.fresh,
+            frame_limit,
+            pacing: !self.no_pacing,
+            serve: !self.no_server,
+            pts_offset: self.pts_offset,
+        })
+    }
+}
+
+impl Config {
+    /// Parses and validates a command line (first element: the program name).
+    pub fn from_args<I, T>(args: I) -> Result<Config, String>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        Args::try_parse_from(args)
+            .map_err(|e| e.to_string())?
+            .validate()
+    }
+
+    /// Frames per segment at a steady rate (the GOP length).
+    pub fn gop_frames(&self) -> u32 {
+        self.rate.first_frame_at_or_after(self.segment).max(1) as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(extra: &[&str]) -> Result<Config, String> {
+        Config::from_args(std::iter::once("hls-streamer").chain(extra.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_match_the_design() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.bind.to_string(), "127.0.0.1:5000");
+        assert_eq!((c.width, c.height), (1280, 720));
+        assert_eq!(c.rate, FrameRate::new(30, 1).unwrap());
+        assert_eq!(c.segment, Ticks90k::from_secs(2));
+        assert_eq!(c.target_duration_secs, 2);
+        assert_eq!(c.gop_frames(), 60);
+        assert_eq!(c.list_size, 60);
+        assert_eq!(c.name, "chessboard");
+        assert_eq!(c.out_dir, PathBuf::from("video"));
+        assert!(c.pacing && c.serve && c.frame_limit.is_none());
+    }
+
+    /// R13: at 29.97 fps a 2 s segment can last 2.033 s, so TARGETDURATION is 3.
+    #[test]
+    fn r13_target_duration_covers_non_aligned_frame_rates() {
+        assert_eq!(cfg(&["--fps", "29.97"]).unwrap().target_duration_secs, 3);
+        assert_eq!(
+            cfg(&["--fps", "25", "--hls-time", "6"])
+                .unwrap()
+                .target_duration_secs,
+            6
+        );
+        assert_eq!(cfg(&["--hls-time", "1.5"]).unwrap().target_duration_secs, 2);
+    }
+
+    #[test]
+    fn bounded_runs() {
+        assert_eq!(cfg(&["--duration", "4"]).unwrap().frame_limit, Some(120));
+        assert_eq!(cfg(&["--frames", "7"]).unwrap().frame_limit, Some(7));
+        assert!(cfg(&["--frames", "7", "--duration", "3"]).is_err());
+    }
+
+    #[test]
+    fn rejects_bad_input_with_clear_messages() {
+        for bad in [
+            &["--size", "1281x720"][..],
+            &["--size", "big"],
+            &["--fps", "0"],
+            &["--hls-time", "-1"],
+            &["--hls-time", "NaN"],
+            &["--list-size", "2"],
+            &["--bitrate", "lots"],
+            &["--name", "../x"],
+            &["--name", "cam1"],
+            &["--cors-origin", "*"],
+            &["--frames", "0"],
+            &["--event-mean", "0"],
+        ] {
+            let e = cfg(bad).expect_err(&format!("{bad:?} must be rejected"));
+            assert!(!e.is_empty());
+        }
+    }
+
+    #[test]
+    fn bitrate_suffixes() {
+        assert_eq!(parse_bitrate("2500k"), Ok(2_500_000));
+        assert_eq!(parse_bitrate("2.5M"), Ok(2_500_000));
+        assert_eq!(parse_bitrate("800000"), Ok(800_000));
+        assert!(parse_bitrate("5").is_err());
+    }
+}

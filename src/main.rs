@@ -1,0 +1,121 @@
+//! The binary: parse the command line, set up logging, run the media pipeline on its threads and
+//! the HTTP server on the async runtime, and stop both in order.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use hls::config::Config;
+use hls::server::{self, ServerConfig};
+use hls::state::Shared;
+use tracing::{error, info, warn};
+
+fn main() -> ExitCode {
+    let cfg = match Config::from_args(std::env::args_os()) {
+        Ok(c) => c,
+        Err(msg) => {
+            // clap's own --help/--version output also arrives here.
+            let help = msg.starts_with("Usage")
+                || msg.contains("\nUsage:")
+                || msg.starts_with("hls-streamer")
+                || msg.contains("Print help");
+            eprint!("{msg}");
+            if !msg.ends_with('\n') {
+                eprintln!();
+            }
+            return if help && !msg.starts_with("error") {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            };
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cfg) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error>> {
+    if !hls::encode::BUILT_WITH_NASM {
+        warn!(
+            "openh264 was built without nasm: encoding runs 2.5-3x slower. Fix: {}",
+            hls::encode::NASM_HINT
+        );
+    }
+    info!(
+        size = format!("{}x{}", cfg.width, cfg.height),
+        fps = cfg.rate.as_f64(),
+        segment_secs = cfg.segment.as_secs_f64(),
+        list_size = cfg.list_size,
+        bitrate = cfg.bitrate_bps,
+        out_dir = %cfg.out_dir.display(),
+        "starting"
+    );
+    let shared = Arc::new(Shared::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    // First Ctrl-C / SIGTERM: finish the current segment and write EXT-X-ENDLIST.
+    // A second one exits at once.
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())?;
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+
+    // The pipeline thread wakes the server when it ends (bounded run, signal or error).
+    let done = Arc::new(tokio::sync::Notify::new());
+    let pipeline = {
+        let (cfg, shared, stop, done) = (cfg.clone(), shared.clone(), stop.clone(), done.clone());
+        std::thread::Builder::new()
+            .name("segmenter".into())
+            .spawn(move || {
+                let result = hls::pipeline::run(&cfg, shared, stop.clone());
+                stop.store(true, Ordering::SeqCst);
+                done.notify_one();
+                result
+            })?
+    };
+
+    let served = if cfg.serve {
+        let server_cfg = ServerConfig {
+            bind: cfg.bind,
+            media_dir: cfg.out_dir.clone(),
+            name: cfg.name.clone(),
+            cors_origins: cfg.cors_origins.clone(),
+            target_duration_secs: cfg.target_duration_secs,
+            // In the playlist for list_size segments, then the R25 grace of as long again.
+            segment_lifetime_secs: cfg.segment.as_u64().div_ceil(90_000)
+                * (2 * cfg.list_size as u64 + 1),
+        };
+        let shared = shared.clone();
+        actix_web::rt::System::new().block_on(async move {
+            server::serve(server_cfg, shared, async move { done.notified().await }).await
+        })
+    } else {
+        Ok(())
+    };
+    if served.is_err() {
+        // Could not serve (port taken, ...): stop the stream cleanly too.
+        stop.store(true, Ordering::SeqCst);
+    }
+    let summary = pipeline.join().map_err(|_| "pipeline thread panicked")?;
+    served.map_err(|e| format!("HTTP server on {}: {e}", cfg.bind))?;
+    let summary = summary?;
+    info!(
+        frames = summary.frames_encoded,
+        dropped = summary.frames_dropped,
+        segments = summary.segments,
+        markers = summary.markers,
+        "done"
+    );
+    Ok(())
+}

@@ -1,0 +1,197 @@
+//! The only filesystem code: segments and the playlist are written to a temporary name and
+//! renamed into place, so a reader (the HTTP server, nginx, a CDN pulling from disk) never sees
+//! half a file (HLS R5, R20). Only files this program names are ever deleted.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// The media directory of one stream: `NAME.m3u8` and `NAME<seq>.ts`.
+#[derive(Clone, Debug)]
+pub struct MediaDir {
+    dir: PathBuf,
+    name: String,
+}
+
+impl MediaDir {
+    /// Opens (creating it if needed) the directory for stream `name`.
+    pub fn open(dir: &Path, name: &str) -> io::Result<Self> {
+        fs::create_dir_all(dir).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display()))
+        })?;
+        Ok(MediaDir {
+            dir: dir.to_path_buf(),
+            name: name.to_string(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn playlist_name(&self) -> String {
+        format!("{}.m3u8", self.name)
+    }
+
+    pub fn segment_name(&self, sequence: u64) -> String {
+        format!("{}{}.ts", self.name, sequence)
+    }
+
+    /// The sequence number if `file` is one of this stream's segment names.
+    pub fn parse_segment_name(&self, file: &str) -> Option<u64> {
+        let digits = file.strip_prefix(self.name.as_str())?.strip_suffix(".ts")?;
+        if digits.is_empty()
+            || !digits.bytes().all(|b| b.is_ascii_digit())
+            || (digits.len() > 1 && digits.starts_with('0'))
+        {
+            return None;
+        }
+        digits.parse().ok()
+    }
+
+    pub fn write_segment(&self, sequence: u64, bytes: &[u8]) -> io::Result<()> {
+        self.write_atomic(&self.segment_name(sequence), bytes)
+    }
+
+    pub fn write_playlist(&self, text: &str) -> io::Result<()> {
+        self.write_atomic(&self.playlist_name(), text.as_bytes())
+    }
+
+    pub fn read_playlist(&self) -> io::Result<Option<Vec<u8>>> {
+        match fs::read(self.dir.join(self.playlist_name())) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes one of this stream's segments. Refuses any other name.
+    pub fn delete_segment(&self, file: &str) -> io::Result<()> {
+        if self.parse_segment_name(file).is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "refusing to delete {file:?}: not a segment of {}",
+                    self.name
+                ),
+            ));
+        }
+        match fs::remove_file(self.dir.join(file)) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            r => r,
+        }
+    }
+
+    /// This stream's segment files on disk, by sequence number.
+    pub fn list_segments(&self) -> io::Result<Vec<(u64, String)>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            if let Some(name) = entry.file_name().to_str() {
+                if let Some(seq) = self.parse_segment_name(name) {
+                    if entry.file_type()?.is_file() {
+                        out.push((seq, name.to_string()));
+                    }
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// `--fresh`: removes this stream's playlist, segments and leftover temporary files.
+    /// Returns how many files went.
+    pub fn clean(&self) -> io::Result<usize> {
+        let mut n = 0;
+        for entry in fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            let ours = name == self.playlist_name()
+                || self.parse_segment_name(&name).is_some()
+                || self.parse_temp_name(&name);
+            if ours && entry.file_type()?.is_file() {
+                fs::remove_file(entry.path())?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    fn temp_name(&self, file: &str) -> String {
+        format!(".{file}.tmp")
+    }
+
+    fn parse_temp_name(&self, file: &str) -> bool {
+        file.strip_prefix('.')
+            .and_then(|f| f.strip_suffix(".tmp"))
+            .is_some_and(|f| f == self.playlist_name() || self.parse_segment_name(f).is_some())
+    }
+
+    fn write_atomic(&self, file: &str, bytes: &[u8]) -> io::Result<()> {
+        let tmp = self.dir.join(self.temp_name(file));
+        let result = (|| {
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(bytes)?;
+            // No fsync: atomicity for readers comes from rename; durability across a power cut
+            // is not worth a disk flush per segment for a live stream.
+            drop(f);
+            fs::rename(&tmp, self.dir.join(file))
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_file(&tmp);
+            return Err(io::Error::new(
+                e.kind(),
+                format!("writing {}: {e}", self.dir.join(file).display()),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_strict() {
+        let d = MediaDir {
+            dir: PathBuf::from("/nonexistent"),
+            name: "chessboard".into(),
+        };
+        assert_eq!(d.parse_segment_name("chessboard12.ts"), Some(12));
+        assert_eq!(d.parse_segment_name("chessboard0.ts"), Some(0));
+        for bad in [
+            "chessboard.ts",
+            "chessboard012.ts",
+            "chessboard1.ts.tmp",
+            "other1.ts",
+            "chessboard-1.ts",
+            "chessboard1.m3u8",
+            "../chessboard1.ts",
+        ] {
+            assert_eq!(d.parse_segment_name(bad), None, "{bad}");
+        }
+    }
+
+    /// R5/R20: files appear whole, by rename; clean and delete touch only our names.
+    #[test]
+    fn r20_atomic_writes_and_careful_deletes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = MediaDir::open(tmp.path(), "cam").unwrap();
+        d.write_segment(3, b"abc").unwrap();
+        d.write_playlist("#EXTM3U\n").unwrap();
+        fs::write(tmp.path().join("keep.txt"), b"x").unwrap();
+        fs::write(tmp.path().join(".cam4.ts.tmp"), b"half").unwrap();
+        assert_eq!(fs::read(tmp.path().join("cam3.ts")).unwrap(), b"abc");
+        assert_eq!(d.list_segments().unwrap(), vec![(3, "cam3.ts".to_string())]);
+        assert!(d.delete_segment("keep.txt").is_err());
+        assert_eq!(d.clean().unwrap(), 3);
+        let left: Vec<_> = fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("keep.txt")]);
+    }
+}
