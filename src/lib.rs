@@ -1,8 +1,25 @@
-#![forbid(clippy::print_stdout, clippy::print_stderr)]
+//! A live HLS streamer: synthetic source -> timecode overlay -> RGB to I420 -> H.264 (openh264)
+//! -> MPEG-TS -> segments and a sliding-window playlist on disk, served over HTTP.
+//!
+//! Every media stage is a plain value-in/value-out module so tests and fuzzers call it directly;
+//! only [`pipeline`] spawns threads and only [`store`] touches the media directory.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod clock;
+pub mod config;
 pub mod encode;
+pub mod error;
 pub mod frame;
 pub mod markers;
+pub mod overlay;
+pub mod pipeline;
+pub mod playlist;
+pub mod procstat;
+pub mod segmenter;
+pub mod server;
 pub mod source;
 pub mod state;
+pub mod store;
 pub mod time;
+pub mod ts;
+pub mod yuv;

@@ -62,6 +62,7 @@ fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error>> {
         out_dir = %cfg.out_dir.display(),
         "starting"
     );
+    let started = std::time::Instant::now();
     let shared = Arc::new(Shared::default());
     let stop = Arc::new(AtomicBool::new(false));
     // First Ctrl-C / SIGTERM: finish the current segment and write EXT-X-ENDLIST.
@@ -110,11 +111,19 @@ fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error>> {
     let summary = pipeline.join().map_err(|_| "pipeline thread panicked")?;
     served.map_err(|e| format!("HTTP server on {}: {e}", cfg.bind))?;
     let summary = summary?;
+    let wall = started.elapsed();
+    let cpu = hls::procstat::cpu_time().unwrap_or_default();
     info!(
         frames = summary.frames_encoded,
         dropped = summary.frames_dropped,
         segments = summary.segments,
         markers = summary.markers,
+        fps = format!("{:.1}", summary.frames_encoded as f64 / wall.as_secs_f64()),
+        cpu_percent = format!("{:.1}", 100.0 * cpu.as_secs_f64() / wall.as_secs_f64()),
+        peak_rss_mb = format!(
+            "{:.1}",
+            hls::procstat::peak_rss_bytes().unwrap_or(0) as f64 / 1048576.0
+        ),
         "done"
     );
     Ok(())

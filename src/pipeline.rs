@@ -457,12 +457,15 @@ impl Publisher {
         let end = seg.start + seg.duration;
         for m in self.shared.markers.since(None) {
             if m.id > self.markers_added && m.stream_ticks < end {
-                self.playlist.add_date_range(DateRange {
+                let range = DateRange {
                     id: format!("marker-{}", m.id),
                     start: self.anchor.add_ticks(m.stream_ticks),
                     duration: m.duration,
                     label: m.text.clone(),
-                });
+                };
+                if let Err(e) = self.playlist.add_date_range(range) {
+                    warn!(marker = m.id, error = %e, "marker not added to the playlist");
+                }
                 self.markers_added = m.id;
             }
         }

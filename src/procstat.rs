@@ -1,0 +1,35 @@
+//! Process figures for the closing summary and the benchmarks: peak resident memory and CPU
+//! time, read from Linux's `/proc/self` (absent elsewhere: `None`).
+
+use std::time::Duration;
+
+/// Peak resident set size (`VmHWM`) in bytes.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// User + system CPU time of this process (all threads).
+pub fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // /proc reports in USER_HZ, which Linux fixes at 100 for user space.
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_own_figures_on_linux() {
+        if cfg!(target_os = "linux") {
+            assert!(super::peak_rss_bytes().unwrap() > 1024 * 1024);
+            assert!(super::cpu_time().is_some());
+        }
+    }
+}

@@ -1,0 +1,1359 @@
+//! MPEG-2 transport stream muxer for one H.264 video stream, cut into HLS segment files.
+//!
+//! Implements ISO/IEC 13818-1 (Rec. ITU-T H.222.0): TS packets §2.4.3.2, adaptation field and PCR
+//! §2.4.3.4-5, PES packets §2.4.3.6-7, PAT/PMT §2.4.4 (in [`psi`]), AVC carriage §2.14; and the
+//! HLS rules on segments (RFC 8216 §3 and §3.2; R1-R3 of `HLS-NOTES.md`): every segment file
+//! starts with PAT and PMT, carries a single program, and continues the previous file's
+//! continuity counters and timestamps.
+//!
+//! The muxer is pure: it appends bytes to a caller-owned `Vec<u8>` and does no I/O. One
+//! [`TsMuxer`] lives for the whole stream, so continuity counters run on across segment files.
+//!
+//! ```text
+//! segment file = 188-byte packets, sync byte 0x47:
+//!   PAT (PID 0x0000) | PMT (PID 0x1000) | AU | AU | ...          (start_segment, then push per AU)
+//!
+//! one access unit on PID 0x0100 (PES stream_id 0xE0, PES_packet_length 0):
+//!   [PCR-only packets]   only if the previous PCR is more than 100 ms older than this AU's
+//!                        adaptation_field_control 10, continuity_counter not incremented
+//!   first packet         4  TS header, payload_unit_start_indicator 1
+//!                        8  adaptation field: length, flags (random_access_indicator and
+//!                           elementary_stream_priority_indicator on keyframes, PCR_flag),
+//!                           PCR = DTS - PCR_LEAD (more stuffing here if the AU is tiny)
+//!                       14  PES header: 00 00 01 E0, length 0, '10' flags with
+//!                           data_alignment_indicator, PTS (19 bytes when a DTS follows)
+//!                      162  PES payload: AUD 00 00 00 01 09 F0, then the AU's Annex B bytes
+//!   middle packets       4  TS header + 184 bytes of PES payload
+//!   last packet          4  TS header + adaptation-field stuffing + the remaining bytes
+//! ```
+//!
+//! Timestamps come in as unwrapped [`Pts`] ticks; the bitstream carries them modulo 2^33 (PTS,
+//! DTS and the PCR base alike), so the output survives the 26.5-hour wrap (R1).
+//!
+//! Packets go through `mpeg2ts`'s `TsPacketWriter` (its types are plain values: no allocation per
+//! packet). PAT and PMT are the exception, built by hand in [`psi`] (see there for why).
+//! [`check::read_segment`] reads segment files back with `mpeg2ts`'s reader.
+
+pub mod check;
+mod psi;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use mpeg2ts::es::StreamId;
+use mpeg2ts::pes::PesHeader;
+use mpeg2ts::time::{ClockReference, Timestamp};
+use mpeg2ts::ts::payload::{Bytes, Pes};
+use mpeg2ts::ts::{
+    AdaptationField, ContinuityCounter, Pid, TransportScramblingControl, TsHeader, TsPacket,
+    TsPacketWriter, TsPayload, WriteTsPacket,
+};
+
+use crate::time::{Pts, Ticks90k};
+
+/// PID of the Program Association Table (fixed by ISO/IEC 13818-1 Table 2-3).
+pub const PAT_PID: u16 = 0x0000;
+/// PID of our Program Map Table (ffmpeg's default too).
+pub const PMT_PID: u16 = 0x1000;
+/// PID of the H.264 elementary stream; also the PCR_PID.
+pub const VIDEO_PID: u16 = 0x0100;
+/// program_number of the single program (R3: one program per segment).
+pub const PROGRAM_NUMBER: u16 = 1;
+/// PES stream_id of the video stream: the first of the "ITU-T H.26x video" range 0xE0-0xEF.
+pub const VIDEO_STREAM_ID: u8 = 0xE0;
+/// PMT stream_type for AVC video (Rec. ITU-T H.264 | ISO/IEC 14496-10).
+pub const STREAM_TYPE_H264: u8 = 0x1B;
+/// Size of every transport stream packet.
+pub const PACKET_SIZE: usize = 188;
+/// PTS, DTS and the PCR base are 33-bit counters; written values are taken modulo this.
+pub const TIMESTAMP_MODULUS: u64 = 1 << 33;
+
+/// How far the PCR runs behind the DTS: PCR = (DTS - PCR_LEAD) in 27 MHz units.
+///
+/// The PCR tells a decoder what time it is when a packet arrives (§2.4.2.2); the DTS tells it
+/// when to decode the access unit. If PCR equalled DTS, every AU would arrive exactly when it
+/// must be decoded, with no time to transfer it, and the T-STD buffer model would underflow on
+/// the first large IDR. Running the PCR 0.7 s early gives each AU that much buffering slack,
+/// like a real multiplexer's delay. 0.7 s is ffmpeg's default `-muxdelay`, so players have long
+/// been fed streams with this offset. Callers should start the stream clock at least this far
+/// above zero so the first PCR is not "negative" (it would wrap to just below 2^33: legal, as
+/// everything is modulo 2^33, but confusing to tools that do not unwrap).
+pub const PCR_LEAD: Ticks90k = Ticks90k(63_000);
+
+/// Longest gap between consecutive PCRs: 100 ms (ISO/IEC 13818-1 §2.7.2).
+pub const MAX_PCR_INTERVAL: Ticks90k = Ticks90k(9_000);
+
+/// Largest accepted DTS step between consecutive AUs, and largest PTS - DTS distance: 60 s.
+/// A longer gap is a broken timeline (restart it with EXT-X-DISCONTINUITY, R6); refusing it
+/// also bounds the PCR-only packets one push may write (600).
+pub const MAX_DTS_STEP: Ticks90k = Ticks90k(60 * 90_000);
+
+/// Access unit delimiter NAL unit (H.264 §7.3.2.4) put in front of every AU.
+pub const AUD: [u8; 6] = [
+    0x00, 0x00, 0x00, 0x01, // start code
+    0x09, // forbidden_zero_bit 0, nal_ref_idc 0, nal_unit_type 9 (access unit delimiter)
+    0xF0, // primary_pic_type 7 (any slice type), rbsp_stop_one_bit 1, alignment zeros
+];
+
+const NAL_TYPE_AUD: u8 = 9;
+const TS_HEADER_LEN: usize = 4;
+/// Payload bytes in a packet without adaptation field.
+const TS_PAYLOAD_LEN: usize = PACKET_SIZE - TS_HEADER_LEN;
+/// adaptation_field_length (1) + flags (1) + PCR (6).
+const PCR_FIELD_LEN: usize = 8;
+/// packet_start_code_prefix (3) + stream_id (1) + PES_packet_length (2) + flags (2) +
+/// PES_header_data_length (1) + PTS (5).
+const PES_HEADER_LEN_PTS: usize = 14;
+/// The same with a DTS (5 more).
+const PES_HEADER_LEN_PTS_DTS: usize = 19;
+const MASK_33: u64 = TIMESTAMP_MODULUS - 1;
+
+/// One H.264 access unit in Annex B (start codes), as openh264 emits it: SPS/PPS/IDR for
+/// keyframes, no AUD.
+#[derive(Clone, Copy, Debug)]
+pub struct AccessUnit<'a> {
+    /// Annex B bytes; must begin with a 3- or 4-byte start code. If the first NAL unit already is
+    /// an access unit delimiter, the muxer does not add another.
+    pub data: &'a [u8],
+    /// Presentation time on the stream clock (unwrapped).
+    pub pts: Pts,
+    /// Decode time when it differs from `pts` (reordered B-frames); `None` means equal.
+    pub dts: Option<Pts>,
+    /// An IDR access unit: a decoder can start here (sets random_access_indicator).
+    pub keyframe: bool,
+}
+
+/// Why [`TsMuxer::push`] refused an access unit. Nothing was written and the muxer's state is
+/// unchanged when it returns one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MuxError {
+    /// `push` before the first `start_segment`: a segment must begin with PAT and PMT.
+    NoSegment { pts: Pts },
+    /// The access unit has no bytes.
+    EmptyAccessUnit { pts: Pts },
+    /// The bytes do not begin with a 3- or 4-byte Annex B start code and a NAL header.
+    MissingStartCode { pts: Pts, len: usize, head: [u8; 4] },
+    /// DTS later than PTS: a frame cannot be shown before it is decoded.
+    DtsAfterPts { pts: Pts, dts: Pts },
+    /// PTS more than [`MAX_DTS_STEP`] after DTS.
+    PtsTooFarAfterDts { pts: Pts, dts: Pts },
+    /// DTS not later than the previous access unit's (decode order must advance).
+    DtsNotIncreasing {
+        pts: Pts,
+        dts: Pts,
+        previous_dts: Pts,
+    },
+    /// DTS more than [`MAX_DTS_STEP`] after the previous access unit's.
+    DtsJump {
+        pts: Pts,
+        dts: Pts,
+        previous_dts: Pts,
+    },
+    /// `mpeg2ts` refused a packet we built (a bug in this module, never bad input).
+    Packetize { pts: Pts, reason: String },
+}
+
+impl MuxError {
+    /// The PTS of the access unit that was refused.
+    pub fn pts(&self) -> Pts {
+        match *self {
+            MuxError::NoSegment { pts }
+            | MuxError::EmptyAccessUnit { pts }
+            | MuxError::MissingStartCode { pts, .. }
+            | MuxError::DtsAfterPts { pts, .. }
+            | MuxError::PtsTooFarAfterDts { pts, .. }
+            | MuxError::DtsNotIncreasing { pts, .. }
+            | MuxError::DtsJump { pts, .. }
+            | MuxError::Packetize { pts, .. } => pts,
+        }
+    }
+}
+
+impl fmt::Display for MuxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "TS mux, PID {VIDEO_PID:#06x}, access unit PTS {:?}: ",
+            self.pts()
+        )?;
+        match self {
+            MuxError::NoSegment { .. } => {
+                write!(f, "no segment started (call start_segment first)")
+            }
+            MuxError::EmptyAccessUnit { .. } => write!(f, "empty access unit"),
+            MuxError::MissingStartCode { len, head, .. } => {
+                let shown = &head[..(*len).min(head.len())];
+                write!(
+                    f,
+                    "{len}-byte access unit does not start with an Annex B start code and a \
+                     NAL header (starts {shown:02x?})"
+                )
+            }
+            MuxError::DtsAfterPts { dts, .. } => write!(f, "DTS {dts:?} is later than the PTS"),
+            MuxError::PtsTooFarAfterDts { dts, .. } => {
+                write!(f, "PTS is more than {:?} after DTS {dts:?}", MAX_DTS_STEP)
+            }
+            MuxError::DtsNotIncreasing {
+                dts, previous_dts, ..
+            } => write!(
+                f,
+                "DTS {dts:?} does not advance past the previous access unit's DTS {previous_dts:?}"
+            ),
+            MuxError::DtsJump {
+                dts, previous_dts, ..
+            } => write!(
+                f,
+                "DTS {dts:?} jumps more than {:?} past the previous DTS {previous_dts:?}",
+                MAX_DTS_STEP
+            ),
+            MuxError::Packetize { reason, .. } => write!(f, "packetizing failed: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for MuxError {}
+
+/// Continuity state of one PID.
+#[derive(Clone, Copy, Debug)]
+struct PidState {
+    pid: u16,
+    /// continuity_counter of the next packet that carries payload.
+    next_cc: ContinuityCounter,
+    /// continuity_counter of the first packet this muxer wrote (or will write) on the PID.
+    first_cc: u8,
+    /// Packets with payload written on the PID (the ones that advance the counter).
+    payload_packets: u64,
+    /// The counter continues one written by an earlier process ([`TsMuxer::resume`]).
+    resumed: bool,
+}
+
+impl PidState {
+    fn new(pid: u16) -> Self {
+        PidState {
+            pid,
+            next_cc: ContinuityCounter::new(),
+            first_cc: 0,
+            payload_packets: 0,
+            resumed: false,
+        }
+    }
+
+    /// Takes the counter for a packet with payload and advances it (§2.4.3.3: modulo 16).
+    fn take(&mut self) -> ContinuityCounter {
+        let cc = self.next_cc;
+        self.next_cc.increment();
+        self.payload_packets += 1;
+        cc
+    }
+
+    /// continuity_counter of the last packet written on the PID, if any.
+    fn last_cc(&self) -> Option<u8> {
+        (self.payload_packets > 0 || self.resumed)
+            .then(|| self.next_cc.as_u8().wrapping_sub(1) & ContinuityCounter::MAX)
+    }
+}
+
+/// The transport stream multiplexer. Create one per stream (not per segment).
+///
+/// PCR policy: a PCR in the first packet of *every* access unit (so every keyframe has one, as
+/// random access needs), plus PCR-only packets whenever access units are more than 100 ms apart
+/// (frame rates under 10 fps, dropped frames), so consecutive PCRs are never more than
+/// [`MAX_PCR_INTERVAL`] apart in stream time. It costs 8 bytes per access unit.
+#[derive(Debug)]
+pub struct TsMuxer {
+    pat: PidState,
+    pmt: PidState,
+    video: PidState,
+    video_pid: Pid,
+    /// `start_segment` has been called at least once.
+    in_segment: bool,
+    segments: u64,
+    aus: u64,
+    aus_in_segment: u64,
+    pcr_only_packets: u64,
+    packets: u64,
+    last_pts: Option<u64>,
+    last_dts: Option<u64>,
+    /// Instant (in DTS terms, unwrapped) of the last PCR: that PCR is `last_pcr_at - PCR_LEAD`.
+    last_pcr_at: Option<u64>,
+}
+
+impl Default for TsMuxer {
+    fn default() -> Self {
+        TsMuxer::new()
+    }
+}
+
+impl TsMuxer {
+    pub fn new() -> Self {
+        TsMuxer {
+            pat: PidState::new(PAT_PID),
+            pmt: PidState::new(PMT_PID),
+            video: PidState::new(VIDEO_PID),
+            video_pid: Pid::new(VIDEO_PID).expect("VIDEO_PID is a 13-bit PID"),
+            in_segment: false,
+            segments: 0,
+            aus: 0,
+            aus_in_segment: 0,
+            pcr_only_packets: 0,
+            packets: 0,
+            last_pts: None,
+            last_dts: None,
+            last_pcr_at: None,
+        }
+    }
+
+    /// A muxer whose continuity counters continue after `last_cc` (per PID, the counter of the
+    /// last packet written, as [`check::SegmentReport::last_cc`] reports it). PIDs that are not
+    /// ours are ignored; timestamps start afresh (a restart is a discontinuity anyway, R6).
+    pub fn resume(last_cc: &BTreeMap<u16, u8>) -> Self {
+        let mut mux = TsMuxer::new();
+        for state in [&mut mux.pat, &mut mux.pmt, &mut mux.video] {
+            if let Some(&cc) = last_cc.get(&state.pid) {
+                let mut next = ContinuityCounter::from_u8(cc & ContinuityCounter::MAX)
+                    .expect("masked to 4 bits");
+                next.increment();
+                state.next_cc = next;
+                state.first_cc = next.as_u8();
+                state.resumed = true;
+            }
+        }
+        mux
+    }
+
+    /// Starts a new segment file: writes PAT then PMT (the first two packets of every segment,
+    /// R3). Continuity counters are *not* reset (R1); PAT and PMT counters advance with each
+    /// repetition.
+    pub fn start_segment(&mut self, out: &mut Vec<u8>) {
+        out.reserve(2 * PACKET_SIZE);
+        psi::write_psi(&psi::PAT_PACKET, self.pat.take().as_u8(), out);
+        psi::write_psi(&psi::PMT_PACKET, self.pmt.take().as_u8(), out);
+        self.packets += 2;
+        self.segments += 1;
+        self.in_segment = true;
+        self.aus_in_segment = 0;
+    }
+
+    /// Appends one access unit: AUD NAL (00 00 00 01 09 F0) + the AU bytes in one PES (stream_id
+    /// 0xE0, PES_packet_length 0 for video, data_alignment_indicator, PTS, and DTS only when it
+    /// differs from PTS), split into 188-byte packets with adaptation-field stuffing on the last
+    /// one. The first packet carries payload_unit_start_indicator and the PCR, and on keyframes
+    /// random_access_indicator and elementary_stream_priority_indicator.
+    ///
+    /// On error nothing is appended and the muxer is unchanged.
+    pub fn push(&mut self, au: &AccessUnit<'_>, out: &mut Vec<u8>) -> Result<(), MuxError> {
+        let pts = au.pts.as_u64();
+        let dts = au.dts.map_or(pts, Pts::as_u64);
+        self.validate(au, dts)?;
+
+        let prefix: &[u8] = if first_nal_type(au.data) == Some(NAL_TYPE_AUD) {
+            &[]
+        } else {
+            &AUD
+        };
+        let pes_payload_len = prefix.len() + au.data.len();
+        let pcr_only = match self.last_pcr_at {
+            // PCRs at last + k * 100 ms for every k that lands before this AU's PCR.
+            Some(last) => (dts - last - 1) / MAX_PCR_INTERVAL.0,
+            None => 0,
+        };
+        let packets = pcr_only as usize + packet_count(pes_payload_len, dts != pts);
+
+        let start_len = out.len();
+        let saved_video = self.video;
+        out.reserve(packets * PACKET_SIZE);
+        let written = self
+            .write_access_unit(au, prefix, dts, pcr_only, out)
+            .and_then(|()| {
+                // Every packet mpeg2ts wrote is 188 bytes; the count must match our plan.
+                let len = out.len() - start_len;
+                if len == packets * PACKET_SIZE {
+                    Ok(())
+                } else {
+                    Err(MuxError::Packetize {
+                        pts: au.pts,
+                        reason: format!("wrote {len} bytes, planned {packets} packets"),
+                    })
+                }
+            });
+        if let Err(e) = written {
+            out.truncate(start_len);
+            self.video = saved_video;
+            return Err(e);
+        }
+
+        self.packets += packets as u64;
+        self.pcr_only_packets += pcr_only;
+        self.aus += 1;
+        self.aus_in_segment += 1;
+        self.last_pts = Some(pts);
+        self.last_dts = Some(dts);
+        self.last_pcr_at = Some(dts);
+        Ok(())
+    }
+
+    /// Internal consistency, for tests and fuzzers: continuity counters in 0..16 and equal to
+    /// the number of packets written on each PID modulo 16, PTS >= DTS, the last PCR exactly
+    /// [`PCR_LEAD`] before the last DTS, and PAT/PMT repeated once per segment.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        for s in [&self.pat, &self.pmt, &self.video] {
+            let cc = s.next_cc.as_u8();
+            if cc > ContinuityCounter::MAX || s.first_cc > ContinuityCounter::MAX {
+                return Err(format!(
+                    "PID {:#06x}: continuity counter {cc} out of 0..16",
+                    s.pid
+                ));
+            }
+            let expected = (u64::from(s.first_cc) + s.payload_packets) % 16;
+            if u64::from(cc) != expected {
+                return Err(format!(
+                    "PID {:#06x}: next continuity counter {cc}, but {} packets after a first \
+                     counter of {} give {expected}",
+                    s.pid, s.payload_packets, s.first_cc
+                ));
+            }
+        }
+        if self.pat.payload_packets != self.segments || self.pmt.payload_packets != self.segments {
+            return Err(format!(
+                "{} segments but {} PAT and {} PMT packets",
+                self.segments, self.pat.payload_packets, self.pmt.payload_packets
+            ));
+        }
+        let psi = self.pat.payload_packets + self.pmt.payload_packets;
+        if self.packets != psi + self.video.payload_packets + self.pcr_only_packets {
+            return Err(format!(
+                "{} packets written, but {psi} PSI + {} video + {} PCR-only",
+                self.packets, self.video.payload_packets, self.pcr_only_packets
+            ));
+        }
+        if self.aus_in_segment > self.aus || (self.aus > 0 && !self.in_segment) {
+            return Err(format!(
+                "{} access units in the segment, {} in all, segment started: {}",
+                self.aus_in_segment, self.aus, self.in_segment
+            ));
+        }
+        if self.video.payload_packets < self.aus {
+            return Err(format!(
+                "{} access units in only {} video packets",
+                self.aus, self.video.payload_packets
+            ));
+        }
+        match (self.last_pts, self.last_dts, self.last_pcr_at) {
+            (None, None, None) => Ok(()),
+            (Some(pts), Some(dts), Some(pcr_at)) => {
+                if pts < dts {
+                    Err(format!("last PTS {pts} before last DTS {dts}"))
+                } else if pcr_at != dts {
+                    Err(format!("last PCR at {pcr_at} (+PCR_LEAD), last DTS {dts}"))
+                } else {
+                    Ok(())
+                }
+            }
+            other => Err(format!("timestamps half set (pts, dts, pcr): {other:?}")),
+        }
+    }
+
+    /// continuity_counter of the last packet written on `pid` (None before the first one, or
+    /// for a PID that is not ours). Equals [`check::SegmentReport::last_cc`] after a segment.
+    pub fn continuity_counter(&self, pid: u16) -> Option<u8> {
+        [&self.pat, &self.pmt, &self.video]
+            .into_iter()
+            .find(|s| s.pid == pid)?
+            .last_cc()
+    }
+
+    /// Segments started so far.
+    pub fn segments(&self) -> u64 {
+        self.segments
+    }
+
+    /// Access units written into the current segment.
+    pub fn aus_in_segment(&self) -> u64 {
+        self.aus_in_segment
+    }
+
+    fn validate(&self, au: &AccessUnit<'_>, dts: u64) -> Result<(), MuxError> {
+        let pts = au.pts.as_u64();
+        if !self.in_segment {
+            return Err(MuxError::NoSegment { pts: au.pts });
+        }
+        if au.data.is_empty() {
+            return Err(MuxError::EmptyAccessUnit { pts: au.pts });
+        }
+        if start_code_len(au.data).is_none() {
+            let mut head = [0; 4];
+            let n = au.data.len().min(4);
+            head[..n].copy_from_slice(&au.data[..n]);
+            return Err(MuxError::MissingStartCode {
+                pts: au.pts,
+                len: au.data.len(),
+                head,
+            });
+        }
+        if dts > pts {
+            return Err(MuxError::DtsAfterPts {
+                pts: au.pts,
+                dts: Pts(dts),
+            });
+        }
+        if pts - dts > MAX_DTS_STEP.0 {
+            return Err(MuxError::PtsTooFarAfterDts {
+                pts: au.pts,
+                dts: Pts(dts),
+            });
+        }
+        if let Some(previous) = self.last_dts {
+            let (dts, previous_dts) = (Pts(dts), Pts(previous));
+            if dts <= previous_dts {
+                return Err(MuxError::DtsNotIncreasing {
+                    pts: au.pts,
+                    dts,
+                    previous_dts,
+                });
+            }
+            if dts - previous_dts > MAX_DTS_STEP {
+                return Err(MuxError::DtsJump {
+                    pts: au.pts,
+                    dts,
+                    previous_dts,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the packets of one validated access unit. Touches only `self.video` and `out`.
+    fn write_access_unit(
+        &mut self,
+        au: &AccessUnit<'_>,
+        prefix: &[u8],
+        dts: u64,
+        pcr_only: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<(), MuxError> {
+        let pts = au.pts.as_u64();
+        let fail = |e: mpeg2ts::Error| MuxError::Packetize {
+            pts: au.pts,
+            reason: format!("{:?}: {}", e.kind, e.reason),
+        };
+        let mut writer = TsPacketWriter::new(&mut *out);
+
+        if pcr_only > 0 {
+            let last = self
+                .last_pcr_at
+                .expect("PCR-only packets follow an earlier PCR");
+            // Adaptation-field-only packets do not advance the counter (§2.4.3.3): they repeat
+            // the counter of the previous packet on the PID.
+            let cc = self
+                .video
+                .last_cc()
+                .expect("an earlier access unit wrote video packets");
+            let cc = ContinuityCounter::from_u8(cc).expect("a 4-bit counter");
+            for k in 1..=pcr_only {
+                let packet = TsPacket {
+                    header: ts_header(self.video_pid, cc),
+                    adaptation_field: Some(pcr_field(last + k * MAX_PCR_INTERVAL.0, false)),
+                    payload: None,
+                };
+                writer.write_ts_packet(&packet).map_err(fail)?;
+            }
+        }
+
+        let header = PesHeader {
+            stream_id: StreamId::new(VIDEO_STREAM_ID),
+            priority: false,
+            data_alignment_indicator: true, // the PES payload starts with the AUD
+            copyright: false,
+            original_or_copy: false,
+            pts: Some(timestamp(pts)),
+            dts: (dts != pts).then(|| timestamp(dts)),
+            escr: None,
+        };
+        let total = prefix.len() + au.data.len();
+        let mut chunk = [0_u8; TS_PAYLOAD_LEN];
+        let n = total.min(first_packet_capacity(dts != pts));
+        gather(prefix, au.data, 0, &mut chunk[..n]);
+        let first = TsPacket {
+            header: ts_header(self.video_pid, self.video.take()),
+            adaptation_field: Some(pcr_field(dts, au.keyframe)),
+            payload: Some(TsPayload::PesStart(Pes {
+                header,
+                pes_packet_len: 0, // unbounded: allowed for video elementary streams only
+                data: Bytes::new(&chunk[..n]).map_err(fail)?,
+            })),
+        };
+        writer.write_ts_packet(&first).map_err(fail)?;
+
+        let mut offset = n;
+        while offset < total {
+            let n = (total - offset).min(TS_PAYLOAD_LEN);
+            gather(prefix, au.data, offset, &mut chunk[..n]);
+            // mpeg2ts stuffs the adaptation field so a short last chunk still fills 188 bytes.
+            let packet = TsPacket {
+                header: ts_header(self.video_pid, self.video.take()),
+                adaptation_field: None,
+                payload: Some(TsPayload::PesContinuation(
+                    Bytes::new(&chunk[..n]).map_err(fail)?,
+                )),
+            };
+            writer.write_ts_packet(&packet).map_err(fail)?;
+            offset += n;
+        }
+        Ok(())
+    }
+}
+
+/// PES payload bytes that fit in an access unit's first packet (after the PCR field and the PES
+/// header): 162, or 157 with a DTS.
+fn first_packet_capacity(with_dts: bool) -> usize {
+    let pes_header = if with_dts {
+        PES_HEADER_LEN_PTS_DTS
+    } else {
+        PES_HEADER_LEN_PTS
+    };
+    TS_PAYLOAD_LEN - PCR_FIELD_LEN - pes_header
+}
+
+/// Packets needed for a PES payload of `len` bytes (PCR-only packets not counted).
+fn packet_count(len: usize, with_dts: bool) -> usize {
+    1 + len
+        .saturating_sub(first_packet_capacity(with_dts))
+        .div_ceil(TS_PAYLOAD_LEN)
+}
+
+fn ts_header(pid: Pid, cc: ContinuityCounter) -> TsHeader {
+    TsHeader {
+        transport_error_indicator: false,
+        transport_priority: false,
+        pid,
+        transport_scrambling_control: TransportScramblingControl::NotScrambled,
+        continuity_counter: cc,
+    }
+}
+
+/// An adaptation field carrying PCR = `at - PCR_LEAD` (mod 2^33, extension 0).
+fn pcr_field(at: u64, keyframe: bool) -> AdaptationField {
+    let base = at.wrapping_sub(PCR_LEAD.0) & MASK_33;
+    AdaptationField {
+        discontinuity_indicator: false,
+        random_access_indicator: keyframe,
+        es_priority_indicator: keyframe,
+        pcr: Some(ClockReference::new(base * 300).expect("a 33-bit base times 300 is a valid PCR")),
+        opcr: None,
+        splice_countdown: None,
+        transport_private_data: Vec::new(), // empty: no allocation
+        extension: None,
+    }
+}
+
+/// A PTS/DTS field value: the unwrapped tick count modulo 2^33.
+fn timestamp(ticks: u64) -> Timestamp {
+    Timestamp::new(ticks & MASK_33).expect("masked to 33 bits")
+}
+
+/// Copies `dst.len()` bytes of the concatenation `head ++ tail`, starting at `offset`, to `dst`.
+fn gather(head: &[u8], tail: &[u8], offset: usize, dst: &mut [u8]) {
+    let mut filled = 0;
+    if offset < head.len() {
+        filled = (head.len() - offset).min(dst.len());
+        dst[..filled].copy_from_slice(&head[offset..offset + filled]);
+    }
+    let rest = &mut dst[filled..];
+    if !rest.is_empty() {
+        let from = offset + filled - head.len();
+        rest.copy_from_slice(&tail[from..from + rest.len()]);
+    }
+}
+
+/// Length of the Annex B start code (00 00 01 or 00 00 00 01) at the start of `data`, if one is
+/// there and a NAL header byte follows it.
+fn start_code_len(data: &[u8]) -> Option<usize> {
+    let n = match data {
+        [0, 0, 1, ..] => 3,
+        [0, 0, 0, 1, ..] => 4,
+        _ => return None,
+    };
+    (data.len() > n).then_some(n)
+}
+
+/// nal_unit_type of the first NAL unit.
+fn first_nal_type(data: &[u8]) -> Option<u8> {
+    start_code_len(data).map(|n| data[n] & 0x1F)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check::{read_segment, SegmentReport};
+    use super::*;
+    use mpeg2ts::pes::{PesPacketReader, ReadPesPacket};
+    use mpeg2ts::ts::{ReadTsPacket, TsPacketReader};
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    /// Frame duration at 30 fps in 90 kHz ticks.
+    pub(super) const FRAME: u64 = 3_000;
+    /// Stream clock offset used by the tests: above PCR_LEAD, like the real pipeline's.
+    pub(super) const T0: u64 = 10 * 90_000;
+
+    /// A fake Annex B access unit of exactly `len` bytes (len >= 5): SPS, PPS, IDR for keyframes
+    /// (when long enough), one non-IDR slice otherwise; random filler.
+    pub(super) fn fake_au(rng: &mut StdRng, len: usize, keyframe: bool) -> Vec<u8> {
+        assert!(len >= 5, "an AU needs a start code and a NAL header");
+        let mut v = Vec::with_capacity(len);
+        if keyframe && len >= 30 {
+            v.extend_from_slice(&[0, 0, 0, 1, 0x67, 0x42, 0xC0, 0x1F, 0xDA, 0x01]); // SPS
+            v.extend_from_slice(&[0, 0, 0, 1, 0x68, 0xCE, 0x3C, 0x80]); // PPS
+            v.extend_from_slice(&[0, 0, 0, 1, 0x65]); // IDR slice
+        } else {
+            v.extend_from_slice(&[0, 0, 0, 1, if keyframe { 0x65 } else { 0x41 }]);
+        }
+        while v.len() < len {
+            v.push(rng.random());
+        }
+        v.truncate(len);
+        v
+    }
+
+    /// The PES payload the muxer must produce for `data`.
+    pub(super) fn with_aud(data: &[u8]) -> Vec<u8> {
+        [&AUD[..], data].concat()
+    }
+
+    pub(super) struct Frame {
+        pub data: Vec<u8>,
+        pub pts: u64,
+        pub dts: Option<u64>,
+        pub keyframe: bool,
+    }
+
+    impl Frame {
+        pub fn au(&self) -> AccessUnit<'_> {
+            AccessUnit {
+                data: &self.data,
+                pts: Pts(self.pts),
+                dts: self.dts.map(Pts),
+                keyframe: self.keyframe,
+            }
+        }
+    }
+
+    /// Muxes `frames` into segments, starting a new one at every keyframe; checks invariants
+    /// after every call. Returns each segment's bytes.
+    pub(super) fn mux_segments(mux: &mut TsMuxer, frames: &[Frame]) -> Vec<Vec<u8>> {
+        let mut segments: Vec<Vec<u8>> = Vec::new();
+        for f in frames {
+            if f.keyframe || segments.is_empty() {
+                segments.push(Vec::new());
+                mux.start_segment(segments.last_mut().expect("just pushed"));
+                mux.check_invariants()
+                    .expect("invariants after start_segment");
+            }
+            let out = segments.last_mut().expect("a segment is open");
+            mux.push(&f.au(), out).expect("valid access unit");
+            mux.check_invariants().expect("invariants after push");
+        }
+        segments
+    }
+
+    /// `count` frames at 30 fps from `start`, a keyframe every `gop`, sizes from `size`.
+    pub(super) fn frames(
+        rng: &mut StdRng,
+        start: u64,
+        count: usize,
+        gop: usize,
+        mut size: impl FnMut(&mut StdRng, usize) -> usize,
+    ) -> Vec<Frame> {
+        (0..count)
+            .map(|i| {
+                let keyframe = i % gop == 0;
+                let len = size(rng, i);
+                Frame {
+                    data: fake_au(rng, len, keyframe),
+                    pts: start + i as u64 * FRAME,
+                    dts: None,
+                    keyframe,
+                }
+            })
+            .collect()
+    }
+
+    /// Reads all segments in order, each checked against the previous one's counters.
+    pub(super) fn read_all(segments: &[Vec<u8>]) -> Vec<SegmentReport> {
+        let mut reports: Vec<SegmentReport> = Vec::new();
+        for (i, seg) in segments.iter().enumerate() {
+            let prev = reports.last().map(|r| &r.last_cc);
+            let report = read_segment(seg, prev)
+                .unwrap_or_else(|e| panic!("segment {i} does not read back: {e}"));
+            reports.push(report);
+        }
+        reports
+    }
+
+    /// PES packets as mpeg2ts's own PesPacketReader reassembles them from `bytes`.
+    fn mpeg2ts_pes(bytes: &[u8]) -> Vec<mpeg2ts::pes::PesPacket<Vec<u8>>> {
+        let mut reader = PesPacketReader::new(TsPacketReader::new(bytes));
+        let mut out = Vec::new();
+        while let Some(p) = reader.read_pes_packet().expect("mpeg2ts reads our PES") {
+            out.push(p);
+        }
+        out
+    }
+
+    /// Every TS packet, parsed by mpeg2ts.
+    fn mpeg2ts_packets(bytes: &[u8]) -> Vec<TsPacket> {
+        let mut reader = TsPacketReader::new(bytes);
+        let mut out = Vec::new();
+        while let Some(p) = reader.read_ts_packet().expect("mpeg2ts reads our packets") {
+            out.push(p);
+        }
+        out
+    }
+
+    #[test]
+    fn round_trip_payloads_and_timestamps_through_mpeg2ts_pes_reader() {
+        let mut rng = StdRng::seed_from_u64(1);
+        // The sizes the brief names, a few around the first-packet capacity (162), then
+        // multi-packet AUs up to a 150 kB IDR.
+        let named = [184, 183, 182, 170, 161, 162, 163, 346, 347, 5, 6];
+        let mut frames = frames(&mut rng, T0, 60, 30, |rng, i| match named.get(i) {
+            Some(&n) => n,
+            None if i == 30 => 150_000,
+            None => rng.random_range(5..25_000),
+        });
+        // Some AUs with a DTS before the PTS (B-frame style), still increasing in decode order.
+        for (i, f) in frames.iter_mut().enumerate() {
+            if i % 7 == 3 {
+                f.dts = Some(f.pts);
+                f.pts += 2 * FRAME;
+            } else if i % 7 == 4 {
+                f.dts = Some(f.pts); // equal DTS: must be written as PTS only
+            }
+        }
+        let mut mux = TsMuxer::new();
+        let segments = mux_segments(&mut mux, &frames);
+        assert_eq!(segments.len(), 2);
+
+        let all: Vec<u8> = segments.concat();
+        assert_eq!(all.len() % PACKET_SIZE, 0);
+        assert!(all.chunks(PACKET_SIZE).all(|p| p[0] == 0x47));
+        let pes = mpeg2ts_pes(&all);
+        assert_eq!(pes.len(), frames.len());
+        for (i, (p, f)) in pes.iter().zip(&frames).enumerate() {
+            assert_eq!(
+                p.data,
+                with_aud(&f.data),
+                "AU {i} payload ({} bytes)",
+                f.data.len()
+            );
+            assert_eq!(p.header.stream_id.as_u8(), VIDEO_STREAM_ID);
+            assert!(p.header.data_alignment_indicator, "AU {i}");
+            let pts = p.header.pts.expect("PTS on every PES").as_u64();
+            assert_eq!(pts, f.pts % TIMESTAMP_MODULUS, "AU {i}");
+            let dts = p.header.dts.map(|t| t.as_u64());
+            let want = f.dts.filter(|&d| d != f.pts).map(|d| d % TIMESTAMP_MODULUS);
+            assert_eq!(dts, want, "AU {i}: DTS only when it differs from PTS");
+        }
+        // Our own reader agrees with mpeg2ts's PES reassembly.
+        let reports = read_all(&segments);
+        let ours: Vec<_> = reports.iter().flat_map(|r| &r.aus).collect();
+        assert_eq!(ours.len(), pes.len());
+        for (a, p) in ours.iter().zip(&pes) {
+            assert_eq!(a.payload, p.data);
+            assert_eq!(Some(a.pts), p.header.pts.map(|t| t.as_u64()));
+        }
+    }
+
+    #[test]
+    fn every_size_from_5_to_600_bytes_packetizes_exactly() {
+        // Covers each boundary: first-packet capacity 162 (157 with DTS), then +184 per packet,
+        // including the 183-byte remainder that needs a 1-byte adaptation field.
+        let mut rng = StdRng::seed_from_u64(2);
+        for with_dts in [false, true] {
+            let mut mux = TsMuxer::new();
+            let mut seg = Vec::new();
+            mux.start_segment(&mut seg);
+            let mut expected_packets = 2;
+            let mut frames = Vec::new();
+            for (i, len) in (5..=600).enumerate() {
+                let dts = T0 + i as u64 * FRAME;
+                let f = Frame {
+                    data: fake_au(&mut rng, len, i == 0),
+                    pts: if with_dts { dts + FRAME } else { dts },
+                    dts: with_dts.then_some(dts),
+                    keyframe: i == 0,
+                };
+                mux.push(&f.au(), &mut seg).expect("valid AU");
+                expected_packets += packet_count(len + AUD.len(), with_dts);
+                frames.push(f);
+            }
+            mux.check_invariants().expect("invariants");
+            assert_eq!(seg.len(), expected_packets * PACKET_SIZE);
+            let pes = mpeg2ts_pes(&seg);
+            assert_eq!(pes.len(), frames.len());
+            for (p, f) in pes.iter().zip(&frames) {
+                assert_eq!(
+                    p.data,
+                    with_aud(&f.data),
+                    "{} bytes, DTS {with_dts}",
+                    f.data.len()
+                );
+            }
+            let report = read_segment(&seg, None).expect("reads back");
+            assert_eq!(report.packets, expected_packets);
+        }
+        // The formula at its edges (lengths are whole PES payloads, AUD included).
+        assert_eq!(packet_count(162, false), 1);
+        assert_eq!(packet_count(163, false), 2);
+        assert_eq!(packet_count(162 + 184, false), 2);
+        assert_eq!(packet_count(162 + 185, false), 3);
+        assert_eq!(packet_count(157, true), 1);
+        assert_eq!(packet_count(158, true), 2);
+    }
+
+    #[test]
+    fn r3_pat_pmt_first_two_packets() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let frames = frames(&mut rng, T0, 90, 30, |rng, _| rng.random_range(5..3_000));
+        let mut mux = TsMuxer::new();
+        let segments = mux_segments(&mut mux, &frames);
+        assert_eq!(segments.len(), 3);
+        for (i, seg) in segments.iter().enumerate() {
+            let packets = mpeg2ts_packets(seg);
+            match &packets[0].payload {
+                Some(TsPayload::Pat(pat)) => {
+                    assert_eq!(pat.table.len(), 1, "R3: a single program");
+                    assert_eq!(pat.table[0].program_num, PROGRAM_NUMBER);
+                    assert_eq!(pat.table[0].program_map_pid.as_u16(), PMT_PID);
+                }
+                other => panic!("segment {i}: packet 0 is {other:?}, not a PAT"),
+            }
+            match &packets[1].payload {
+                Some(TsPayload::Pmt(pmt)) => {
+                    assert_eq!(pmt.pcr_pid.map(|p| p.as_u16()), Some(VIDEO_PID));
+                    assert_eq!(pmt.es_info.len(), 1);
+                    assert_eq!(pmt.es_info[0].stream_type as u8, STREAM_TYPE_H264);
+                    assert_eq!(pmt.es_info[0].elementary_pid.as_u16(), VIDEO_PID);
+                }
+                other => panic!("segment {i}: packet 1 is {other:?}, not a PMT"),
+            }
+            // The third packet opens the segment's first access unit, a keyframe with PCR.
+            let third = &packets[2];
+            assert!(matches!(third.payload, Some(TsPayload::PesStart(_))));
+            let af = third
+                .adaptation_field
+                .as_ref()
+                .expect("first AU packet has a PCR field");
+            assert!(af.random_access_indicator && af.pcr.is_some());
+            let report = read_segment(seg, None).expect("reads back");
+            assert_eq!(report.first_pids, vec![PAT_PID, PMT_PID, VIDEO_PID]);
+            assert_eq!((report.pat_count, report.pmt_count), (1, 1));
+        }
+    }
+
+    #[test]
+    fn r1_continuity_counters_continue_across_segments() {
+        let mut rng = StdRng::seed_from_u64(4);
+        // 20 segments, so PAT/PMT counters wrap past 15; video sizes vary so video CC does too.
+        let frames = frames(&mut rng, T0, 200, 10, |rng, _| rng.random_range(5..4_000));
+        let mut mux = TsMuxer::new();
+        let segments = mux_segments(&mut mux, &frames);
+        assert_eq!(segments.len(), 20);
+        let reports = read_all(&segments); // fails on any CC break, file boundaries included
+        for (k, (seg, report)) in segments.iter().zip(&reports).enumerate() {
+            // PAT and PMT counters advance once per repetition, never reset.
+            assert_eq!(usize::from(seg[3] & 0x0F), k % 16, "PAT CC in segment {k}");
+            assert_eq!(
+                usize::from(seg[PACKET_SIZE + 3] & 0x0F),
+                k % 16,
+                "PMT CC in segment {k}"
+            );
+            assert_eq!(report.last_cc.len(), 3);
+        }
+        let last = reports.last().expect("20 reports");
+        for pid in [PAT_PID, PMT_PID, VIDEO_PID] {
+            assert_eq!(mux.continuity_counter(pid), last.last_cc.get(&pid).copied());
+        }
+        // The check can fail: skipping a file breaks the chain.
+        let err = read_segment(&segments[2], Some(&reports[0].last_cc))
+            .expect_err("segment 2 does not continue segment 0");
+        assert!(err.contains("continuity"), "{err}");
+    }
+
+    #[test]
+    fn r1_timestamps_continue_across_segments() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let frames = frames(&mut rng, T0, 120, 30, |rng, _| rng.random_range(5..2_000));
+        let mut mux = TsMuxer::new();
+        let reports = read_all(&mux_segments(&mut mux, &frames));
+        let pts: Vec<u64> = reports
+            .iter()
+            .flat_map(|r| r.aus.iter().map(|a| a.pts))
+            .collect();
+        assert_eq!(pts.len(), 120);
+        assert!(
+            pts.windows(2).all(|w| w[1] - w[0] == FRAME),
+            "PTS steps exactly one frame"
+        );
+        assert_eq!(pts[0], T0);
+    }
+
+    #[test]
+    fn r2_keyframes_open_segments_with_random_access_indicator_and_pcr() {
+        let mut rng = StdRng::seed_from_u64(6);
+        let frames = frames(&mut rng, T0, 90, 30, |rng, i| {
+            if i % 30 == 0 {
+                60_000
+            } else {
+                rng.random_range(5..3_000)
+            }
+        });
+        let mut mux = TsMuxer::new();
+        for report in read_all(&mux_segments(&mut mux, &frames)) {
+            let first = &report.aus[0];
+            assert!(first.keyframe && first.pcr.is_some());
+            // AUD, then SPS (7), PPS (8), IDR (5), as the segment's first NAL units.
+            let types: Vec<u8> = nal_types(&first.payload).into_iter().take(4).collect();
+            assert_eq!(types, vec![9, 7, 8, 5]);
+        }
+    }
+
+    fn nal_types(data: &[u8]) -> Vec<u8> {
+        let mut types = Vec::new();
+        let mut i = 0;
+        while i + 3 < data.len() {
+            if data[i..i + 3] == [0, 0, 1] {
+                types.push(data[i + 3] & 0x1F);
+                i += 3;
+            } else {
+                i += 1;
+            }
+        }
+        types
+    }
+
+    #[test]
+    fn random_access_indicator_on_keyframes_only() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let frames = frames(&mut rng, T0, 95, 30, |rng, _| rng.random_range(5..6_000));
+        let mut mux = TsMuxer::new();
+        let all = mux_segments(&mut mux, &frames).concat();
+        let mut au_index = 0;
+        let mut flagged = Vec::new();
+        for p in mpeg2ts_packets(&all) {
+            let starts_au = matches!(p.payload, Some(TsPayload::PesStart(_)));
+            let rai = p
+                .adaptation_field
+                .as_ref()
+                .is_some_and(|af| af.random_access_indicator);
+            let espi = p
+                .adaptation_field
+                .as_ref()
+                .is_some_and(|af| af.es_priority_indicator);
+            assert_eq!(rai, espi, "priority is set together with random access");
+            if starts_au {
+                assert_eq!(rai, frames[au_index].keyframe, "AU {au_index}");
+                au_index += 1;
+            } else {
+                assert!(!rai, "random_access_indicator only on an AU's first packet");
+            }
+            if rai {
+                flagged.push(au_index - 1);
+            }
+        }
+        assert_eq!(au_index, frames.len());
+        assert_eq!(flagged, vec![0, 30, 60, 90]);
+    }
+
+    /// PCR values (27 MHz, as written) and whether each packet had payload.
+    fn pcrs(bytes: &[u8]) -> Vec<(u64, bool)> {
+        mpeg2ts_packets(bytes)
+            .iter()
+            .filter_map(|p| {
+                let pcr = p.adaptation_field.as_ref()?.pcr?;
+                Some((pcr.as_u64(), p.payload.is_some()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pcr_on_every_access_unit_and_never_more_than_100_ms_apart() {
+        let mut rng = StdRng::seed_from_u64(8);
+        // 5 fps (200 ms between AUs), then a 1.5 s hole from dropped frames, across 2 segments.
+        let mut frames = frames(&mut rng, T0, 20, 10, |rng, _| rng.random_range(5..1_000));
+        for (i, f) in frames.iter_mut().enumerate() {
+            f.pts = T0 + i as u64 * 18_000 + if i >= 15 { 135_000 } else { 0 };
+        }
+        let mut mux = TsMuxer::new();
+        let segments = mux_segments(&mut mux, &frames);
+        let all = segments.concat();
+        let pcrs = pcrs(&all);
+        // PCR of each AU's first packet is exactly (DTS - PCR_LEAD) * 300.
+        let au_pcrs: Vec<u64> = pcrs.iter().filter(|p| p.1).map(|p| p.0).collect();
+        let want: Vec<u64> = frames.iter().map(|f| (f.pts - PCR_LEAD.0) * 300).collect();
+        assert_eq!(au_pcrs, want);
+        for w in pcrs.windows(2) {
+            let gap = w[1].0 - w[0].0;
+            assert!(
+                gap > 0 && gap <= MAX_PCR_INTERVAL.0 * 300,
+                "PCR gap {gap} (27 MHz)"
+            );
+        }
+        // 19 gaps of 200 ms need one PCR-only packet each; the 1.7 s one needs 16 more.
+        let pcr_only = pcrs.iter().filter(|p| !p.1).count();
+        assert_eq!(pcr_only, 18 + 16);
+        let reports = read_all(&segments); // includes: AF-only packets keep the CC
+        assert_eq!(
+            reports.iter().map(|r| r.pcr_only_packets).sum::<usize>(),
+            pcr_only
+        );
+    }
+
+    #[test]
+    fn timestamps_and_pcr_wrap_at_2_pow_33() {
+        let mut rng = StdRng::seed_from_u64(9);
+        let start = TIMESTAMP_MODULUS - 2 * 90_000; // 2 s before the wrap, run 4 s
+        let frames = frames(&mut rng, start, 120, 30, |rng, _| {
+            rng.random_range(5..3_000)
+        });
+        let mut mux = TsMuxer::new();
+        let segments = mux_segments(&mut mux, &frames);
+        let reports = read_all(&segments); // CCs continuous across all four files
+        let aus: Vec<_> = reports.iter().flat_map(|r| &r.aus).collect();
+        assert_eq!(aus.len(), 120);
+        for (a, f) in aus.iter().zip(&frames) {
+            assert_eq!(a.pts, f.pts % TIMESTAMP_MODULUS);
+            assert_eq!(
+                a.pcr.map(|p| p / 300),
+                Some((f.pts - PCR_LEAD.0) % TIMESTAMP_MODULUS)
+            );
+        }
+        assert!(
+            aus[59].pts > aus[60].pts,
+            "the written PTS wraps between AU 59 and 60"
+        );
+        for w in aus.windows(2) {
+            let step = (w[1].pts + TIMESTAMP_MODULUS - w[0].pts) % TIMESTAMP_MODULUS;
+            assert_eq!(step, FRAME, "PTS continues modulo 2^33");
+        }
+        // The payloads still match through mpeg2ts's PES reader.
+        let pes = mpeg2ts_pes(&segments.concat());
+        assert!(pes
+            .iter()
+            .zip(&frames)
+            .all(|(p, f)| p.data == with_aud(&f.data)));
+    }
+
+    #[test]
+    fn existing_aud_is_not_doubled() {
+        let mut rng = StdRng::seed_from_u64(10);
+        let mut data = AUD.to_vec();
+        data.extend(fake_au(&mut rng, 400, true));
+        let mut mux = TsMuxer::new();
+        let mut seg = Vec::new();
+        mux.start_segment(&mut seg);
+        let au = AccessUnit {
+            data: &data,
+            pts: Pts(T0),
+            dts: None,
+            keyframe: true,
+        };
+        mux.push(&au, &mut seg).expect("valid AU");
+        // A 3-byte start code works as well.
+        let short = [0, 0, 1, 0x41, 0xAA, 0xBB];
+        let au = AccessUnit {
+            data: &short,
+            pts: Pts(T0 + FRAME),
+            dts: None,
+            keyframe: false,
+        };
+        mux.push(&au, &mut seg).expect("3-byte start code");
+        let pes = mpeg2ts_pes(&seg);
+        assert_eq!(pes[0].data, data);
+        assert_eq!(pes[1].data, with_aud(&short));
+    }
+
+    /// An access unit and a test of the error it must cause.
+    type Case<'a> = (AccessUnit<'a>, fn(&MuxError) -> bool);
+
+    #[test]
+    fn bad_input_is_refused_with_context_and_leaves_no_trace() {
+        let mut rng = StdRng::seed_from_u64(11);
+        let good = fake_au(&mut rng, 500, true);
+        let au = |data: &'static [u8], pts: u64, dts: Option<u64>| AccessUnit {
+            data,
+            pts: Pts(pts),
+            dts: dts.map(Pts),
+            keyframe: false,
+        };
+        let mut mux = TsMuxer::new();
+        let mut out = Vec::new();
+        let ok = AccessUnit {
+            data: &good,
+            pts: Pts(T0),
+            dts: None,
+            keyframe: true,
+        };
+        assert!(matches!(
+            mux.push(&ok, &mut out),
+            Err(MuxError::NoSegment { .. })
+        ));
+        mux.start_segment(&mut out);
+        mux.push(&ok, &mut out).expect("valid AU");
+        let before = out.clone();
+        let video_cc = mux.continuity_counter(VIDEO_PID);
+
+        let next = T0 + FRAME;
+        let cases: Vec<Case<'_>> = vec![
+            (au(&[], next, None), |e| {
+                matches!(e, MuxError::EmptyAccessUnit { .. })
+            }),
+            (au(&[0x65, 1, 2, 3], next, None), |e| {
+                matches!(e, MuxError::MissingStartCode { .. })
+            }),
+            (au(&[0, 0, 0, 1], next, None), |e| {
+                matches!(e, MuxError::MissingStartCode { .. })
+            }),
+            (au(&[0, 0, 2, 0x41], next, None), |e| {
+                matches!(e, MuxError::MissingStartCode { .. })
+            }),
+            (au(&[0, 0, 1, 0x41], next, Some(next + 1)), |e| {
+                matches!(e, MuxError::DtsAfterPts { .. })
+            }),
+            (
+                au(&[0, 0, 1, 0x41], next + MAX_DTS_STEP.0 + 1, Some(next)),
+                |e| matches!(e, MuxError::PtsTooFarAfterDts { .. }),
+            ),
+            (au(&[0, 0, 1, 0x41], T0, None), |e| {
+                matches!(e, MuxError::DtsNotIncreasing { .. })
+            }),
+            (au(&[0, 0, 1, 0x41], T0 - 1, None), |e| {
+                matches!(e, MuxError::DtsNotIncreasing { .. })
+            }),
+            (au(&[0, 0, 1, 0x41], T0 + MAX_DTS_STEP.0 + 1, None), |e| {
+                matches!(e, MuxError::DtsJump { .. })
+            }),
+        ];
+        for (i, (bad, is_expected)) in cases.iter().enumerate() {
+            let err = mux
+                .push(bad, &mut out)
+                .expect_err("bad input must be refused");
+            assert!(is_expected(&err), "case {i}: {err:?}");
+            let text = err.to_string();
+            assert!(
+                text.contains("PID 0x0100") && text.contains("PTS"),
+                "case {i}: {text}"
+            );
+            assert_eq!(err.pts(), bad.pts);
+            assert_eq!(out, before, "case {i}: nothing written");
+            assert_eq!(mux.continuity_counter(VIDEO_PID), video_cc, "case {i}");
+            mux.check_invariants().expect("state unchanged");
+        }
+        // The muxer carries on after refusals.
+        mux.push(&au(&[0, 0, 1, 0x41, 7], next, None), &mut out)
+            .expect("valid AU");
+        read_segment(&out, None).expect("stream intact");
+        // Exactly MAX_DTS_STEP is accepted.
+        let far = next + MAX_DTS_STEP.0;
+        mux.push(&au(&[0, 0, 1, 0x41, 7], far, None), &mut out)
+            .expect("60 s step");
+        read_segment(&out, None).expect("stream intact after the longest gap");
+    }
+
+    #[test]
+    fn resume_continues_counters_from_a_read_back_segment() {
+        let mut rng = StdRng::seed_from_u64(12);
+        let frames = frames(&mut rng, T0, 45, 15, |rng, _| rng.random_range(5..3_000));
+        let mut first = TsMuxer::new();
+        let segments = mux_segments(&mut first, &frames[..30]);
+        let reports = read_all(&segments);
+        let last_cc = &reports.last().expect("two segments").last_cc;
+        let mut resumed = TsMuxer::resume(last_cc);
+        resumed
+            .check_invariants()
+            .expect("invariants of a resumed muxer");
+        for pid in [PAT_PID, PMT_PID, VIDEO_PID] {
+            assert_eq!(resumed.continuity_counter(pid), last_cc.get(&pid).copied());
+        }
+        let more = mux_segments(&mut resumed, &frames[30..]);
+        read_segment(&more[0], Some(last_cc)).expect("counters continue across the restart");
+    }
+
+    #[test]
+    fn check_invariants_detects_corrupted_state() {
+        let mut mux = TsMuxer::new();
+        let mut out = Vec::new();
+        mux.start_segment(&mut out);
+        mux.check_invariants().expect("fresh");
+        mux.video.next_cc.increment(); // a counter that skipped a packet
+        assert!(mux.check_invariants().is_err());
+        let mut mux = TsMuxer::new();
+        mux.start_segment(&mut out);
+        mux.segments += 1; // a segment without PAT/PMT
+        assert!(mux.check_invariants().is_err());
+        let mut mux = TsMuxer::new();
+        mux.start_segment(&mut out);
+        mux.push(
+            &AccessUnit {
+                data: &[0, 0, 1, 0x65, 1],
+                pts: Pts(T0),
+                dts: None,
+                keyframe: true,
+            },
+            &mut out,
+        )
+        .expect("valid AU");
+        mux.last_pcr_at = Some(T0 + 1);
+        assert!(mux.check_invariants().is_err());
+    }
+
+    /// `cargo test --release --lib -- --ignored ts::tests::timing` (results on stderr).
+    #[test]
+    #[ignore = "timing, run by hand with --release"]
+    fn timing() {
+        let mut rng = StdRng::seed_from_u64(13);
+        // 1080p-like GOPs: one 150 kB IDR then 59 P-frames of 15-25 kB, 10 GOPs.
+        let frames = frames(&mut rng, T0, 600, 60, |rng, i| {
+            if i % 60 == 0 {
+                150_000
+            } else {
+                rng.random_range(15_000..25_000)
+            }
+        });
+        let input: usize = frames.iter().map(|f| f.data.len()).sum();
+        let mut mux = TsMuxer::new();
+        let mut out = Vec::with_capacity(input * 11 / 10);
+        let runs = 20;
+        let mut pts = T0;
+        let start = std::time::Instant::now();
+        for _ in 0..runs {
+            out.clear();
+            for f in &frames {
+                if f.keyframe {
+                    mux.start_segment(&mut out);
+                }
+                let au = AccessUnit {
+                    data: &f.data,
+                    pts: Pts(pts),
+                    dts: None,
+                    keyframe: f.keyframe,
+                };
+                mux.push(std::hint::black_box(&au), &mut out)
+                    .expect("valid AU");
+                pts += FRAME;
+            }
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let mb = (input * runs) as f64 / 1e6;
+        // The crate forbids print macros; a by-hand timing test writes to stderr directly.
+        let line = format!(
+            "ts mux: {:.0} MB/s of AU input, {:.0} AUs/s ({} AUs, {mb:.1} MB); \
+             TS overhead {:.2} %\n",
+            mb / secs,
+            (frames.len() * runs) as f64 / secs,
+            frames.len() * runs,
+            100.0 * (out.len() as f64 / input as f64 - 1.0)
+        );
+        std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes())
+            .expect("stderr is writable");
+    }
+}

@@ -1,0 +1,126 @@
+//! The playlist over a stream's life: sliding window, deletion only after the RFC 8216 §6.2.2
+//! grace period, ENDLIST at the end, and media sequence numbers that survive a restart.
+
+use std::collections::BTreeSet;
+
+use crate::util;
+
+fn files(dir: &std::path::Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect()
+}
+
+/// R22, R23, R25, R29: a 20-segment run with a 3-segment window. Segment k leaves the playlist
+/// when k+3 is published (stream time k+4 s) and must stay downloadable for its own duration
+/// plus the longest playlist that held it (1 s + 3 s), i.e. until stream time k+8 s. At the end
+/// (20 s) exactly the segments with k+8 > 20 remain besides the window: 13..=16, plus 17..=19.
+#[test]
+fn r25_expiry_keeps_exactly_the_grace_window() {
+    let run = util::run(&[
+        "--size",
+        "64x64",
+        "--hls-time",
+        "1",
+        "--list-size",
+        "3",
+        "--frames",
+        "600",
+    ]);
+    let pl = run.playlist();
+    assert!(pl.end_list, "R29: ENDLIST after a bounded run");
+    assert_eq!(pl.media_sequence, 17, "R22: MSN = removed count");
+    let uris: Vec<&str> = pl.segments.iter().map(|s| s.uri.as_str()).collect();
+    assert_eq!(
+        uris,
+        ["chessboard17.ts", "chessboard18.ts", "chessboard19.ts"]
+    );
+    let expected: BTreeSet<String> = (13..=19)
+        .map(|k| format!("chessboard{k}.ts"))
+        .chain(std::iter::once("chessboard.m3u8".to_string()))
+        .collect();
+    assert_eq!(files(&run.path()), expected);
+}
+
+/// R22, R6, R26: a restart continues the media sequence after an EXT-X-DISCONTINUITY and keeps
+/// the old window; `--fresh` starts over at --start-number.
+#[test]
+fn r22_restart_continues_media_sequence_with_discontinuity() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--size",
+        "64x64",
+        "--hls-time",
+        "1",
+        "--list-size",
+        "5",
+        "--frames",
+        "90",
+    ];
+    let run_once = |extra: &[&str]| {
+        let mut a: Vec<&str> = args.to_vec();
+        a.extend_from_slice(extra);
+        let cfg = util::config(dir.path(), &a);
+        let shared = std::sync::Arc::new(hls::state::Shared::default());
+        hls::pipeline::run(
+            &cfg,
+            shared,
+            std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        )
+        .unwrap()
+    };
+    run_once(&[]);
+    let first = util::read_playlist(dir.path(), "chessboard");
+    assert_eq!((first.media_sequence, first.segments.len()), (0, 3));
+    run_once(&[]);
+    let second = util::read_playlist(dir.path(), "chessboard");
+    assert_eq!(second.media_sequence, 1, "6 segments in a 5-window");
+    let uris: Vec<&str> = second.segments.iter().map(|s| s.uri.as_str()).collect();
+    assert_eq!(
+        uris,
+        [
+            "chessboard1.ts",
+            "chessboard2.ts",
+            "chessboard3.ts",
+            "chessboard4.ts",
+            "chessboard5.ts"
+        ]
+    );
+    let disc: Vec<bool> = second.segments.iter().map(|s| s.discontinuity).collect();
+    assert_eq!(
+        disc,
+        [false, false, true, false, false],
+        "R6: the restart is a discontinuity"
+    );
+    // R33: program date times keep increasing across the restart.
+    let pdts: Vec<_> = second
+        .segments
+        .iter()
+        .map(|s| s.program_date_time.unwrap())
+        .collect();
+    assert!(pdts.windows(2).all(|w| w[0] < w[1]), "{pdts:?}");
+    // Every listed segment is on disk.
+    for s in &second.segments {
+        assert!(dir.path().join(&s.uri).is_file(), "{}", s.uri);
+    }
+    run_once(&["--fresh", "--start-number", "100"]);
+    let third = util::read_playlist(dir.path(), "chessboard");
+    assert_eq!(third.media_sequence, 100);
+    assert!(third.segments.iter().all(|s| !s.discontinuity));
+    assert!(
+        !dir.path().join("chessboard0.ts").exists(),
+        "--fresh removed the old stream"
+    );
+}
+
+/// A media directory that cannot be created is a clear error, not a panic.
+#[test]
+fn unwritable_out_dir_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let cfg = util::config(&file, &["--size", "64x64", "--frames", "10"]);
+    let err = hls::pipeline::run(&cfg, Default::default(), Default::default()).unwrap_err();
+    assert!(err.to_string().contains("not-a-dir"), "{err}");
+}

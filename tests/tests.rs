@@ -1,0 +1,11 @@
+// One integration binary (see Cargo.toml `autotests = false`), ripgrep style.
+
+#[macro_use]
+mod util;
+
+// Whole runs decoded back: TS structure, H.264, frame counts, continuity (R1-R4, R12).
+mod decode_back;
+// Markers land on the exact frame that first shows the event.
+mod markers;
+// Sliding window, grace-period deletion, ENDLIST, restart (R22-R29).
+mod lifecycle;
