@@ -607,6 +607,107 @@ fn previous_run(dir: &MediaDir) -> Result<Option<PreviousRun>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::RgbFrame;
+
+    /// A clock whose deadlines have always passed: the source runs flat out, as when the
+    /// machine is overloaded.
+    struct AlwaysLate(Instant);
+
+    impl Clock for AlwaysLate {
+        fn now(&self) -> Instant {
+            self.0
+        }
+        fn sleep_until(&self, _deadline: Instant) {}
+    }
+
+    /// Paints nothing; tells the slot through the first byte.
+    struct Numbered;
+
+    impl Source for Numbered {
+        fn render(&mut self, n: u64, frame: &mut RgbFrame) -> FrameInfo {
+            frame.data[0] = n as u8;
+            FrameInfo::default()
+        }
+    }
+
+    /// A slow consumer makes the paced source drop frames; every frame keeps its own slot,
+    /// boundary slots are never dropped, and the counts add up.
+    #[test]
+    fn source_drops_when_behind_but_keeps_slots_and_boundaries() {
+        let rate = FrameRate::new(30, 1).unwrap();
+        let segment = Ticks90k::from_secs(1);
+        let shared = Arc::new(Shared::default());
+        let job = SourceJob {
+            source: Box::new(Numbered),
+            clock: Box::new(AlwaysLate(Instant::now())),
+            rate,
+            segment,
+            frame_limit: Some(300),
+            pacing: true,
+            stop: Arc::new(AtomicBool::new(false)),
+            shared: shared.clone(),
+        };
+        let (free_tx, free_rx) = bounded(2);
+        let (tx, rx) = bounded(2);
+        for _ in 0..2 {
+            free_tx.send(RgbFrame::new(16, 16)).unwrap();
+        }
+        let source = thread::spawn(move || job.run(free_rx, tx));
+        let mut slots = Vec::new();
+        for f in rx.iter() {
+            assert_eq!(
+                f.rgb.data[0], f.slot as u8,
+                "the frame painted for its slot"
+            );
+            slots.push(f.slot);
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            let _ = free_tx.send(f.rgb);
+        }
+        let (sent, dropped) = source.join().unwrap();
+        assert_eq!(sent as usize, slots.len());
+        assert_eq!(sent + dropped, 300);
+        assert!(
+            dropped > 0,
+            "a consumer slower than the source must cause drops"
+        );
+        assert_eq!(shared.status().frames_dropped, dropped);
+        assert!(slots.windows(2).all(|w| w[0] < w[1]), "slots increase");
+        for k in 0..10 {
+            assert!(
+                slots.contains(&(k * 30)),
+                "boundary slot {} dropped",
+                k * 30
+            );
+        }
+    }
+
+    /// Without pacing nothing is ever dropped: the source waits for the encoder.
+    #[test]
+    fn unpaced_source_never_drops() {
+        let shared = Arc::new(Shared::default());
+        let job = SourceJob {
+            source: Box::new(Numbered),
+            clock: Box::new(RealClock),
+            rate: FrameRate::new(30, 1).unwrap(),
+            segment: Ticks90k::from_secs(1),
+            frame_limit: Some(50),
+            pacing: false,
+            stop: Arc::new(AtomicBool::new(false)),
+            shared,
+        };
+        let (free_tx, free_rx) = bounded(1);
+        let (tx, rx) = bounded(1);
+        free_tx.send(RgbFrame::new(16, 16)).unwrap();
+        let source = thread::spawn(move || job.run(free_rx, tx));
+        let mut n = 0;
+        for f in rx.iter() {
+            assert_eq!(f.slot, n);
+            n += 1;
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            let _ = free_tx.send(f.rgb);
+        }
+        assert_eq!(source.join().unwrap(), (50, 0));
+    }
 
     #[test]
     fn boundary_slots_match_the_segment_clock() {

@@ -124,3 +124,75 @@ fn unwritable_out_dir_is_a_clear_error() {
     let err = hls::pipeline::run(&cfg, Default::default(), Default::default()).unwrap_err();
     assert!(err.to_string().contains("not-a-dir"), "{err}");
 }
+
+/// R29: SIGTERM finishes the segment in progress, writes EXT-X-ENDLIST and exits 0.
+#[test]
+fn r29_sigterm_ends_the_playlist() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hls-streamer"))
+        .args([
+            "--size",
+            "64x64",
+            "--no-server",
+            "--hls-time",
+            "1",
+            "--list-size",
+            "5",
+            "--out-dir",
+        ])
+        .arg(dir.path())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let playlist = dir.path().join("chessboard.m3u8");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !playlist.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no playlist within 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    let pl = util::read_playlist(dir.path(), "chessboard");
+    assert!(pl.end_list);
+    assert!(
+        pl.segments.len() >= 2,
+        "the first segment and the one in progress"
+    );
+    for s in &pl.segments {
+        assert!(dir.path().join(&s.uri).is_file());
+    }
+}
+
+/// A bounded run with the server on exits 0 by itself, server included.
+#[test]
+fn bounded_run_with_server_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hls-streamer"))
+        .args([
+            "--size",
+            "64x64",
+            "--no-pacing",
+            "--frames",
+            "90",
+            "--bind",
+            "127.0.0.1:0",
+            "--out-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(util::read_playlist(dir.path(), "chessboard").end_list);
+}
