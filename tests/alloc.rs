@@ -1,0 +1,135 @@
+//! Proves the per-frame hot path allocates nothing in steady state: frame generation, the
+//! timecode overlay, RGB to I420 and the TS muxer. A counting global allocator (counting only
+//! on the thread that opts in) wraps `System`. Its own test binary, because of the allocator.
+//! (openh264 allocates in C++, outside Rust's allocator; its buffers are set up once.)
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use hls::frame::{RgbFrame, YuvFrame};
+use hls::overlay::{Timecode, TimecodeOverlay, DEFAULT_FONT};
+use hls::source::{Checkerboard, CheckerboardConfig, Source};
+use hls::time::{FrameRate, Pts, Ticks90k};
+use hls::ts::{AccessUnit, TsMuxer};
+use hls::yuv::rgb_to_i420;
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn note() {
+    if COUNTING.with(Cell::get) {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: forwards every call unchanged to the system allocator.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note();
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note();
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn steady_state_mux_does_not_allocate() {
+    // One GOP: a 150 kB IDR then 29 P-frames of 20 kB; 5 fps for part of it so PCR-only packets
+    // are written too.
+    let aus: Vec<Vec<u8>> = (0..30)
+        .map(|i| {
+            let mut v = vec![0, 0, 0, 1, if i == 0 { 0x65 } else { 0x41 }];
+            v.resize(
+                if i == 0 { 150_000 } else { 20_000 + i * 37 },
+                (i % 251) as u8,
+            );
+            v
+        })
+        .collect();
+    let mut mux = TsMuxer::new();
+    let mut out = Vec::new();
+    let mut pts = 900_000u64;
+    let mut run = |mux: &mut TsMuxer, out: &mut Vec<u8>| {
+        out.clear();
+        mux.start_segment(out);
+        for (i, data) in aus.iter().enumerate() {
+            let au = AccessUnit {
+                data,
+                pts: Pts(pts),
+                dts: None,
+                keyframe: i == 0,
+            };
+            mux.push(&au, out).expect("valid AU");
+            pts += if i < 20 { 3_000 } else { 18_000 };
+        }
+    };
+    run(&mut mux, &mut out); // warm-up: `out` grows to a segment's size once
+    COUNTING.with(|c| c.set(true));
+    for _ in 0..5 {
+        run(&mut mux, &mut out);
+    }
+    COUNTING.with(|c| c.set(false));
+    assert_eq!(
+        ALLOCATIONS.load(Ordering::Relaxed),
+        0,
+        "allocations in steady state"
+    );
+    mux.check_invariants().expect("invariants");
+}
+
+#[test]
+fn frame_stages_do_not_allocate() {
+    let rate = FrameRate::new(30, 1).unwrap();
+    let (w, h) = (640, 360);
+    let mut board = Checkerboard::new(CheckerboardConfig {
+        width: w,
+        height: h,
+        rate,
+        block_size: 20,
+        roll: Ticks90k::from_secs(10),
+        noise_sigma: 4.0,
+        event_mean: Ticks90k::from_secs(1),
+        event_duration: Ticks90k::from_secs(1),
+        seed: Some(9),
+    })
+    .unwrap();
+    let overlay = TimecodeOverlay::new(DEFAULT_FONT, w, h).unwrap();
+    let mut rgb = RgbFrame::new(w, h);
+    let mut yuv = YuvFrame::new(w, h);
+    let mut events = 0;
+    let mut frame = |n: u64| {
+        let info = board.render(n, &mut rgb);
+        overlay.draw(&mut rgb, Timecode::from_frame(n, rate));
+        rgb_to_i420(&rgb, &mut yuv);
+        info.event.is_some()
+    };
+    frame(0);
+    COUNTING.with(|c| c.set(true));
+    for n in 1..600 {
+        events += usize::from(frame(n));
+    }
+    COUNTING.with(|c| c.set(false));
+    assert!(
+        events > 0,
+        "the run covers events (new event draws included)"
+    );
+    assert_eq!(
+        ALLOCATIONS.load(Ordering::Relaxed),
+        0,
+        "allocations per frame"
+    );
+}
