@@ -69,6 +69,17 @@ struct EncodedFrame {
 /// Runs the whole media path until the frame limit is reached or `stop` is set, then writes
 /// the final segment and `EXT-X-ENDLIST`. Blocks; the segmenter runs on the calling thread.
 pub fn run(cfg: &Config, shared: Arc<Shared>, stop: Arc<AtomicBool>) -> Result<Summary> {
+    run_observed(cfg, shared, stop, &mut |_| {})
+}
+
+/// [`run`], calling `observer` with the playlist text each time a new version has been renamed
+/// into place (for long-run tests that check every intermediate playlist and the files on disk).
+pub fn run_observed(
+    cfg: &Config,
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+    observer: &mut dyn FnMut(&str),
+) -> Result<Summary> {
     let dir =
         MediaDir::open(&cfg.out_dir, &cfg.name).map_err(|e| Error::io("media directory", e))?;
     if cfg.fresh {
@@ -91,7 +102,7 @@ pub fn run(cfg: &Config, shared: Arc<Shared>, stop: Arc<AtomicBool>) -> Result<S
         seed: cfg.seed,
     })
     .map_err(Error::Config)?;
-    let mut publisher = Publisher::new(cfg, dir, shared.clone())?;
+    let mut publisher = Publisher::new(cfg, dir, shared.clone(), observer)?;
 
     let (free_tx, free_rx) = bounded::<RgbFrame>(RGB_POOL);
     let (frame_tx, frame_rx) = bounded::<RawFrame>(RGB_POOL);
@@ -345,7 +356,7 @@ impl EncoderJob {
 }
 
 /// Publishes closed segments: segment file, then playlist, then deletions (HLS R5, R20, R25).
-struct Publisher {
+struct Publisher<'o> {
     dir: MediaDir,
     playlist: Playlist,
     shared: Arc<Shared>,
@@ -362,10 +373,16 @@ struct Publisher {
     segments: u64,
     last_sequence: Option<u64>,
     text: String,
+    observer: &'o mut dyn FnMut(&str),
 }
 
-impl Publisher {
-    fn new(cfg: &Config, dir: MediaDir, shared: Arc<Shared>) -> Result<Self> {
+impl<'o> Publisher<'o> {
+    fn new(
+        cfg: &Config,
+        dir: MediaDir,
+        shared: Arc<Shared>,
+        observer: &'o mut dyn FnMut(&str),
+    ) -> Result<Self> {
         let mut pl_cfg = PlaylistConfig {
             name: cfg.name.clone(),
             target_duration_secs: cfg.target_duration_secs,
@@ -432,6 +449,7 @@ impl Publisher {
             segments: 0,
             last_sequence: None,
             text: String::new(),
+            observer,
         })
     }
 
@@ -458,7 +476,9 @@ impl Publisher {
         for m in self.shared.markers.since(None) {
             if m.id > self.markers_added && m.stream_ticks < end {
                 let range = DateRange {
-                    id: format!("marker-{}", m.id),
+                    // Unique across restarts too (R36): a resumed playlist's player may still
+                    // hold the previous run's "Marker 1".
+                    id: format!("marker-{}-{}", self.anchor.unix_millis(), m.id),
                     start: self.anchor.add_ticks(m.stream_ticks),
                     duration: m.duration,
                     label: m.text.clone(),
@@ -504,8 +524,9 @@ impl Publisher {
     fn write_playlist(&mut self) {
         self.text.clear();
         self.playlist.render_into(&mut self.text);
-        if let Err(e) = self.dir.write_playlist(&self.text) {
-            warn!(error = %e, "playlist not updated");
+        match self.dir.write_playlist(&self.text) {
+            Ok(()) => (self.observer)(&self.text),
+            Err(e) => warn!(error = %e, "playlist not updated"),
         }
     }
 

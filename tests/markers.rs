@@ -97,7 +97,9 @@ fn markers_are_frame_exact_and_in_the_playlist() {
         let line = text
             .lines()
             .find(|l| {
-                l.starts_with("#EXT-X-DATERANGE:") && l.contains(&format!("ID=\"marker-{}\"", m.id))
+                l.starts_with("#EXT-X-DATERANGE:")
+                    && l.contains(&format!("-{}\",", m.id))
+                    && l.contains("ID=\"marker-")
             })
             .unwrap_or_else(|| panic!("no DATERANGE for marker {}\n{text}", m.id));
         assert!(

@@ -9,3 +9,5 @@ mod decode_back;
 mod markers;
 // Sliding window, grace-period deletion, ENDLIST, restart (R22-R29).
 mod lifecycle;
+// Thirty minutes of stream with restarts: window, sequences, files, DATERANGEs over time.
+mod long_run;
