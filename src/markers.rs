@@ -97,6 +97,18 @@ impl MarkerStore {
         }
     }
 
+    /// Markers with an id above `id`, oldest first (ids increase with time).
+    pub fn after_id(&self, id: u64) -> Vec<Marker> {
+        let inner = self.inner.read().expect("marker store lock poisoned");
+        let newer = inner.markers.iter().rev().take_while(|m| m.id > id).count();
+        inner
+            .markers
+            .iter()
+            .skip(inner.markers.len() - newer)
+            .cloned()
+            .collect()
+    }
+
     pub fn len(&self) -> usize {
         self.inner
             .read()
@@ -126,6 +138,12 @@ mod tests {
         let all = s.since(None);
         assert_eq!(all.iter().map(|m| m.id).collect::<Vec<_>>(), vec![2, 3]);
         assert_eq!(s.since(Some(2.0)).len(), 1);
+        assert_eq!(
+            s.after_id(2).iter().map(|m| m.id).collect::<Vec<_>>(),
+            vec![3]
+        );
+        assert_eq!(s.after_id(0).len(), 2);
+        assert!(s.after_id(3).is_empty());
         let json = serde_json::to_value(&all[0]).unwrap();
         assert_eq!(
             json,

@@ -473,8 +473,8 @@ impl<'o> Publisher<'o> {
         };
         self.discontinuity = false;
         let end = seg.start + seg.duration;
-        for m in self.shared.markers.since(None) {
-            if m.id > self.markers_added && m.stream_ticks < end {
+        for m in self.shared.markers.after_id(self.markers_added) {
+            if m.stream_ticks < end {
                 let range = DateRange {
                     // Unique across restarts too (R36): a resumed playlist's player may still
                     // hold the previous run's "Marker 1".
@@ -487,6 +487,9 @@ impl<'o> Publisher<'o> {
                     warn!(marker = m.id, error = %e, "marker not added to the playlist");
                 }
                 self.markers_added = m.id;
+            } else {
+                // Later markers start later still: they wait for their segment.
+                break;
             }
         }
         self.write_playlist();
