@@ -4,5 +4,8 @@ fn main() {
     let found = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).any(|d| d.join("nasm").is_file()))
         .unwrap_or(false);
-    println!("cargo:rustc-env=HLS_BUILT_WITH_NASM={}", if found { "1" } else { "0" });
+    println!(
+        "cargo:rustc-env=HLS_BUILT_WITH_NASM={}",
+        if found { "1" } else { "0" }
+    );
 }

@@ -93,10 +93,6 @@ pub struct Args {
     #[arg(long = "cors-origin")]
     pub cors_origins: Vec<String>,
 
-    /// Bearer token that allows POST /markers (adding a marker by hand); unset disables it.
-    #[arg(long)]
-    pub marker_token: Option<String>,
-
     /// Remove this stream's old segments and playlist from --out-dir before starting, instead
     /// of continuing the old playlist after an EXT-X-DISCONTINUITY.
     #[arg(long)]
@@ -114,6 +110,12 @@ pub struct Args {
     /// benchmarks; frames keep their stream timestamps).
     #[arg(long)]
     pub no_pacing: bool,
+
+    /// Keep serving this many seconds after the stream ended (bounded run or first Ctrl-C),
+    /// so players can fetch the final playlist with EXT-X-ENDLIST and the last segments.
+    /// A signal during this time exits at once.
+    #[arg(long, default_value_t = 0.0)]
+    pub linger: f64,
 
     /// Do not start the HTTP server (write files only).
     #[arg(long)]
@@ -147,7 +149,8 @@ pub struct Config {
     pub noise_sigma: f32,
     pub start_number: u64,
     pub cors_origins: Vec<String>,
-    pub marker_token: Option<String>,
+    /// Seconds the HTTP server keeps serving after the stream ended.
+    pub linger: std::time::Duration,
     pub fresh: bool,
     /// Frames to produce; `None` runs until stopped.
     pub frame_limit: Option<u64>,
@@ -270,6 +273,9 @@ impl Args {
         if !(self.noise.is_finite() && (0.0..=128.0).contains(&self.noise)) {
             return Err("--noise must be between 0 and 128".into());
         }
+        if !(self.linger.is_finite() && (0.0..=86_400.0).contains(&self.linger)) {
+            return Err("--linger must be between 0 and 86400 seconds".into());
+        }
         if self.block_size == 0 {
             return Err("--block-size must be positive".into());
         }
@@ -297,7 +303,7 @@ impl Args {
             noise_sigma: self.noise,
             start_number: self.start_number,
             cors_origins: self.cors_origins,
-            marker_token: self.marker_token,
+            linger: std::time::Duration::from_secs_f64(self.linger),
             fresh: self.fresh,
             frame_limit,
             pacing: !self.no_pacing,

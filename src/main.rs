@@ -100,7 +100,18 @@ fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error>> {
         };
         let shared = shared.clone();
         actix_web::rt::System::new().block_on(async move {
-            server::serve(server_cfg, shared, async move { done.notified().await }).await
+            let linger = cfg.linger;
+            server::serve(server_cfg, shared, async move {
+                done.notified().await;
+                if !linger.is_zero() {
+                    info!(
+                        seconds = linger.as_secs_f64(),
+                        "stream ended; still serving (Ctrl-C to quit)"
+                    );
+                    tokio::time::sleep(linger).await;
+                }
+            })
+            .await
         })
     } else {
         Ok(())

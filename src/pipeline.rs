@@ -723,14 +723,14 @@ mod tests {
         let (tx, rx) = bounded(1);
         free_tx.send(RgbFrame::new(16, 16)).unwrap();
         let source = thread::spawn(move || job.run(free_rx, tx));
-        let mut n = 0;
+        let mut slots = Vec::new();
         for f in rx.iter() {
-            assert_eq!(f.slot, n);
-            n += 1;
+            slots.push(f.slot);
             std::thread::sleep(std::time::Duration::from_millis(1));
             let _ = free_tx.send(f.rgb);
         }
         assert_eq!(source.join().unwrap(), (50, 0));
+        assert_eq!(slots, (0..50).collect::<Vec<u64>>());
     }
 
     #[test]

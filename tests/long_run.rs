@@ -14,10 +14,13 @@ use crate::util;
 
 const LIST: usize = 15;
 
+/// One playlist version: (media sequence, discontinuity sequence, (uri, discontinuity) each).
+type Version = (u64, u64, Vec<(String, bool)>);
+
 #[derive(Default)]
 struct Seen {
     /// (media sequence, discontinuity sequence, uri -> discontinuity flag) of the last version.
-    prev: Option<(u64, u64, Vec<(String, bool)>)>,
+    prev: Option<Version>,
     versions: u64,
     discontinuities_left: u64,
     markers_checked: u64,

@@ -1,0 +1,164 @@
+//! The player page and its assets, compiled into the binary so it runs from any working directory
+//! and with no network (no CDN: hls.js is vendored under `static/vendor/` with its licence).
+//!
+//! Each asset is served with a strong validator (an `ETag` hashed from its bytes at first use)
+//! and `Cache-Control: no-cache`: a browser keeps its copy but revalidates it, which costs a
+//! `304` and never serves a stale player after the binary is upgraded (RFC 9111 §5.2.2.4).
+
+use std::sync::OnceLock;
+
+/// One embedded file.
+#[derive(Debug)]
+pub struct Asset {
+    /// Path under `/static/` (the page itself is also served at `/`).
+    pub path: &'static str,
+    pub content_type: &'static str,
+    pub body: &'static [u8],
+}
+
+/// Every embedded file, in no particular order.
+pub static ASSETS: &[Asset] = &[
+    Asset {
+        path: "index.html",
+        content_type: "text/html; charset=utf-8",
+        body: include_bytes!("../../static/index.html"),
+    },
+    Asset {
+        path: "player.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../static/player.js"),
+    },
+    Asset {
+        path: "player.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_bytes!("../../static/player.css"),
+    },
+    Asset {
+        path: "favicon.svg",
+        content_type: "image/svg+xml",
+        body: include_bytes!("../../static/favicon.svg"),
+    },
+    Asset {
+        path: "vendor/hls.min.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../static/vendor/hls.min.js"),
+    },
+    Asset {
+        path: "vendor/hls.js.LICENSE.txt",
+        content_type: "text/plain; charset=utf-8",
+        body: include_bytes!("../../static/vendor/hls.js.LICENSE.txt"),
+    },
+];
+
+/// The player page, served at `/`.
+pub const INDEX: &str = "index.html";
+
+/// Looks an asset up by its path under `/static/`.
+pub fn find(path: &str) -> Option<(&'static Asset, &'static str)> {
+    let i = ASSETS.iter().position(|a| a.path == path)?;
+    Some((&ASSETS[i], etags()[i].as_str()))
+}
+
+/// Quoted strong entity tags, one per entry of [`ASSETS`], computed once.
+fn etags() -> &'static [String] {
+    static ETAGS: OnceLock<Vec<String>> = OnceLock::new();
+    ETAGS.get_or_init(|| ASSETS.iter().map(|a| etag_of(a.body)).collect())
+}
+
+/// A quoted strong entity tag for `bytes`.
+pub fn etag_of(bytes: &[u8]) -> String {
+    format!("\"{:016x}\"", fnv1a64(bytes))
+}
+
+/// Placeholder in `index.html` replaced by the stream name (always `[A-Za-z0-9_-]+`, so it needs
+/// no escaping in HTML or in a URL path).
+pub const NAME_PLACEHOLDER: &str = "__STREAM_NAME__";
+
+/// The player page for stream `name`, and its entity tag.
+pub fn render_index(name: &str) -> (String, String) {
+    let (page, _) = find(INDEX).expect("the page is embedded");
+    let page = std::str::from_utf8(page.body).expect("index.html is UTF-8");
+    let html = page.replace(NAME_PLACEHOLDER, name);
+    let etag = etag_of(html.as_bytes());
+    (html, etag)
+}
+
+/// FNV-1a, 64 bit: a validator needs to change when the bytes change, not to resist forgery.
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Whether an `If-None-Match` header value matches `etag` (weak comparison, RFC 9110 §13.1.2).
+pub fn if_none_match_hits(header: &str, etag: &str) -> bool {
+    header
+        .split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_asset_is_found_with_a_distinct_etag() {
+        let mut seen = std::collections::HashSet::new();
+        for a in ASSETS {
+            let (found, etag) = find(a.path).expect("listed asset is found");
+            assert_eq!(found.path, a.path);
+            assert!(!found.body.is_empty(), "{} is empty", a.path);
+            assert!(etag.starts_with('"') && etag.ends_with('"'));
+            assert!(
+                seen.insert(etag.to_owned()),
+                "duplicate etag for {}",
+                a.path
+            );
+        }
+        assert!(find("nope.js").is_none());
+        assert!(find("../Cargo.toml").is_none());
+    }
+
+    #[test]
+    fn fnv_matches_reference_vectors() {
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn if_none_match_parsing() {
+        assert!(if_none_match_hits("\"ab\"", "\"ab\""));
+        assert!(if_none_match_hits("\"x\", W/\"ab\"", "\"ab\""));
+        assert!(if_none_match_hits("*", "\"ab\""));
+        assert!(!if_none_match_hits("\"abc\"", "\"ab\""));
+        assert!(!if_none_match_hits("", "\"ab\""));
+    }
+
+    #[test]
+    fn vendored_player_is_hls_js_with_its_licence() {
+        let (js, _) = find("vendor/hls.min.js").expect("vendored hls.js");
+        let text = std::str::from_utf8(js.body).expect("utf-8");
+        assert!(
+            text.len() > 100_000,
+            "minified hls.js is a few hundred kilobytes"
+        );
+        assert!(text.contains("Hls"), "exports the Hls global");
+        let (lic, _) = find("vendor/hls.js.LICENSE.txt").expect("licence");
+        assert!(std::str::from_utf8(lic.body)
+            .expect("utf-8")
+            .contains("Apache License"));
+        let (page, _) = render_index("cam-1");
+        assert!(page.contains("/static/vendor/hls.min.js"));
+        assert!(
+            page.contains(r#"content="/video/cam-1.m3u8""#),
+            "page names the playlist"
+        );
+        assert!(!page.contains(NAME_PLACEHOLDER));
+        assert!(
+            !page.contains("//cdn") && !page.contains("https://"),
+            "no CDN, no network"
+        );
+    }
+}

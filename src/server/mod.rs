@@ -1,0 +1,589 @@
+//! The HTTP origin: player page, live playlist and segments, markers API and health check.
+//!
+//! | route | answer |
+//! | --- | --- |
+//! | `GET /` | the player page (embedded, see [`assets`]) |
+//! | `GET /static/{path}` | the page's scripts, styles and the vendored hls.js |
+//! | `GET /video/{name}.m3u8` | the live playlist: `application/vnd.apple.mpegurl`, `Cache-Control: public, max-age=⌊TD/2⌋` (RFC 8216 §6.3.4: a client reloads no sooner than half a target duration, so a shared cache may hold it that long, R39), gzip when accepted (§6.2.1, R31) |
+//! | `GET /video/{name}{seq}.ts` | a segment: `video/mp2t`, never compressed, byte ranges, `Cache-Control: public, max-age=<remaining>, immutable` and `Expires` = publication + planned lifetime (RFC 8216 §6.2.2, R27) |
+//! | `GET /markers?ts_start=S` | `{"markers": [{"id", "time", "text", "program_date_time"}]}`, `time > S`; a `ts_start` that is not a finite number is `400 {"error": ...}` |
+//! | `GET /healthz` | `200` while segments arrive within 1.5 × target duration (rfc8216bis §6.2.1, R28), `503` before the first segment or when they stop; `200` with `"status": "ended"` once the playlist has `EXT-X-ENDLIST` |
+//!
+//! Every route answers `GET` and `HEAD`; other methods are `405` with `Allow` (and `OPTIONS` is a
+//! CORS preflight when `--cors-origin` is given, see [`cors`]). Unknown paths are `404`.
+//!
+//! Only files directly inside the media directory whose names are exactly the playlist's or a
+//! segment's are ever read ([`media`]); the name is checked before any path is built, and the
+//! resolved path is checked again after symlinks are followed.
+//!
+//! The server never encodes and never blocks an async worker: files are opened and read on the
+//! blocking pool (`web::block`, and actix-files' chunked reader), the shared state is read under
+//! short lock scopes that never span an `.await`, and the media threads write the files without
+//! waiting on any HTTP client. A stalled client only holds its own socket and file descriptor.
+
+pub mod assets;
+pub mod cors;
+pub mod media;
+
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use actix_files::NamedFile;
+use actix_web::dev::Service;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::middleware::{Compress, DefaultHeaders};
+use actix_web::{guard, web, App, HttpRequest, HttpResponse, HttpServer, Resource};
+use serde::Serialize;
+
+use crate::markers::Marker;
+use crate::state::Shared;
+use cors::CorsPolicy;
+use media::{MediaFile, OpenError};
+
+/// `Content-Type` of a playlist (RFC 8216 §4, R8).
+pub const PLAYLIST_CONTENT_TYPE: &str = "application/vnd.apple.mpegurl";
+
+/// `Content-Type` of an MPEG-2 transport stream segment (RFC 3555 §4.2.9).
+pub const SEGMENT_CONTENT_TYPE: &str = "video/mp2t";
+
+/// How long a graceful stop waits for in-flight responses.
+pub const SHUTDOWN_TIMEOUT_SECS: u64 = 3;
+
+/// The page's Content-Security-Policy: everything from this origin only; hls.js runs its
+/// transmuxer in a worker made from a `blob:` URL and feeds the video element through a
+/// MediaSource `blob:` URL.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+     worker-src 'self' blob:; media-src 'self' blob:; img-src 'self' data:; \
+     style-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+     frame-ancestors 'none'";
+
+/// What the HTTP server needs to know about the stream.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub bind: SocketAddr,
+    /// Where `NAME<seq>.ts` and `NAME.m3u8` are written (atomically, by rename).
+    pub media_dir: PathBuf,
+    /// Playlist/segment base name: `/video/NAME.m3u8`, `/video/NAME12.ts`.
+    pub name: String,
+    /// Origins allowed to read responses cross-origin; empty: same-origin only.
+    pub cors_origins: Vec<String>,
+    /// `EXT-X-TARGETDURATION`: health deadline (1.5 × TD) and playlist `max-age` (TD / 2).
+    pub target_duration_secs: u64,
+    /// Planned lifetime of a segment from its publication (window + grace): its `Expires`.
+    pub segment_lifetime_secs: u64,
+}
+
+impl ServerConfig {
+    /// Checks what the CLI cannot check by type: a safe stream name, a target duration of at
+    /// least one second, and well-formed CORS origins.
+    pub fn validate(&self) -> Result<(), String> {
+        if !media::is_valid_name(&self.name) {
+            return Err(format!(
+                "stream name {:?} must be 1 to {} ASCII letters, digits, '_' or '-'",
+                self.name,
+                media::MAX_NAME_LEN
+            ));
+        }
+        if self.target_duration_secs == 0 {
+            return Err("target duration must be at least 1 s (RFC 8216 §4.3.3.1)".into());
+        }
+        CorsPolicy::new(&self.cors_origins).map(drop)
+    }
+
+    /// `Cache-Control` of the playlist: a shared cache may keep it for at most half a target
+    /// duration, rounded down (RFC 8216 §6.3.4); `no-cache` when that is under a second.
+    pub fn playlist_cache_control(&self) -> String {
+        match self.target_duration_secs / 2 {
+            0 => "no-cache".to_owned(),
+            s => format!("public, max-age={s}"),
+        }
+    }
+
+    /// The health deadline: the newest segment may be this old (rfc8216bis §6.2.1, R28).
+    pub fn health_deadline(&self) -> Duration {
+        Duration::from_millis(self.target_duration_secs.saturating_mul(1500))
+    }
+}
+
+/// Per-worker view of the configuration plus the shared stream state.
+struct AppState {
+    media_dir: PathBuf,
+    name: String,
+    segment_lifetime: Duration,
+    health_deadline: Duration,
+    playlist_cache_control: HeaderValue,
+    cors: CorsPolicy,
+    shared: Arc<Shared>,
+    /// The player page with the stream name filled in, and its entity tag.
+    index_html: web::Bytes,
+    index_etag: String,
+}
+
+/// Registers every route on an actix `App` (so `actix_web::test` can call it without a socket):
+/// `test::init_service(App::new().configure(server::configure(&cfg, shared)))`.
+///
+/// # Panics
+/// If `cfg` does not pass [`ServerConfig::validate`]; [`serve`] validates first and returns an
+/// error instead.
+pub fn configure(
+    cfg: &ServerConfig,
+    shared: Arc<Shared>,
+) -> impl FnOnce(&mut web::ServiceConfig) + Clone {
+    if let Err(e) = cfg.validate() {
+        panic!("invalid server configuration: {e}");
+    }
+    let cors = CorsPolicy::new(&cfg.cors_origins).expect("origins were just validated");
+    let (index_html, index_etag) = assets::render_index(&cfg.name);
+    let state = web::Data::new(AppState {
+        media_dir: cfg.media_dir.clone(),
+        name: cfg.name.clone(),
+        segment_lifetime: Duration::from_secs(cfg.segment_lifetime_secs),
+        health_deadline: cfg.health_deadline(),
+        playlist_cache_control: HeaderValue::try_from(cfg.playlist_cache_control())
+            .expect("cache-control built from ASCII"),
+        cors: cors.clone(),
+        shared,
+        index_html: web::Bytes::from(index_html),
+        index_etag,
+    });
+    move |sc: &mut web::ServiceConfig| {
+        let preflight = cors.is_enabled();
+        let policy = cors;
+        let scope = web::scope("")
+            .app_data(state)
+            .wrap_fn(move |req, srv| {
+                let enabled = policy.is_enabled();
+                let allowed_origin = req
+                    .headers()
+                    .get(header::ORIGIN)
+                    .filter(|o| enabled && o.to_str().is_ok_and(|o| policy.allows(o)))
+                    .cloned();
+                let fut = srv.call(req);
+                async move {
+                    let mut res = fut.await?;
+                    if enabled {
+                        let h = res.headers_mut();
+                        h.append(header::VARY, HeaderValue::from_static("Origin"));
+                        if let Some(origin) = allowed_origin {
+                            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+                            h.insert(
+                                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                                HeaderValue::from_static(cors::EXPOSE_HEADERS),
+                            );
+                        }
+                    }
+                    Ok(res)
+                }
+            })
+            .wrap(
+                DefaultHeaders::new()
+                    .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                    .add((header::REFERRER_POLICY, "no-referrer")),
+            )
+            .service(read_only("/", preflight).to(index))
+            .service(read_only("/static/{path:.*}", preflight).to(static_asset))
+            .service(
+                read_only("/video/{file:[^/]+\\.m3u8}", preflight)
+                    .to(playlist)
+                    .wrap(Compress::default()),
+            )
+            .service(read_only("/video/{file}", preflight).to(segment))
+            .service(read_only("/markers", preflight).to(markers))
+            .service(read_only("/healthz", preflight).to(healthz))
+            .default_service(web::to(not_found));
+        sc.service(scope);
+    }
+}
+
+/// A resource whose handler (added with `.to`) answers `GET` and `HEAD`; `OPTIONS` is a CORS
+/// preflight when `preflight` is on; any other method is `405` with `Allow`.
+fn read_only(path: &str, preflight: bool) -> ReadOnly {
+    ReadOnly {
+        path: path.to_owned(),
+        preflight,
+    }
+}
+
+struct ReadOnly {
+    path: String,
+    preflight: bool,
+}
+
+impl ReadOnly {
+    fn to<F, Args>(self, handler: F) -> Resource
+    where
+        F: actix_web::Handler<Args>,
+        Args: actix_web::FromRequest + 'static,
+        F::Output: actix_web::Responder + 'static,
+    {
+        let allow = if self.preflight {
+            "GET, HEAD, OPTIONS"
+        } else {
+            "GET, HEAD"
+        };
+        let mut r = web::resource(self.path).route(
+            web::route()
+                .guard(guard::Any(guard::Get()).or(guard::Head()))
+                .to(handler),
+        );
+        if self.preflight {
+            r = r.route(web::route().method(Method::OPTIONS).to(preflight));
+        }
+        r.default_service(web::to(move || async move {
+            HttpResponse::MethodNotAllowed()
+                .insert_header((header::ALLOW, allow))
+                .json(ErrorBody {
+                    error: "method not allowed".into(),
+                })
+        }))
+    }
+}
+
+/// Binds `cfg.bind` (a clear `io::Error` if the port is taken), logs the URL, serves until
+/// `shutdown` resolves, then stops gracefully (in-flight responses get
+/// [`SHUTDOWN_TIMEOUT_SECS`]) and returns. Runs under any tokio runtime (`#[tokio::main]` or
+/// `#[actix_web::main]`).
+pub async fn serve(
+    cfg: ServerConfig,
+    shared: Arc<Shared>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    cfg.validate()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let listener = TcpListener::bind(cfg.bind).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot listen on http://{}/: {e}", cfg.bind),
+        )
+    })?;
+    serve_listener(cfg, shared, listener, shutdown).await
+}
+
+/// [`serve`] on a listener the caller bound (tests bind port 0). `cfg.bind` is not used.
+pub async fn serve_listener(
+    cfg: ServerConfig,
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    cfg.validate()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let addr = listener.local_addr()?;
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
+    let name = cfg.name.clone();
+    let server = HttpServer::new(move || App::new().configure(configure(&cfg, shared.clone())))
+        .workers(workers)
+        .disable_signals()
+        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+        .client_request_timeout(Duration::from_secs(5))
+        .client_disconnect_timeout(Duration::from_secs(1))
+        .listen(listener)?
+        .run();
+    tracing::info!(
+        "player at http://{addr}/ (playlist http://{addr}/video/{name}.m3u8, {workers} HTTP workers)"
+    );
+    let handle = server.handle();
+    let stopper = tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("HTTP server stopping");
+        handle.stop(true).await;
+    });
+    let result = server.await;
+    stopper.abort();
+    tracing::info!("HTTP server stopped");
+    result
+}
+
+#[derive(Serialize)]
+struct ErrorBody {
+    error: String,
+}
+
+fn json_error(status: StatusCode, error: impl Into<String>) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(ErrorBody {
+            error: error.into(),
+        })
+}
+
+async fn not_found() -> HttpResponse {
+    json_error(StatusCode::NOT_FOUND, "not found")
+}
+
+fn internal_error(what: &str, e: &dyn std::fmt::Display) -> HttpResponse {
+    tracing::warn!("{what}: {e}");
+    json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+}
+
+async fn index(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let (page, _) = assets::find(assets::INDEX).expect("the page is embedded");
+    let mut res = serve_bytes(
+        &req,
+        page.content_type,
+        state.index_html.clone(),
+        &state.index_etag,
+    );
+    res.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    res
+}
+
+async fn static_asset(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    if path.as_str() == assets::INDEX {
+        return index(req, state).await;
+    }
+    match assets::find(&path) {
+        Some((asset, etag)) => serve_bytes(
+            &req,
+            asset.content_type,
+            web::Bytes::from_static(asset.body),
+            etag,
+        ),
+        None => json_error(StatusCode::NOT_FOUND, "not found"),
+    }
+}
+
+/// An embedded file with its validator: `304` when `If-None-Match` names it. Browsers keep it
+/// and revalidate on each use (`no-cache`), so an upgraded binary is picked up at once.
+fn serve_bytes(
+    req: &HttpRequest,
+    content_type: &'static str,
+    body: web::Bytes,
+    etag: &str,
+) -> HttpResponse {
+    let hit = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| assets::if_none_match_hits(v, etag));
+    let mut res = if hit {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    res.insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, "no-cache"));
+    if hit {
+        return res.finish();
+    }
+    res.content_type(content_type).body(body)
+}
+
+async fn playlist(file: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+    if media::parse_media_file(&file, &state.name) != Some(MediaFile::Playlist) {
+        return json_error(StatusCode::NOT_FOUND, "not found");
+    }
+    let dir = state.media_dir.clone();
+    let read = web::block(move || media::read_playlist(&dir, &file)).await;
+    match read {
+        Ok(Ok(body)) => HttpResponse::Ok()
+            .content_type(PLAYLIST_CONTENT_TYPE)
+            .insert_header((header::CACHE_CONTROL, state.playlist_cache_control.clone()))
+            .body(body),
+        Ok(Err(OpenError::NotFound)) => json_error(StatusCode::NOT_FOUND, "no playlist yet"),
+        Ok(Err(e)) => internal_error("reading the playlist", &e),
+        Err(e) => internal_error("reading the playlist", &e),
+    }
+}
+
+async fn segment(
+    req: HttpRequest,
+    file: web::Path<String>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    if !matches!(
+        media::parse_media_file(&file, &state.name),
+        Some(MediaFile::Segment(_))
+    ) {
+        return json_error(StatusCode::NOT_FOUND, "not found");
+    }
+    let dir = state.media_dir.clone();
+    let opened = web::block(move || {
+        let opened = media::open_inside(&dir, &file)?;
+        let published = opened.metadata.modified().map_err(OpenError::Io)?;
+        let named = NamedFile::from_file(opened.file, &opened.path).map_err(OpenError::Io)?;
+        Ok::<_, OpenError>((named, published))
+    })
+    .await;
+    let (named, published) = match opened {
+        Ok(Ok(v)) => v,
+        Ok(Err(OpenError::NotFound)) => return json_error(StatusCode::NOT_FOUND, "not found"),
+        Ok(Err(e)) => return internal_error("opening a segment", &e),
+        Err(e) => return internal_error("opening a segment", &e),
+    };
+    let mut res = named
+        .set_content_type(
+            SEGMENT_CONTENT_TYPE
+                .parse()
+                .expect("video/mp2t is a well-formed media type"),
+        )
+        .disable_content_disposition()
+        .into_response(&req);
+    let (cache_control, expires) = segment_cache_headers(published, state.segment_lifetime);
+    let h = res.headers_mut();
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::try_from(cache_control).expect("cache-control built from ASCII"),
+    );
+    h.insert(
+        header::EXPIRES,
+        HeaderValue::try_from(expires.to_string()).expect("HTTP date is ASCII"),
+    );
+    res
+}
+
+/// `Cache-Control` and `Expires` of a segment published at `published` that stays on the server
+/// for `lifetime`: a segment never changes, so caches may keep it for all of its remaining life
+/// (RFC 8216 §6.2.2: `Expires` should reflect its planned time-to-live, R27), and no longer, in
+/// case a later run (`--fresh`) reuses the name.
+pub fn segment_cache_headers(
+    published: SystemTime,
+    lifetime: Duration,
+) -> (String, header::HttpDate) {
+    let expires = published + lifetime;
+    let remaining = expires
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    let remaining = remaining.min(lifetime).as_secs();
+    (
+        format!("public, max-age={remaining}, immutable"),
+        header::HttpDate::from(expires),
+    )
+}
+
+#[derive(Serialize)]
+struct MarkersBody {
+    markers: Vec<Marker>,
+}
+
+/// Reads `ts_start` from a query string: absent is `None`; present it must be a finite number,
+/// given once.
+pub fn parse_ts_start(query: &str) -> Result<Option<f64>, String> {
+    let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
+        .map_err(|e| format!("malformed query string: {e}"))?;
+    let mut values = pairs
+        .iter()
+        .filter(|(k, _)| k == "ts_start")
+        .map(|(_, v)| v);
+    let Some(raw) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err("ts_start given more than once".into());
+    }
+    match raw.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(Some(v)),
+        _ => {
+            let shown: String = raw.chars().take(40).collect();
+            Err(format!(
+                "ts_start must be a finite number of stream seconds, got {shown:?}"
+            ))
+        }
+    }
+}
+
+async fn markers(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    match parse_ts_start(req.query_string()) {
+        Ok(ts_start) => HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-cache"))
+            .json(MarkersBody {
+                markers: state.shared.markers.since(ts_start),
+            }),
+        Err(e) => json_error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+/// The health check's body.
+#[derive(Debug, Serialize)]
+pub struct Health {
+    /// `starting` (no segment yet), `live`, `stalled` (the newest segment is older than the
+    /// deadline) or `ended` (`EXT-X-ENDLIST` written; the server still serves what remains).
+    pub status: &'static str,
+    pub newest_segment_age_secs: Option<f64>,
+    pub deadline_secs: f64,
+    pub newest_sequence: Option<u64>,
+    pub ended: bool,
+    pub segments_written: u64,
+    pub frames_encoded: u64,
+    pub frames_dropped: u64,
+    pub markers: usize,
+}
+
+impl Health {
+    /// `200` for `live` and `ended`, `503` for `starting` and `stalled`.
+    pub fn http_status(&self) -> StatusCode {
+        match self.status {
+            "live" | "ended" => StatusCode::OK,
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+/// The stream's health from the shared status (see [`Health::status`]).
+pub fn health(shared: &Shared, deadline: Duration) -> Health {
+    let s = shared.status();
+    let age = s.newest_segment_at.map(|t| t.elapsed());
+    let status = match age {
+        _ if s.ended => "ended",
+        None => "starting",
+        Some(a) if a <= deadline => "live",
+        Some(_) => "stalled",
+    };
+    Health {
+        status,
+        newest_segment_age_secs: age.map(|a| (a.as_secs_f64() * 1000.0).round() / 1000.0),
+        deadline_secs: deadline.as_secs_f64(),
+        newest_sequence: s.newest_sequence,
+        ended: s.ended,
+        segments_written: s.segments_written,
+        frames_encoded: s.frames_encoded,
+        frames_dropped: s.frames_dropped,
+        markers: shared.markers.len(),
+    }
+}
+
+async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+    let h = health(&state.shared, state.health_deadline);
+    HttpResponse::build(h.http_status())
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(h)
+}
+
+/// A CORS preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`): `204` for an
+/// allowed origin asking for `GET` or `HEAD`, `403` otherwise. The allowed origin itself is
+/// added by the scope's CORS wrapper like on every other response.
+async fn preflight(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let h = req.headers();
+    let origin_ok = h
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .is_some_and(|o| state.cors.allows(o));
+    let method_ok = h
+        .get(header::ACCESS_CONTROL_REQUEST_METHOD)
+        .is_some_and(|m| m.as_bytes() == b"GET" || m.as_bytes() == b"HEAD");
+    if !(origin_ok && method_ok) {
+        return json_error(StatusCode::FORBIDDEN, "cross-origin request not allowed");
+    }
+    HttpResponse::NoContent()
+        .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "GET, HEAD"))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_HEADERS, cors::ALLOW_HEADERS))
+        .insert_header((
+            header::ACCESS_CONTROL_MAX_AGE,
+            cors::PREFLIGHT_MAX_AGE_SECS.to_string(),
+        ))
+        .finish()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1054 @@
+//! Route tests through `actix_web::test` (no socket) and a few over a real TCP socket (HEAD on
+//! the wire, raw traversal attempts, graceful stop, a taken port, stalled clients).
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Instant;
+
+use actix_web::body::{to_bytes, BodyStream, MessageBody};
+use actix_web::dev::{Decompress, Payload, ServiceResponse};
+use actix_web::test as actest;
+
+use super::*;
+use crate::clock::WallClock;
+use crate::time::Ticks90k;
+
+/// Bytes of a file placed *outside* the media directory; no response may ever contain them.
+const SECRET: &str = "TOP-SECRET-OUTSIDE-MEDIA-DIR";
+const PLAYLIST: &str = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n\
+#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+#EXT-X-PROGRAM-DATE-TIME:2025-11-25T12:00:00.000Z\n#EXTINF:2.000,\nchessboard0.ts\n\
+#EXT-X-PROGRAM-DATE-TIME:2025-11-25T12:00:02.000Z\n#EXTINF:2.000,\nchessboard1.ts\n\
+#EXT-X-PROGRAM-DATE-TIME:2025-11-25T12:00:04.000Z\n#EXTINF:2.000,\nchessboard2.ts\n";
+const LIFETIME_SECS: u64 = 242;
+
+struct Fixture {
+    /// Holds `secret.txt` and `media/`.
+    _root: tempfile::TempDir,
+    media: PathBuf,
+    shared: Arc<Shared>,
+}
+
+/// A segment's bytes: `packets` TS packets, each a sync byte then a counter pattern.
+fn segment_bytes(seq: u8, packets: usize) -> Vec<u8> {
+    let mut v = Vec::with_capacity(packets * 188);
+    for p in 0..packets {
+        v.push(0x47);
+        v.extend((1..188).map(|i| (i as u8) ^ (p as u8) ^ seq));
+    }
+    v
+}
+
+fn fixture() -> Fixture {
+    let root = tempfile::tempdir().expect("temp dir");
+    let media = root.path().join("media");
+    std::fs::create_dir(&media).expect("media dir");
+    std::fs::write(root.path().join("secret.txt"), SECRET).expect("secret");
+    std::fs::write(root.path().join("chessboard.m3u8"), SECRET).expect("decoy playlist");
+    std::fs::write(media.join("chessboard.m3u8"), PLAYLIST).expect("playlist");
+    for seq in 0..3u8 {
+        std::fs::write(
+            media.join(format!("chessboard{seq}.ts")),
+            segment_bytes(seq, 100),
+        )
+        .expect("segment");
+    }
+    std::fs::write(media.join("notes.txt"), SECRET).expect("other file");
+    std::os::unix::fs::symlink(root.path().join("secret.txt"), media.join("chessboard9.ts"))
+        .expect("symlink out");
+    std::os::unix::fs::symlink("/etc/passwd", media.join("chessboard8.ts")).expect("symlink out");
+    std::os::unix::fs::symlink(root.path().join("secret.txt"), media.join("other.m3u8"))
+        .expect("symlink out");
+    Fixture {
+        _root: root,
+        media,
+        shared: Arc::new(Shared::default()),
+    }
+}
+
+fn config(media: &Path) -> ServerConfig {
+    ServerConfig {
+        bind: "127.0.0.1:0".parse().expect("address"),
+        media_dir: media.to_owned(),
+        name: "chessboard".into(),
+        cors_origins: Vec::new(),
+        target_duration_secs: 2,
+        segment_lifetime_secs: LIFETIME_SECS,
+    }
+}
+
+async fn call(
+    cfg: &ServerConfig,
+    shared: &Arc<Shared>,
+    req: actest::TestRequest,
+) -> ServiceResponse<impl MessageBody> {
+    let app = actest::init_service(App::new().configure(configure(cfg, shared.clone()))).await;
+    actest::call_service(&app, req.to_request()).await
+}
+
+async fn get(f: &Fixture, uri: &str) -> ServiceResponse<impl MessageBody> {
+    call(
+        &config(&f.media),
+        &f.shared,
+        actest::TestRequest::get().uri(uri),
+    )
+    .await
+}
+
+fn header_str<B>(res: &ServiceResponse<B>, name: header::HeaderName) -> Option<String> {
+    res.headers()
+        .get(name)
+        .map(|v| v.to_str().expect("ASCII header").to_owned())
+}
+
+async fn body_of<B: MessageBody>(res: ServiceResponse<B>) -> Vec<u8> {
+    actest::read_body(res).await.to_vec()
+}
+
+async fn json_of<B: MessageBody>(res: ServiceResponse<B>) -> serde_json::Value {
+    serde_json::from_slice(&body_of(res).await).expect("JSON body")
+}
+
+fn max_age(cache_control: &str) -> u64 {
+    cache_control
+        .split(',')
+        .find_map(|d| d.trim().strip_prefix("max-age="))
+        .expect("max-age directive")
+        .parse()
+        .expect("max-age is a number")
+}
+
+#[actix_web::test]
+async fn index_is_the_player_page_with_csp_and_validator() {
+    let f = fixture();
+    let res = get(&f, "/").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        header_str(&res, header::CONTENT_TYPE).as_deref(),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(
+        header_str(&res, header::CACHE_CONTROL).as_deref(),
+        Some("no-cache")
+    );
+    assert_eq!(
+        header_str(&res, header::X_CONTENT_TYPE_OPTIONS).as_deref(),
+        Some("nosniff")
+    );
+    let csp = header_str(&res, header::CONTENT_SECURITY_POLICY).expect("CSP");
+    assert!(csp.contains("default-src 'self'") && csp.contains("worker-src 'self' blob:"));
+    let etag = header_str(&res, header::ETAG).expect("etag");
+    let body = String::from_utf8(body_of(res).await).expect("utf-8 page");
+    assert!(body.contains("<video"), "the page has a video element");
+    assert!(
+        body.contains("/static/vendor/hls.min.js"),
+        "loads the vendored player"
+    );
+    assert!(
+        body.contains(r#"content="/video/chessboard.m3u8""#),
+        "names this stream's playlist"
+    );
+
+    let res = call(
+        &config(&f.media),
+        &f.shared,
+        actest::TestRequest::get()
+            .uri("/")
+            .insert_header((header::IF_NONE_MATCH, etag.as_str())),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(header_str(&res, header::ETAG), Some(etag));
+    assert!(body_of(res).await.is_empty());
+}
+
+#[actix_web::test]
+async fn every_static_asset_is_served_with_its_content_type() {
+    let f = fixture();
+    for asset in assets::ASSETS {
+        let res = get(&f, &format!("/static/{}", asset.path)).await;
+        assert_eq!(res.status(), StatusCode::OK, "{}", asset.path);
+        assert_eq!(
+            header_str(&res, header::CONTENT_TYPE).as_deref(),
+            Some(asset.content_type)
+        );
+        assert!(
+            header_str(&res, header::ETAG).is_some(),
+            "{} has an etag",
+            asset.path
+        );
+        let body = body_of(res).await;
+        let want = if asset.path == assets::INDEX {
+            assets::render_index("chessboard").0.into_bytes()
+        } else {
+            asset.body.to_vec()
+        };
+        assert!(body == want, "{}: body differs", asset.path);
+    }
+    for missing in [
+        "/static/",
+        "/static/nope.js",
+        "/static/vendor/",
+        "/static/VENDOR/hls.min.js",
+    ] {
+        assert_eq!(
+            get(&f, missing).await.status(),
+            StatusCode::NOT_FOUND,
+            "{missing}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn r8_r39_playlist_type_and_short_shared_cache_lifetime() {
+    let f = fixture();
+    let res = get(&f, "/video/chessboard.m3u8").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        header_str(&res, header::CONTENT_TYPE).as_deref(),
+        Some("application/vnd.apple.mpegurl")
+    );
+    // Half of a 2 s target duration: a cache never serves a playlist older than a client's
+    // earliest reload (RFC 8216 §6.3.4).
+    assert_eq!(
+        header_str(&res, header::CACHE_CONTROL).as_deref(),
+        Some("public, max-age=1")
+    );
+    assert!(
+        header_str(&res, header::ETAG).is_none(),
+        "no validator shared by gzip and identity"
+    );
+    assert!(
+        header_str(&res, header::CONTENT_ENCODING).is_none(),
+        "identity unless asked"
+    );
+    assert_eq!(body_of(res).await, PLAYLIST.as_bytes());
+}
+
+#[test]
+fn r39_playlist_max_age_is_at_most_half_a_target_duration() {
+    let mut cfg = config(Path::new("/nonexistent"));
+    for (td, want) in [
+        (1, "no-cache"),
+        (2, "public, max-age=1"),
+        (3, "public, max-age=1"),
+    ] {
+        cfg.target_duration_secs = td;
+        assert_eq!(cfg.playlist_cache_control(), want, "TD {td}");
+    }
+    cfg.target_duration_secs = 6;
+    assert_eq!(cfg.playlist_cache_control(), "public, max-age=3");
+    assert_eq!(cfg.health_deadline(), Duration::from_secs(9));
+}
+
+#[actix_web::test]
+async fn r31_playlist_is_gzipped_when_the_client_accepts_it() {
+    let f = fixture();
+    let req = actest::TestRequest::get()
+        .uri("/video/chessboard.m3u8")
+        .insert_header((header::ACCEPT_ENCODING, "gzip"));
+    let res = call(&config(&f.media), &f.shared, req).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        header_str(&res, header::CONTENT_ENCODING).as_deref(),
+        Some("gzip")
+    );
+    let vary = header_str(&res, header::VARY)
+        .expect("vary")
+        .to_ascii_lowercase();
+    assert!(vary.contains("accept-encoding"), "{vary}");
+    let headers = res.headers().clone();
+    let gz = body_of(res).await;
+    assert_eq!(&gz[..2], &[0x1f, 0x8b], "gzip magic");
+    let payload: Payload = Payload::from(gz);
+    let decoded = Decompress::from_headers(payload, &headers);
+    let plain = to_bytes(BodyStream::new(decoded)).await.expect("gunzip");
+    assert_eq!(plain, PLAYLIST.as_bytes());
+}
+
+#[actix_web::test]
+async fn head_answers_like_get_without_changing_anything() {
+    let f = fixture();
+    for uri in [
+        "/",
+        "/video/chessboard.m3u8",
+        "/video/chessboard1.ts",
+        "/markers",
+        "/healthz",
+    ] {
+        let got = get(&f, uri).await;
+        let req = actest::TestRequest::default().method(Method::HEAD).uri(uri);
+        let head = call(&config(&f.media), &f.shared, req).await;
+        assert_eq!(head.status(), got.status(), "{uri}");
+        for h in [
+            header::CONTENT_TYPE,
+            header::CACHE_CONTROL,
+            header::ACCEPT_RANGES,
+        ] {
+            assert_eq!(header_str(&head, h.clone()), header_str(&got, h), "{uri}");
+        }
+    }
+}
+
+#[actix_web::test]
+async fn missing_playlist_and_segments_are_404() {
+    let f = fixture();
+    std::fs::remove_file(f.media.join("chessboard.m3u8")).expect("remove");
+    for uri in [
+        "/video/chessboard.m3u8",
+        "/video/chessboard3.ts",
+        "/video/chessboard01.ts",
+    ] {
+        let res = get(&f, uri).await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{uri}");
+        assert!(json_of(res).await["error"].is_string());
+    }
+}
+
+#[actix_web::test]
+async fn r27_segment_is_mp2t_immutable_with_expires_at_its_planned_end() {
+    let f = fixture();
+    let path = f.media.join("chessboard1.ts");
+    let mtime = std::fs::metadata(&path)
+        .expect("meta")
+        .modified()
+        .expect("mtime");
+    let req = actest::TestRequest::get()
+        .uri("/video/chessboard1.ts")
+        .insert_header((header::ACCEPT_ENCODING, "gzip, deflate"));
+    let res = call(&config(&f.media), &f.shared, req).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        header_str(&res, header::CONTENT_TYPE).as_deref(),
+        Some("video/mp2t")
+    );
+    assert_eq!(
+        header_str(&res, header::ACCEPT_RANGES).as_deref(),
+        Some("bytes")
+    );
+    assert!(header_str(&res, header::CONTENT_DISPOSITION).is_none());
+    assert!(
+        header_str(&res, header::CONTENT_ENCODING).is_none(),
+        "a segment is never compressed"
+    );
+    let cc = header_str(&res, header::CACHE_CONTROL).expect("cache-control");
+    assert!(
+        cc.starts_with("public, ") && cc.ends_with(", immutable"),
+        "{cc}"
+    );
+    let age = max_age(&cc);
+    assert!((LIFETIME_SECS - 5..=LIFETIME_SECS).contains(&age), "{cc}");
+    let expires = header::HttpDate::from_str(&header_str(&res, header::EXPIRES).expect("expires"))
+        .expect("HTTP date");
+    let want = header::HttpDate::from(mtime + Duration::from_secs(LIFETIME_SECS));
+    assert_eq!(
+        expires.to_string(),
+        want.to_string(),
+        "Expires = publication + planned lifetime"
+    );
+    assert!(header_str(&res, header::ETAG).is_some());
+    assert_eq!(body_of(res).await, segment_bytes(1, 100));
+}
+
+#[actix_web::test]
+async fn r27_segment_max_age_counts_down_to_its_removal() {
+    let f = fixture();
+    let set_age = |name: &str, secs: u64| {
+        let file = std::fs::File::options()
+            .write(true)
+            .open(f.media.join(name))
+            .expect("open");
+        file.set_modified(SystemTime::now() - Duration::from_secs(secs))
+            .expect("set mtime");
+    };
+    set_age("chessboard0.ts", 200);
+    set_age("chessboard2.ts", LIFETIME_SECS + 60);
+    let res = get(&f, "/video/chessboard0.ts").await;
+    let age = max_age(&header_str(&res, header::CACHE_CONTROL).expect("cache-control"));
+    assert!(
+        (LIFETIME_SECS - 200 - 3..=LIFETIME_SECS - 200).contains(&age),
+        "max-age {age}"
+    );
+    // Past its planned lifetime (about to be deleted) it is still served (R25), uncacheable.
+    let res = get(&f, "/video/chessboard2.ts").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        max_age(&header_str(&res, header::CACHE_CONTROL).expect("cache-control")),
+        0
+    );
+    let expires = header::HttpDate::from_str(&header_str(&res, header::EXPIRES).expect("expires"))
+        .expect("HTTP date");
+    assert!(SystemTime::from(expires) < SystemTime::now());
+}
+
+#[actix_web::test]
+async fn segment_byte_ranges() {
+    let f = fixture();
+    let whole = segment_bytes(2, 100);
+    let n = whole.len();
+    let cfg = config(&f.media);
+    let ranged = |r: &str, gzip: bool| {
+        let mut req = actest::TestRequest::get()
+            .uri("/video/chessboard2.ts")
+            .insert_header((header::RANGE, r.to_owned()));
+        if gzip {
+            req = req.insert_header((header::ACCEPT_ENCODING, "gzip"));
+        }
+        req
+    };
+
+    let res = call(&cfg, &f.shared, ranged("bytes=0-187", false)).await;
+    assert_eq!(res.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        header_str(&res, header::CONTENT_RANGE),
+        Some(format!("bytes 0-187/{n}"))
+    );
+    assert_eq!(
+        header_str(&res, header::CONTENT_TYPE).as_deref(),
+        Some("video/mp2t")
+    );
+    assert!(
+        header_str(&res, header::EXPIRES).is_some(),
+        "partial responses carry Expires too"
+    );
+    assert_eq!(body_of(res).await, &whole[..188]);
+
+    let res = call(&cfg, &f.shared, ranged("bytes=-188", true)).await;
+    assert_eq!(res.status(), StatusCode::PARTIAL_CONTENT);
+    let enc = header_str(&res, header::CONTENT_ENCODING);
+    assert!(
+        enc.is_none() || enc.as_deref() == Some("identity"),
+        "{enc:?}"
+    );
+    assert_eq!(body_of(res).await, &whole[n - 188..]);
+
+    let res = call(&cfg, &f.shared, ranged("bytes=376-", false)).await;
+    assert_eq!(res.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(body_of(res).await, &whole[376..]);
+
+    let res = call(&cfg, &f.shared, ranged(&format!("bytes={n}-"), false)).await;
+    assert_eq!(res.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(
+        header_str(&res, header::CONTENT_RANGE),
+        Some(format!("bytes */{n}"))
+    );
+}
+
+#[actix_web::test]
+async fn markers_are_a_json_object_filtered_by_ts_start() {
+    let f = fixture();
+    let anchor = WallClock::from_unix_millis(1_764_072_000_000);
+    for secs in [1, 2, 5] {
+        f.shared
+            .markers
+            .push(Ticks90k::from_secs(secs), Ticks90k::from_secs(2), anchor);
+    }
+    let res = get(&f, "/markers").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        header_str(&res, header::CONTENT_TYPE).as_deref(),
+        Some("application/json")
+    );
+    assert_eq!(
+        header_str(&res, header::CACHE_CONTROL).as_deref(),
+        Some("no-cache")
+    );
+    let body = json_of(res).await;
+    let obj = body
+        .as_object()
+        .expect("an object, not a JSON string holding JSON");
+    assert_eq!(obj.keys().collect::<Vec<_>>(), ["markers"]);
+    let list = body["markers"].as_array().expect("markers array");
+    assert_eq!(list.len(), 3);
+    for (m, (id, secs)) in list.iter().zip([(1, 1), (2, 2), (3, 5)]) {
+        let keys: BTreeSet<&str> = m
+            .as_object()
+            .expect("marker object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            BTreeSet::from(["id", "time", "text", "program_date_time"])
+        );
+        assert_eq!(m["id"], id);
+        assert_eq!(m["time"].as_f64(), Some(secs as f64));
+        assert_eq!(m["text"], format!("Marker {id}"));
+        assert_eq!(
+            m["program_date_time"],
+            format!("2025-11-25T12:00:0{secs}.000Z")
+        );
+    }
+
+    let ids = |v: serde_json::Value| -> Vec<u64> {
+        v["markers"]
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|m| m["id"].as_u64().expect("id"))
+            .collect()
+    };
+    // Strictly later than ts_start: a client polling with its newest time gets no repeats.
+    for (q, want) in [
+        ("2", vec![3]),
+        ("1.999", vec![2, 3]),
+        ("-1", vec![1, 2, 3]),
+        ("0", vec![1, 2, 3]),
+        ("5", vec![]),
+        ("1e9", vec![]),
+        ("%2B1", vec![2, 3]),
+        ("1&other=x", vec![2, 3]),
+    ] {
+        let res = get(&f, &format!("/markers?ts_start={q}")).await;
+        assert_eq!(res.status(), StatusCode::OK, "{q}");
+        assert_eq!(ids(json_of(res).await), want, "ts_start={q}");
+    }
+}
+
+#[actix_web::test]
+async fn markers_reject_every_non_finite_or_malformed_ts_start() {
+    let f = fixture();
+    for q in [
+        "ts_start=abc",
+        "ts_start=",
+        "ts_start=NaN",
+        "ts_start=nan",
+        "ts_start=inf",
+        "ts_start=-inf",
+        "ts_start=%2Binf",
+        "ts_start=infinity",
+        "ts_start=1e999",
+        "ts_start=-1e999",
+        "ts_start=1,5",
+        "ts_start=0x10",
+        "ts_start=%201",
+        "ts_start=1%20",
+        "ts_start=1.2.3",
+        "ts_start=--1",
+        "ts_start=1&ts_start=2",
+        "ts_start=1%00",
+        "ts_start=%FF",
+    ] {
+        let res = get(&f, &format!("/markers?{q}")).await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{q}");
+        assert_eq!(
+            header_str(&res, header::CONTENT_TYPE).as_deref(),
+            Some("application/json")
+        );
+        let body = json_of(res).await;
+        assert_eq!(body.as_object().map(|o| o.len()), Some(1), "{q}: {body}");
+        assert!(
+            !body["error"].as_str().expect("error string").is_empty(),
+            "{q}"
+        );
+    }
+    assert_eq!(parse_ts_start("ts_start=2.5"), Ok(Some(2.5)));
+    assert_eq!(parse_ts_start(""), Ok(None));
+}
+
+#[actix_web::test]
+async fn r28_healthz_follows_the_publishing_deadline() {
+    let f = fixture();
+    let check = |want_status: u16, want: &'static str| {
+        let f = &f;
+        async move {
+            let res = get(f, "/healthz").await;
+            assert_eq!(res.status().as_u16(), want_status, "{want}");
+            assert_eq!(
+                header_str(&res, header::CACHE_CONTROL).as_deref(),
+                Some("no-store")
+            );
+            let body = json_of(res).await;
+            assert_eq!(body["status"], want);
+            body
+        }
+    };
+    let body = check(503, "starting").await;
+    assert!(body["newest_segment_age_secs"].is_null());
+    assert_eq!(body["deadline_secs"], 3.0);
+
+    f.shared.update_status(|s| {
+        s.newest_segment_at = Some(Instant::now());
+        s.newest_sequence = Some(41);
+        s.segments_written = 42;
+        s.frames_encoded = 2520;
+        s.frames_dropped = 3;
+    });
+    let body = check(200, "live").await;
+    assert_eq!(body["newest_sequence"], 41);
+    assert_eq!(body["segments_written"], 42);
+    assert_eq!(body["frames_encoded"], 2520);
+    assert_eq!(body["frames_dropped"], 3);
+    assert_eq!(body["ended"], false);
+
+    // 1.5 x TD = 3 s: a segment 2.9 s old is on time, 3.1 s old is late.
+    let at = |ms| {
+        Instant::now()
+            .checked_sub(Duration::from_millis(ms))
+            .expect("uptime")
+    };
+    f.shared
+        .update_status(|s| s.newest_segment_at = Some(at(2_900)));
+    check(200, "live").await;
+    f.shared
+        .update_status(|s| s.newest_segment_at = Some(at(3_100)));
+    let body = check(503, "stalled").await;
+    assert!(body["newest_segment_age_secs"].as_f64().expect("age") >= 3.1);
+
+    f.shared.update_status(|s| s.ended = true);
+    let body = check(200, "ended").await;
+    assert_eq!(body["ended"], true);
+}
+
+/// The requests of the issue's traversal list and more. Each must be a 400 or 404 and never
+/// carry a byte of a file outside the media directory.
+const HOSTILE_URIS: &[&str] = &[
+    "/video/..%2fsecret.txt",
+    "/video/..%2Fsecret.txt",
+    "/video/%2e%2e%2fsecret.txt",
+    "/video/%2E%2E/secret.txt",
+    "/video/%2e%2e",
+    "/video/..",
+    "/video/../secret.txt",
+    "/video/../chessboard.m3u8",
+    "/video/%2e%2e%2fchessboard.m3u8",
+    "/video/..%5csecret.txt",
+    "/video/chessboard1.ts%5c..%5c..%5csecret.txt",
+    "/video/%2fetc%2fpasswd",
+    "/video//etc/passwd",
+    "/video/%2Fetc%2Fpasswd",
+    "/video/chessboard9.ts",
+    "/video/chessboard8.ts",
+    "/video/other.m3u8",
+    "/video/notes.txt",
+    "/video/chessboard.m3u8%00",
+    "/video/chessboard.m3u8%00.ts",
+    "/video/chessboard1.ts%2f..%2f..%2fsecret.txt",
+    "/video/chessboard%2e%2e%2f..%2fsecret.txt",
+    "/video/./chessboard.m3u8/..",
+    "/video/chessboard-1.ts",
+    "/video/chessboard1.ts.",
+    "/video/%63hessboard1.ts%20",
+    "/static/../secret.txt",
+    "/static/..%2f..%2fsecret.txt",
+    "/static/%2e%2e/%2e%2e/secret.txt",
+    "/static//etc/passwd",
+    "/static/%2fetc%2fpasswd",
+    "/static/vendor/../../secret.txt",
+    "/static/..%5c..%5csecret.txt",
+    "/..%2fsecret.txt",
+    "/%2e%2e/secret.txt",
+    "/secret.txt",
+    "/etc/passwd",
+];
+
+fn assert_no_leak(uri: &str, status: u16, body: &[u8]) {
+    assert!(status == 400 || status == 404, "{uri} answered {status}");
+    let text = String::from_utf8_lossy(body);
+    assert!(!text.contains(SECRET), "{uri} leaked the outside file");
+    assert!(!text.contains("root:"), "{uri} leaked /etc/passwd");
+}
+
+#[actix_web::test]
+async fn traversal_and_malformed_paths_never_serve_a_file_outside_the_media_dir() {
+    let f = fixture();
+    assert!(HOSTILE_URIS.len() >= 15);
+    for uri in HOSTILE_URIS {
+        let res = get(&f, uri).await;
+        let status = res.status().as_u16();
+        assert_no_leak(uri, status, &body_of(res).await);
+    }
+}
+
+#[actix_web::test]
+async fn other_methods_are_405_and_unknown_routes_404() {
+    let f = fixture();
+    let routes = [
+        "/",
+        "/static/player.js",
+        "/video/chessboard.m3u8",
+        "/video/chessboard0.ts",
+    ];
+    for uri in routes.iter().chain(&["/markers", "/healthz"]) {
+        for m in [
+            "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT",
+        ] {
+            let method = Method::from_bytes(m.as_bytes()).expect("method");
+            let req = actest::TestRequest::default().method(method).uri(uri);
+            let res = call(&config(&f.media), &f.shared, req).await;
+            assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED, "{m} {uri}");
+            assert_eq!(
+                header_str(&res, header::ALLOW).as_deref(),
+                Some("GET, HEAD"),
+                "{m} {uri}"
+            );
+        }
+    }
+    // A file written by POST would be the worst outcome: check nothing appeared.
+    assert!(!f.media.join("chessboard3.ts").exists());
+    for uri in [
+        "/nope",
+        "/video",
+        "/video/",
+        "/video/a/b",
+        "/markers/1",
+        "/healthz/x",
+        "/index.html",
+    ] {
+        let res = get(&f, uri).await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{uri}");
+        assert_eq!(json_of(res).await["error"], "not found");
+    }
+}
+
+#[actix_web::test]
+async fn cors_is_off_by_default() {
+    let f = fixture();
+    let req = actest::TestRequest::get()
+        .uri("/video/chessboard.m3u8")
+        .insert_header((header::ORIGIN, "https://elsewhere.example"));
+    let res = call(&config(&f.media), &f.shared, req).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    for h in res.headers().keys() {
+        assert!(!h.as_str().starts_with("access-control-"), "{h}");
+    }
+    assert!(!header_str(&res, header::VARY)
+        .unwrap_or_default()
+        .contains("Origin"));
+}
+
+#[actix_web::test]
+async fn cors_allows_exactly_the_named_origins_without_credentials() {
+    let f = fixture();
+    let mut cfg = config(&f.media);
+    cfg.cors_origins = vec![
+        "https://player.example".into(),
+        "http://localhost:8080/".into(),
+    ];
+    let with_origin = |uri: &str, origin: &str| {
+        actest::TestRequest::get()
+            .uri(uri)
+            .insert_header((header::ORIGIN, origin.to_owned()))
+    };
+    for uri in [
+        "/video/chessboard.m3u8",
+        "/video/chessboard0.ts",
+        "/markers",
+        "/healthz",
+    ] {
+        for origin in ["https://player.example", "http://localhost:8080"] {
+            let res = call(&cfg, &f.shared, with_origin(uri, origin)).await;
+            assert_eq!(
+                header_str(&res, header::ACCESS_CONTROL_ALLOW_ORIGIN).as_deref(),
+                Some(origin)
+            );
+            assert!(header_str(&res, header::ACCESS_CONTROL_ALLOW_CREDENTIALS).is_none());
+            let expose = header_str(&res, header::ACCESS_CONTROL_EXPOSE_HEADERS).expect("expose");
+            assert!(expose.contains("Content-Range"));
+            let vary: Vec<String> = res
+                .headers()
+                .get_all(header::VARY)
+                .map(|v| v.to_str().expect("ascii").to_owned())
+                .collect();
+            assert!(vary.iter().any(|v| v.contains("Origin")), "{uri}: {vary:?}");
+        }
+        for origin in ["https://evil.example", "http://player.example", "null", "*"] {
+            let res = call(&cfg, &f.shared, with_origin(uri, origin)).await;
+            assert!(
+                header_str(&res, header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none(),
+                "{origin}"
+            );
+            let vary = header_str(&res, header::VARY).unwrap_or_default();
+            assert!(vary.contains("Origin"), "caches must key on Origin: {vary}");
+        }
+    }
+
+    let preflight = |origin: &str, method: &str| {
+        actest::TestRequest::default()
+            .method(Method::OPTIONS)
+            .uri("/video/chessboard0.ts")
+            .insert_header((header::ORIGIN, origin.to_owned()))
+            .insert_header((header::ACCESS_CONTROL_REQUEST_METHOD, method.to_owned()))
+            .insert_header((header::ACCESS_CONTROL_REQUEST_HEADERS, "range"))
+    };
+    let res = call(&cfg, &f.shared, preflight("https://player.example", "GET")).await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        header_str(&res, header::ACCESS_CONTROL_ALLOW_ORIGIN).as_deref(),
+        Some("https://player.example")
+    );
+    assert_eq!(
+        header_str(&res, header::ACCESS_CONTROL_ALLOW_METHODS).as_deref(),
+        Some("GET, HEAD")
+    );
+    assert_eq!(
+        header_str(&res, header::ACCESS_CONTROL_ALLOW_HEADERS).as_deref(),
+        Some("Range")
+    );
+    assert!(header_str(&res, header::ACCESS_CONTROL_ALLOW_CREDENTIALS).is_none());
+    for (origin, method) in [
+        ("https://evil.example", "GET"),
+        ("https://player.example", "POST"),
+    ] {
+        let res = call(&cfg, &f.shared, preflight(origin, method)).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{origin} {method}");
+    }
+    // With CORS on, OPTIONS is a route; other methods are still 405 and say so.
+    let req = actest::TestRequest::post().uri("/markers");
+    let res = call(&cfg, &f.shared, req).await;
+    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        header_str(&res, header::ALLOW).as_deref(),
+        Some("GET, HEAD, OPTIONS")
+    );
+}
+
+#[test]
+fn validate_refuses_unsafe_names_wildcards_and_zero_target_duration() {
+    let good = config(Path::new("/tmp"));
+    assert_eq!(good.validate(), Ok(()));
+    for name in ["", "../x", "a/b", "a.b", "a\\b", "%2e"] {
+        let cfg = ServerConfig {
+            name: name.into(),
+            ..good.clone()
+        };
+        assert!(cfg.validate().is_err(), "{name:?}");
+    }
+    let cfg = ServerConfig {
+        cors_origins: vec!["*".into()],
+        ..good.clone()
+    };
+    assert!(cfg.validate().expect_err("wildcard").contains("wildcard"));
+    let cfg = ServerConfig {
+        target_duration_secs: 0,
+        ..good
+    };
+    assert!(cfg.validate().is_err());
+}
+
+#[test]
+#[should_panic(expected = "invalid server configuration")]
+fn configure_refuses_an_unvalidated_config() {
+    let cfg = ServerConfig {
+        name: "../etc".into(),
+        ..config(Path::new("/tmp"))
+    };
+    let _ = configure(&cfg, Arc::new(Shared::default()));
+}
+
+// ---- over a real socket ----------------------------------------------------------------------
+
+/// A server on 127.0.0.1:<free port> under a plain multi-threaded tokio runtime (what
+/// `#[tokio::main]` builds), stopped when dropped.
+struct Live {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    done: std::sync::mpsc::Receiver<std::io::Result<()>>,
+    _rt: std::thread::JoinHandle<()>,
+}
+
+impl Live {
+    fn start(cfg: ServerConfig, shared: Arc<Shared>) -> Live {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+        let addr = listener.local_addr().expect("local addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (tx, done) = std::sync::mpsc::channel();
+        let rt = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            let r = rt.block_on(serve_listener(cfg, shared, listener, async move {
+                let _ = stopped.await;
+            }));
+            let _ = tx.send(r);
+        });
+        Live {
+            addr,
+            stop: Some(stop),
+            done,
+            _rt: rt,
+        }
+    }
+
+    /// Sends `request` verbatim, reads until the server closes: (status, head, body).
+    fn raw(&self, request: &str) -> (u16, String, Vec<u8>) {
+        let mut s = TcpStream::connect(self.addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        s.write_all(request.as_bytes()).expect("send");
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).expect("read");
+        let split = buf
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("end of head");
+        let head = String::from_utf8_lossy(&buf[..split]).into_owned();
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("status");
+        (status, head, buf[split + 4..].to_vec())
+    }
+
+    fn get(&self, method: &str, path: &str) -> (u16, String, Vec<u8>) {
+        self.raw(&format!(
+            "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+        ))
+    }
+
+    fn stop(mut self) -> Duration {
+        let t = Instant::now();
+        self.stop
+            .take()
+            .expect("running")
+            .send(())
+            .expect("server listening for stop");
+        self.done
+            .recv_timeout(Duration::from_secs(10))
+            .expect("stopped")
+            .expect("clean stop");
+        t.elapsed()
+    }
+}
+
+fn content_length(head: &str) -> Option<usize> {
+    head.lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(str::to_owned)
+        })
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[test]
+fn over_tcp_head_has_no_body_and_the_get_length() {
+    let f = fixture();
+    let live = Live::start(config(&f.media), f.shared.clone());
+    for path in [
+        "/",
+        "/video/chessboard.m3u8",
+        "/video/chessboard0.ts",
+        "/static/player.css",
+    ] {
+        let (gs, ghead, gbody) = live.get("GET", path);
+        let (hs, hhead, hbody) = live.get("HEAD", path);
+        assert_eq!((gs, hs), (200, 200), "{path}");
+        assert_eq!(content_length(&ghead), Some(gbody.len()), "{path}: {ghead}");
+        assert_eq!(content_length(&hhead), Some(gbody.len()), "{path}: {hhead}");
+        assert!(hbody.is_empty(), "{path}: HEAD sent a body");
+    }
+    assert!(live.stop() < Duration::from_secs(SHUTDOWN_TIMEOUT_SECS + 2));
+}
+
+#[test]
+fn over_tcp_hostile_request_lines_never_leak() {
+    let f = fixture();
+    let live = Live::start(config(&f.media), f.shared.clone());
+    let raw_only = [
+        "/video/..\\secret.txt",
+        "/video/chessboard1.ts\\..\\..\\secret.txt",
+        "/static/..\\..\\secret.txt",
+        "http://test/video/../secret.txt",
+        "http://test/../secret.txt",
+        "//video/../secret.txt",
+        "/video/chessboard.m3u8/../../secret.txt",
+        "/video/%2e%2e/%2e%2e/secret.txt",
+    ];
+    for uri in HOSTILE_URIS.iter().chain(&raw_only) {
+        let (status, _, body) = live.get("GET", uri);
+        assert_no_leak(uri, status, &body);
+    }
+    live.stop();
+}
+
+#[test]
+fn serve_reports_a_taken_port_clearly() {
+    let f = fixture();
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let cfg = ServerConfig {
+        bind: taken.local_addr().expect("addr"),
+        ..config(&f.media)
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let err = rt
+        .block_on(serve(cfg.clone(), f.shared.clone(), std::future::pending()))
+        .expect_err("port is taken");
+    assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+    assert!(err.to_string().contains(&cfg.bind.to_string()), "{err}");
+    let bad = ServerConfig {
+        cors_origins: vec!["*".into()],
+        ..cfg
+    };
+    let err = rt
+        .block_on(serve(bad, f.shared.clone(), std::future::pending()))
+        .expect_err("*");
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+}
+
+#[test]
+fn stalled_clients_block_neither_other_clients_nor_the_writers() {
+    let f = fixture();
+    // A 4 MiB segment: far more than the socket buffers of a client that never reads.
+    std::fs::write(
+        f.media.join("chessboard7.ts"),
+        segment_bytes(7, 4 * 1024 * 1024 / 188),
+    )
+    .expect("big segment");
+    let live = Live::start(config(&f.media), f.shared.clone());
+    let stalled: Vec<TcpStream> = (0..64)
+        .map(|_| {
+            let mut s = TcpStream::connect(live.addr).expect("connect");
+            s.write_all(b"GET /video/chessboard7.ts HTTP/1.1\r\nHost: t\r\n\r\n")
+                .expect("send");
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+
+    // The media threads' side: state updates never wait on the server.
+    let anchor = WallClock::from_unix_millis(0);
+    let t = Instant::now();
+    for i in 0..1000 {
+        f.shared
+            .markers
+            .push(Ticks90k::from_secs(i), Ticks90k::ZERO, anchor);
+        f.shared.update_status(|s| s.segments_written += 1);
+    }
+    assert!(
+        t.elapsed() < Duration::from_millis(200),
+        "writers waited {:?}",
+        t.elapsed()
+    );
+    // A playlist rewrite by rename while segments are being sent.
+    let tmp = f.media.join(".chessboard.m3u8.tmp");
+    std::fs::write(&tmp, PLAYLIST.replace("chessboard2.ts", "chessboard7.ts")).expect("write");
+    std::fs::rename(&tmp, f.media.join("chessboard.m3u8")).expect("rename");
+
+    let t = Instant::now();
+    let (status, _, body) = live.get("GET", "/video/chessboard.m3u8");
+    assert_eq!(status, 200);
+    assert!(
+        String::from_utf8_lossy(&body).contains("chessboard7.ts"),
+        "sees the new playlist"
+    );
+    let (status, _, body) = live.get("GET", "/markers?ts_start=998");
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("\"id\":1000"));
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "other clients waited {:?}",
+        t.elapsed()
+    );
+    drop(stalled);
+    live.stop();
+}
