@@ -15,6 +15,7 @@ use openh264::encoder::{
 };
 use openh264::formats::YUVSlices;
 use openh264::{OpenH264API, Timestamp};
+use std::ffi::{c_char, c_int, c_void, CStr};
 
 use crate::frame::YuvFrame;
 use crate::time::{FrameRate, Ticks90k};
@@ -96,7 +97,7 @@ impl H264Encoder {
             .complexity(Complexity::Low)
             // Our conversion is BT.601 limited range; say so in the SPS so players agree.
             .vui(VuiConfig::bt601());
-        let inner =
+        let mut inner =
             Encoder::with_api_config(OpenH264API::from_source(), config).map_err(|source| {
                 EncodeError::Init {
                     width: w,
@@ -104,6 +105,7 @@ impl H264Encoder {
                     source,
                 }
             })?;
+        route_log_to_tracing(&mut inner);
         Ok(H264Encoder { inner, settings })
     }
 
@@ -150,6 +152,49 @@ impl H264Encoder {
         Ok(Encoded {
             keyframe: frame_type == FrameType::IDR,
         })
+    }
+}
+
+/// Sends openh264's own messages to `tracing` (target `openh264`) instead of raw stderr.
+///
+/// The encoder initialises lazily on the first frame and warns then that "bitrate can't be
+/// controlled ... without enabling skip frame": true, and deliberate (a live stream must not lose
+/// frames; the rate control undershoots instead on simple content), so it is logged at debug.
+fn route_log_to_tracing(encoder: &mut Encoder) {
+    let mut callback: openh264_sys2::WelsTraceCallback = Some(openh264_log);
+    let mut level: c_int = openh264_sys2::WELS_LOG_WARNING as c_int;
+    // SAFETY: both options are accepted before initialisation (welsEncoderExt.cpp SetOption);
+    // the encoder copies the callback pointer and the level out of the pointed-to values during
+    // the call, so pointers to these locals need not outlive it. The callback is a plain
+    // `extern "C"` function with the WelsTraceCallback signature.
+    unsafe {
+        let api = encoder.raw_api();
+        api.set_option(
+            openh264_sys2::ENCODER_OPTION_TRACE_CALLBACK,
+            (&raw mut callback).cast::<c_void>(),
+        );
+        api.set_option(
+            openh264_sys2::ENCODER_OPTION_TRACE_LEVEL,
+            (&raw mut level).cast::<c_void>(),
+        );
+    }
+}
+
+unsafe extern "C" fn openh264_log(_ctx: *mut c_void, level: c_int, message: *const c_char) {
+    if message.is_null() {
+        return;
+    }
+    // SAFETY: openh264 passes a NUL-terminated string valid for the duration of the call.
+    let text = unsafe { CStr::from_ptr(message) }.to_string_lossy();
+    let text = text.trim_end();
+    if level <= openh264_sys2::WELS_LOG_ERROR as c_int {
+        tracing::error!(target: "openh264", "{text}");
+    } else if level <= openh264_sys2::WELS_LOG_WARNING as c_int
+        && !text.contains("bEnableFrameSkip")
+    {
+        tracing::warn!(target: "openh264", "{text}");
+    } else {
+        tracing::debug!(target: "openh264", "{text}");
     }
 }
 
