@@ -13,7 +13,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 bin="${HLS_STREAMER_BIN:-$root/target/release/hls-streamer}"
 chromium="${CHROMIUM:-/usr/bin/chromium}"
-duration="${E2E_DURATION:-90}"
+duration="${E2E_DURATION:-50}"
 artifacts="$root/tests/artifacts"
 
 if [ -z "${HLS_STREAMER_BIN:-}" ]; then
