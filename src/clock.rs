@@ -59,6 +59,14 @@ impl WallClock {
         WallClock::from_unix_millis(self.unix_millis() + (d.as_u64() / 90) as i64)
     }
 
+    /// Parses an RFC 3339 date such as `2026-11-25T12:00:00.123Z` (rounded down to the ms).
+    pub fn parse_rfc3339(s: &str) -> Option<Self> {
+        let t = OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+        Some(WallClock::from_unix_millis(
+            (t.unix_timestamp_nanos() / 1_000_000) as i64,
+        ))
+    }
+
     /// ISO 8601 / RFC 3339 in UTC with milliseconds, e.g. `2026-11-25T12:00:00.000Z` (R32).
     pub fn to_rfc3339(self) -> String {
         let t = self.0;

@@ -211,18 +211,16 @@ pub fn parse_size(s: &str) -> Result<(usize, usize), String> {
 /// still fits.
 pub fn target_duration_secs(rate: FrameRate, segment: Ticks90k) -> u64 {
     // Boundaries sit at k * segment; a segment runs from the first frame at or after one
-    // boundary to the first frame at or after the next. If every boundary falls on a frame the
-    // segment is exactly `segment`; otherwise it can be up to one frame longer.
-    let aligned = rate.pts_of(rate.first_frame_at_or_after(segment)) == segment
-        && (u128::from(segment.as_u64()) * u128::from(rate.num))
-            % (u128::from(TICKS_PER_SEC) * u128::from(rate.den))
-            == 0;
-    let longest = if aligned {
-        segment
-    } else {
-        segment + rate.pts_of(1) + Ticks90k(1)
-    };
-    longest.as_u64().div_ceil(TICKS_PER_SEC)
+    // boundary to the first frame at or after the next. Both ends sit on the frame grid, so a
+    // segment is at most the whole number of frames that covers `segment`: rounding the start
+    // up to the grid and adding that many frames already reaches the next boundary.
+    let n = rate.first_frame_at_or_after(segment);
+    // pts_of rounds down to the tick; count the lost fraction as a whole tick.
+    let exact = (u128::from(n) * u128::from(TICKS_PER_SEC) * u128::from(rate.den))
+        % u128::from(rate.num)
+        == 0;
+    let longest = rate.pts_of(n).as_u64() + u64::from(!exact);
+    longest.div_ceil(TICKS_PER_SEC)
 }
 
 impl Args {
@@ -365,6 +363,15 @@ mod tests {
             6
         );
         assert_eq!(cfg(&["--hls-time", "1.5"]).unwrap().target_duration_secs, 2);
+        // 2.98 s at 30 fps: segments of 89 or 90 frames, never over 3 s.
+        assert_eq!(
+            cfg(&["--hls-time", "2.98"]).unwrap().target_duration_secs,
+            3
+        );
+        assert_eq!(
+            cfg(&["--hls-time", "3.01"]).unwrap().target_duration_secs,
+            4
+        );
     }
 
     #[test]

@@ -80,10 +80,9 @@ fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error>> {
         std::thread::Builder::new()
             .name("segmenter".into())
             .spawn(move || {
-                let result = hls::pipeline::run(&cfg, shared, stop.clone());
-                stop.store(true, Ordering::SeqCst);
-                done.notify_one();
-                result
+                // Runs on every exit, a panic included, so the server never waits forever.
+                let _wake = Wake(stop.clone(), done);
+                hls::pipeline::run(&cfg, shared, stop)
             })?
     };
 
@@ -139,4 +138,14 @@ fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error>> {
         "done"
     );
     Ok(())
+}
+
+/// Marks the stream stopped and wakes the server when dropped.
+struct Wake(Arc<AtomicBool>, Arc<tokio::sync::Notify>);
+
+impl Drop for Wake {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+        self.1.notify_one();
+    }
 }

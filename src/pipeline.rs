@@ -1,16 +1,19 @@
 //! The media path as threads joined by bounded channels; the only module that spawns threads.
 //!
 //! ```text
-//!  source thread              encoder thread                       segmenter thread (caller)
-//!  Pacer -> Checkerboard  ->  markers, overlay, RGB->I420, H.264 -> TS mux, cut, write, playlist
-//!     ^        | frames (bounded)      | access units (bounded)           |
-//!     +--------+ free RGB buffers <----+      free AU buffers <-----------+
+//!  source thread                          encoder thread      segmenter thread (caller)
+//!  Pacer -> Checkerboard, overlay, RGB->I420 -> markers, H.264 -> TS mux, cut, write, playlist
+//!     ^        | I420 frames (bounded)        | access units (bounded)     |
+//!     +--------+ free I420 buffers <----------+    free AU buffers <-------+
 //! ```
-//! Buffers travel in a loop (a pool): nothing is allocated per frame once the pools are full.
+//! The encoder thread only encodes: everything else about a picture is done on the source
+//! thread, so on two cores the two run side by side. Buffers travel in a loop (a pool): nothing
+//! is allocated per frame once the pools are full.
 //! When the encoder falls behind, the source finds no free buffer and drops the frame slot
 //! (counted) instead of queueing latency; a dropped slot leaves a gap in time, never a wrong
 //! timestamp. Frames that open a segment are never dropped (the source waits for a buffer),
-//! so every segment starts on its boundary and lasts exactly the segment duration.
+//! so every segment starts on its boundary and spans the frames up to the next one (exactly the
+//! segment duration at an integer frame rate, within one frame of it otherwise).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -34,8 +37,8 @@ use crate::store::MediaDir;
 use crate::time::{FrameRate, Ticks90k};
 use crate::yuv::rgb_to_i420;
 
-/// RGB frames in flight between source and encoder.
-const RGB_POOL: usize = 3;
+/// I420 frames in flight between source and encoder.
+const FRAME_POOL: usize = 3;
 /// Encoded access units in flight between encoder and segmenter.
 const AU_POOL: usize = 16;
 
@@ -54,7 +57,7 @@ pub struct Summary {
 /// A painted frame on its way to the encoder.
 struct RawFrame {
     slot: u64,
-    rgb: RgbFrame,
+    yuv: YuvFrame,
     info: FrameInfo,
 }
 
@@ -104,13 +107,13 @@ pub fn run_observed(
     .map_err(Error::Config)?;
     let mut publisher = Publisher::new(cfg, dir, shared.clone(), observer)?;
 
-    let (free_tx, free_rx) = bounded::<RgbFrame>(RGB_POOL);
-    let (frame_tx, frame_rx) = bounded::<RawFrame>(RGB_POOL);
+    let (free_tx, free_rx) = bounded::<YuvFrame>(FRAME_POOL);
+    let (frame_tx, frame_rx) = bounded::<RawFrame>(FRAME_POOL);
     let (free_au_tx, free_au_rx) = bounded::<Vec<u8>>(AU_POOL);
     let (au_tx, au_rx) = bounded::<EncodedFrame>(AU_POOL);
-    for _ in 0..RGB_POOL {
+    for _ in 0..FRAME_POOL {
         free_tx
-            .send(RgbFrame::new(cfg.width, cfg.height))
+            .send(YuvFrame::new(cfg.width, cfg.height))
             .expect("pool channel has room");
     }
     for _ in 0..AU_POOL {
@@ -123,6 +126,8 @@ pub fn run_observed(
     let source_thread = {
         let job = SourceJob {
             source: Box::new(source),
+            overlay: Some(overlay),
+            rgb: RgbFrame::new(cfg.width, cfg.height),
             clock: Box::new(RealClock),
             rate: cfg.rate,
             segment: cfg.segment,
@@ -142,7 +147,6 @@ pub fn run_observed(
                 bitrate_bps: cfg.bitrate_bps,
                 gop_frames: cfg.gop_frames(),
             },
-            overlay,
             segment: cfg.segment,
             event_duration: cfg.event_duration,
             anchor,
@@ -234,6 +238,10 @@ pub fn opens_segment_slot(rate: FrameRate, segment: Ticks90k, n: u64) -> bool {
 
 struct SourceJob {
     source: Box<dyn Source>,
+    /// The burnt-in timecode; `None` leaves the picture as the source painted it.
+    overlay: Option<TimecodeOverlay>,
+    /// Scratch RGB picture, converted into a pooled I420 buffer.
+    rgb: RgbFrame,
     clock: Box<dyn Clock>,
     rate: FrameRate,
     segment: Ticks90k,
@@ -245,8 +253,9 @@ struct SourceJob {
 
 impl SourceJob {
     /// The pacer loop: sleeps to each slot's deadline `t0 + n/fps` (never spins), paints the
-    /// frame into a pooled buffer, hands it on. Returns (frames sent, frames dropped).
-    fn run(mut self, free: Receiver<RgbFrame>, out: Sender<RawFrame>) -> (u64, u64) {
+    /// frame, burns in the timecode and converts it into a pooled I420 buffer, hands it on.
+    /// Returns (frames sent, frames dropped).
+    fn run(mut self, free: Receiver<YuvFrame>, out: Sender<RawFrame>) -> (u64, u64) {
         let t0 = self.clock.now();
         let (mut sent, mut dropped) = (0u64, 0u64);
         let mut n = 0u64;
@@ -276,9 +285,13 @@ impl SourceJob {
                 }
                 Err(TryRecvError::Disconnected) => break,
             };
-            let mut rgb = buf;
-            let info = self.source.render(n, &mut rgb);
-            if out.send(RawFrame { slot: n, rgb, info }).is_err() {
+            let mut yuv = buf;
+            let info = self.source.render(n, &mut self.rgb);
+            if let Some(overlay) = &self.overlay {
+                overlay.draw(&mut self.rgb, Timecode::from_frame(n, self.rate));
+            }
+            rgb_to_i420(&self.rgb, &mut yuv);
+            if out.send(RawFrame { slot: n, yuv, info }).is_err() {
                 break;
             }
             sent += 1;
@@ -291,7 +304,6 @@ impl SourceJob {
 
 struct EncoderJob {
     settings: EncoderSettings,
-    overlay: TimecodeOverlay,
     segment: Ticks90k,
     event_duration: Ticks90k,
     anchor: WallClock,
@@ -302,22 +314,16 @@ impl EncoderJob {
     fn run(
         self,
         frames: Receiver<RawFrame>,
-        free: Sender<RgbFrame>,
+        free: Sender<YuvFrame>,
         out: Sender<EncodedFrame>,
         free_au: Receiver<Vec<u8>>,
     ) -> Result<u64> {
         let rate = self.settings.rate;
         let mut encoder = H264Encoder::new(self.settings.clone())?;
-        let mut yuv = YuvFrame::new(self.settings.width, self.settings.height);
         let mut clock = SegmentClock::new(self.segment);
         let mut last_event = None;
         let mut encoded = 0u64;
-        for RawFrame {
-            slot,
-            mut rgb,
-            info,
-        } in frames.iter()
-        {
+        for RawFrame { slot, yuv, info } in frames.iter() {
             let at = rate.pts_of(slot);
             // The marker goes on the first frame of the event that actually reaches the
             // encoder, so it always points at a frame that exists in the stream.
@@ -329,15 +335,12 @@ impl EncoderJob {
                 info!(id = m.id, time = m.time, "marker");
             }
             last_event = info.event;
-            self.overlay
-                .draw(&mut rgb, Timecode::from_frame(slot, rate));
-            rgb_to_i420(&rgb, &mut yuv);
-            // The source may have stopped; then the buffer is simply freed.
-            let _ = free.try_send(rgb);
             let opens_segment = clock.opens_segment(at);
             let Ok(mut data) = free_au.recv() else { break };
             data.clear();
             let e = encoder.encode(&yuv, at, opens_segment, &mut data)?;
+            // The source may have stopped; then the buffer is simply freed.
+            let _ = free.try_send(yuv);
             if out
                 .send(EncodedFrame {
                     slot,
@@ -383,23 +386,21 @@ impl<'o> Publisher<'o> {
         shared: Arc<Shared>,
         observer: &'o mut dyn FnMut(&str),
     ) -> Result<Self> {
-        let mut pl_cfg = PlaylistConfig {
-            name: cfg.name.clone(),
-            target_duration_secs: cfg.target_duration_secs,
-            list_size: cfg.list_size,
-            start_sequence: cfg.start_number,
-            start_discontinuity_sequence: 0,
-        };
+        let mut pl_cfg = playlist_config(cfg);
         let mut anchor = WallClock::now();
         let mut discontinuity = false;
-        let mut old_segments = Vec::new();
         let mut legacy = Vec::new();
+        let mut legacy_due = Ticks90k(cfg.segment.as_u64() * (cfg.list_size as u64 + 1));
+        let mut playlist;
         if let Some(prev) = previous_run(&dir)? {
             info!(
                 media_sequence = prev.media_sequence,
                 segments = prev.segments.len(),
                 "continuing the previous playlist after a discontinuity (use --fresh to start over)"
             );
+            if cfg.start_number != 0 {
+                warn!("--start-number is ignored when continuing a previous playlist");
+            }
             pl_cfg.start_sequence = prev.media_sequence;
             pl_cfg.start_discontinuity_sequence = prev.discontinuity_sequence;
             if let Some(end) = prev.end {
@@ -407,8 +408,8 @@ impl<'o> Publisher<'o> {
                 anchor = anchor.max(end);
             }
             discontinuity = true;
-            old_segments = prev.segments;
-            // Segments on disk that the old playlist no longer lists were in their grace period.
+            // Segments on disk that the old playlist no longer lists were in their grace
+            // period: they go once the old window plus the new one has passed (R25).
             legacy = dir
                 .list_segments()
                 .map_err(|e| Error::io("listing old segments", e))?
@@ -416,25 +417,51 @@ impl<'o> Publisher<'o> {
                 .filter(|(seq, _)| *seq < prev.media_sequence)
                 .map(|(_, f)| f)
                 .collect();
-        }
-        let mut playlist = Playlist::new(pl_cfg)?;
-        for s in &old_segments {
-            if playlist
-                .push(s.duration, s.program_date_time, s.discontinuity)
-                .is_err()
-            {
-                // The old run used other settings (e.g. a longer segment): drop its window.
-                warn!("the previous playlist does not fit the new settings; starting a new window");
-                let next = playlist.next_sequence();
-                playlist = Playlist::new(PlaylistConfig {
-                    start_sequence: next,
-                    ..playlist_config(cfg)
-                })?;
-                legacy.extend(old_segments.iter().filter_map(|s| s.file.clone()));
-                break;
+            let old_window: u64 = prev.segments.iter().map(|s| s.duration.as_u64()).sum();
+            legacy_due = legacy_due + Ticks90k(old_window);
+            playlist = Playlist::new(pl_cfg.clone())?;
+            // TARGETDURATION must not change within a playlist (R14): other settings, other
+            // window.
+            let mut fits = prev.target_duration == cfg.target_duration_secs;
+            for s in prev.segments.iter().take_while(|_| fits) {
+                match playlist.push_resumed(s.duration, s.program_date_time, s.discontinuity) {
+                    // A smaller --list-size slides old segments out at once: their files wait
+                    // with the other leftovers.
+                    Ok(outcome) => legacy.extend(
+                        outcome
+                            .removed
+                            .iter()
+                            .map(|r| playlist.segment_uri(r.sequence)),
+                    ),
+                    Err(e) => {
+                        warn!(error = %e, "the previous playlist does not fit the new settings (e.g. another --hls-time); starting a new window after it");
+                        fits = false;
+                        break;
+                    }
+                }
             }
+            if fits {
+                for r in prev.date_ranges {
+                    // Ranges that ended before the window are refused: nothing to keep.
+                    let _ = playlist.add_date_range(r);
+                }
+            } else {
+                // Drop the old window as a whole. Numbers go on after its last segment (never
+                // reused: segments are cached as immutable) and every DISCONTINUITY tag that
+                // leaves with it counts (R22, R26).
+                let removed_discontinuities =
+                    prev.segments.iter().filter(|s| s.discontinuity).count() as u64;
+                playlist = Playlist::new(PlaylistConfig {
+                    start_sequence: prev.media_sequence + prev.segments.len() as u64,
+                    start_discontinuity_sequence: prev.discontinuity_sequence
+                        + removed_discontinuities,
+                    ..pl_cfg
+                })?;
+                legacy.extend(prev.segments.iter().filter_map(|s| s.file.clone()));
+            }
+        } else {
+            playlist = Playlist::new(pl_cfg)?;
         }
-        let legacy_due = Ticks90k(cfg.segment.as_u64() * (cfg.list_size as u64 + 1));
         Ok(Publisher {
             dir,
             playlist,
@@ -558,8 +585,11 @@ fn playlist_config(cfg: &Config) -> PlaylistConfig {
 /// What a previous run left in the media directory.
 struct PreviousRun {
     media_sequence: u64,
+    target_duration: u64,
     discontinuity_sequence: u64,
     segments: Vec<OldSegment>,
+    /// Its markers, so they stay on the timeline while their segments are listed (R36).
+    date_ranges: Vec<DateRange>,
     /// Program date time just after its last segment.
     end: Option<WallClock>,
 }
@@ -591,8 +621,10 @@ fn previous_run(dir: &MediaDir) -> Result<Option<PreviousRun>> {
                 .map(|(s, _)| *s);
             return Ok(last.map(|l| PreviousRun {
                 media_sequence: l + 1,
+                target_duration: 0,
                 discontinuity_sequence: 0,
                 segments: Vec::new(),
+                date_ranges: Vec::new(),
                 end: None,
             }));
         }
@@ -605,7 +637,8 @@ fn previous_run(dir: &MediaDir) -> Result<Option<PreviousRun>> {
             break;
         };
         let start = WallClock::from_unix_millis(pdt.timestamp_millis());
-        let duration = Ticks90k((f64::from(s.duration) * 90_000.0).round() as u64);
+        // EXTINF is written with millisecond precision; m3u8-rs hands it over as an f32.
+        let duration = Ticks90k((f64::from(s.duration) * 1000.0).round() as u64 * 90);
         end = Some(start.add_ticks(duration));
         let file = dir.parse_segment_name(&s.uri).map(|_| s.uri.clone());
         segments.push(OldSegment {
@@ -620,18 +653,85 @@ fn previous_run(dir: &MediaDir) -> Result<Option<PreviousRun>> {
     } else {
         pl.media_sequence
     };
+    let date_ranges = String::from_utf8_lossy(&bytes)
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXT-X-DATERANGE:"))
+        .filter_map(parse_date_range)
+        .collect();
     Ok(Some(PreviousRun {
         media_sequence,
+        target_duration: pl.target_duration,
         discontinuity_sequence: pl.discontinuity_sequence,
         segments,
+        date_ranges,
         end,
     }))
+}
+
+/// Reads back one of our own DATERANGE tags (`ID`, `START-DATE`, `DURATION`, label); `None`
+/// for anything else.
+fn parse_date_range(attrs: &str) -> Option<DateRange> {
+    let (mut id, mut start, mut duration, mut label) = (None, None, None, String::new());
+    let mut rest = attrs;
+    while !rest.is_empty() {
+        let (name, after) = rest.split_once('=')?;
+        let (value, tail) = if let Some(quoted) = after.strip_prefix('"') {
+            let (v, t) = quoted.split_once('"')?;
+            (v, t)
+        } else {
+            after.split_once(',').map_or((after, ""), |(v, t)| (v, t))
+        };
+        rest = tail.strip_prefix(',').unwrap_or(tail);
+        match name {
+            "ID" => id = Some(value.to_string()),
+            "START-DATE" => start = WallClock::parse_rfc3339(value),
+            "DURATION" => {
+                let secs: f64 = value.parse().ok()?;
+                duration = Some(Ticks90k((secs * 1000.0).round() as u64 * 90));
+            }
+            crate::playlist::DATERANGE_LABEL_ATTRIBUTE => label = value.to_string(),
+            _ => {}
+        }
+    }
+    Some(DateRange {
+        id: id?,
+        start: start?,
+        duration: duration?,
+        label,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::frame::RgbFrame;
+    use crate::yuv::bt601_limited_reference;
+
+    fn job(
+        source: Box<dyn Source>,
+        clock: Box<dyn Clock>,
+        pacing: bool,
+        shared: Arc<Shared>,
+    ) -> SourceJob {
+        SourceJob {
+            source,
+            overlay: None,
+            rgb: RgbFrame::new(16, 16),
+            clock,
+            rate: FrameRate::new(30, 1).unwrap(),
+            segment: Ticks90k::from_secs(1),
+            frame_limit: Some(if pacing { 300 } else { 50 }),
+            pacing,
+            stop: Arc::new(AtomicBool::new(false)),
+            shared,
+        }
+    }
+
+    /// The luma our converter gives the grey level that [`Numbered`] paints for slot `n`.
+    fn luma_of_slot(n: u64) -> u8 {
+        let v = n as u8;
+        bt601_limited_reference(v, v, v).0.round() as u8
+    }
 
     /// A clock whose deadlines have always passed: the source runs flat out, as when the
     /// machine is overloaded.
@@ -644,12 +744,12 @@ mod tests {
         fn sleep_until(&self, _deadline: Instant) {}
     }
 
-    /// Paints nothing; tells the slot through the first byte.
+    /// Paints the whole frame grey at level `slot mod 256`, so each picture tells its slot.
     struct Numbered;
 
     impl Source for Numbered {
         fn render(&mut self, n: u64, frame: &mut RgbFrame) -> FrameInfo {
-            frame.data[0] = n as u8;
+            frame.data.fill(n as u8);
             FrameInfo::default()
         }
     }
@@ -658,34 +758,26 @@ mod tests {
     /// boundary slots are never dropped, and the counts add up.
     #[test]
     fn source_drops_when_behind_but_keeps_slots_and_boundaries() {
-        let rate = FrameRate::new(30, 1).unwrap();
-        let segment = Ticks90k::from_secs(1);
         let shared = Arc::new(Shared::default());
-        let job = SourceJob {
-            source: Box::new(Numbered),
-            clock: Box::new(AlwaysLate(Instant::now())),
-            rate,
-            segment,
-            frame_limit: Some(300),
-            pacing: true,
-            stop: Arc::new(AtomicBool::new(false)),
-            shared: shared.clone(),
-        };
+        let clock = Box::new(AlwaysLate(Instant::now()));
+        let job = job(Box::new(Numbered), clock, true, shared.clone());
         let (free_tx, free_rx) = bounded(2);
         let (tx, rx) = bounded(2);
         for _ in 0..2 {
-            free_tx.send(RgbFrame::new(16, 16)).unwrap();
+            free_tx.send(YuvFrame::new(16, 16)).unwrap();
         }
         let source = thread::spawn(move || job.run(free_rx, tx));
         let mut slots = Vec::new();
         for f in rx.iter() {
             assert_eq!(
-                f.rgb.data[0], f.slot as u8,
-                "the frame painted for its slot"
+                f.yuv.y[0],
+                luma_of_slot(f.slot),
+                "the frame painted for slot {}",
+                f.slot
             );
             slots.push(f.slot);
             std::thread::sleep(std::time::Duration::from_millis(2));
-            let _ = free_tx.send(f.rgb);
+            let _ = free_tx.send(f.yuv);
         }
         let (sent, dropped) = source.join().unwrap();
         assert_eq!(sent as usize, slots.len());
@@ -708,29 +800,59 @@ mod tests {
     /// Without pacing nothing is ever dropped: the source waits for the encoder.
     #[test]
     fn unpaced_source_never_drops() {
-        let shared = Arc::new(Shared::default());
-        let job = SourceJob {
-            source: Box::new(Numbered),
-            clock: Box::new(RealClock),
-            rate: FrameRate::new(30, 1).unwrap(),
-            segment: Ticks90k::from_secs(1),
-            frame_limit: Some(50),
-            pacing: false,
-            stop: Arc::new(AtomicBool::new(false)),
-            shared,
-        };
+        let job = job(
+            Box::new(Numbered),
+            Box::new(RealClock),
+            false,
+            Arc::default(),
+        );
         let (free_tx, free_rx) = bounded(1);
         let (tx, rx) = bounded(1);
-        free_tx.send(RgbFrame::new(16, 16)).unwrap();
+        free_tx.send(YuvFrame::new(16, 16)).unwrap();
         let source = thread::spawn(move || job.run(free_rx, tx));
         let mut slots = Vec::new();
         for f in rx.iter() {
+            assert_eq!(f.yuv.y[0], luma_of_slot(f.slot));
             slots.push(f.slot);
             std::thread::sleep(std::time::Duration::from_millis(1));
-            let _ = free_tx.send(f.rgb);
+            let _ = free_tx.send(f.yuv);
         }
         assert_eq!(source.join().unwrap(), (50, 0));
         assert_eq!(slots, (0..50).collect::<Vec<u64>>());
+    }
+
+    /// A restart reads our own DATERANGE tags back exactly (R36 across restarts).
+    #[test]
+    fn date_ranges_round_trip_through_the_playlist_text() {
+        let mut pl = Playlist::new(PlaylistConfig {
+            name: "cam".into(),
+            target_duration_secs: 2,
+            list_size: 5,
+            start_sequence: 0,
+            start_discontinuity_sequence: 0,
+        })
+        .unwrap();
+        let t0 = WallClock::from_unix_millis(1_764_072_000_000);
+        pl.push(Ticks90k::from_secs(2), t0, false).unwrap();
+        let range = DateRange {
+            id: "marker-1764072000000-1".into(),
+            start: t0.add_ticks(Ticks90k(45_090)),
+            duration: Ticks90k::from_secs(2),
+            label: "Marker 1".into(),
+        };
+        pl.add_date_range(range.clone()).unwrap();
+        let text = pl.render();
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix("#EXT-X-DATERANGE:"))
+            .unwrap();
+        assert_eq!(parse_date_range(line), Some(range));
+        assert_eq!(
+            parse_date_range("ID=\"x\",DURATION=2.000"),
+            None,
+            "no START-DATE"
+        );
+        assert_eq!(parse_date_range("garbage"), None);
     }
 
     #[test]

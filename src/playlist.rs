@@ -539,6 +539,29 @@ impl Playlist {
         program_date_time: WallClock,
         discontinuity: bool,
     ) -> Result<PushOutcome, PlaylistError> {
+        self.push_inner(duration, program_date_time, discontinuity, false)
+    }
+
+    /// Appends a segment read back from a previous run's playlist (restart, R22). Its PDT and
+    /// EXTINF are taken as written, so the drift check against this playlist's anchor is
+    /// skipped: text-rounded EXTINFs cannot add up to the old PDTs exactly. Every other rule of
+    /// [`Playlist::push`] holds, and the next segment is anchored on this one.
+    pub fn push_resumed(
+        &mut self,
+        duration: Ticks90k,
+        program_date_time: WallClock,
+        discontinuity: bool,
+    ) -> Result<PushOutcome, PlaylistError> {
+        self.push_inner(duration, program_date_time, discontinuity, true)
+    }
+
+    fn push_inner(
+        &mut self,
+        duration: Ticks90k,
+        program_date_time: WallClock,
+        discontinuity: bool,
+        reanchor: bool,
+    ) -> Result<PushOutcome, PlaylistError> {
         let sequence = self.next_sequence;
         if self.ended {
             return Err(PlaylistError::Ended { sequence });
@@ -573,7 +596,7 @@ impl Playlist {
                         previous_end_ticks,
                     });
                 }
-            } else {
+            } else if !reanchor {
                 let expected_ticks = self.pdt_anchor + self.since_anchor as i64;
                 if (pdt - expected_ticks).abs() >= TICKS_PER_MS as i64 {
                     return Err(PlaylistError::ProgramDateTimeDrift {
@@ -589,7 +612,7 @@ impl Playlist {
             .ok_or(PlaylistError::SequenceExhausted)?;
 
         // Accepted: commit.
-        if discontinuity || self.window.is_empty() {
+        if discontinuity || reanchor || self.window.is_empty() {
             self.pdt_anchor = pdt;
             self.since_anchor = 0;
         }
@@ -1685,6 +1708,35 @@ mod tests {
         let text = render_checked(&f.pl);
         assert_eq!(text.matches("#EXT-X-PROGRAM-DATE-TIME:").count(), 5);
         assert_eq!(text.matches("#EXTINF:").count(), 5);
+    }
+
+    /// Segments read back from a previous run keep their written PDT and EXTINF although
+    /// text-rounded EXTINFs (1.969 for 177177 ticks) do not add up to the PDTs exactly.
+    #[test]
+    fn push_resumed_takes_old_segments_as_written() {
+        let mut pl = Playlist::new(PlaylistConfig {
+            name: "cam".into(),
+            target_duration_secs: 3,
+            list_size: 10,
+            start_sequence: 40,
+            start_discontinuity_sequence: 2,
+        })
+        .unwrap();
+        let mut pdt = T0_MS;
+        for _ in 0..8 {
+            // 59 frames at 29.97 is 1968.633 ms: PDTs advance 1968 or 1969 ms, EXTINF says 1.969.
+            pl.push_resumed(Ticks90k(1969 * 90), WallClock::from_unix_millis(pdt), false)
+                .expect("a resumed segment is taken as written");
+            pdt += 1968;
+            pl.check_invariants().unwrap();
+        }
+        // The next continuous segment is held to the last resumed one; the restart's own
+        // segment comes with a discontinuity and a new anchor.
+        let next = WallClock::from_unix_millis(pdt + 6);
+        assert!(pl.push(Ticks90k::from_secs(2), next, false).is_err());
+        let o = pl.push(Ticks90k::from_secs(2), next, true).unwrap();
+        assert_eq!(o.sequence, 48);
+        pl.check_invariants().unwrap();
     }
 
     #[test]

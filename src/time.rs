@@ -75,7 +75,10 @@ impl Add<Ticks90k> for Pts {
 impl Sub<Ticks90k> for Pts {
     type Output = Pts;
     fn sub(self, rhs: Ticks90k) -> Pts {
-        Pts(self.0 - rhs.0)
+        Pts(self
+            .0
+            .checked_sub(rhs.0)
+            .expect("Pts - Ticks90k: the instant is not before the stream's start"))
     }
 }
 
