@@ -43,10 +43,14 @@ impl WallClock {
     }
 
     pub fn from_unix_millis(ms: i64) -> Self {
-        WallClock(
-            OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-                .expect("unix milliseconds within time's supported range"),
-        )
+        Self::try_from_unix_millis(ms).expect("unix milliseconds within time's supported range")
+    }
+
+    /// `None` outside the years -9999 to 9999.
+    pub fn try_from_unix_millis(ms: i64) -> Option<Self> {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+            .ok()
+            .map(WallClock)
     }
 
     pub fn unix_millis(self) -> i64 {

@@ -619,8 +619,8 @@ fn previous_run(dir: &MediaDir) -> Result<Option<PreviousRun>> {
                 .map_err(|e| Error::io("listing old segments", e))?
                 .last()
                 .map(|(s, _)| *s);
-            return Ok(last.map(|l| PreviousRun {
-                media_sequence: l + 1,
+            return Ok(last.and_then(|l| l.checked_add(1)).map(|next| PreviousRun {
+                media_sequence: next,
                 target_duration: 0,
                 discontinuity_sequence: 0,
                 segments: Vec::new(),
@@ -636,9 +636,17 @@ fn previous_run(dir: &MediaDir) -> Result<Option<PreviousRun>> {
             segments.clear();
             break;
         };
-        let start = WallClock::from_unix_millis(pdt.timestamp_millis());
+        // A hostile or corrupt file (dates past 9999, absurd EXTINFs) is not ours: no window.
+        let secs = f64::from(s.duration);
+        let Some(start) = WallClock::try_from_unix_millis(pdt.timestamp_millis())
+            .filter(|_| secs.is_finite() && (0.0..=86_400.0).contains(&secs))
+            .filter(|w| WallClock::try_from_unix_millis(w.unix_millis() + 86_400_000).is_some())
+        else {
+            segments.clear();
+            break;
+        };
         // EXTINF is written with millisecond precision; m3u8-rs hands it over as an f32.
-        let duration = Ticks90k((f64::from(s.duration) * 1000.0).round() as u64 * 90);
+        let duration = Ticks90k((secs * 1000.0).round() as u64 * 90);
         end = Some(start.add_ticks(duration));
         let file = dir.parse_segment_name(&s.uri).map(|_| s.uri.clone());
         segments.push(OldSegment {
@@ -649,10 +657,15 @@ fn previous_run(dir: &MediaDir) -> Result<Option<PreviousRun>> {
         });
     }
     let media_sequence = if segments.is_empty() {
-        pl.media_sequence + pl.segments.len() as u64
+        pl.media_sequence.saturating_add(pl.segments.len() as u64)
     } else {
         pl.media_sequence
     };
+    // Numbers must still fit after the new window (else start over, as with --fresh).
+    if media_sequence.checked_add(1 << 32).is_none() {
+        warn!("previous media sequence number is exhausted; not continuing it");
+        return Ok(None);
+    }
     let date_ranges = String::from_utf8_lossy(&bytes)
         .lines()
         .filter_map(|l| l.strip_prefix("#EXT-X-DATERANGE:"))
@@ -687,6 +700,9 @@ fn parse_date_range(attrs: &str) -> Option<DateRange> {
             "START-DATE" => start = WallClock::parse_rfc3339(value),
             "DURATION" => {
                 let secs: f64 = value.parse().ok()?;
+                if !(secs.is_finite() && (0.0..=86_400.0).contains(&secs)) {
+                    return None;
+                }
                 duration = Some(Ticks90k((secs * 1000.0).round() as u64 * 90));
             }
             crate::playlist::DATERANGE_LABEL_ATTRIBUTE => label = value.to_string(),
@@ -819,6 +835,68 @@ mod tests {
         }
         assert_eq!(source.join().unwrap(), (50, 0));
         assert_eq!(slots, (0..50).collect::<Vec<u64>>());
+    }
+
+    /// R7/R6: a segment that cannot be written is left out, nothing stops, and the next one
+    /// carries EXT-X-DISCONTINUITY under the same sequence number (no hole, no bad entry).
+    #[test]
+    fn r7_lost_segment_write_becomes_a_discontinuity() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().to_str().unwrap();
+        let cfg =
+            Config::from_args(["x", "--out-dir", out, "--name", "cam", "--hls-time", "1"]).unwrap();
+        let dir = MediaDir::open(tmp.path(), "cam").unwrap();
+        let mut versions = Vec::new();
+        let mut observer = |t: &str| versions.push(t.to_string());
+        let mut p = Publisher::new(&cfg, dir, Arc::default(), &mut observer).unwrap();
+        let seg = |k: u64| ClosedSegment {
+            start: Ticks90k::from_secs(k),
+            duration: Ticks90k::from_secs(1),
+            frames: 30,
+            bytes: vec![0x47; 188],
+        };
+        p.publish(seg(0));
+        // A directory where segment 1 must go makes its rename fail.
+        std::fs::create_dir_all(tmp.path().join("cam1.ts/blocker")).unwrap();
+        p.publish(seg(1));
+        std::fs::remove_dir_all(tmp.path().join("cam1.ts")).unwrap();
+        p.publish(seg(2));
+        p.publish(seg(3));
+        drop(p);
+        assert_eq!(
+            versions.len(),
+            3,
+            "no playlist version for the lost segment"
+        );
+        let last = &versions[2];
+        let body: Vec<&str> = last
+            .lines()
+            .skip_while(|l| !l.starts_with("#EXT-X-PROGRAM-DATE-TIME"))
+            .collect();
+        assert_eq!(
+            body.iter()
+                .filter(|l| !l.starts_with("#EXT-X-PROGRAM-DATE-TIME"))
+                .copied()
+                .collect::<Vec<_>>(),
+            [
+                "#EXTINF:1.000,",
+                "cam0.ts",
+                "#EXT-X-DISCONTINUITY",
+                "#EXTINF:1.000,",
+                "cam1.ts",
+                "#EXTINF:1.000,",
+                "cam2.ts"
+            ],
+            "{last}"
+        );
+        assert!(
+            last.contains("#EXT-X-DISCONTINUITY-SEQUENCE:0"),
+            "R16: {last}"
+        );
+        assert!(
+            !tmp.path().join(".cam1.ts.tmp").exists(),
+            "no temporary file left behind"
+        );
     }
 
     /// A restart reads our own DATERANGE tags back exactly (R36 across restarts).

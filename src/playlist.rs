@@ -596,7 +596,18 @@ impl Playlist {
                         previous_end_ticks,
                     });
                 }
-            } else if !reanchor {
+            } else if reanchor {
+                // A segment read back: its own date, but it must still follow its predecessor
+                // within the 2 ms that millisecond rounding of PDT and EXTINF allows (R33).
+                let follows = last_pdt + last.segment.duration.as_u64() as i64;
+                if (pdt - follows).abs() >= 2 * TICKS_PER_MS as i64 {
+                    return Err(PlaylistError::ProgramDateTimeDrift {
+                        sequence,
+                        program_date_time,
+                        expected_ticks: follows,
+                    });
+                }
+            } else {
                 let expected_ticks = self.pdt_anchor + self.since_anchor as i64;
                 if (pdt - expected_ticks).abs() >= TICKS_PER_MS as i64 {
                     return Err(PlaylistError::ProgramDateTimeDrift {

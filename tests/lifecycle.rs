@@ -196,3 +196,25 @@ fn bounded_run_with_server_exits_zero() {
     );
     assert!(util::read_playlist(dir.path(), "chessboard").end_list);
 }
+
+/// A corrupt or hostile playlist left in the media directory never crashes a restart: dates past
+/// 9999, absurd EXTINFs and sequence numbers at the top of u64 are not continued.
+#[test]
+fn r22_hostile_previous_playlist_is_not_continued() {
+    for bad in [
+        "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-PROGRAM-DATE-TIME:9999-12-31T23:59:59.000Z\n#EXTINF:2.000,\nchessboard0.ts\n",
+        "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-PROGRAM-DATE-TIME:2026-01-01T00:00:00.000Z\n#EXTINF:10000000000000000,\nchessboard0.ts\n",
+        "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:18446744073709551615\n#EXTINF:2.000,\nchessboard0.ts\n",
+        "#EXTM3U\n#EXT-X-DATERANGE:ID=\"x\",START-DATE=\"2026-01-01T00:00:00.000Z\",DURATION=1e300\n",
+        "not a playlist at all",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("chessboard.m3u8"), bad).unwrap();
+        let cfg = util::config(dir.path(), &["--size", "64x64", "--hls-time", "1", "--frames", "60"]);
+        let summary = hls::pipeline::run(&cfg, Default::default(), Default::default())
+            .unwrap_or_else(|e| panic!("{bad:?}: {e}"));
+        assert_eq!(summary.segments, 2, "{bad:?}");
+        let pl = util::read_playlist(dir.path(), "chessboard");
+        assert!(pl.end_list && pl.segments.len() == 2, "{bad:?}");
+    }
+}

@@ -11,3 +11,5 @@ mod markers;
 mod lifecycle;
 // Thirty minutes of stream with restarts: window, sequences, files, DATERANGEs over time.
 mod long_run;
+// The committed fuzz corpus, replayed through the fuzzers' property checks.
+mod corpus_replay;
