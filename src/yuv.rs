@@ -371,28 +371,38 @@ mod avx2 {
         let offset = _mm256_set1_epi16(Y_OFFSET as i16);
         // Unpacking below a zero byte gives v << 8 per 16-bit lane; the high half of the
         // unsigned product with c is then (v * c) >> 8, the scalar term.
-        let lo = _mm256_add_epi16(
-            _mm256_add_epi16(
-                _mm256_mulhi_epu16(_mm256_unpacklo_epi8(zero, r), cr),
-                _mm256_mulhi_epu16(_mm256_unpacklo_epi8(zero, g), cg),
-            ),
-            _mm256_add_epi16(
-                _mm256_mulhi_epu16(_mm256_unpacklo_epi8(zero, b), cb),
-                offset,
-            ),
+        let lo = weighted_sum(
+            _mm256_unpacklo_epi8(zero, r),
+            _mm256_unpacklo_epi8(zero, g),
+            _mm256_unpacklo_epi8(zero, b),
+            (cr, cg, cb),
+            offset,
         );
-        let hi = _mm256_add_epi16(
-            _mm256_add_epi16(
-                _mm256_mulhi_epu16(_mm256_unpackhi_epi8(zero, r), cr),
-                _mm256_mulhi_epu16(_mm256_unpackhi_epi8(zero, g), cg),
-            ),
-            _mm256_add_epi16(
-                _mm256_mulhi_epu16(_mm256_unpackhi_epi8(zero, b), cb),
-                offset,
-            ),
+        let hi = weighted_sum(
+            _mm256_unpackhi_epi8(zero, r),
+            _mm256_unpackhi_epi8(zero, g),
+            _mm256_unpackhi_epi8(zero, b),
+            (cr, cg, cb),
+            offset,
         );
         let (lo, hi) = (_mm256_srli_epi16::<8>(lo), _mm256_srli_epi16::<8>(hi));
         _mm256_packus_epi16(lo, hi)
+    }
+
+    /// `(r*cr + g*cg + b*cb) >> 8 + offset` per 16-bit lane, for channel values held as v << 8.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn weighted_sum(
+        r: __m256i,
+        g: __m256i,
+        b: __m256i,
+        (cr, cg, cb): (__m256i, __m256i, __m256i),
+        offset: __m256i,
+    ) -> __m256i {
+        _mm256_add_epi16(
+            _mm256_add_epi16(_mm256_mulhi_epu16(r, cr), _mm256_mulhi_epu16(g, cg)),
+            _mm256_add_epi16(_mm256_mulhi_epu16(b, cb), offset),
+        )
     }
 
     /// The sums of the 16 2x2 blocks of one channel (0..=1020) of two rows, shifted left by 5,
