@@ -14,7 +14,7 @@ use hls::encode::{EncoderSettings, H264Encoder};
 use hls::frame::{RgbFrame, YuvFrame};
 use hls::overlay::{Timecode, TimecodeOverlay, DEFAULT_FONT};
 use hls::source::{Checkerboard, CheckerboardConfig, Source};
-use hls::time::{FrameRate, Pts, Ticks90k};
+use hls::time::{Duration90k, FrameRate, Pts};
 use hls::ts::{AccessUnit, TsMuxer};
 use hls::yuv::rgb_to_i420;
 
@@ -32,10 +32,10 @@ fn board(w: usize, h: usize) -> Checkerboard {
         height: h,
         rate: FrameRate::new(30, 1).unwrap(),
         block_size: 20,
-        roll: Ticks90k::from_secs(10),
+        roll: Duration90k::from_secs(10),
         noise_sigma: 0.0,
-        event_mean: Ticks90k::from_secs(20),
-        event_duration: Ticks90k::from_secs(2),
+        event_mean: Duration90k::from_secs(20),
+        event_duration: Duration90k::from_secs(2),
         seed: Some(1),
     })
     .unwrap()
@@ -82,7 +82,7 @@ fn stages(c: &mut Criterion) {
             overlay.draw(&mut rgb, Timecode::from_frame(i, rate));
             rgb_to_i420(&rgb, &mut yuv);
             let mut au = Vec::new();
-            let e = enc.encode(&yuv, rate.pts_of(i), i == 0, &mut au).unwrap();
+            let e = enc.encode(&yuv, rate.time_of(i), i == 0, &mut au).unwrap();
             gop.push((au, e.keyframe));
         }
         let mut mux = TsMuxer::new();
@@ -95,7 +95,7 @@ fn stages(c: &mut Criterion) {
                     out.clear();
                     mux.start_segment(&mut out);
                 }
-                let pts = Pts(126_000 + rate.pts_of(k).as_u64());
+                let pts = Pts(126_000 + rate.time_of(k).as_u64());
                 mux.push(
                     &AccessUnit {
                         data,
@@ -127,7 +127,7 @@ fn stages(c: &mut Criterion) {
                 au.clear();
                 enc.encode(
                     &ring[(i % 60) as usize],
-                    rate.pts_of(i),
+                    rate.time_of(i),
                     i % 60 == 0,
                     &mut au,
                 )

@@ -1,11 +1,11 @@
 //! Clocks: the monotonic capture clock behind a trait (so tests can run without waiting), and
 //! the wall-clock anchor formatting used by `EXT-X-PROGRAM-DATE-TIME`, DATERANGE and the API.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use time::OffsetDateTime;
 
-use crate::time::Ticks90k;
+use crate::time::{Duration90k, StreamTime};
 
 /// The monotonic clock the pacer sleeps on.
 pub trait Clock: Send {
@@ -57,10 +57,10 @@ impl WallClock {
         (self.0.unix_timestamp_nanos() / 1_000_000) as i64
     }
 
-    /// The instant `d` later, rounded down to the millisecond.
-    pub fn add_ticks(self, d: Ticks90k) -> Self {
-        // Exact: 90 ticks per millisecond.
-        WallClock::from_unix_millis(self.unix_millis() + (d.as_u64() / 90) as i64)
+    /// The wall-clock instant of stream time `t` when `self` is the instant of the stream's first
+    /// frame (its anchor), rounded down to the millisecond.
+    pub fn at(self, t: StreamTime) -> Self {
+        self + t.since_start()
     }
 
     /// Parses an RFC 3339 date such as `2026-11-25T12:00:00.123Z` (rounded down to the ms).
@@ -87,9 +87,12 @@ impl WallClock {
     }
 }
 
-/// `Duration` to whole 90 kHz ticks (rounded down).
-pub fn duration_to_ticks(d: Duration) -> Ticks90k {
-    Ticks90k((d.as_nanos() * 90 / 1_000_000) as u64)
+/// The instant `d` later, rounded down to the millisecond.
+impl std::ops::Add<Duration90k> for WallClock {
+    type Output = WallClock;
+    fn add(self, d: Duration90k) -> WallClock {
+        WallClock::from_unix_millis(self.unix_millis() + d.as_millis() as i64)
+    }
 }
 
 #[cfg(test)]
@@ -101,7 +104,7 @@ mod tests {
         let w = WallClock::from_unix_millis(1_764_072_000_123);
         assert_eq!(w.to_rfc3339(), "2025-11-25T12:00:00.123Z");
         assert_eq!(
-            w.add_ticks(Ticks90k(180_000)).to_rfc3339(),
+            (w + Duration90k(180_000)).to_rfc3339(),
             "2025-11-25T12:00:02.123Z"
         );
     }

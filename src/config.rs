@@ -1,12 +1,18 @@
-//! Command-line configuration: clap parses raw flags ([`Args`]), [`Args::validate`] checks them
-//! once and produces a [`Config`] every other part of the program can trust.
+//! Command-line configuration: clap parses raw flags ([`Args`]), [`Args::validate`] checks every
+//! one of them, whatever else is set, and produces a [`Config`] every other part of the program
+//! can trust. Nothing is touched (no directory created, no file deleted, no port bound) before
+//! the whole command line has passed: a bad flag is an [`ErrorKind::InvalidArgument`] error,
+//! exit code 2.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::time::{FrameRate, Ticks90k, TICKS_PER_SEC};
+use crate::error::{Error, ErrorKind};
+use crate::name::StreamName;
+use crate::playlist::{longest_segment, planned_segment_lifetime, target_duration_secs};
+use crate::time::{Duration90k, FrameRate, Pts, StreamTime};
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:5000";
 pub const DEFAULT_SIZE: &str = "1280x720";
@@ -20,7 +26,7 @@ pub const DEFAULT_EVENT_DURATION: f64 = 2.0;
 pub const DEFAULT_ROLL_SECONDS: f64 = 10.0;
 /// The stream clock's PTS starts here: 1.4 s leaves room for the PCR to run ahead of the first
 /// DTS (the muxer's PCR lead) without going negative.
-pub const DEFAULT_PTS_OFFSET: u64 = 126_000;
+pub const DEFAULT_PTS_OFFSET: Pts = Pts(126_000);
 
 /// A live HLS streamer: synthetic video with a burnt-in timecode and timeline markers, encoded
 /// to H.264, cut into MPEG-TS segments with a sliding-window playlist, and served over HTTP
@@ -122,7 +128,7 @@ pub struct Args {
     pub no_server: bool,
 
     /// PTS of the first frame in 90 kHz ticks (e.g. 8589754592 to test the 33-bit wrap).
-    #[arg(long, default_value_t = DEFAULT_PTS_OFFSET, hide_short_help = true)]
+    #[arg(long, default_value_t = DEFAULT_PTS_OFFSET.as_u64(), hide_short_help = true)]
     pub pts_offset: u64,
 }
 
@@ -134,20 +140,25 @@ pub struct Config {
     pub height: usize,
     pub rate: FrameRate,
     /// Nominal segment duration.
-    pub segment: Ticks90k,
-    /// EXT-X-TARGETDURATION: ceiling of the longest segment this configuration can produce.
+    pub segment: Duration90k,
+    /// EXT-X-TARGETDURATION: ceiling of the longest segment this configuration can produce
+    /// ([`target_duration_secs`]).
     pub target_duration_secs: u64,
+    /// How long a segment stays on the server from its publication, listed and then in its R25
+    /// grace: its `Expires` ([`planned_segment_lifetime`]).
+    pub segment_lifetime: Duration90k,
     pub list_size: usize,
     pub bitrate_bps: u32,
     pub out_dir: PathBuf,
-    pub name: String,
-    pub event_mean: Ticks90k,
-    pub event_duration: Ticks90k,
+    pub name: StreamName,
+    pub event_mean: Duration90k,
+    pub event_duration: Duration90k,
     pub seed: Option<u64>,
     pub block_size: u32,
-    pub roll: Ticks90k,
+    pub roll: Duration90k,
     pub noise_sigma: f32,
     pub start_number: u64,
+    /// Normalised origins (`scheme://host[:port]`), see [`crate::server::cors::parse_origin`].
     pub cors_origins: Vec<String>,
     /// Seconds the HTTP server keeps serving after the stream ended.
     pub linger: std::time::Duration,
@@ -156,7 +167,11 @@ pub struct Config {
     pub frame_limit: Option<u64>,
     pub pacing: bool,
     pub serve: bool,
-    pub pts_offset: u64,
+    pub pts_offset: Pts,
+}
+
+fn invalid(msg: impl Into<String>) -> Error {
+    Error::new(ErrorKind::InvalidArgument, msg)
 }
 
 fn parse_bitrate(s: &str) -> Result<u32, String> {
@@ -176,17 +191,22 @@ fn parse_bitrate(s: &str) -> Result<u32, String> {
     Ok(bps as u32)
 }
 
-fn secs_to_ticks(name: &str, secs: f64) -> Result<Ticks90k, String> {
-    if !(secs.is_finite() && secs > 0.0 && secs < 1e9) {
-        return Err(format!(
-            "--{name} must be a positive number of seconds, got {secs}"
-        ));
-    }
-    Ok(Ticks90k((secs * TICKS_PER_SEC as f64).round() as u64))
+fn secs_to_ticks(name: &str, secs: f64) -> Result<Duration90k, Error> {
+    Duration90k::from_secs_f64(secs)
+        .filter(|d| *d > Duration90k::ZERO)
+        .ok_or_else(|| {
+            invalid(format!(
+                "--{name} must be a positive number of seconds, got {secs}"
+            ))
+        })
 }
 
 /// Parses `1280x720`.
-pub fn parse_size(s: &str) -> Result<(usize, usize), String> {
+pub fn parse_size(s: &str) -> Result<(usize, usize), Error> {
+    parse_size_str(s).map_err(invalid)
+}
+
+fn parse_size_str(s: &str) -> Result<(usize, usize), String> {
     let (w, h) = s
         .split_once(['x', 'X'])
         .ok_or_else(|| format!("--size {s:?}: expected WIDTHxHEIGHT, e.g. 1280x720"))?;
@@ -206,76 +226,49 @@ pub fn parse_size(s: &str) -> Result<(usize, usize), String> {
     Ok((w, h))
 }
 
-/// Ceiling in whole seconds of the longest segment: with version 3 TARGETDURATION bounds the
-/// unrounded EXTINF (HLS R13), so a segment that ends one frame after a non-aligned boundary
-/// still fits.
-pub fn target_duration_secs(rate: FrameRate, segment: Ticks90k) -> u64 {
-    // Boundaries sit at k * segment; a segment runs from the first frame at or after one
-    // boundary to the first frame at or after the next. Both ends sit on the frame grid, so a
-    // segment is at most the whole number of frames that covers `segment`: rounding the start
-    // up to the grid and adding that many frames already reaches the next boundary.
-    let n = rate.first_frame_at_or_after(segment);
-    // pts_of rounds down to the tick; count the lost fraction as a whole tick.
-    let exact = (u128::from(n) * u128::from(TICKS_PER_SEC) * u128::from(rate.den))
-        % u128::from(rate.num)
-        == 0;
-    let longest = rate.pts_of(n).as_u64() + u64::from(!exact);
-    longest.div_ceil(TICKS_PER_SEC)
-}
-
 impl Args {
-    pub fn validate(self) -> Result<Config, String> {
+    /// Checks every flag (all of them, whatever `--no-server` or `--fresh` say) and builds the
+    /// configuration. Touches nothing.
+    pub fn validate(self) -> Result<Config, Error> {
         let (width, height) = parse_size(&self.size)?;
-        let rate = FrameRate::parse(&self.fps).map_err(|e| format!("--fps: {e}"))?;
+        let rate = FrameRate::parse(&self.fps).map_err(|e| invalid(format!("--fps: {e}")))?;
         if rate.as_f64() > 240.0 {
-            return Err(format!("--fps {} is above 240", self.fps));
+            return Err(invalid(format!("--fps {} is above 240", self.fps)));
         }
         let segment = secs_to_ticks("hls-time", self.hls_time)?;
-        if segment < rate.pts_of(1) {
-            return Err("--hls-time is shorter than one frame".into());
+        if segment < rate.frame_duration() {
+            return Err(invalid("--hls-time is shorter than one frame"));
         }
-        if self.list_size < 3 {
-            return Err(format!(
-                "--list-size {} is too small: a live playlist must hold at least 3 segments (RFC 8216 §6.3.3)",
-                self.list_size
-            ));
+        if self.list_size < crate::playlist::MIN_LIST_SIZE {
+            return Err(invalid(format!(
+                "--list-size {} is too small: a live playlist must hold at least {} segments (RFC 8216 §6.3.3)",
+                self.list_size,
+                crate::playlist::MIN_LIST_SIZE
+            )));
         }
-        if self.name.is_empty()
-            || !self
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-            || self.name.ends_with(|c: char| c.is_ascii_digit())
-        {
-            return Err(format!(
-                "--name {:?}: use letters, digits, '_' and '-', not ending in a digit (segments are NAME<seq>.ts)",
-                self.name
-            ));
-        }
+        let name = StreamName::new(&self.name).map_err(|e| invalid(format!("--name: {e}")))?;
         let frame_limit = match (self.frames, self.duration) {
-            (Some(0), _) => return Err("--frames must be at least 1".into()),
+            (Some(0), _) => return Err(invalid("--frames must be at least 1")),
             (Some(n), _) => Some(n),
             (None, Some(d)) => Some(
-                rate.first_frame_at_or_after(secs_to_ticks("duration", d)?)
+                rate.first_frame_at_or_after(StreamTime::ZERO + secs_to_ticks("duration", d)?)
                     .max(1),
             ),
             (None, None) => None,
         };
-        for o in &self.cors_origins {
-            if o == "*" || !(o.starts_with("http://") || o.starts_with("https://")) {
-                return Err(format!(
-                    "--cors-origin {o:?}: give a full origin such as https://example.com (never *)"
-                ));
-            }
-        }
+        let cors_origins = self
+            .cors_origins
+            .iter()
+            .map(|o| crate::server::cors::parse_origin(o).map_err(invalid))
+            .collect::<Result<Vec<_>, _>>()?;
         if !(self.noise.is_finite() && (0.0..=128.0).contains(&self.noise)) {
-            return Err("--noise must be between 0 and 128".into());
+            return Err(invalid("--noise must be between 0 and 128"));
         }
         if !(self.linger.is_finite() && (0.0..=86_400.0).contains(&self.linger)) {
-            return Err("--linger must be between 0 and 86400 seconds".into());
+            return Err(invalid("--linger must be between 0 and 86400 seconds"));
         }
         if self.block_size == 0 {
-            return Err("--block-size must be positive".into());
+            return Err(invalid("--block-size must be positive"));
         }
         let bitrate_bps = self.bitrate.unwrap_or_else(|| {
             // About 0.09 bit per pixel per frame: 2.5 Mbit/s at 720p30, 5.6 Mbit/s at 1080p30.
@@ -288,11 +281,15 @@ impl Args {
             height,
             rate,
             target_duration_secs: target_duration_secs(rate, segment),
+            segment_lifetime: planned_segment_lifetime(
+                longest_segment(rate, segment),
+                self.list_size,
+            ),
             segment,
             list_size: self.list_size,
             bitrate_bps,
             out_dir: self.out_dir,
-            name: self.name,
+            name,
             event_mean: secs_to_ticks("event-mean", self.event_mean)?,
             event_duration: secs_to_ticks("event-duration", self.event_duration)?,
             seed: self.seed,
@@ -300,32 +297,34 @@ impl Args {
             roll: secs_to_ticks("roll-seconds", self.roll_seconds)?,
             noise_sigma: self.noise,
             start_number: self.start_number,
-            cors_origins: self.cors_origins,
+            cors_origins,
             linger: std::time::Duration::from_secs_f64(self.linger),
             fresh: self.fresh,
             frame_limit,
             pacing: !self.no_pacing,
             serve: !self.no_server,
-            pts_offset: self.pts_offset,
+            pts_offset: Pts(self.pts_offset),
         })
     }
 }
 
 impl Config {
-    /// Parses and validates a command line (first element: the program name).
-    pub fn from_args<I, T>(args: I) -> Result<Config, String>
+    /// Parses and validates a command line (first element: the program name). clap's own
+    /// errors (an unknown flag, `--help`) come back as [`ErrorKind::InvalidArgument`] with its
+    /// text; the binary uses [`Args`] directly so that `--help` goes to stdout.
+    pub fn from_args<I, T>(args: I) -> Result<Config, Error>
     where
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
         Args::try_parse_from(args)
-            .map_err(|e| e.to_string())?
+            .map_err(|e| invalid(e.to_string()))?
             .validate()
     }
 
     /// Frames per segment at a steady rate (the GOP length).
     pub fn gop_frames(&self) -> u32 {
-        self.rate.first_frame_at_or_after(self.segment).max(1) as u32
+        self.rate.frames_covering(self.segment).max(1) as u32
     }
 }
 
@@ -333,7 +332,7 @@ impl Config {
 mod tests {
     use super::*;
 
-    fn cfg(extra: &[&str]) -> Result<Config, String> {
+    fn cfg(extra: &[&str]) -> Result<Config, Error> {
         Config::from_args(std::iter::once("hls-streamer").chain(extra.iter().copied()))
     }
 
@@ -343,11 +342,11 @@ mod tests {
         assert_eq!(c.bind.to_string(), "127.0.0.1:5000");
         assert_eq!((c.width, c.height), (1280, 720));
         assert_eq!(c.rate, FrameRate::new(30, 1).unwrap());
-        assert_eq!(c.segment, Ticks90k::from_secs(2));
+        assert_eq!(c.segment, Duration90k::from_secs(2));
         assert_eq!(c.target_duration_secs, 2);
         assert_eq!(c.gop_frames(), 60);
         assert_eq!(c.list_size, 60);
-        assert_eq!(c.name, "chessboard");
+        assert_eq!(c.name.as_str(), "chessboard");
         assert_eq!(c.out_dir, PathBuf::from("video"));
         assert!(c.pacing && c.serve && c.frame_limit.is_none());
     }
@@ -383,6 +382,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_input_with_clear_messages() {
+        let long_name = "a".repeat(100);
         for bad in [
             &["--size", "1281x720"][..],
             &["--size", "big"],
@@ -394,11 +394,18 @@ mod tests {
             &["--name", "../x"],
             &["--name", "cam1"],
             &["--cors-origin", "*"],
+            &["--cors-origin", "https://x.example/path"],
+            &["--cors-origin", "x.example"],
+            &["--name", &long_name],
+            &["--name", "cam.1"],
+            &["--no-server", "--name", &long_name],
+            &["--no-server", "--cors-origin", "https://x.example/path"],
             &["--frames", "0"],
             &["--event-mean", "0"],
         ] {
             let e = cfg(bad).expect_err(&format!("{bad:?} must be rejected"));
-            assert!(!e.is_empty());
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{bad:?}");
+            assert!(!e.to_string().is_empty());
         }
     }
 

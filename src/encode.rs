@@ -18,7 +18,7 @@ use openh264::{OpenH264API, Timestamp};
 use std::ffi::{c_char, c_int, c_void, CStr};
 
 use crate::frame::YuvFrame;
-use crate::time::{FrameRate, Ticks90k};
+use crate::time::{FrameRate, StreamTime};
 
 /// True when openh264 was compiled with its assembly kernels (nasm was on the PATH at build
 /// time). Without them encoding is about 2.5-3x slower.
@@ -39,14 +39,14 @@ pub enum EncodeError {
     },
     #[error("openh264 failed on the frame at {at:?}: {source}")]
     Encode {
-        at: Ticks90k,
+        at: StreamTime,
         #[source]
         source: openh264::Error,
     },
     #[error("openh264 skipped the frame at {at:?} although frame skipping is off")]
-    Skipped { at: Ticks90k },
+    Skipped { at: StreamTime },
     #[error("forced IDR at {at:?} came out as {got:?}")]
-    NotIdr { at: Ticks90k, got: String },
+    NotIdr { at: StreamTime, got: String },
     #[error("frame size {width}x{height} is not supported by H.264 4:2:0 (even sizes from 16x16 to 3840x2160)")]
     Size { width: usize, height: usize },
 }
@@ -118,7 +118,7 @@ impl H264Encoder {
     pub fn encode(
         &mut self,
         frame: &YuvFrame,
-        at: Ticks90k,
+        at: StreamTime,
         force_idr: bool,
         out: &mut Vec<u8>,
     ) -> Result<Encoded, EncodeError> {
@@ -134,7 +134,7 @@ impl H264Encoder {
         }
         let bs = self
             .inner
-            .encode_at(&src, Timestamp::from_millis(at.as_u64() / 90))
+            .encode_at(&src, Timestamp::from_millis(at.since_start().as_millis()))
             .map_err(|source| EncodeError::Encode { at, source })?;
         let frame_type = bs.frame_type();
         match frame_type {
@@ -282,7 +282,7 @@ mod tests {
             out.clear();
             let boundary = n % 60 == 0;
             let e = enc
-                .encode(&frame, rate.pts_of(n), boundary, &mut out)
+                .encode(&frame, rate.time_of(n), boundary, &mut out)
                 .unwrap();
             assert_eq!(e.keyframe, boundary, "frame {n}");
             let types: Vec<u8> = annexb_nals(&out).filter_map(nal_type).collect();
@@ -314,7 +314,7 @@ mod tests {
             let e = enc
                 .encode(
                     &gray_frame(64, 64, (n % 200) as u8),
-                    rate.pts_of(n),
+                    rate.time_of(n),
                     force,
                     &mut out,
                 )
@@ -336,7 +336,7 @@ mod tests {
         let mut decoded = 0;
         for n in 0..10u64 {
             out.clear();
-            enc.encode(&f, rate.pts_of(n), n == 0, &mut out).unwrap();
+            enc.encode(&f, rate.time_of(n), n == 0, &mut out).unwrap();
             if let Some(yuv) = dec.decode(&out).unwrap() {
                 decoded += 1;
                 let (ys, _, _) = yuv.strides();

@@ -1,41 +1,191 @@
-//! The crate's error type: what went wrong, with enough context to act on it.
+//! The crate's one error type: a kind that says what the caller can do about it, a message that
+//! says what went wrong in words a person can act on, and the underlying cause.
+//!
+//! The kinds follow the gRPC status codes (as moonfire-nvr's `base::Error` does), so every edge
+//! maps them once: the command line to an exit code ([`ErrorKind::exit_code`]), the HTTP server
+//! to a status and a JSON body (`server::error`). Pure modules keep their own detail enums
+//! ([`crate::playlist::PlaylistError`], [`crate::segmenter::SegmentError`], ...), which tests
+//! match on; each converts into this type with the kind that fits it.
+//!
+//! ```
+//! use hls::error::{Error, ErrorKind};
+//! let e = hls::err!(InvalidArgument, "--list-size {} is too small", 2);
+//! assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+//! assert_eq!(e.to_string(), "--list-size 2 is too small");
+//! ```
 
-use std::io;
+use std::fmt;
 
-use crate::encode::EncodeError;
-use crate::playlist::PlaylistError;
-use crate::segmenter::SegmentError;
-
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The command line or a setting is invalid.
-    #[error("{0}")]
-    Config(String),
-    /// Reading or writing the media directory failed.
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
-        #[source]
-        source: io::Error,
-    },
-    #[error(transparent)]
-    Encode(#[from] EncodeError),
-    #[error(transparent)]
-    Segment(#[from] SegmentError),
-    #[error(transparent)]
-    Playlist(#[from] PlaylistError),
-    /// A pipeline thread died.
-    #[error("{0}")]
-    Internal(String),
+/// What kind of failure an [`Error`] is, and so who has to act on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The caller asked for something malformed or out of range: a bad flag, a bad query, a
+    /// request body that does not parse. Exit code 2; HTTP 400.
+    InvalidArgument,
+    /// The thing asked for does not exist (or is not ours to show). HTTP 404.
+    NotFound,
+    /// A request or input exceeds a limit (a playlist over its size bound, a body too large).
+    /// HTTP 413.
+    ResourceExhausted,
+    /// The operation is refused in the current state of the system (a feature that is off, a
+    /// route that needs configuration). HTTP 403.
+    FailedPrecondition,
+    /// Not possible right now, may be possible later (no segment yet, the stream stalled).
+    /// HTTP 503.
+    Unavailable,
+    /// The operating system refused or failed a read or write. HTTP 500.
+    Io,
+    /// A bug: an invariant of ours does not hold, a thread died. HTTP 500.
+    Internal,
 }
 
-impl Error {
-    pub fn io(context: impl Into<String>, source: io::Error) -> Self {
-        Error::Io {
-            context: context.into(),
-            source,
+impl ErrorKind {
+    /// The process exit code for an error of this kind that ends the program: 2 for anything
+    /// the user can fix by changing the command line (nothing was touched), 1 otherwise.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            ErrorKind::InvalidArgument => 2,
+            _ => 1,
         }
     }
 }
 
+/// An error of the crate: see the module documentation.
+pub struct Error {
+    kind: ErrorKind,
+    msg: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl Error {
+    pub fn new(kind: ErrorKind, msg: impl Into<String>) -> Self {
+        Error {
+            kind,
+            msg: msg.into(),
+            source: None,
+        }
+    }
+
+    /// Attaches the underlying cause; it is printed after the message.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// An I/O failure while doing `context` (e.g. "writing video/cam3.ts").
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::new(ErrorKind::Io, context).with_source(source)
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The message without the cause, safe to show to an HTTP client (causes may name paths).
+    pub fn message(&self) -> &str {
+        &self.msg
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.msg)?;
+        if let Some(s) = &self.source {
+            write!(f, ": {s}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {self}", self.kind)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Builds an [`Error`]: `err!(Kind, "format {}", args)`.
+#[macro_export]
+macro_rules! err {
+    ($kind:ident, $($fmt:tt)+) => {
+        $crate::error::Error::new($crate::error::ErrorKind::$kind, format!($($fmt)+))
+    };
+}
+
+/// Returns early with an [`Error`]: `bail!(Kind, "format {}", args)`.
+#[macro_export]
+macro_rules! bail {
+    ($kind:ident, $($fmt:tt)+) => {
+        return Err($crate::err!($kind, $($fmt)+))
+    };
+}
+
+/// Gives any error a kind and a context message: `fs::read(p).err_kind(Io, "reading p")?`.
+pub trait ResultExt<T> {
+    fn err_kind(self, kind: ErrorKind, context: impl Into<String>) -> Result<T>;
+}
+
+impl<T, E: std::error::Error + Send + Sync + 'static> ResultExt<T> for std::result::Result<T, E> {
+    fn err_kind(self, kind: ErrorKind, context: impl Into<String>) -> Result<T> {
+        self.map_err(|e| Error::new(kind, context).with_source(e))
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<crate::encode::EncodeError> for Error {
+    fn from(e: crate::encode::EncodeError) -> Self {
+        use crate::encode::EncodeError;
+        let kind = match e {
+            EncodeError::Size { .. } => ErrorKind::InvalidArgument,
+            _ => ErrorKind::Internal,
+        };
+        Error::new(kind, "H.264 encoder").with_source(e)
+    }
+}
+
+impl From<crate::segmenter::SegmentError> for Error {
+    fn from(e: crate::segmenter::SegmentError) -> Self {
+        Error::new(ErrorKind::Internal, "segmenter").with_source(e)
+    }
+}
+
+impl From<crate::playlist::PlaylistError> for Error {
+    fn from(e: crate::playlist::PlaylistError) -> Self {
+        use crate::playlist::PlaylistError;
+        let kind = match e {
+            PlaylistError::TargetDurationZero
+            | PlaylistError::TargetDurationTooLarge { .. }
+            | PlaylistError::ListTooShort { .. } => ErrorKind::InvalidArgument,
+            _ => ErrorKind::Internal,
+        };
+        Error::new(kind, "playlist").with_source(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_kind_and_cause() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied");
+        let e = Error::io("writing video/cam3.ts", io);
+        assert_eq!(e.kind(), ErrorKind::Io);
+        assert_eq!(e.to_string(), "writing video/cam3.ts: denied");
+        assert_eq!(e.message(), "writing video/cam3.ts");
+        assert!(std::error::Error::source(&e).is_some());
+        assert_eq!(format!("{e:?}"), "Io: writing video/cam3.ts: denied");
+        let e = crate::err!(InvalidArgument, "--fps {} is above {}", 500, 240);
+        assert_eq!(e.to_string(), "--fps 500 is above 240");
+        assert_eq!(e.kind().exit_code(), 2);
+        assert_eq!(ErrorKind::Internal.exit_code(), 1);
+    }
+}

@@ -2,7 +2,8 @@
 //! -> MPEG-TS -> segments and a sliding-window playlist on disk, served over HTTP.
 //!
 //! Every media stage is a plain value-in/value-out module so tests and fuzzers call it directly;
-//! only [`pipeline`] spawns threads and only [`store`] touches the media directory.
+//! only [`pipeline`] spawns threads, [`publish`] decides the order in which files appear and go,
+//! and only [`store`] touches the media directory.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod clock;
@@ -11,10 +12,12 @@ pub mod encode;
 pub mod error;
 pub mod frame;
 pub mod markers;
+pub mod name;
 pub mod overlay;
 pub mod pipeline;
 pub mod playlist;
 pub mod procstat;
+pub mod publish;
 pub mod segmenter;
 pub mod server;
 pub mod source;

@@ -5,29 +5,25 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use hls::config::Config;
+use clap::Parser;
+use hls::config::{Args, Config};
+use hls::error::Error;
 use hls::server::{self, ServerConfig};
 use hls::state::Shared;
 use tracing::{error, info, warn};
 
 fn main() -> ExitCode {
-    let cfg = match Config::from_args(std::env::args_os()) {
+    // clap's own exit: --help and --version on stdout with status 0, a malformed command line
+    // on stderr with status 2.
+    let args = Args::try_parse().unwrap_or_else(|e| e.exit());
+    // Every flag is checked before anything is touched: exit 2, nothing created or deleted.
+    let cfg = match args.validate() {
         Ok(c) => c,
-        Err(msg) => {
-            // clap's own --help/--version output also arrives here.
-            let help = msg.starts_with("Usage")
-                || msg.contains("\nUsage:")
-                || msg.starts_with("hls-streamer")
-                || msg.contains("Print help");
-            eprint!("{msg}");
-            if !msg.ends_with('\n') {
-                eprintln!();
-            }
-            return if help && !msg.starts_with("error") {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(2)
-            };
+        Err(e) => {
+            use clap::CommandFactory;
+            Args::command()
+                .error(clap::error::ErrorKind::ValueValidation, e)
+                .exit();
         }
     };
     tracing_subscriber::fmt()
@@ -42,12 +38,12 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(e.kind().exit_code())
         }
     }
 }
 
-fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error>> {
+fn run(cfg: Config) -> Result<(), Error> {
     if !hls::encode::BUILT_WITH_NASM {
         warn!(
             "openh264 was built without nasm: encoding runs 2.5-3x slower. Fix: {}",
@@ -64,63 +60,72 @@ fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error>> {
         "starting"
     );
     let started = std::time::Instant::now();
+    // The port is bound before the stream starts: a taken port fails before any file changes.
+    let listener = if cfg.serve {
+        Some(server::bind(cfg.bind)?)
+    } else {
+        None
+    };
     let shared = Arc::new(Shared::default());
     let stop = Arc::new(AtomicBool::new(false));
     // First Ctrl-C / SIGTERM: finish the current segment and write EXT-X-ENDLIST.
     // A second one exits at once.
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())?;
-        signal_hook::flag::register(sig, stop.clone())?;
+        let register = |r: std::io::Result<_>| {
+            r.map(drop)
+                .map_err(|e| Error::io("installing the signal handlers", e))
+        };
+        register(signal_hook::flag::register_conditional_shutdown(
+            sig,
+            130,
+            stop.clone(),
+        ))?;
+        register(signal_hook::flag::register(sig, stop.clone()))?;
     }
 
-    // The pipeline thread wakes the server when it ends (bounded run, signal or error).
+    // The pipeline wakes the server when it ends (bounded run, signal, error or panic).
     let done = Arc::new(tokio::sync::Notify::new());
     let pipeline = {
-        let (cfg, shared, stop, done) = (cfg.clone(), shared.clone(), stop.clone(), done.clone());
-        std::thread::Builder::new()
-            .name("segmenter".into())
-            .spawn(move || {
-                // Runs on every exit, a panic included, so the server never waits forever.
-                let _wake = Wake(stop.clone(), done);
-                hls::pipeline::run(&cfg, shared, stop)
-            })?
+        let done = done.clone();
+        hls::pipeline::start(&cfg, shared.clone(), stop.clone(), move || {
+            done.notify_one()
+        })?
     };
 
-    let served = if cfg.serve {
-        let server_cfg = ServerConfig {
-            bind: cfg.bind,
-            media_dir: cfg.out_dir.clone(),
-            name: cfg.name.clone(),
-            cors_origins: cfg.cors_origins.clone(),
-            target_duration_secs: cfg.target_duration_secs,
-            // In the playlist for list_size segments, then the R25 grace of as long again.
-            segment_lifetime_secs: cfg.segment.as_u64().div_ceil(90_000)
-                * (2 * cfg.list_size as u64 + 1),
-        };
-        let shared = shared.clone();
-        actix_web::rt::System::new().block_on(async move {
+    let served = match listener {
+        Some(listener) => {
+            let server_cfg = ServerConfig {
+                bind: cfg.bind,
+                media_dir: cfg.out_dir.clone(),
+                name: cfg.name.clone(),
+                cors_origins: cfg.cors_origins.clone(),
+                target_duration_secs: cfg.target_duration_secs,
+                segment_lifetime_secs: cfg.segment_lifetime.as_secs_ceil(),
+            };
+            let shared = shared.clone();
             let linger = cfg.linger;
-            server::serve(server_cfg, shared, async move {
-                done.notified().await;
-                if !linger.is_zero() {
-                    info!(
-                        seconds = linger.as_secs_f64(),
-                        "stream ended; still serving (Ctrl-C to quit)"
-                    );
-                    tokio::time::sleep(linger).await;
-                }
+            actix_web::rt::System::new().block_on(async move {
+                server::serve_listener(server_cfg, shared, listener, async move {
+                    done.notified().await;
+                    if !linger.is_zero() {
+                        info!(
+                            seconds = linger.as_secs_f64(),
+                            "stream ended; still serving (Ctrl-C to quit)"
+                        );
+                        tokio::time::sleep(linger).await;
+                    }
+                })
+                .await
             })
-            .await
-        })
-    } else {
-        Ok(())
+        }
+        None => Ok(()),
     };
     if served.is_err() {
-        // Could not serve (port taken, ...): stop the stream cleanly too.
+        // Could not serve: stop the stream cleanly too.
         stop.store(true, Ordering::SeqCst);
     }
-    let summary = pipeline.join().map_err(|_| "pipeline thread panicked")?;
-    served.map_err(|e| format!("HTTP server on {}: {e}", cfg.bind))?;
+    let summary = pipeline.join();
+    served?;
     let summary = summary?;
     let wall = started.elapsed();
     let cpu = hls::procstat::cpu_time().unwrap_or_default();
@@ -138,14 +143,4 @@ fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error>> {
         "done"
     );
     Ok(())
-}
-
-/// Marks the stream stopped and wakes the server when dropped.
-struct Wake(Arc<AtomicBool>, Arc<tokio::sync::Notify>);
-
-impl Drop for Wake {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
-        self.1.notify_one();
-    }
 }

@@ -7,7 +7,7 @@ use std::sync::RwLock;
 use serde::Serialize;
 
 use crate::clock::WallClock;
-use crate::time::Ticks90k;
+use crate::time::{Duration90k, StreamTime};
 
 /// How many markers the store keeps by default; the oldest go first. At one event every 20 s
 /// this is over two days of markers, far beyond any DVR window.
@@ -24,12 +24,12 @@ pub struct Marker {
     pub text: String,
     /// UTC instant of that frame: stream anchor + `time` (RFC 3339, milliseconds).
     pub program_date_time: String,
-    /// Exact stream time in 90 kHz ticks (not serialised; the playlist writer uses it).
+    /// Exact stream time (not serialised; the playlist writer uses it).
     #[serde(skip)]
-    pub stream_ticks: Ticks90k,
+    pub at: StreamTime,
     /// The event's length, for DATERANGE's DURATION.
     #[serde(skip)]
-    pub duration: Ticks90k,
+    pub duration: Duration90k,
 }
 
 /// Append-only, bounded marker list behind a lock.
@@ -64,7 +64,7 @@ impl MarkerStore {
     }
 
     /// Records an event that starts at stream time `at` and lasts `duration`.
-    pub fn push(&self, at: Ticks90k, duration: Ticks90k, anchor: WallClock) -> Marker {
+    pub fn push(&self, at: StreamTime, duration: Duration90k, anchor: WallClock) -> Marker {
         let mut inner = self.inner.write().expect("marker store lock poisoned");
         let id = inner.next_id;
         inner.next_id += 1;
@@ -72,8 +72,8 @@ impl MarkerStore {
             id,
             time: at.as_secs_f64(),
             text: format!("Marker {id}"),
-            program_date_time: anchor.add_ticks(at).to_rfc3339(),
-            stream_ticks: at,
+            program_date_time: anchor.at(at).to_rfc3339(),
+            at,
             duration,
         };
         if inner.markers.len() == self.capacity {
@@ -130,9 +130,10 @@ mod tests {
     fn push_numbers_and_bounds() {
         let s = MarkerStore::new(2);
         let a = WallClock::from_unix_millis(0);
-        s.push(Ticks90k(90_000), Ticks90k(180_000), a);
-        s.push(Ticks90k(180_000), Ticks90k(180_000), a);
-        let m = s.push(Ticks90k(270_000), Ticks90k(180_000), a);
+        let two = Duration90k::from_secs(2);
+        s.push(StreamTime(90_000), two, a);
+        s.push(StreamTime(180_000), two, a);
+        let m = s.push(StreamTime(270_000), two, a);
         assert_eq!(m.text, "Marker 3");
         assert_eq!(m.program_date_time, "1970-01-01T00:00:03.000Z");
         let all = s.since(None);

@@ -30,7 +30,7 @@
 //! `fonts/DejaVuSansMono-Bold.LICENSE`).
 
 use crate::frame::RgbFrame;
-use crate::time::{FrameRate, Ticks90k, TICKS_PER_SEC};
+use crate::time::{Duration90k, FrameRate, StreamTime};
 use std::fmt;
 
 /// DejaVu Sans Mono Bold 2.37, from Debian's `fonts-dejavu-core`.
@@ -57,11 +57,12 @@ impl Timecode {
     pub const MAX_LEN: usize = 29;
 
     /// The timecode of frame slot `n` at `rate`: the seconds are
-    /// `floor(rate.pts_of(n) / 90000)`, the frame is `n` minus the first slot of that second
+    /// the whole seconds of `rate.time_of(n)`, the frame is `n` minus the first slot of that second
     /// (`n % fps` for integer rates).
     pub fn from_frame(n: u64, rate: FrameRate) -> Timecode {
-        let secs = rate.pts_of(n).as_u64() / TICKS_PER_SEC;
-        let first_of_second = rate.first_frame_at_or_after(Ticks90k::from_secs(secs));
+        let secs = rate.time_of(n).whole_secs();
+        let first_of_second =
+            rate.first_frame_at_or_after(StreamTime::ZERO + Duration90k::from_secs(secs));
         let frames = n - first_of_second;
         Timecode {
             hours: u32::try_from(secs / 3600).unwrap_or(u32::MAX),
@@ -452,7 +453,7 @@ mod tests {
         for n in 1..200_000u64 {
             let t = Timecode::from_frame(n, r);
             let secs = u64::from(t.hours) * 3600 + u64::from(t.minutes) * 60 + u64::from(t.seconds);
-            assert_eq!(secs, r.pts_of(n).as_u64() / 90_000, "n={n}");
+            assert_eq!(secs, r.time_of(n).whole_secs(), "n={n}");
             let prev_secs = u64::from(prev.hours) * 3600
                 + u64::from(prev.minutes) * 60
                 + u64::from(prev.seconds);

@@ -1,52 +1,15 @@
 //! Cutting the access-unit stream into segments (pure: no I/O).
 //!
 //! Segments are cut by time, not by count: boundary `k` sits at stream time `k * segment`, and
-//! the first frame at or after a boundary opens a new segment. The encoder thread asks
-//! [`SegmentClock`] whether a frame opens a segment and forces an IDR there; the [`Segmenter`]
-//! then cuts exactly on those IDRs, so every segment starts with PAT, PMT, SPS, PPS and an IDR
+//! the first frame at or after a boundary opens a new segment ([`SegmentClock`], asked once per
+//! frame on the source thread). The encoder forces an IDR on those frames and the [`Segmenter`]
+//! cuts exactly on them, so every segment starts with PAT, PMT, SPS, PPS and an IDR
 //! (HLS R2, R3) and lasts `segment` at a steady frame rate (R4, R12).
 
-use crate::time::{Pts, Ticks90k};
+#[cfg(doc)]
+use crate::time::SegmentClock;
+use crate::time::{Duration90k, Pts, StreamTime};
 use crate::ts::{AccessUnit, MuxError, TsMuxer};
-
-/// Decides which frames open a segment.
-#[derive(Clone, Debug)]
-pub struct SegmentClock {
-    segment: Ticks90k,
-    /// Stream time of the next boundary; `None` before the first frame.
-    next_boundary: Option<Ticks90k>,
-}
-
-impl SegmentClock {
-    pub fn new(segment: Ticks90k) -> Self {
-        assert!(
-            segment > Ticks90k::ZERO,
-            "segment duration must be positive"
-        );
-        SegmentClock {
-            segment,
-            next_boundary: None,
-        }
-    }
-
-    /// True when the frame at stream time `at` opens a segment: the very first frame, and the
-    /// first frame at or after each boundary. Frames must come in increasing time order.
-    pub fn opens_segment(&mut self, at: Ticks90k) -> bool {
-        match self.next_boundary {
-            Some(b) if at < b => false,
-            _ => {
-                let k = at.as_u64() / self.segment.as_u64() + 1;
-                self.next_boundary = Some(Ticks90k(k * self.segment.as_u64()));
-                true
-            }
-        }
-    }
-
-    /// The stream time of the next boundary (after the first frame).
-    pub fn next_boundary(&self) -> Option<Ticks90k> {
-        self.next_boundary
-    }
-}
 
 /// One encoded frame on its way into a segment.
 #[derive(Clone, Copy, Debug)]
@@ -54,7 +17,7 @@ pub struct FrameAu<'a> {
     /// Annex B access unit as the encoder wrote it.
     pub data: &'a [u8],
     /// Stream time of the frame.
-    pub at: Ticks90k,
+    pub at: StreamTime,
     pub keyframe: bool,
     /// The frame opens a segment (see [`SegmentClock`]); it must be a keyframe.
     pub opens_segment: bool,
@@ -64,9 +27,9 @@ pub struct FrameAu<'a> {
 #[derive(Debug)]
 pub struct ClosedSegment {
     /// Stream time of its first frame.
-    pub start: Ticks90k,
+    pub start: StreamTime,
     /// From its first frame to the first frame of the next segment (or the end of the stream).
-    pub duration: Ticks90k,
+    pub duration: Duration90k,
     pub frames: u32,
     /// Whole TS packets, starting with PAT and PMT. Give the buffer back with
     /// [`Segmenter::recycle`] to avoid an allocation per segment.
@@ -76,26 +39,26 @@ pub struct ClosedSegment {
 #[derive(Debug, thiserror::Error)]
 pub enum SegmentError {
     #[error("the frame at {at:?} opens a segment but is not a keyframe")]
-    OpenWithoutKeyframe { at: Ticks90k },
+    OpenWithoutKeyframe { at: StreamTime },
     #[error("the first frame (at {at:?}) must open a segment")]
-    NoOpenSegment { at: Ticks90k },
+    NoOpenSegment { at: StreamTime },
     #[error("frame at {at:?} is not after the previous one at {prev:?}")]
-    NotIncreasing { at: Ticks90k, prev: Ticks90k },
+    NotIncreasing { at: StreamTime, prev: StreamTime },
     #[error(transparent)]
     Mux(#[from] MuxError),
 }
 
 #[derive(Debug)]
 struct Open {
-    start: Ticks90k,
-    last: Ticks90k,
+    start: StreamTime,
+    last: StreamTime,
     frames: u32,
 }
 
 /// Wraps the TS muxer and cuts its output into segments.
 pub struct Segmenter {
     muxer: TsMuxer,
-    pts_offset: u64,
+    pts_offset: Pts,
     open: Option<Open>,
     buf: Vec<u8>,
     spare: Vec<u8>,
@@ -104,7 +67,7 @@ pub struct Segmenter {
 impl Segmenter {
     /// `pts_offset`: PTS of stream time zero, in 90 kHz ticks (may be near 2^33 to exercise
     /// the wrap; the muxer writes PTS modulo 2^33).
-    pub fn new(pts_offset: u64) -> Self {
+    pub fn new(pts_offset: Pts) -> Self {
         Segmenter {
             muxer: TsMuxer::new(),
             pts_offset,
@@ -142,7 +105,7 @@ impl Segmenter {
         };
         let unit = AccessUnit {
             data: au.data,
-            pts: Pts(self.pts_offset + au.at.as_u64()),
+            pts: au.at.to_pts(self.pts_offset),
             dts: None,
             keyframe: au.keyframe,
         };
@@ -154,7 +117,7 @@ impl Segmenter {
 
     /// Closes the last segment at the end of the stream; `end` is the stream time just after
     /// its last frame (last frame time + one frame duration).
-    pub fn finish(&mut self, end: Ticks90k) -> Option<ClosedSegment> {
+    pub fn finish(&mut self, end: StreamTime) -> Option<ClosedSegment> {
         self.close(end)
     }
 
@@ -177,7 +140,7 @@ impl Segmenter {
         Ok(())
     }
 
-    fn close(&mut self, end: Ticks90k) -> Option<ClosedSegment> {
+    fn close(&mut self, end: StreamTime) -> Option<ClosedSegment> {
         let open = self.open.take()?;
         let mut bytes = std::mem::take(&mut self.spare);
         std::mem::swap(&mut bytes, &mut self.buf);
@@ -193,23 +156,23 @@ impl Segmenter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::time::FrameRate;
+    use crate::time::{FrameRate, SegmentClock};
 
     #[test]
     fn clock_cuts_by_time_not_count() {
         let rate = FrameRate::new(30, 1).unwrap();
-        let mut c = SegmentClock::new(Ticks90k::from_secs(2));
+        let mut c = SegmentClock::new(Duration90k::from_secs(2));
         let opens: Vec<u64> = (0..200)
-            .filter(|&n| c.opens_segment(rate.pts_of(n)))
+            .filter(|&n| c.opens_segment(rate.time_of(n)))
             .collect();
         assert_eq!(opens, vec![0, 60, 120, 180]);
         // With dropped frames the first frame past the boundary opens the segment.
-        let mut c = SegmentClock::new(Ticks90k::from_secs(2));
+        let mut c = SegmentClock::new(Duration90k::from_secs(2));
         let frames = [0u64, 1, 58, 61, 62, 119, 125, 180];
         let opens: Vec<u64> = frames
             .iter()
             .copied()
-            .filter(|&n| c.opens_segment(rate.pts_of(n)))
+            .filter(|&n| c.opens_segment(rate.time_of(n)))
             .collect();
         assert_eq!(opens, vec![0, 61, 125, 180]);
     }
@@ -217,21 +180,21 @@ mod tests {
     #[test]
     fn clock_at_29_97_never_exceeds_one_frame_over() {
         let rate = FrameRate::new(30_000, 1001).unwrap();
-        let seg = Ticks90k::from_secs(2);
+        let seg = Duration90k::from_secs(2);
         let mut c = SegmentClock::new(seg);
         let opens: Vec<u64> = (0..100_000)
-            .filter(|&n| c.opens_segment(rate.pts_of(n)))
+            .filter(|&n| c.opens_segment(rate.time_of(n)))
             .collect();
         for w in opens.windows(2) {
-            let d = rate.pts_of(w[1]) - rate.pts_of(w[0]);
-            assert!(d <= seg + rate.pts_of(1), "{w:?} lasts {d:?}");
-            assert!(d + rate.pts_of(1) >= seg, "{w:?} lasts {d:?}");
+            let d = rate.time_of(w[1]) - rate.time_of(w[0]);
+            assert!(d <= seg + rate.frame_duration(), "{w:?} lasts {d:?}");
+            assert!(d + rate.frame_duration() >= seg, "{w:?} lasts {d:?}");
         }
     }
 
     #[test]
     fn segmenter_cuts_on_opening_keyframes() {
-        let mut s = Segmenter::new(126_000);
+        let mut s = Segmenter::new(Pts(126_000));
         let idr = [
             0u8, 0, 0, 1, 0x67, 1, 0, 0, 0, 1, 0x68, 2, 0, 0, 0, 1, 0x65, 3,
         ];
@@ -241,7 +204,7 @@ mod tests {
             let opens = n % 3 == 0;
             let au = FrameAu {
                 data: if opens { &idr } else { &p },
-                at: Ticks90k(n * 3000),
+                at: StreamTime(n * 3000),
                 keyframe: opens,
                 opens_segment: opens,
             };
@@ -250,7 +213,7 @@ mod tests {
             }
             s.check_invariants().unwrap();
         }
-        closed.extend(s.finish(Ticks90k(7 * 3000)));
+        closed.extend(s.finish(StreamTime(7 * 3000)));
         let summary: Vec<(u64, u64, u32)> = closed
             .iter()
             .map(|c| (c.start.as_u64(), c.duration.as_u64(), c.frames))
@@ -267,11 +230,11 @@ mod tests {
 
     #[test]
     fn segmenter_rejects_bad_streams() {
-        let mut s = Segmenter::new(0);
+        let mut s = Segmenter::new(Pts(0));
         let p = [0u8, 0, 0, 1, 0x41, 4, 5];
         let au = FrameAu {
             data: &p,
-            at: Ticks90k(0),
+            at: StreamTime(0),
             keyframe: false,
             opens_segment: false,
         };
@@ -281,7 +244,7 @@ mod tests {
         ));
         let au = FrameAu {
             data: &p,
-            at: Ticks90k(0),
+            at: StreamTime(0),
             keyframe: false,
             opens_segment: true,
         };

@@ -7,7 +7,7 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Exp, Normal};
 
 use crate::frame::RgbFrame;
-use crate::time::{FrameRate, Ticks90k, TICKS_PER_SEC};
+use crate::time::{Duration90k, FrameRate, StreamTime};
 
 /// The colour of an active event: the top-left block is painted mint.
 pub const MINT: [u8; 3] = [0, 255, 255];
@@ -27,7 +27,7 @@ pub struct FrameInfo {
 
 /// A producer of RGB frames for consecutive frame slots.
 pub trait Source: Send {
-    /// Paints frame slot `n` (stream time `rate.pts_of(n)`) into `frame`, which has the
+    /// Paints frame slot `n` (stream time `rate.time_of(n)`) into `frame`, which has the
     /// configured size. Slots are visited in increasing order; gaps (dropped slots) are allowed.
     fn render(&mut self, n: u64, frame: &mut RgbFrame) -> FrameInfo;
 }
@@ -41,13 +41,13 @@ pub struct CheckerboardConfig {
     /// Block edge at 320 px width; scaled by `width / 320`. default: 20
     pub block_size: u32,
     /// Time for the board to travel once across the frame. default: 10 s
-    pub roll: Ticks90k,
+    pub roll: Duration90k,
     /// Standard deviation of additive Gaussian noise in 8-bit levels; 0 disables it. default: 0
     pub noise_sigma: f32,
     /// Mean quiet time between events (exponentially distributed). default: 20 s
-    pub event_mean: Ticks90k,
+    pub event_mean: Duration90k,
     /// How long an event stays visible. default: 2 s
-    pub event_duration: Ticks90k,
+    pub event_duration: Duration90k,
     /// RNG seed; `None` seeds from the OS.
     pub seed: Option<u64>,
 }
@@ -83,10 +83,10 @@ impl Checkerboard {
         if cfg.block_size == 0 {
             return Err("block size must be positive".into());
         }
-        if cfg.roll == Ticks90k::ZERO {
+        if cfg.roll == Duration90k::ZERO {
             return Err("roll time must be positive".into());
         }
-        if cfg.event_duration == Ticks90k::ZERO {
+        if cfg.event_duration == Duration90k::ZERO {
             return Err("event duration must be positive".into());
         }
         let mean_secs = cfg.event_mean.as_secs_f64();
@@ -115,7 +115,7 @@ impl Checkerboard {
             rng,
             cfg,
         };
-        board.next_event = board.schedule_after(Ticks90k::ZERO);
+        board.next_event = board.schedule_after(StreamTime::ZERO);
         Ok(board)
     }
 
@@ -125,23 +125,23 @@ impl Checkerboard {
     }
 
     /// Draws the next quiet gap after `after` and returns the event's `[first, end)` slots.
-    fn schedule_after(&mut self, after: Ticks90k) -> (u64, u64) {
+    fn schedule_after(&mut self, after: StreamTime) -> (u64, u64) {
         let gap_secs: f64 = self.gaps.sample(&mut self.rng);
         // Clamp absurd tails (and keep at least one frame between events).
-        let gap = Ticks90k((gap_secs.min(1e7) * TICKS_PER_SEC as f64) as u64);
+        let gap = Duration90k::from_secs_f64(gap_secs.min(1e7)).unwrap_or(Duration90k::ZERO);
         let rate = self.cfg.rate;
         let mut first = rate.first_frame_at_or_after(after + gap);
         if first == 0 {
             // Frame 0 has no "frame before it"; an event on it could not be told from the start.
             first = 1;
         }
-        let end = rate.first_frame_at_or_after(rate.pts_of(first) + self.cfg.event_duration);
+        let end = rate.first_frame_at_or_after(rate.time_of(first) + self.cfg.event_duration);
         (first, end.max(first + 1))
     }
 
     /// Horizontal offset of the board at slot `n`, in pixels: one full frame width per roll.
     fn offset(&self, n: u64) -> usize {
-        let t = u128::from(self.cfg.rate.pts_of(n).as_u64());
+        let t = u128::from(self.cfg.rate.time_of(n).as_u64());
         let w = self.cfg.width as u128;
         ((t * w / u128::from(self.cfg.roll.as_u64())) % w) as usize
     }
@@ -172,7 +172,7 @@ impl Source for Checkerboard {
         );
         // Skip events that ended in dropped slots.
         while n >= self.next_event.1 {
-            let end = self.cfg.rate.pts_of(self.next_event.1);
+            let end = self.cfg.rate.time_of(self.next_event.1);
             self.next_event = self.schedule_after(end);
             self.next_event_id += 1;
         }
@@ -240,10 +240,10 @@ mod tests {
             height: 180,
             rate: FrameRate::new(30, 1).unwrap(),
             block_size: DEFAULT_BLOCK_SIZE,
-            roll: Ticks90k::from_secs(10),
+            roll: Duration90k::from_secs(10),
             noise_sigma: 0.0,
-            event_mean: Ticks90k::from_secs(3),
-            event_duration: Ticks90k::from_secs(2),
+            event_mean: Duration90k::from_secs(3),
+            event_duration: Duration90k::from_secs(2),
             seed: Some(seed),
         }
     }
@@ -311,7 +311,7 @@ mod tests {
             let (first, end) = board.next_event;
             gaps.push((first - last_end) as f64 / 30.0);
             last_end = end;
-            board.next_event = board.schedule_after(board.cfg.rate.pts_of(end));
+            board.next_event = board.schedule_after(board.cfg.rate.time_of(end));
         }
         let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
         // Standard error of the mean of 2000 exponentials with mean 3 is 0.067 s.
@@ -321,7 +321,7 @@ mod tests {
     #[test]
     fn board_rolls_one_width_per_roll_period() {
         let mut c = cfg(1);
-        c.event_mean = Ticks90k::from_secs(1_000_000);
+        c.event_mean = Duration90k::from_secs(1_000_000);
         let mut board = Checkerboard::new(c).unwrap();
         let mut f0 = RgbFrame::new(320, 180);
         let mut f = RgbFrame::new(320, 180);
@@ -350,7 +350,7 @@ mod tests {
     fn noise_changes_pixels_but_keeps_the_board() {
         let mut c = cfg(5);
         c.noise_sigma = 8.0;
-        c.event_mean = Ticks90k::from_secs(1_000_000);
+        c.event_mean = Duration90k::from_secs(1_000_000);
         let mut board = Checkerboard::new(c).unwrap();
         let mut f = RgbFrame::new(320, 180);
         board.render(0, &mut f);
@@ -383,7 +383,7 @@ mod tests {
         c.block_size = 0;
         assert!(Checkerboard::new(c).is_err());
         let mut c = cfg(1);
-        c.event_mean = Ticks90k::ZERO;
+        c.event_mean = Duration90k::ZERO;
         assert!(Checkerboard::new(c).is_err());
     }
 }

@@ -1,73 +1,75 @@
-//! The only filesystem code: segments and the playlist are written to a temporary name and
-//! renamed into place, so a reader (the HTTP server, nginx, a CDN pulling from disk) never sees
-//! half a file (HLS R5, R20). Only files this program names are ever deleted.
+//! Where a stream's files live: the [`Storage`] the publisher writes through, and its one real
+//! implementation, [`MediaDir`], the only filesystem code of the media path. Segments and the
+//! playlist are written to a temporary name and renamed into place, so a reader (the HTTP
+//! server, nginx, a CDN pulling from disk) never sees half a file (HLS R5, R20). Only files this
+//! program names are ever deleted.
 
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use crate::name::StreamName;
+
+/// What the publisher needs of the place a stream's files go: whole-file writes, reads of the
+/// previous playlist, a listing and deletion of segments. Tests use an in-memory store that
+/// records the order of these calls.
+pub trait Storage {
+    /// Writes segment `sequence` whole; readers never see part of it.
+    fn write_segment(&mut self, sequence: u64, bytes: &[u8]) -> io::Result<()>;
+    /// Replaces the playlist whole.
+    fn write_playlist(&mut self, text: &str) -> io::Result<()>;
+    /// The playlist a previous run left, if any.
+    fn read_playlist(&self) -> io::Result<Option<Vec<u8>>>;
+    /// Deletes one of this stream's segment files (`file` as the playlist names it); a file that
+    /// is already gone is not an error. Refuses any other name.
+    fn delete_segment(&mut self, file: &str) -> io::Result<()>;
+    /// This stream's segment files, by sequence number.
+    fn list_segments(&self) -> io::Result<Vec<(u64, String)>>;
+}
+
 /// The media directory of one stream: `NAME.m3u8` and `NAME<seq>.ts`.
 #[derive(Clone, Debug)]
 pub struct MediaDir {
     dir: PathBuf,
-    name: String,
+    name: StreamName,
 }
 
 impl MediaDir {
     /// Opens (creating it if needed) the directory for stream `name`.
-    pub fn open(dir: &Path, name: &str) -> io::Result<Self> {
+    pub fn open(dir: &Path, name: &StreamName) -> io::Result<Self> {
         fs::create_dir_all(dir).map_err(|e| {
             io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display()))
         })?;
         Ok(MediaDir {
             dir: dir.to_path_buf(),
-            name: name.to_string(),
+            name: name.clone(),
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.dir
     }
+}
 
-    pub fn playlist_name(&self) -> String {
-        format!("{}.m3u8", self.name)
+impl Storage for MediaDir {
+    fn write_segment(&mut self, sequence: u64, bytes: &[u8]) -> io::Result<()> {
+        self.write_atomic(&self.name.segment_file(sequence), bytes)
     }
 
-    pub fn segment_name(&self, sequence: u64) -> String {
-        format!("{}{}.ts", self.name, sequence)
+    fn write_playlist(&mut self, text: &str) -> io::Result<()> {
+        self.write_atomic(&self.name.playlist_file(), text.as_bytes())
     }
 
-    /// The sequence number if `file` is one of this stream's segment names.
-    pub fn parse_segment_name(&self, file: &str) -> Option<u64> {
-        let digits = file.strip_prefix(self.name.as_str())?.strip_suffix(".ts")?;
-        if digits.is_empty()
-            || !digits.bytes().all(|b| b.is_ascii_digit())
-            || (digits.len() > 1 && digits.starts_with('0'))
-        {
-            return None;
-        }
-        digits.parse().ok()
-    }
-
-    pub fn write_segment(&self, sequence: u64, bytes: &[u8]) -> io::Result<()> {
-        self.write_atomic(&self.segment_name(sequence), bytes)
-    }
-
-    pub fn write_playlist(&self, text: &str) -> io::Result<()> {
-        self.write_atomic(&self.playlist_name(), text.as_bytes())
-    }
-
-    pub fn read_playlist(&self) -> io::Result<Option<Vec<u8>>> {
-        match fs::read(self.dir.join(self.playlist_name())) {
+    fn read_playlist(&self) -> io::Result<Option<Vec<u8>>> {
+        match fs::read(self.dir.join(self.name.playlist_file())) {
             Ok(b) => Ok(Some(b)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
     }
 
-    /// Deletes one of this stream's segments. Refuses any other name.
-    pub fn delete_segment(&self, file: &str) -> io::Result<()> {
-        if self.parse_segment_name(file).is_none() {
+    fn delete_segment(&mut self, file: &str) -> io::Result<()> {
+        if self.name.parse_segment_file(file).is_none() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!(
@@ -82,13 +84,12 @@ impl MediaDir {
         }
     }
 
-    /// This stream's segment files on disk, by sequence number.
-    pub fn list_segments(&self) -> io::Result<Vec<(u64, String)>> {
+    fn list_segments(&self) -> io::Result<Vec<(u64, String)>> {
         let mut out = Vec::new();
         for entry in fs::read_dir(&self.dir)? {
             let entry = entry?;
             if let Some(name) = entry.file_name().to_str() {
-                if let Some(seq) = self.parse_segment_name(name) {
+                if let Some(seq) = self.name.parse_segment_file(name) {
                     if entry.file_type()?.is_file() {
                         out.push((seq, name.to_string()));
                     }
@@ -98,7 +99,9 @@ impl MediaDir {
         out.sort();
         Ok(out)
     }
+}
 
+impl MediaDir {
     /// `--fresh`: removes this stream's playlist, segments and leftover temporary files.
     /// Returns how many files went.
     pub fn clean(&self) -> io::Result<usize> {
@@ -108,9 +111,7 @@ impl MediaDir {
             let Some(name) = entry.file_name().to_str().map(str::to_string) else {
                 continue;
             };
-            let ours = name == self.playlist_name()
-                || self.parse_segment_name(&name).is_some()
-                || self.parse_temp_name(&name);
+            let ours = self.name.parse_file(&name).is_some() || self.parse_temp_name(&name);
             if ours && entry.file_type()?.is_file() {
                 fs::remove_file(entry.path())?;
                 n += 1;
@@ -126,7 +127,7 @@ impl MediaDir {
     fn parse_temp_name(&self, file: &str) -> bool {
         file.strip_prefix('.')
             .and_then(|f| f.strip_suffix(".tmp"))
-            .is_some_and(|f| f == self.playlist_name() || self.parse_segment_name(f).is_some())
+            .is_some_and(|f| self.name.parse_file(f).is_some())
     }
 
     fn write_atomic(&self, file: &str, bytes: &[u8]) -> io::Result<()> {
@@ -158,10 +159,10 @@ mod tests {
     fn names_are_strict() {
         let d = MediaDir {
             dir: PathBuf::from("/nonexistent"),
-            name: "chessboard".into(),
+            name: StreamName::new("chessboard").unwrap(),
         };
-        assert_eq!(d.parse_segment_name("chessboard12.ts"), Some(12));
-        assert_eq!(d.parse_segment_name("chessboard0.ts"), Some(0));
+        assert_eq!(d.name.parse_segment_file("chessboard12.ts"), Some(12));
+        assert_eq!(d.name.parse_segment_file("chessboard0.ts"), Some(0));
         for bad in [
             "chessboard.ts",
             "chessboard012.ts",
@@ -171,15 +172,19 @@ mod tests {
             "chessboard1.m3u8",
             "../chessboard1.ts",
         ] {
-            assert_eq!(d.parse_segment_name(bad), None, "{bad}");
+            assert_eq!(d.name.parse_segment_file(bad), None, "{bad}");
+            assert!(!d.parse_temp_name(bad), "{bad}");
         }
+        assert!(d.parse_temp_name(".chessboard1.ts.tmp"));
+        assert!(d.parse_temp_name(".chessboard.m3u8.tmp"));
+        assert!(!d.parse_temp_name(".other.m3u8.tmp"));
     }
 
     /// R5/R20: files appear whole, by rename; clean and delete touch only our names.
     #[test]
     fn r20_atomic_writes_and_careful_deletes() {
         let tmp = tempfile::tempdir().unwrap();
-        let d = MediaDir::open(tmp.path(), "cam").unwrap();
+        let mut d = MediaDir::open(tmp.path(), &StreamName::new("cam").unwrap()).unwrap();
         d.write_segment(3, b"abc").unwrap();
         d.write_playlist("#EXTM3U\n").unwrap();
         fs::write(tmp.path().join("keep.txt"), b"x").unwrap();

@@ -50,11 +50,12 @@ use mpeg2ts::pes::{PesPacketReader, ReadPesPacket};
 use mpeg2ts::ts::{ReadTsPacket, TsPacketReader, TsPayload};
 
 use crate::clock::WallClock;
+use crate::name::StreamName;
 use crate::playlist::{
     DateRange, Playlist, PlaylistConfig, PlaylistError, PushOutcome, Segment,
     DATERANGE_LABEL_ATTRIBUTE, MIN_LIST_SIZE, PROTOCOL_VERSION,
 };
-use crate::time::{Pts, Ticks90k, TICKS_PER_SEC};
+use crate::time::{Duration90k, Pts, TICKS_PER_SEC};
 use crate::ts::check::{read_segment, SegmentReport, FIRST_PIDS_LEN};
 use crate::ts::{
     AccessUnit, MuxError, TsMuxer, AUD, MAX_DTS_STEP, MAX_PCR_INTERVAL, PACKET_SIZE, PAT_PID,
@@ -1267,19 +1268,30 @@ impl PlaylistRun {
         } else {
             BAD_NAMES[usize::from(input.u8().unwrap_or(0)) % BAD_NAMES.len()]
         };
+        // A bad name never reaches the playlist: the stream-name type refuses it.
+        let name = match StreamName::new(name) {
+            Ok(n) => n,
+            Err(e) => {
+                assert!(
+                    b & PL_BAD_NAME != 0 && !e.to_string().is_empty(),
+                    "playlist_window: StreamName refuses {name:?}"
+                );
+                return None;
+            }
+        };
+        assert!(
+            b & PL_BAD_NAME == 0,
+            "playlist_window: StreamName accepts the bad name {name:?}"
+        );
         let cfg = PlaylistConfig {
-            name: name.to_owned(),
+            name,
             target_duration_secs: target,
             list_size,
             start_sequence: input.varint().unwrap_or(0),
             start_discontinuity_sequence: u64::from(input.u8().unwrap_or(0)),
         };
         let anchor_ms = PL_T0_MS + i64::from(input.u32().unwrap_or(0));
-        let name_ok = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c));
-        let valid = target >= 1 && list_size >= MIN_LIST_SIZE && name_ok;
+        let valid = target >= 1 && list_size >= MIN_LIST_SIZE;
         let pl = match Playlist::new(cfg.clone()) {
             Ok(pl) => {
                 assert!(valid, "playlist_window: Playlist::new accepts {cfg:?}");
@@ -1289,7 +1301,6 @@ impl PlaylistRun {
                 let fits = match e {
                     PlaylistError::TargetDurationZero => target == 0,
                     PlaylistError::ListTooShort { .. } => list_size < MIN_LIST_SIZE,
-                    PlaylistError::InvalidName { .. } => !name_ok,
                     _ => false,
                 };
                 assert!(
@@ -1437,9 +1448,10 @@ impl PlaylistRun {
         let pdt_clock = WallClock::from_unix_millis(pdt_ms);
         let result = if resumed {
             self.pl
-                .push_resumed(Ticks90k(duration), pdt_clock, discontinuity)
+                .push_resumed(Duration90k(duration), pdt_clock, discontinuity)
         } else {
-            self.pl.push(Ticks90k(duration), pdt_clock, discontinuity)
+            self.pl
+                .push(Duration90k(duration), pdt_clock, discontinuity)
         };
         match result {
             Ok(out) => {
@@ -1545,7 +1557,7 @@ impl PlaylistRun {
                 newest.duration,
                 epoch_ticks(newest.program_date_time)
             ),
-            (out.sequence, Ticks90k(duration), pdt),
+            (out.sequence, Duration90k(duration), pdt),
             "{ctx}: the window's last segment"
         );
         assert_eq!(newest.discontinuity, discontinuity);
@@ -1676,7 +1688,7 @@ impl PlaylistRun {
         let range = DateRange {
             id: id.clone(),
             start: start_clock,
-            duration: Ticks90k(duration),
+            duration: Duration90k(duration),
             label: label.clone(),
         };
         match self.pl.add_date_range(range) {

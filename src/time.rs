@@ -1,42 +1,96 @@
-//! Time on one 90 kHz base (ISO/IEC 13818-1 §2.4.2.2: PTS/DTS tick at 90 kHz, PCR at 27 MHz).
+//! Time on one 90 kHz base (ISO/IEC 13818-1 §2.4.2.2: PTS/DTS tick at 90 kHz, PCR at 27 MHz), in
+//! three types that say what they are:
 //!
-//! [`Pts`] is a presentation instant on the *stream clock*: ticks since the stream's first frame
-//! plus a fixed offset. It never wraps inside our code (a `u64` of 90 kHz ticks lasts 6.5 million
-//! years); only the TS muxer reduces it modulo 2^33 when it writes the bitstream.
-//! [`Ticks90k`] is a duration. Only `Pts - Pts`, `Pts + Ticks90k` and `Pts - Ticks90k` are defined.
+//! - [`StreamTime`]: an instant on the *stream clock*, ticks since the stream's first frame. Frame
+//!   slot `n` is at `n / fps` ([`FrameRate::time_of`]); markers, segments and the timecode live
+//!   here. It never wraps (a `u64` of 90 kHz ticks lasts 6.5 million years).
+//! - [`Duration90k`]: a length of stream time (a segment's EXTINF, an event's length).
+//! - [`Pts`]: a presentation timestamp as the TS carries it, stream time plus the configured
+//!   offset, still unwrapped; only the muxer's edge reduces it modulo 2^33.
+//!
+//! Only `StreamTime - StreamTime`, `StreamTime ± Duration90k`, `Duration90k ± Duration90k`,
+//! `Duration90k * n` and the same for `Pts` are defined, so an instant can never be added to an
+//! instant. This module is the only place that knows how many ticks a second has.
 
 use std::fmt;
-use std::ops::{Add, Sub};
+use std::ops::{Add, Mul, Sub};
 
 /// Ticks of the MPEG system clock's 90 kHz base per second.
 pub const TICKS_PER_SEC: u64 = 90_000;
 
-/// A presentation instant in 90 kHz ticks, unwrapped.
+/// Ticks per millisecond (exact: 90).
+pub const TICKS_PER_MS: u64 = TICKS_PER_SEC / 1000;
+
+/// An instant on the stream clock: 90 kHz ticks since the stream's first frame.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct StreamTime(pub u64);
+
+/// A length of stream time in 90 kHz ticks.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Duration90k(pub u64);
+
+/// A presentation (or decoding) timestamp in 90 kHz ticks, unwrapped: stream time plus the
+/// stream's PTS offset. Reduced modulo 2^33 only when written into the bitstream.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Pts(pub u64);
 
-/// A duration in 90 kHz ticks.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Ticks90k(pub u64);
-
-impl Pts {
-    pub const ZERO: Pts = Pts(0);
+impl StreamTime {
+    pub const ZERO: StreamTime = StreamTime(0);
 
     pub fn as_u64(self) -> u64 {
         self.0
+    }
+
+    /// The time since the stream's first frame.
+    pub fn since_start(self) -> Duration90k {
+        Duration90k(self.0)
     }
 
     /// Seconds as a float, for display and JSON only (never for arithmetic that accumulates).
     pub fn as_secs_f64(self) -> f64 {
         self.0 as f64 / TICKS_PER_SEC as f64
     }
+
+    /// Whole seconds since the stream's start, rounded down (the timecode's seconds).
+    pub fn whole_secs(self) -> u64 {
+        self.0 / TICKS_PER_SEC
+    }
+
+    /// The presentation timestamp of this instant for a stream whose first frame has PTS
+    /// `offset`.
+    pub fn to_pts(self, offset: Pts) -> Pts {
+        Pts(offset.0 + self.0)
+    }
 }
 
-impl Ticks90k {
-    pub const ZERO: Ticks90k = Ticks90k(0);
+impl Duration90k {
+    pub const ZERO: Duration90k = Duration90k(0);
 
     pub fn from_secs(secs: u64) -> Self {
-        Ticks90k(secs * TICKS_PER_SEC)
+        Duration90k(secs * TICKS_PER_SEC)
+    }
+
+    pub fn from_millis(ms: u64) -> Self {
+        Duration90k(ms * TICKS_PER_MS)
+    }
+
+    /// Seconds given as a float (a flag, a JSON number), rounded to the nearest tick; `None`
+    /// unless finite, not negative and below a billion seconds.
+    pub fn from_secs_f64(secs: f64) -> Option<Self> {
+        (secs.is_finite() && (0.0..1e9).contains(&secs))
+            .then(|| Duration90k((secs * TICKS_PER_SEC as f64).round() as u64))
+    }
+
+    /// Seconds written with millisecond precision (an EXTINF or a DATERANGE DURATION read back),
+    /// rounded to the millisecond; `None` unless finite and within `0..=max_secs`.
+    pub fn from_millis_f64(secs: f64, max_secs: f64) -> Option<Self> {
+        (secs.is_finite() && (0.0..=max_secs).contains(&secs))
+            .then(|| Duration90k::from_millis((secs * 1000.0).round() as u64))
+    }
+
+    /// A std duration, rounded down to the tick.
+    pub fn from_std(d: std::time::Duration) -> Self {
+        Duration90k((d.as_nanos() * u128::from(TICKS_PER_SEC) / 1_000_000_000) as u64)
     }
 
     pub fn as_u64(self) -> u64 {
@@ -45,6 +99,21 @@ impl Ticks90k {
 
     pub fn as_secs_f64(self) -> f64 {
         self.0 as f64 / TICKS_PER_SEC as f64
+    }
+
+    /// Whole milliseconds, rounded down.
+    pub fn as_millis(self) -> u64 {
+        self.0 / TICKS_PER_MS
+    }
+
+    /// Whole milliseconds, rounded to the nearest (half up): what an EXTINF shows.
+    pub fn as_millis_rounded(self) -> u64 {
+        (self.0 + TICKS_PER_MS / 2) / TICKS_PER_MS
+    }
+
+    /// Whole seconds, rounded up.
+    pub fn as_secs_ceil(self) -> u64 {
+        self.0.div_ceil(TICKS_PER_SEC)
     }
 
     pub fn as_std(self) -> std::time::Duration {
@@ -54,10 +123,49 @@ impl Ticks90k {
     }
 }
 
+impl Pts {
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / TICKS_PER_SEC as f64
+    }
+}
+
+impl Sub for StreamTime {
+    type Output = Duration90k;
+    fn sub(self, rhs: StreamTime) -> Duration90k {
+        Duration90k(
+            self.0
+                .checked_sub(rhs.0)
+                .expect("StreamTime - StreamTime: the left instant is not earlier than the right"),
+        )
+    }
+}
+
+impl Add<Duration90k> for StreamTime {
+    type Output = StreamTime;
+    fn add(self, rhs: Duration90k) -> StreamTime {
+        StreamTime(self.0 + rhs.0)
+    }
+}
+
+impl Sub<Duration90k> for StreamTime {
+    type Output = StreamTime;
+    fn sub(self, rhs: Duration90k) -> StreamTime {
+        StreamTime(
+            self.0
+                .checked_sub(rhs.0)
+                .expect("StreamTime - Duration90k: the instant is not before the stream's start"),
+        )
+    }
+}
+
 impl Sub for Pts {
-    type Output = Ticks90k;
-    fn sub(self, rhs: Pts) -> Ticks90k {
-        Ticks90k(
+    type Output = Duration90k;
+    fn sub(self, rhs: Pts) -> Duration90k {
+        Duration90k(
             self.0
                 .checked_sub(rhs.0)
                 .expect("Pts - Pts: the left instant is not earlier than the right"),
@@ -65,37 +173,72 @@ impl Sub for Pts {
     }
 }
 
-impl Add<Ticks90k> for Pts {
+impl Add<Duration90k> for Pts {
     type Output = Pts;
-    fn add(self, rhs: Ticks90k) -> Pts {
+    fn add(self, rhs: Duration90k) -> Pts {
         Pts(self.0 + rhs.0)
     }
 }
 
-impl Sub<Ticks90k> for Pts {
+impl Sub<Duration90k> for Pts {
     type Output = Pts;
-    fn sub(self, rhs: Ticks90k) -> Pts {
+    fn sub(self, rhs: Duration90k) -> Pts {
         Pts(self
             .0
             .checked_sub(rhs.0)
-            .expect("Pts - Ticks90k: the instant is not before the stream's start"))
+            .expect("Pts - Duration90k: the instant is not before the stream's start"))
     }
 }
 
-impl Add for Ticks90k {
-    type Output = Ticks90k;
-    fn add(self, rhs: Ticks90k) -> Ticks90k {
-        Ticks90k(self.0 + rhs.0)
+impl Add for Duration90k {
+    type Output = Duration90k;
+    fn add(self, rhs: Duration90k) -> Duration90k {
+        Duration90k(self.0 + rhs.0)
     }
 }
 
-impl Sub for Ticks90k {
-    type Output = Ticks90k;
-    fn sub(self, rhs: Ticks90k) -> Ticks90k {
-        Ticks90k(
-            self.0
-                .checked_sub(rhs.0)
-                .expect("Ticks90k - Ticks90k: the left duration is not shorter than the right"),
+impl Sub for Duration90k {
+    type Output = Duration90k;
+    fn sub(self, rhs: Duration90k) -> Duration90k {
+        Duration90k(
+            self.0.checked_sub(rhs.0).expect(
+                "Duration90k - Duration90k: the left duration is not shorter than the right",
+            ),
+        )
+    }
+}
+
+impl Mul<u64> for Duration90k {
+    type Output = Duration90k;
+    fn mul(self, rhs: u64) -> Duration90k {
+        Duration90k(self.0 * rhs)
+    }
+}
+
+impl std::iter::Sum for Duration90k {
+    fn sum<I: Iterator<Item = Duration90k>>(iter: I) -> Duration90k {
+        iter.fold(Duration90k::ZERO, |a, b| a + b)
+    }
+}
+
+impl fmt::Debug for StreamTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "StreamTime({} /* {:.6} s */)",
+            self.0,
+            self.as_secs_f64()
+        )
+    }
+}
+
+impl fmt::Debug for Duration90k {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Duration90k({} /* {:.6} s */)",
+            self.0,
+            self.as_secs_f64()
         )
     }
 }
@@ -103,12 +246,6 @@ impl Sub for Ticks90k {
 impl fmt::Debug for Pts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Pts({} /* {:.6} s */)", self.0, self.as_secs_f64())
-    }
-}
-
-impl fmt::Debug for Ticks90k {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Ticks90k({} /* {:.6} s */)", self.0, self.as_secs_f64())
     }
 }
 
@@ -120,23 +257,23 @@ pub struct FrameRate {
 }
 
 impl FrameRate {
-    pub fn new(num: u32, den: u32) -> Result<Self, String> {
+    pub fn new(num: u32, den: u32) -> Result<Self, crate::error::Error> {
         if num == 0 || den == 0 {
-            return Err(format!("frame rate {num}/{den} must be positive"));
+            crate::bail!(InvalidArgument, "frame rate {num}/{den} must be positive");
         }
         Ok(FrameRate { num, den })
     }
 
     /// Parses `30`, `29.97`, `30000/1001`. `29.97` and `59.94` are taken as the NTSC fractions.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, crate::error::Error> {
         let s = s.trim();
         if let Some((n, d)) = s.split_once('/') {
             let num = n
                 .parse()
-                .map_err(|_| format!("bad frame rate numerator in {s:?}"))?;
+                .map_err(|_| crate::err!(InvalidArgument, "bad frame rate numerator in {s:?}"))?;
             let den = d
                 .parse()
-                .map_err(|_| format!("bad frame rate denominator in {s:?}"))?;
+                .map_err(|_| crate::err!(InvalidArgument, "bad frame rate denominator in {s:?}"))?;
             return FrameRate::new(num, den);
         }
         match s {
@@ -148,9 +285,11 @@ impl FrameRate {
         if let Ok(n) = s.parse::<u32>() {
             return FrameRate::new(n, 1);
         }
-        let f: f64 = s.parse().map_err(|_| format!("bad frame rate {s:?}"))?;
+        let f: f64 = s
+            .parse()
+            .map_err(|_| crate::err!(InvalidArgument, "bad frame rate {s:?}"))?;
         if !(f.is_finite() && f > 0.0 && f <= 1000.0) {
-            return Err(format!("frame rate {s:?} out of range"));
+            crate::bail!(InvalidArgument, "frame rate {s:?} out of range");
         }
         FrameRate::new((f * 1000.0).round() as u32, 1000)
     }
@@ -161,32 +300,80 @@ impl FrameRate {
 
     /// Stream time of frame slot `n`, computed from `n` (never by summing steps, so 29.97 fps does
     /// not drift). Rounded down to the tick.
-    pub fn pts_of(self, n: u64) -> Ticks90k {
-        Ticks90k(
+    pub fn time_of(self, n: u64) -> StreamTime {
+        StreamTime(
             (u128::from(n) * u128::from(TICKS_PER_SEC) * u128::from(self.den)
                 / u128::from(self.num)) as u64,
         )
     }
 
+    /// The length of one frame (of the first one; at 29.97 fps every frame is 3003 ticks).
+    pub fn frame_duration(self) -> Duration90k {
+        self.time_of(1).since_start()
+    }
+
+    /// True when `time_of(n)` is exact, not rounded down to the tick.
+    pub fn is_exact(self, n: u64) -> bool {
+        (u128::from(n) * u128::from(TICKS_PER_SEC) * u128::from(self.den)) % u128::from(self.num)
+            == 0
+    }
+
     /// The first frame slot whose time is at or after `t`.
-    pub fn first_frame_at_or_after(self, t: Ticks90k) -> u64 {
+    pub fn first_frame_at_or_after(self, t: StreamTime) -> u64 {
         let num = u128::from(t.0) * u128::from(self.num);
         let den = u128::from(TICKS_PER_SEC) * u128::from(self.den);
         let mut n = num.div_ceil(den) as u64;
-        // pts_of rounds down, so step back while an earlier slot still reaches t.
-        while n > 0 && self.pts_of(n - 1) >= t {
+        // time_of rounds down, so step back while an earlier slot still reaches t.
+        while n > 0 && self.time_of(n - 1) >= t {
             n -= 1;
         }
-        while self.pts_of(n) < t {
+        while self.time_of(n) < t {
             n += 1;
         }
         n
     }
 
-    /// Frame index within its second for timecodes: `n mod round(fps)` style for integer rates,
-    /// and the frame number inside the wall second for fractional ones.
-    pub fn nominal(self) -> u32 {
-        (f64::from(self.num) / f64::from(self.den)).round().max(1.0) as u32
+    /// How many frames cover `d`: the first slot at or after it (the GOP of a segment).
+    pub fn frames_covering(self, d: Duration90k) -> u64 {
+        self.first_frame_at_or_after(StreamTime(d.0))
+    }
+}
+
+/// Decides which frames open a segment: boundary `k` sits at stream time `k * segment`, and the
+/// first frame at or after a boundary opens a new segment (the very first frame too). The one
+/// rule for it: the source thread asks this for every slot (it never drops a frame that opens a
+/// segment) and the decision travels with the frame to the encoder (which forces an IDR) and the
+/// segmenter (which cuts there).
+#[derive(Clone, Debug)]
+pub struct SegmentClock {
+    segment: Duration90k,
+    /// Stream time of the next boundary; `None` before the first frame.
+    next_boundary: Option<StreamTime>,
+}
+
+impl SegmentClock {
+    pub fn new(segment: Duration90k) -> Self {
+        assert!(
+            segment > Duration90k::ZERO,
+            "segment duration must be positive"
+        );
+        SegmentClock {
+            segment,
+            next_boundary: None,
+        }
+    }
+
+    /// True when the frame at stream time `at` opens a segment. Frames must come in increasing
+    /// time order; frames may be skipped (dropped), the first one at or after a boundary opens.
+    pub fn opens_segment(&mut self, at: StreamTime) -> bool {
+        match self.next_boundary {
+            Some(b) if at < b => false,
+            _ => {
+                let k = at.0 / self.segment.0 + 1;
+                self.next_boundary = Some(StreamTime(k * self.segment.0));
+                true
+            }
+        }
     }
 }
 
@@ -195,7 +382,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pts_of_does_not_drift_at_29_97() {
+    fn time_of_does_not_drift_at_29_97() {
         let r = FrameRate::parse("29.97").unwrap();
         assert_eq!(
             r,
@@ -205,22 +392,26 @@ mod tests {
             }
         );
         // 30000 frames at 30000/1001 fps are exactly 1001 s.
-        assert_eq!(r.pts_of(30_000), Ticks90k::from_secs(1001));
-        assert_eq!(r.pts_of(1), Ticks90k(3003));
+        assert_eq!(
+            r.time_of(30_000).since_start(),
+            Duration90k::from_secs(1001)
+        );
+        assert_eq!(r.time_of(1), StreamTime(3003));
+        assert_eq!(r.frame_duration(), Duration90k(3003));
     }
 
     #[test]
-    fn first_frame_at_or_after_inverts_pts_of() {
+    fn first_frame_at_or_after_inverts_time_of() {
         for r in [
             FrameRate::new(30, 1).unwrap(),
             FrameRate::new(30_000, 1001).unwrap(),
             FrameRate::new(25, 1).unwrap(),
         ] {
             for n in 0..5000u64 {
-                let t = r.pts_of(n);
+                let t = r.time_of(n);
                 assert_eq!(r.first_frame_at_or_after(t), n, "{r:?} n={n}");
                 assert_eq!(
-                    r.first_frame_at_or_after(t + Ticks90k(1)),
+                    r.first_frame_at_or_after(t + Duration90k(1)),
                     n + 1,
                     "{r:?} n={n}"
                 );
@@ -246,5 +437,57 @@ mod tests {
             format!("{:?}", Pts(135_000)),
             "Pts(135000 /* 1.500000 s */)"
         );
+        assert_eq!(
+            format!("{:?}", StreamTime(45_000)),
+            "StreamTime(45000 /* 0.500000 s */)"
+        );
+    }
+
+    #[test]
+    fn conversions_round_as_documented() {
+        assert_eq!(Duration90k::from_secs_f64(2.0), Some(Duration90k(180_000)));
+        assert_eq!(Duration90k::from_secs_f64(-1.0), None);
+        assert_eq!(Duration90k::from_secs_f64(f64::NAN), None);
+        assert_eq!(
+            Duration90k::from_millis_f64(2.002, 10.0),
+            Some(Duration90k(180_180))
+        );
+        assert_eq!(Duration90k::from_millis_f64(11.0, 10.0), None);
+        assert_eq!(Duration90k(180_180).as_millis(), 2002);
+        assert_eq!(Duration90k(44).as_millis_rounded(), 0);
+        assert_eq!(Duration90k(45).as_millis_rounded(), 1);
+        assert_eq!(Duration90k(180_001).as_secs_ceil(), 3);
+        assert_eq!(
+            Duration90k::from_std(std::time::Duration::from_millis(1500)),
+            Duration90k(135_000)
+        );
+        assert_eq!(StreamTime(10).to_pts(Pts(126_000)), Pts(126_010));
+    }
+
+    /// The clock opens exactly the first slot at or after each boundary, at integer and NTSC
+    /// rates, and still opens one when the boundary slot itself was skipped.
+    #[test]
+    fn segment_clock_opens_the_first_frame_at_or_after_each_boundary() {
+        for rate in [
+            FrameRate::new(30, 1).unwrap(),
+            FrameRate::new(30_000, 1001).unwrap(),
+            FrameRate::new(24, 1).unwrap(),
+        ] {
+            let seg = Duration90k::from_secs(2);
+            let mut clock = SegmentClock::new(seg);
+            for n in 0..10_000 {
+                let expected = n == 0 || rate.time_of(n).0 / seg.0 != rate.time_of(n - 1).0 / seg.0;
+                assert_eq!(
+                    clock.opens_segment(rate.time_of(n)),
+                    expected,
+                    "{rate:?} slot {n}"
+                );
+            }
+        }
+        let mut c = SegmentClock::new(Duration90k::from_secs(1));
+        assert!(c.opens_segment(StreamTime(0)));
+        assert!(!c.opens_segment(StreamTime(89_999)));
+        // The boundary frame at 90000 was skipped: the next one opens.
+        assert!(c.opens_segment(StreamTime(93_000)));
     }
 }

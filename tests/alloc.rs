@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use hls::frame::{RgbFrame, YuvFrame};
 use hls::overlay::{Timecode, TimecodeOverlay, DEFAULT_FONT};
 use hls::source::{Checkerboard, CheckerboardConfig, Source};
-use hls::time::{FrameRate, Pts, Ticks90k};
+use hls::time::{Duration90k, FrameRate, Pts};
 use hls::ts::{AccessUnit, TsMuxer};
 use hls::yuv::rgb_to_i420;
 
@@ -100,10 +100,10 @@ fn frame_stages_do_not_allocate() {
         height: h,
         rate,
         block_size: 20,
-        roll: Ticks90k::from_secs(10),
+        roll: Duration90k::from_secs(10),
         noise_sigma: 4.0,
-        event_mean: Ticks90k::from_secs(1),
-        event_duration: Ticks90k::from_secs(1),
+        event_mean: Duration90k::from_secs(1),
+        event_duration: Duration90k::from_secs(1),
         seed: Some(9),
     })
     .unwrap();

@@ -121,7 +121,7 @@ fn r1_r2_r3_every_segment_decodes_back() {
         "hls_time x fps frames per segment"
     );
     // R1: PTS continues across segment boundaries, one frame apart, from the offset.
-    assert_eq!(aus[0].0, hls::config::DEFAULT_PTS_OFFSET);
+    assert_eq!(aus[0].0, hls::config::DEFAULT_PTS_OFFSET.as_u64());
     for w in aus.windows(2) {
         assert_eq!((w[0].0 + FRAME_30) % WRAP, w[1].0);
     }

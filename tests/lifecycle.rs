@@ -218,3 +218,91 @@ fn r22_hostile_previous_playlist_is_not_continued() {
         assert!(pl.end_list && pl.segments.len() == 2, "{bad:?}");
     }
 }
+
+/// `--help` and `--version` print on stdout and exit 0, so `hls-streamer --help | less` works.
+#[test]
+fn help_and_version_go_to_stdout_and_exit_zero() {
+    for flag in ["--help", "-h", "--version", "-V"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hls-streamer"))
+            .arg(flag)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{flag}: {:?}", out.status);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.stderr.is_empty(), "{flag}: nothing on stderr");
+        if flag.contains('h') {
+            assert!(stdout.contains("--hls-time"), "{flag}: {stdout}");
+        } else {
+            assert!(stdout.starts_with("hls-streamer "), "{flag}: {stdout}");
+        }
+    }
+}
+
+/// Every flag is checked before any side effect: a bad flag exits 2 with a clear message on
+/// stderr, and `--fresh` has not deleted the previous stream, nor has `--out-dir` been created,
+/// whatever `--no-server` says.
+#[test]
+fn a_bad_flag_exits_2_and_touches_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("chessboard.m3u8"), b"#EXTM3U\n").unwrap();
+    std::fs::write(dir.path().join("chessboard0.ts"), b"old").unwrap();
+    let out_dir = dir.path().to_str().unwrap();
+    let missing = dir.path().join("new-dir");
+    let long_name = "a".repeat(100);
+    for (args, says) in [
+        (
+            vec!["--fresh", "--cors-origin", "https://x.example/path"],
+            "no path",
+        ),
+        (
+            vec!["--fresh", "--no-server", "--cors-origin", "*"],
+            "wildcard",
+        ),
+        (
+            vec!["--fresh", "--no-server", "--name", &long_name],
+            "--name",
+        ),
+        (vec!["--fresh", "--list-size", "2"], "--list-size"),
+        (vec!["--fresh", "--bogus-flag"], "--bogus-flag"),
+    ] {
+        for target in [out_dir, missing.to_str().unwrap()] {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_hls-streamer"))
+                .args(["--out-dir", target, "--frames", "10"])
+                .args(&args)
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(2), "{args:?}");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(stderr.contains(says), "{args:?}: {stderr}");
+            assert!(out.stdout.is_empty(), "{args:?}");
+        }
+        assert_eq!(
+            std::fs::read(dir.path().join("chessboard0.ts")).unwrap(),
+            b"old",
+            "{args:?} deleted the previous stream"
+        );
+        assert!(dir.path().join("chessboard.m3u8").exists(), "{args:?}");
+        assert!(!missing.exists(), "{args:?} created --out-dir");
+    }
+}
+
+/// A taken port fails before the stream starts: `--fresh` has deleted nothing.
+#[test]
+fn a_taken_port_fails_before_any_file_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("chessboard0.ts"), b"old").unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let bind = taken.local_addr().unwrap().to_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hls-streamer"))
+        .args(["--out-dir", dir.path().to_str().unwrap(), "--fresh"])
+        .args(["--frames", "10", "--bind", &bind])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&bind), "{stderr}");
+    assert_eq!(
+        std::fs::read(dir.path().join("chessboard0.ts")).unwrap(),
+        b"old"
+    );
+}

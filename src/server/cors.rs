@@ -8,6 +8,8 @@
 //! `Vary: Origin` is sent on every response while CORS is on, so a shared cache never hands one
 //! origin's answer to another.
 
+use crate::error::{Error, ErrorKind};
+
 /// Headers a cross-origin script may read besides the CORS-safelisted ones (hls.js reads the
 /// length and range of what it loads).
 pub const EXPOSE_HEADERS: &str = "Content-Length, Content-Range, Accept-Ranges";
@@ -26,10 +28,11 @@ pub struct CorsPolicy {
 
 impl CorsPolicy {
     /// Builds a policy from `--cors-origin` values, each checked by [`parse_origin`].
-    pub fn new<S: AsRef<str>>(origins: &[S]) -> Result<Self, String> {
+    pub fn new<S: AsRef<str>>(origins: &[S]) -> Result<Self, Error> {
         let mut out: Vec<String> = Vec::with_capacity(origins.len());
         for o in origins {
-            let o = parse_origin(o.as_ref())?;
+            let o =
+                parse_origin(o.as_ref()).map_err(|e| Error::new(ErrorKind::InvalidArgument, e))?;
             if !out.contains(&o) {
                 out.push(o);
             }

@@ -23,6 +23,7 @@
 
 pub mod assets;
 pub mod cors;
+pub mod error;
 pub mod media;
 
 use std::future::Future;
@@ -36,13 +37,15 @@ use actix_web::dev::Service;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::{Compress, DefaultHeaders};
-use actix_web::{guard, web, App, HttpRequest, HttpResponse, HttpServer, Resource};
+use actix_web::{guard, web, App, HttpRequest, HttpResponse, HttpServer, Resource, ResponseError};
 use serde::Serialize;
 
+use crate::error::{Error, ErrorKind};
 use crate::markers::Marker;
+use crate::name::{MediaFile, StreamName};
 use crate::state::Shared;
 use cors::CorsPolicy;
-use media::{MediaFile, OpenError};
+use error::json_error;
 
 /// `Content-Type` of a playlist (RFC 8216 §4, R8).
 pub const PLAYLIST_CONTENT_TYPE: &str = "application/vnd.apple.mpegurl";
@@ -68,7 +71,7 @@ pub struct ServerConfig {
     /// Where `NAME<seq>.ts` and `NAME.m3u8` are written (atomically, by rename).
     pub media_dir: PathBuf,
     /// Playlist/segment base name: `/video/NAME.m3u8`, `/video/NAME12.ts`.
-    pub name: String,
+    pub name: StreamName,
     /// Origins allowed to read responses cross-origin; empty: same-origin only.
     pub cors_origins: Vec<String>,
     /// `EXT-X-TARGETDURATION`: health deadline (1.5 × TD) and playlist `max-age` (TD / 2).
@@ -78,18 +81,14 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// Checks what the CLI cannot check by type: a safe stream name, a target duration of at
-    /// least one second, and well-formed CORS origins.
-    pub fn validate(&self) -> Result<(), String> {
-        if !media::is_valid_name(&self.name) {
-            return Err(format!(
-                "stream name {:?} must be 1 to {} ASCII letters, digits, '_' or '-'",
-                self.name,
-                media::MAX_NAME_LEN
-            ));
-        }
+    /// Checks what the types cannot: a target duration of at least one second and well-formed
+    /// CORS origins (the stream name is valid by construction).
+    pub fn validate(&self) -> Result<(), Error> {
         if self.target_duration_secs == 0 {
-            return Err("target duration must be at least 1 s (RFC 8216 §4.3.3.1)".into());
+            crate::bail!(
+                InvalidArgument,
+                "target duration must be at least 1 s (RFC 8216 §4.3.3.1)"
+            );
         }
         CorsPolicy::new(&self.cors_origins).map(drop)
     }
@@ -112,7 +111,7 @@ impl ServerConfig {
 /// Per-worker view of the configuration plus the shared stream state.
 struct AppState {
     media_dir: PathBuf,
-    name: String,
+    name: StreamName,
     segment_lifetime: Duration,
     health_deadline: Duration,
     playlist_cache_control: HeaderValue,
@@ -137,7 +136,7 @@ pub fn configure(
         panic!("invalid server configuration: {e}");
     }
     let cors = CorsPolicy::new(&cfg.cors_origins).expect("origins were just validated");
-    let (index_html, index_etag) = assets::render_index(&cfg.name);
+    let (index_html, index_etag) = assets::render_index(cfg.name.as_str());
     let state = web::Data::new(AppState {
         media_dir: cfg.media_dir.clone(),
         name: cfg.name.clone(),
@@ -234,11 +233,10 @@ impl ReadOnly {
             r = r.route(web::route().method(Method::OPTIONS).to(preflight));
         }
         r.default_service(web::to(move || async move {
-            HttpResponse::MethodNotAllowed()
-                .insert_header((header::ALLOW, allow))
-                .json(ErrorBody {
-                    error: "method not allowed".into(),
-                })
+            let mut res = json_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+            res.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+            res
         }))
     }
 }
@@ -251,16 +249,23 @@ pub async fn serve(
     cfg: ServerConfig,
     shared: Arc<Shared>,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    cfg.validate()
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    let listener = TcpListener::bind(cfg.bind).map_err(|e| {
-        std::io::Error::new(
-            e.kind(),
-            format!("cannot listen on http://{}/: {e}", cfg.bind),
-        )
-    })?;
+) -> Result<(), Error> {
+    cfg.validate()?;
+    let listener = bind(cfg.bind)?;
     serve_listener(cfg, shared, listener, shutdown).await
+}
+
+/// Binds the HTTP address: the binary does this before the stream starts, so a taken port is
+/// an error before anything is written.
+pub fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
+    TcpListener::bind(addr).map_err(|e| {
+        let kind = if e.kind() == std::io::ErrorKind::AddrInUse {
+            ErrorKind::Unavailable
+        } else {
+            ErrorKind::Io
+        };
+        Error::new(kind, format!("cannot listen on http://{addr}/")).with_source(e)
+    })
 }
 
 /// [`serve`] on a listener the caller bound (tests bind port 0). `cfg.bind` is not used.
@@ -269,10 +274,11 @@ pub async fn serve_listener(
     shared: Arc<Shared>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    cfg.validate()
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    let addr = listener.local_addr()?;
+) -> Result<(), Error> {
+    cfg.validate()?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::io("reading the listening address", e))?;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
     let name = cfg.name.clone();
     let server = HttpServer::new(move || App::new().configure(configure(&cfg, shared.clone())))
@@ -281,7 +287,8 @@ pub async fn serve_listener(
         .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
         .client_request_timeout(Duration::from_secs(5))
         .client_disconnect_timeout(Duration::from_secs(1))
-        .listen(listener)?
+        .listen(listener)
+        .map_err(|e| Error::io(format!("serving on http://{addr}/"), e))?
         .run();
     tracing::info!(
         "player at http://{addr}/ (playlist http://{addr}/video/{name}.m3u8, {workers} HTTP workers)"
@@ -295,29 +302,20 @@ pub async fn serve_listener(
     let result = server.await;
     stopper.abort();
     tracing::info!("HTTP server stopped");
-    result
+    result.map_err(|e| Error::io(format!("serving on http://{addr}/"), e))
 }
 
-#[derive(Serialize)]
-struct ErrorBody {
-    error: String,
+fn not_found_error() -> Error {
+    Error::new(ErrorKind::NotFound, "not found")
 }
 
-fn json_error(status: StatusCode, error: impl Into<String>) -> HttpResponse {
-    HttpResponse::build(status)
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(ErrorBody {
-            error: error.into(),
-        })
+async fn not_found() -> Result<HttpResponse, Error> {
+    Err(not_found_error())
 }
 
-async fn not_found() -> HttpResponse {
-    json_error(StatusCode::NOT_FOUND, "not found")
-}
-
-fn internal_error(what: &str, e: &dyn std::fmt::Display) -> HttpResponse {
-    tracing::warn!("{what}: {e}");
-    json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+/// A failure of the blocking pool itself (it is shutting down).
+fn blocking_error(e: actix_web::error::BlockingError) -> Error {
+    Error::new(ErrorKind::Unavailable, "server is shutting down").with_source(e)
 }
 
 async fn index(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
@@ -339,19 +337,17 @@ async fn static_asset(
     req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
-) -> HttpResponse {
+) -> Result<HttpResponse, Error> {
     if path.as_str() == assets::INDEX {
-        return index(req, state).await;
+        return Ok(index(req, state).await);
     }
-    match assets::find(&path) {
-        Some((asset, etag)) => serve_bytes(
-            &req,
-            asset.content_type,
-            web::Bytes::from_static(asset.body),
-            etag,
-        ),
-        None => json_error(StatusCode::NOT_FOUND, "not found"),
-    }
+    let (asset, etag) = assets::find(&path).ok_or_else(not_found_error)?;
+    Ok(serve_bytes(
+        &req,
+        asset.content_type,
+        web::Bytes::from_static(asset.body),
+        etag,
+    ))
 }
 
 /// An embedded file with its validator: `304` when `If-None-Match` names it. Browsers keep it
@@ -380,48 +376,48 @@ fn serve_bytes(
     res.content_type(content_type).body(body)
 }
 
-async fn playlist(file: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
-    if media::parse_media_file(&file, &state.name) != Some(MediaFile::Playlist) {
-        return json_error(StatusCode::NOT_FOUND, "not found");
+async fn playlist(
+    file: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
+    if state.name.parse_file(&file) != Some(MediaFile::Playlist) {
+        return Err(not_found_error());
     }
     let dir = state.media_dir.clone();
-    let read = web::block(move || media::read_playlist(&dir, &file)).await;
-    match read {
-        Ok(Ok(body)) => HttpResponse::Ok()
-            .content_type(PLAYLIST_CONTENT_TYPE)
-            .insert_header((header::CACHE_CONTROL, state.playlist_cache_control.clone()))
-            .body(body),
-        Ok(Err(OpenError::NotFound)) => json_error(StatusCode::NOT_FOUND, "no playlist yet"),
-        Ok(Err(e)) => internal_error("reading the playlist", &e),
-        Err(e) => internal_error("reading the playlist", &e),
-    }
+    let body = web::block(move || media::read_playlist(&dir, &file))
+        .await
+        .map_err(blocking_error)?
+        .map_err(|e| match e.kind() {
+            ErrorKind::NotFound => Error::new(ErrorKind::NotFound, "no playlist yet"),
+            _ => e,
+        })?;
+    Ok(HttpResponse::Ok()
+        .content_type(PLAYLIST_CONTENT_TYPE)
+        .insert_header((header::CACHE_CONTROL, state.playlist_cache_control.clone()))
+        .body(body))
 }
 
 async fn segment(
     req: HttpRequest,
     file: web::Path<String>,
     state: web::Data<AppState>,
-) -> HttpResponse {
-    if !matches!(
-        media::parse_media_file(&file, &state.name),
-        Some(MediaFile::Segment(_))
-    ) {
-        return json_error(StatusCode::NOT_FOUND, "not found");
+) -> Result<HttpResponse, Error> {
+    if !matches!(state.name.parse_file(&file), Some(MediaFile::Segment(_))) {
+        return Err(not_found_error());
     }
     let dir = state.media_dir.clone();
-    let opened = web::block(move || {
+    let (named, published) = web::block(move || {
         let opened = media::open_inside(&dir, &file)?;
-        let published = opened.metadata.modified().map_err(OpenError::Io)?;
-        let named = NamedFile::from_file(opened.file, &opened.path).map_err(OpenError::Io)?;
-        Ok::<_, OpenError>((named, published))
+        let published = opened
+            .metadata
+            .modified()
+            .map_err(|e| Error::io("reading a segment's time", e))?;
+        let named = NamedFile::from_file(opened.file, &opened.path)
+            .map_err(|e| Error::io("opening a segment", e))?;
+        Ok::<_, Error>((named, published))
     })
-    .await;
-    let (named, published) = match opened {
-        Ok(Ok(v)) => v,
-        Ok(Err(OpenError::NotFound)) => return json_error(StatusCode::NOT_FOUND, "not found"),
-        Ok(Err(e)) => return internal_error("opening a segment", &e),
-        Err(e) => return internal_error("opening a segment", &e),
-    };
+    .await
+    .map_err(blocking_error)??;
     let mut res = named
         .set_content_type(
             SEGMENT_CONTENT_TYPE
@@ -440,7 +436,7 @@ async fn segment(
         header::EXPIRES,
         HeaderValue::try_from(expires.to_string()).expect("HTTP date is ASCII"),
     );
-    res
+    Ok(res)
 }
 
 /// `Cache-Control` and `Expires` of a segment published at `published` that stays on the server
@@ -469,9 +465,9 @@ struct MarkersBody {
 
 /// Reads `ts_start` from a query string: absent is `None`; present it must be a finite number,
 /// given once.
-pub fn parse_ts_start(query: &str) -> Result<Option<f64>, String> {
+pub fn parse_ts_start(query: &str) -> Result<Option<f64>, Error> {
     let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
-        .map_err(|e| format!("malformed query string: {e}"))?;
+        .map_err(|e| crate::err!(InvalidArgument, "malformed query string: {e}"))?;
     let mut values = pairs
         .iter()
         .filter(|(k, _)| k == "ts_start")
@@ -480,36 +476,57 @@ pub fn parse_ts_start(query: &str) -> Result<Option<f64>, String> {
         return Ok(None);
     };
     if values.next().is_some() {
-        return Err("ts_start given more than once".into());
+        crate::bail!(InvalidArgument, "ts_start given more than once");
     }
     match raw.parse::<f64>() {
         Ok(v) if v.is_finite() => Ok(Some(v)),
         _ => {
             let shown: String = raw.chars().take(40).collect();
-            Err(format!(
+            crate::bail!(
+                InvalidArgument,
                 "ts_start must be a finite number of stream seconds, got {shown:?}"
-            ))
+            )
         }
     }
 }
 
-async fn markers(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    match parse_ts_start(req.query_string()) {
-        Ok(ts_start) => HttpResponse::Ok()
-            .insert_header((header::CACHE_CONTROL, "no-cache"))
-            .json(MarkersBody {
-                markers: state.shared.markers.since(ts_start),
-            }),
-        Err(e) => json_error(StatusCode::BAD_REQUEST, e),
+async fn markers(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Error> {
+    let ts_start = parse_ts_start(req.query_string())?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .json(MarkersBody {
+            markers: state.shared.markers.since(ts_start),
+        }))
+}
+
+/// How the stream is doing, as `/healthz` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    /// No segment yet.
+    Starting,
+    /// Segments keep coming within the deadline.
+    Live,
+    /// The newest segment is older than the deadline.
+    Stalled,
+    /// `EXT-X-ENDLIST` written; the server still serves what remains.
+    Ended,
+}
+
+impl HealthStatus {
+    /// `200` for `live` and `ended`, `503` for `starting` and `stalled`.
+    pub fn http_status(self) -> StatusCode {
+        match self {
+            HealthStatus::Live | HealthStatus::Ended => StatusCode::OK,
+            HealthStatus::Starting | HealthStatus::Stalled => StatusCode::SERVICE_UNAVAILABLE,
+        }
     }
 }
 
 /// The health check's body.
 #[derive(Debug, Serialize)]
 pub struct Health {
-    /// `starting` (no segment yet), `live`, `stalled` (the newest segment is older than the
-    /// deadline) or `ended` (`EXT-X-ENDLIST` written; the server still serves what remains).
-    pub status: &'static str,
+    pub status: HealthStatus,
     pub newest_segment_age_secs: Option<f64>,
     pub deadline_secs: f64,
     pub newest_sequence: Option<u64>,
@@ -521,12 +538,8 @@ pub struct Health {
 }
 
 impl Health {
-    /// `200` for `live` and `ended`, `503` for `starting` and `stalled`.
     pub fn http_status(&self) -> StatusCode {
-        match self.status {
-            "live" | "ended" => StatusCode::OK,
-            _ => StatusCode::SERVICE_UNAVAILABLE,
-        }
+        self.status.http_status()
     }
 }
 
@@ -535,10 +548,10 @@ pub fn health(shared: &Shared, deadline: Duration) -> Health {
     let s = shared.status();
     let age = s.newest_segment_at.map(|t| t.elapsed());
     let status = match age {
-        _ if s.ended => "ended",
-        None => "starting",
-        Some(a) if a <= deadline => "live",
-        Some(_) => "stalled",
+        _ if s.ended => HealthStatus::Ended,
+        None => HealthStatus::Starting,
+        Some(a) if a <= deadline => HealthStatus::Live,
+        Some(_) => HealthStatus::Stalled,
     };
     Health {
         status,
@@ -573,7 +586,11 @@ async fn preflight(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
         .get(header::ACCESS_CONTROL_REQUEST_METHOD)
         .is_some_and(|m| m.as_bytes() == b"GET" || m.as_bytes() == b"HEAD");
     if !(origin_ok && method_ok) {
-        return json_error(StatusCode::FORBIDDEN, "cross-origin request not allowed");
+        return Error::new(
+            ErrorKind::FailedPrecondition,
+            "cross-origin request not allowed",
+        )
+        .error_response();
     }
     HttpResponse::NoContent()
         .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "GET, HEAD"))

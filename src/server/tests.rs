@@ -14,7 +14,7 @@ use actix_web::test as actest;
 
 use super::*;
 use crate::clock::WallClock;
-use crate::time::Ticks90k;
+use crate::time::{Duration90k, StreamTime};
 
 /// Bytes of a file placed *outside* the media directory; no response may ever contain them.
 const SECRET: &str = "TOP-SECRET-OUTSIDE-MEDIA-DIR";
@@ -73,7 +73,7 @@ fn config(media: &Path) -> ServerConfig {
     ServerConfig {
         bind: "127.0.0.1:0".parse().expect("address"),
         media_dir: media.to_owned(),
-        name: "chessboard".into(),
+        name: "chessboard".parse().expect("valid name"),
         cors_origins: Vec::new(),
         target_duration_secs: 2,
         segment_lifetime_secs: LIFETIME_SECS,
@@ -442,9 +442,11 @@ async fn markers_are_a_json_object_filtered_by_ts_start() {
     let f = fixture();
     let anchor = WallClock::from_unix_millis(1_764_072_000_000);
     for secs in [1, 2, 5] {
-        f.shared
-            .markers
-            .push(Ticks90k::from_secs(secs), Ticks90k::from_secs(2), anchor);
+        f.shared.markers.push(
+            StreamTime::ZERO + Duration90k::from_secs(secs),
+            Duration90k::from_secs(2),
+            anchor,
+        );
     }
     let res = get(&f, "/markers").await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -545,8 +547,8 @@ async fn markers_reject_every_non_finite_or_malformed_ts_start() {
             "{q}"
         );
     }
-    assert_eq!(parse_ts_start("ts_start=2.5"), Ok(Some(2.5)));
-    assert_eq!(parse_ts_start(""), Ok(None));
+    assert_eq!(parse_ts_start("ts_start=2.5").expect("a number"), Some(2.5));
+    assert_eq!(parse_ts_start("").expect("absent"), None);
 }
 
 #[actix_web::test]
@@ -809,19 +811,20 @@ async fn cors_allows_exactly_the_named_origins_without_credentials() {
 #[test]
 fn validate_refuses_unsafe_names_wildcards_and_zero_target_duration() {
     let good = config(Path::new("/tmp"));
-    assert_eq!(good.validate(), Ok(()));
+    good.validate().expect("valid");
+    // An unsafe name cannot even be given to the server: the stream-name type refuses it.
     for name in ["", "../x", "a/b", "a.b", "a\\b", "%2e"] {
-        let cfg = ServerConfig {
-            name: name.into(),
-            ..good.clone()
-        };
-        assert!(cfg.validate().is_err(), "{name:?}");
+        assert!(name.parse::<StreamName>().is_err(), "{name:?}");
     }
     let cfg = ServerConfig {
         cors_origins: vec!["*".into()],
         ..good.clone()
     };
-    assert!(cfg.validate().expect_err("wildcard").contains("wildcard"));
+    assert!(cfg
+        .validate()
+        .expect_err("wildcard")
+        .to_string()
+        .contains("wildcard"));
     let cfg = ServerConfig {
         target_duration_secs: 0,
         ..good
@@ -833,7 +836,7 @@ fn validate_refuses_unsafe_names_wildcards_and_zero_target_duration() {
 #[should_panic(expected = "invalid server configuration")]
 fn configure_refuses_an_unvalidated_config() {
     let cfg = ServerConfig {
-        name: "../etc".into(),
+        cors_origins: vec!["https://x.example/path".into()],
         ..config(Path::new("/tmp"))
     };
     let _ = configure(&cfg, Arc::new(Shared::default()));
@@ -846,7 +849,7 @@ fn configure_refuses_an_unvalidated_config() {
 struct Live {
     addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    done: std::sync::mpsc::Receiver<std::io::Result<()>>,
+    done: std::sync::mpsc::Receiver<Result<(), crate::error::Error>>,
     _rt: std::thread::JoinHandle<()>,
 }
 
@@ -983,7 +986,7 @@ fn serve_reports_a_taken_port_clearly() {
     let err = rt
         .block_on(serve(cfg.clone(), f.shared.clone(), std::future::pending()))
         .expect_err("port is taken");
-    assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+    assert_eq!(err.kind(), crate::error::ErrorKind::Unavailable);
     assert!(err.to_string().contains(&cfg.bind.to_string()), "{err}");
     let bad = ServerConfig {
         cors_origins: vec!["*".into()],
@@ -992,7 +995,7 @@ fn serve_reports_a_taken_port_clearly() {
     let err = rt
         .block_on(serve(bad, f.shared.clone(), std::future::pending()))
         .expect_err("*");
-    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    assert_eq!(err.kind(), crate::error::ErrorKind::InvalidArgument);
 }
 
 #[test]
@@ -1019,9 +1022,11 @@ fn stalled_clients_block_neither_other_clients_nor_the_writers() {
     let anchor = WallClock::from_unix_millis(0);
     let t = Instant::now();
     for i in 0..1000 {
-        f.shared
-            .markers
-            .push(Ticks90k::from_secs(i), Ticks90k::ZERO, anchor);
+        f.shared.markers.push(
+            StreamTime::ZERO + Duration90k::from_secs(i),
+            Duration90k::ZERO,
+            anchor,
+        );
         f.shared.update_status(|s| s.segments_written += 1);
     }
     assert!(

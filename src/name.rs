@@ -1,0 +1,223 @@
+//! A stream's name and the names of its files: the one place that formats and parses them.
+//!
+//! Stream `cam` has the playlist `cam.m3u8` and the segments `cam0.ts`, `cam1.ts`, ... (the
+//! media sequence number in canonical decimal: no sign, no leading zero). A name is 1 to
+//! [`StreamName::MAX_LEN`] ASCII letters, digits, `_` or `-` and does not end in a digit, so
+//!
+//! - a file name splits back into name and number in exactly one way (`cam1` + `2.ts` could
+//!   otherwise be `cam12.ts`),
+//! - it can never form a path separator, a `..` or a percent-escape, and
+//! - it is a URI without escaping (RFC 3986 unreserved characters, RFC 8216 §4.1).
+//!
+//! The command line, the playlist writer, the media directory and the HTTP server all take a
+//! [`StreamName`], so a name that one of them would refuse is refused when the flags are read.
+
+use std::fmt::{self, Write as _};
+use std::str::FromStr;
+
+use crate::error::Error;
+
+/// A validated stream name (see the module documentation).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct StreamName(String);
+
+/// A file of a stream, as a request or a directory listing names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MediaFile {
+    /// `NAME.m3u8`
+    Playlist,
+    /// `NAME<seq>.ts`
+    Segment(u64),
+}
+
+impl StreamName {
+    /// Longest accepted name, in bytes.
+    pub const MAX_LEN: usize = 64;
+
+    pub fn new(name: &str) -> Result<Self, Error> {
+        let alphabet = name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if name.is_empty()
+            || name.len() > Self::MAX_LEN
+            || !alphabet
+            || name.ends_with(|c: char| c.is_ascii_digit())
+        {
+            let shown: String = name.chars().take(Self::MAX_LEN + 8).collect();
+            return Err(crate::err!(
+                InvalidArgument,
+                "stream name {shown:?}: use 1 to {} letters, digits, '_' and '-', not ending in a \
+                 digit (segments are NAME<seq>.ts)",
+                Self::MAX_LEN
+            ));
+        }
+        Ok(StreamName(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `NAME.m3u8`
+    pub fn playlist_file(&self) -> String {
+        self.file(MediaFile::Playlist)
+    }
+
+    /// `NAME<seq>.ts`
+    pub fn segment_file(&self, sequence: u64) -> String {
+        self.file(MediaFile::Segment(sequence))
+    }
+
+    pub fn file(&self, file: MediaFile) -> String {
+        let mut s = String::with_capacity(self.0.len() + 26);
+        self.write_file(&mut s, file);
+        s
+    }
+
+    /// Appends the file name to `out` (the playlist writer renders without allocating).
+    pub fn write_file(&self, out: &mut String, file: MediaFile) {
+        out.push_str(&self.0);
+        match file {
+            MediaFile::Playlist => out.push_str(".m3u8"),
+            MediaFile::Segment(seq) => {
+                write!(out, "{seq}.ts").expect("writing to a String cannot fail")
+            }
+        }
+    }
+
+    /// Which of this stream's files `file` names, if any: exactly `NAME.m3u8`, or `NAME<seq>.ts`
+    /// with `seq` canonical decimal that fits in a `u64`.
+    pub fn parse_file(&self, file: &str) -> Option<MediaFile> {
+        let rest = file.strip_prefix(self.0.as_str())?;
+        if rest == ".m3u8" {
+            return Some(MediaFile::Playlist);
+        }
+        let digits = rest.strip_suffix(".ts")?;
+        let canonical = !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && (digits == "0" || !digits.starts_with('0'));
+        if !canonical {
+            return None;
+        }
+        digits.parse().ok().map(MediaFile::Segment)
+    }
+
+    /// The sequence number if `file` is one of this stream's segments.
+    pub fn parse_segment_file(&self, file: &str) -> Option<u64> {
+        match self.parse_file(file) {
+            Some(MediaFile::Segment(seq)) => Some(seq),
+            _ => None,
+        }
+    }
+}
+
+impl FromStr for StreamName {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        StreamName::new(s)
+    }
+}
+
+impl fmt::Display for StreamName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for StreamName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    fn name(s: &str) -> StreamName {
+        StreamName::new(s).unwrap()
+    }
+
+    #[test]
+    fn names_are_restricted_to_a_safe_alphabet() {
+        for good in ["chessboard", "cam_a", "Cam-B", "x", &"a".repeat(64)] {
+            assert_eq!(name(good).as_str(), good);
+        }
+        for bad in [
+            "",
+            "cam1",
+            "../x",
+            "a/b",
+            "a.b",
+            "a b",
+            "caf\u{e9}",
+            "a%2e",
+            "a\0",
+            "..",
+            "a\\b",
+            " a",
+            "\u{e4}",
+            "%2e",
+            &"a".repeat(65),
+        ] {
+            let e = StreamName::new(bad).expect_err(bad);
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+            assert!(e.to_string().contains("NAME<seq>.ts"), "{e}");
+        }
+    }
+
+    #[test]
+    fn parse_accepts_only_canonical_names() {
+        let n = name("chessboard");
+        assert_eq!(n.parse_file("chessboard.m3u8"), Some(MediaFile::Playlist));
+        assert_eq!(n.parse_file("chessboard0.ts"), Some(MediaFile::Segment(0)));
+        assert_eq!(n.parse_segment_file("chessboard12.ts"), Some(12));
+        assert_eq!(
+            n.parse_file("chessboard18446744073709551615.ts"),
+            Some(MediaFile::Segment(u64::MAX))
+        );
+        for bad in [
+            "chessboard.ts",
+            "chessboard012.ts",
+            "chessboard00.ts",
+            "chessboard+1.ts",
+            "chessboard-1.ts",
+            "chessboard1.ts.tmp",
+            "chessboard1.m3u8",
+            "chessboard18446744073709551616.ts",
+            "other1.ts",
+            "../chessboard1.ts",
+            "chessboard1.TS",
+            "chessboard.m3u8x",
+            "chessboard1.ts.bak",
+            "chessboard.M3U8",
+            "Chessboard1.ts",
+            "chessboard1.ts/",
+            "chessboard/../1.ts",
+            "chessboard1%2ets",
+            "chessboard 1.ts",
+            "chessboard1.ts\0",
+            "",
+        ] {
+            assert_eq!(n.parse_file(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn file_names_round_trip() {
+        let n = name("cam");
+        for f in [
+            MediaFile::Playlist,
+            MediaFile::Segment(0),
+            MediaFile::Segment(7),
+            MediaFile::Segment(907),
+            MediaFile::Segment(u64::MAX),
+        ] {
+            assert_eq!(n.parse_file(&n.file(f)), Some(f));
+        }
+        assert_eq!(n.segment_file(12), "cam12.ts");
+        assert_eq!(n.playlist_file(), "cam.m3u8");
+        assert_eq!("cam".parse::<StreamName>().unwrap(), n);
+    }
+}

@@ -1,0 +1,216 @@
+//! The publisher over an in-memory store that records every call, so the order of events is
+//! checked as well as the outcome.
+
+use std::io;
+
+use super::*;
+use crate::name::StreamName;
+use crate::time::StreamTime;
+
+/// One call the publisher made on its store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Event {
+    Segment(u64),
+    Playlist,
+    Delete(String),
+}
+
+/// An in-memory [`Storage`]: files in a map, every call in `events`, and segment writes that fail
+/// for the sequence numbers in `fail`.
+#[derive(Default)]
+struct MemoryStore {
+    name: Option<StreamName>,
+    segments: std::collections::BTreeMap<u64, Vec<u8>>,
+    playlist: Option<String>,
+    events: Vec<Event>,
+    fail: Vec<u64>,
+}
+
+impl Storage for &mut MemoryStore {
+    fn write_segment(&mut self, sequence: u64, bytes: &[u8]) -> io::Result<()> {
+        if self.fail.contains(&sequence) {
+            return Err(io::Error::other("disk full"));
+        }
+        self.events.push(Event::Segment(sequence));
+        self.segments.insert(sequence, bytes.to_vec());
+        Ok(())
+    }
+
+    fn write_playlist(&mut self, text: &str) -> io::Result<()> {
+        self.events.push(Event::Playlist);
+        self.playlist = Some(text.to_owned());
+        Ok(())
+    }
+
+    fn read_playlist(&self) -> io::Result<Option<Vec<u8>>> {
+        Ok(self.playlist.clone().map(String::into_bytes))
+    }
+
+    fn delete_segment(&mut self, file: &str) -> io::Result<()> {
+        let name = self.name.as_ref().expect("store has a name");
+        let Some(seq) = name.parse_segment_file(file) else {
+            return Err(io::Error::other(format!("not a segment: {file}")));
+        };
+        self.events.push(Event::Delete(file.to_owned()));
+        self.segments.remove(&seq);
+        Ok(())
+    }
+
+    fn list_segments(&self) -> io::Result<Vec<(u64, String)>> {
+        let name = self.name.as_ref().expect("store has a name");
+        Ok(self
+            .segments
+            .keys()
+            .map(|&s| (s, name.segment_file(s)))
+            .collect())
+    }
+}
+
+/// One-second segments of stream `cam` in a window of `list_size`.
+fn config(list_size: usize) -> Config {
+    let list_size = list_size.to_string();
+    let args = [
+        "x",
+        "--name",
+        "cam",
+        "--hls-time",
+        "1",
+        "--list-size",
+        &list_size,
+    ];
+    Config::from_args(args).unwrap()
+}
+
+fn store() -> MemoryStore {
+    MemoryStore {
+        name: Some(StreamName::new("cam").unwrap()),
+        ..MemoryStore::default()
+    }
+}
+
+fn seg(k: u64) -> ClosedSegment {
+    ClosedSegment {
+        start: StreamTime::ZERO + Duration90k::from_secs(k),
+        duration: Duration90k::from_secs(1),
+        frames: 30,
+        bytes: vec![0x47; 188],
+    }
+}
+
+/// R5/R20/R25: every segment is written before the playlist that lists it, and a file is
+/// deleted only after the playlist without it is in place, exactly when its grace ends: with 3
+/// one-second segments listed, segment 0 leaves with the push of 3 and waits its own second plus
+/// the 3 s of the longest playlist that held it, so it goes with the push of 7.
+#[test]
+fn r25_segment_then_playlist_then_deletions() {
+    let cfg = config(3);
+    let mut mem = store();
+    let mut versions = 0;
+    let mut observer = |_: &str| versions += 1;
+    let mut p = Publisher::new(&cfg, &mut mem, Arc::default(), &mut observer).unwrap();
+    for k in 0..8 {
+        p.publish(seg(k), 30 * (k + 1));
+    }
+    p.end(240);
+    drop(p);
+    assert_eq!(versions, 9);
+    let mut expected = Vec::new();
+    for k in 0..8 {
+        expected.push(Event::Segment(k));
+        expected.push(Event::Playlist);
+        if k == 7 {
+            expected.push(Event::Delete("cam0.ts".into()));
+        }
+    }
+    expected.push(Event::Playlist);
+    assert_eq!(mem.events, expected);
+    let text = mem.playlist.unwrap();
+    assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:5\n"), "{text}");
+    assert!(text.ends_with("cam7.ts\n#EXT-X-ENDLIST\n"), "{text}");
+}
+
+/// R7/R6: a segment that cannot be written is left out, nothing stops, and the next one
+/// carries EXT-X-DISCONTINUITY under the same sequence number (no hole, no bad entry).
+#[test]
+fn r7_lost_segment_write_becomes_a_discontinuity() {
+    let cfg = config(5);
+    let mut mem = store();
+    mem.fail = vec![1];
+    let mut versions = Vec::new();
+    let mut observer = |t: &str| versions.push(t.to_string());
+    let mut p = Publisher::new(&cfg, &mut mem, Arc::default(), &mut observer).unwrap();
+    p.publish(seg(0), 30);
+    p.publish(seg(1), 60);
+    p.store.fail.clear();
+    p.publish(seg(2), 90);
+    p.publish(seg(3), 120);
+    drop(p);
+    assert_eq!(
+        versions.len(),
+        3,
+        "no playlist version for the lost segment"
+    );
+    let last = &versions[2];
+    let body: Vec<&str> = last
+        .lines()
+        .skip_while(|l| !l.starts_with("#EXT-X-PROGRAM-DATE-TIME"))
+        .filter(|l| !l.starts_with("#EXT-X-PROGRAM-DATE-TIME"))
+        .collect();
+    assert_eq!(
+        body,
+        [
+            "#EXTINF:1.000,",
+            "cam0.ts",
+            "#EXT-X-DISCONTINUITY",
+            "#EXTINF:1.000,",
+            "cam1.ts",
+            "#EXTINF:1.000,",
+            "cam2.ts"
+        ],
+        "{last}"
+    );
+    assert!(
+        last.contains("#EXT-X-DISCONTINUITY-SEQUENCE:0"),
+        "R16: {last}"
+    );
+    assert_eq!(
+        mem.events,
+        [
+            Event::Segment(0),
+            Event::Playlist,
+            Event::Segment(1),
+            Event::Playlist,
+            Event::Segment(2),
+            Event::Playlist
+        ]
+    );
+}
+
+/// R22/R36: a second publisher over the same store continues the first one's playlist after a
+/// discontinuity and keeps its markers' DATERANGEs while they are in the window.
+#[test]
+fn r22_a_restart_continues_the_stored_playlist() {
+    let cfg = config(5);
+    let mut mem = store();
+    let shared = Arc::new(Shared::default());
+    {
+        let mut observer = |_: &str| {};
+        let mut p = Publisher::new(&cfg, &mut mem, shared.clone(), &mut observer).unwrap();
+        let anchor = p.anchor();
+        shared
+            .markers
+            .push(StreamTime(45_000), Duration90k::from_secs(1), anchor);
+        p.publish(seg(0), 30);
+        p.publish(seg(1), 60);
+        p.end(60);
+    }
+    let mut observer = |_: &str| {};
+    let mut p = Publisher::new(&cfg, &mut mem, Arc::default(), &mut observer).unwrap();
+    p.publish(seg(0), 30);
+    drop(p);
+    let text = mem.playlist.clone().unwrap();
+    assert!(text.contains("#EXT-X-DISCONTINUITY\n"), "{text}");
+    assert!(text.contains("cam2.ts"), "numbers go on: {text}");
+    assert!(!text.contains("#EXT-X-ENDLIST"), "{text}");
+    assert_eq!(text.matches("#EXT-X-DATERANGE:").count(), 1, "{text}");
+}
