@@ -26,7 +26,3 @@ pub mod store;
 pub mod time;
 pub mod ts;
 pub mod yuv;
-
-/// Property checks shared by the fuzz targets and `cargo test`'s corpus replay.
-#[doc(hidden)]
-pub mod testutil;

@@ -1,5 +1,5 @@
 //! Replays the committed fuzz corpus (`fuzz/corpus/<target>/`) through the same property checks
-//! the fuzz targets run (`hls::testutil`), so every `cargo test` on the stable toolchain
+//! the fuzz targets run (`hls_testkit`), so every `cargo test` on the stable toolchain
 //! exercises them without libFuzzer. Also keeps the hand-written seeds committed, keeps the corpus
 //! small, and runs a few thousand deterministic mutations of the seeds (a poor man's fuzzer).
 //!
@@ -11,7 +11,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
-use hls::testutil::{self, Seed};
+use hls_testkit::{self as testutil, Seed};
 
 const CORPUS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus");
 /// Each target's corpus holds at least this many inputs...
@@ -111,7 +111,7 @@ fn replay(name: &str) {
     );
 }
 
-// The properties each target asserts are listed in `src/testutil.rs`; the rules they cite are
+// The properties each target asserts are listed in `testkit/src/lib.rs`; the rules they cite are
 // mapped in `tests/SPEC_COVERAGE.md`.
 
 /// R1 (continuity counters and timestamps across segment files), R2 (keyframes carry

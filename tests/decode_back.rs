@@ -1,4 +1,4 @@
-//! Every segment of a run, read back with mpeg2ts (through `hls::ts::check`) and decoded with
+//! Every segment of a run, read back with mpeg2ts (through `hls_testkit::check`) and decoded with
 //! openh264's decoder.
 
 use std::collections::BTreeMap;
@@ -28,7 +28,7 @@ fn read_all(run: &util::Run) -> (Vec<usize>, Vec<ReadAu>) {
             "{}: sync bytes",
             seg.uri
         );
-        let report = hls::ts::check::read_segment(&bytes, prev_cc.as_ref())
+        let report = hls_testkit::check::read_segment(&bytes, prev_cc.as_ref())
             .unwrap_or_else(|e| panic!("{}: {e}", seg.uri));
         // R3: PAT then PMT are the first two packets.
         assert_eq!(

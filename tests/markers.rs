@@ -1,7 +1,7 @@
 //! Markers are frame-exact: the decoded frame at a marker's time shows the mint block, the frame
 //! before it does not; and each marker is in the playlist as an EXT-X-DATERANGE.
 
-use hls::ts::check::read_segment;
+use hls_testkit::check::read_segment;
 
 use crate::decode_back::decode_top_left;
 use crate::util;

@@ -32,11 +32,11 @@
 //!
 //! Packets go through `mpeg2ts`'s `TsPacketWriter` (its types are plain values: no allocation per
 //! packet). PAT and PMT are the exception, built by hand in [`psi`] (see there for why).
-//! [`check::read_segment`] reads segment files back with `mpeg2ts`'s reader.
+//! The test crate `hls-testkit` (`testkit/`) reads segment files back with `mpeg2ts`'s reader.
 
-pub mod check;
 mod psi;
 
+#[cfg(feature = "test-support")]
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -223,7 +223,7 @@ struct PidState {
     first_cc: u8,
     /// Packets with payload written on the PID (the ones that advance the counter).
     payload_packets: u64,
-    /// The counter continues one written by an earlier process ([`TsMuxer::resume`]).
+    /// The counter continues one written by an earlier process (`TsMuxer::resume`).
     resumed: bool,
 }
 
@@ -304,8 +304,11 @@ impl TsMuxer {
     }
 
     /// A muxer whose continuity counters continue after `last_cc` (per PID, the counter of the
-    /// last packet written, as [`check::SegmentReport::last_cc`] reports it). PIDs that are not
-    /// ours are ignored; timestamps start afresh (a restart is a discontinuity anyway, R6).
+    /// last packet written, as `hls_testkit::check::SegmentReport::last_cc` reports it). PIDs that
+    /// are not ours are ignored; timestamps start afresh (a restart is a discontinuity anyway, R6).
+    ///
+    /// Test support only (the `test-support` feature, which `hls-testkit` enables).
+    #[cfg(feature = "test-support")]
     pub fn resume(last_cc: &BTreeMap<u16, u8>) -> Self {
         let mut mux = TsMuxer::new();
         for state in [&mut mux.pat, &mut mux.pmt, &mut mux.video] {
@@ -454,7 +457,7 @@ impl TsMuxer {
     }
 
     /// continuity_counter of the last packet written on `pid` (None before the first one, or
-    /// for a PID that is not ours). Equals [`check::SegmentReport::last_cc`] after a segment.
+    /// for a PID that is not ours). Equals `hls_testkit::check::SegmentReport::last_cc` after a segment.
     pub fn continuity_counter(&self, pid: u16) -> Option<u8> {
         [&self.pat, &self.pmt, &self.video]
             .into_iter()
@@ -683,8 +686,8 @@ fn first_nal_type(data: &[u8]) -> Option<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::check::{read_segment, SegmentReport};
     use super::*;
+    use hls_testkit::check::{read_segment, SegmentReport};
     use mpeg2ts::pes::{PesPacketReader, ReadPesPacket};
     use mpeg2ts::ts::{ReadTsPacket, TsPacketReader};
     use rand::rngs::StdRng;

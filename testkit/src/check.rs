@@ -1,8 +1,8 @@
-//! Read-back and validation of one segment file, for integration tests, fuzzers and a resume path.
+//! Read-back and validation of one segment file, for tests and fuzzers.
 //!
 //! [`read_segment`] parses the bytes with `mpeg2ts`'s `TsPacketReader` (an implementation
 //! independent of our writer) and checks them against ISO/IEC 13818-1 and against the layout
-//! [`super::TsMuxer`] promises: 188-byte packets with sync byte 0x47 (§2.4.3.2), continuity
+//! [`hls::ts::TsMuxer`] promises: 188-byte packets with sync byte 0x47 (§2.4.3.2), continuity
 //! counters per PID (§2.4.3.3) continuing from the previous file (HLS R1), PAT and PMT as the
 //! first two packets (R3) describing our single program, one video PES per access unit starting
 //! with an AUD, PTS on every PES, DTS only when it differs, DTS advancing modulo 2^33, a PCR on
@@ -19,7 +19,7 @@ use mpeg2ts::ts::{
     AdaptationField, ReadTsPacket, TransportScramblingControl, TsPacketReader, TsPayload,
 };
 
-use super::{
+use hls::ts::{
     MAX_PCR_INTERVAL, PACKET_SIZE, PAT_PID, PMT_PID, PROGRAM_NUMBER, STREAM_TYPE_H264,
     TIMESTAMP_MODULUS, VIDEO_PID, VIDEO_STREAM_ID,
 };
@@ -67,7 +67,7 @@ pub struct SegmentReport {
 }
 
 /// Parses one segment file's bytes with `mpeg2ts`'s reader; errors on any 188/sync/CC violation
-/// and on anything [`super::TsMuxer`] would not have written. `prev_cc` carries the counters of
+/// and on anything [`hls::ts::TsMuxer`] would not have written. `prev_cc` carries the counters of
 /// the previous segment ([`SegmentReport::last_cc`]) to check continuity across files (`None`
 /// for the first file, or after a discontinuity). Errors name the packet, its byte offset and PID.
 pub fn read_segment(
@@ -406,12 +406,111 @@ fn precheck_pmt(raw: &[u8]) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::psi::{crc32_mpeg2, PAT_PACKET, PMT_PACKET};
-    use super::super::tests::{frames, mux_segments, read_all, T0};
-    use super::super::TsMuxer;
     use super::*;
+    use crate::crc32_mpeg2;
+    use hls::time::Pts;
+    use hls::ts::{AccessUnit, TsMuxer};
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
+
+    // Helpers as in `hls::ts`'s unit tests (private there).
+
+    /// Frame duration at 30 fps in 90 kHz ticks.
+    const FRAME: u64 = 3_000;
+    /// Stream clock offset: above PCR_LEAD, like the real pipeline's.
+    const T0: u64 = 10 * 90_000;
+
+    /// The PAT and PMT packets a fresh muxer writes (continuity counter 0).
+    fn psi_packets() -> ([u8; PACKET_SIZE], [u8; PACKET_SIZE]) {
+        let mut out = Vec::new();
+        TsMuxer::new().start_segment(&mut out);
+        assert_eq!(out.len(), 2 * PACKET_SIZE);
+        let pat = out[..PACKET_SIZE].try_into().expect("one packet");
+        let pmt = out[PACKET_SIZE..].try_into().expect("one packet");
+        (pat, pmt)
+    }
+
+    /// A fake Annex B access unit of exactly `len` bytes (len >= 5): SPS, PPS, IDR for keyframes
+    /// (when long enough), one non-IDR slice otherwise; random filler.
+    fn fake_au(rng: &mut StdRng, len: usize, keyframe: bool) -> Vec<u8> {
+        assert!(len >= 5, "an AU needs a start code and a NAL header");
+        let mut v = Vec::with_capacity(len);
+        if keyframe && len >= 30 {
+            v.extend_from_slice(&[0, 0, 0, 1, 0x67, 0x42, 0xC0, 0x1F, 0xDA, 0x01]); // SPS
+            v.extend_from_slice(&[0, 0, 0, 1, 0x68, 0xCE, 0x3C, 0x80]); // PPS
+            v.extend_from_slice(&[0, 0, 0, 1, 0x65]); // IDR slice
+        } else {
+            v.extend_from_slice(&[0, 0, 0, 1, if keyframe { 0x65 } else { 0x41 }]);
+        }
+        while v.len() < len {
+            v.push(rng.random());
+        }
+        v.truncate(len);
+        v
+    }
+
+    struct Frame {
+        data: Vec<u8>,
+        pts: u64,
+        keyframe: bool,
+    }
+
+    /// `count` frames at 30 fps from `start`, a keyframe every `gop`, sizes from `size`.
+    fn frames(
+        rng: &mut StdRng,
+        start: u64,
+        count: usize,
+        gop: usize,
+        mut size: impl FnMut(&mut StdRng, usize) -> usize,
+    ) -> Vec<Frame> {
+        (0..count)
+            .map(|i| {
+                let keyframe = i % gop == 0;
+                let len = size(rng, i);
+                Frame {
+                    data: fake_au(rng, len, keyframe),
+                    pts: start + i as u64 * FRAME,
+                    keyframe,
+                }
+            })
+            .collect()
+    }
+
+    /// Muxes `frames` into segments, starting a new one at every keyframe; checks invariants
+    /// after every call. Returns each segment's bytes.
+    fn mux_segments(mux: &mut TsMuxer, frames: &[Frame]) -> Vec<Vec<u8>> {
+        let mut segments: Vec<Vec<u8>> = Vec::new();
+        for f in frames {
+            if f.keyframe || segments.is_empty() {
+                segments.push(Vec::new());
+                mux.start_segment(segments.last_mut().expect("just pushed"));
+                mux.check_invariants()
+                    .expect("invariants after start_segment");
+            }
+            let out = segments.last_mut().expect("a segment is open");
+            let au = AccessUnit {
+                data: &f.data,
+                pts: Pts(f.pts),
+                dts: None,
+                keyframe: f.keyframe,
+            };
+            mux.push(&au, out).expect("valid access unit");
+            mux.check_invariants().expect("invariants after push");
+        }
+        segments
+    }
+
+    /// Reads all segments in order, each checked against the previous one's counters.
+    fn read_all(segments: &[Vec<u8>]) -> Vec<SegmentReport> {
+        let mut reports: Vec<SegmentReport> = Vec::new();
+        for (i, seg) in segments.iter().enumerate() {
+            let prev = reports.last().map(|r| &r.last_cc);
+            let report = read_segment(seg, prev)
+                .unwrap_or_else(|e| panic!("segment {i} does not read back: {e}"));
+            reports.push(report);
+        }
+        reports
+    }
 
     fn sample(seed: u64, count: usize, gop: usize) -> Vec<Vec<u8>> {
         let mut rng = StdRng::seed_from_u64(seed);
@@ -530,12 +629,12 @@ mod tests {
     #[test]
     fn overlong_program_info_in_a_crc_valid_pmt_is_an_error_not_a_panic() {
         // PMT with program_info_length 0x3FF and a correct CRC_32.
-        let mut pmt = PMT_PACKET;
+        let (pat_packet, mut pmt) = psi_packets();
         pmt[5 + 10] = 0xF3; // reserved '1111', unused '00', program_info_length bits 9..8 = 11
         pmt[5 + 11] = 0xFF; // program_info_length bits 7..0
         let crc = crc32_mpeg2(&pmt[5..5 + 17]).to_be_bytes();
         pmt[5 + 17..5 + 21].copy_from_slice(&crc);
-        let bytes = [&PAT_PACKET[..], &pmt[..]].concat();
+        let bytes = [&pat_packet[..], &pmt[..]].concat();
 
         // Why the precheck exists: mpeg2ts 0.6.1 alone panics on these bytes.
         let panicked = std::panic::catch_unwind(|| {

@@ -41,23 +41,26 @@
 //! `fuzz/corpus/<target>/seed-<name>` (`tests/corpus_replay.rs` keeps the files in step).
 //! [`InputWriter`] is the encoder matching [`Input`].
 //!
-//! Not part of the crate's API: public (and hidden from the docs) only so the fuzz crate and the
-//! integration tests can reach it, as retina's `testutil` does.
+//! This crate is the test oracle of `hls-streamer`: a workspace member that the product library
+//! does not depend on, used by the root crate's `tests/` and `benches/` and by `fuzz/`.
+//! [`check`] reads segment files back.
+
+pub mod check;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use mpeg2ts::pes::{PesPacketReader, ReadPesPacket};
 use mpeg2ts::ts::{ReadTsPacket, TsPacketReader, TsPayload};
 
-use crate::clock::WallClock;
-use crate::name::StreamName;
-use crate::playlist::{
+use crate::check::{read_segment, SegmentReport, FIRST_PIDS_LEN};
+use hls::clock::WallClock;
+use hls::name::StreamName;
+use hls::playlist::{
     DateRange, Playlist, PlaylistConfig, PlaylistError, PushOutcome, Segment,
     DATERANGE_LABEL_ATTRIBUTE, MIN_LIST_SIZE, PROTOCOL_VERSION,
 };
-use crate::time::{Duration90k, Pts, TICKS_PER_SEC};
-use crate::ts::check::{read_segment, SegmentReport, FIRST_PIDS_LEN};
-use crate::ts::{
+use hls::time::{Duration90k, Pts, TICKS_PER_SEC};
+use hls::ts::{
     AccessUnit, MuxError, TsMuxer, AUD, MAX_DTS_STEP, MAX_PCR_INTERVAL, PACKET_SIZE, PAT_PID,
     PCR_LEAD, PMT_PID, PROGRAM_NUMBER, STREAM_TYPE_H264, TIMESTAMP_MODULUS, VIDEO_PID,
     VIDEO_STREAM_ID,
@@ -2719,7 +2722,7 @@ pub fn playlist_window_seeds() -> Vec<Seed> {
 
 /// CRC_32 of MPEG-2 sections (ISO/IEC 13818-1 Annex A: polynomial 0x04C11DB7, initial value
 /// all ones, no reflection, no final xor).
-fn crc32_mpeg2(data: &[u8]) -> u32 {
+pub(crate) fn crc32_mpeg2(data: &[u8]) -> u32 {
     let mut crc = u32::MAX;
     for &b in data {
         crc ^= u32::from(b) << 24;
