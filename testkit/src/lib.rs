@@ -1933,59 +1933,9 @@ fn millis_decimal(v: &str) -> Option<u64> {
         .checked_add(ms.parse().ok()?)
 }
 
-/// An attribute value: quoted-string content or the unquoted text.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum AttrValue<'a> {
-    Quoted(&'a str),
-    Plain(&'a str),
-}
-
-/// Parses an attribute-list (RFC 8216 §4.2; R37: names `[A-Z0-9-]`, no duplicates, quoted strings
-/// without `"`, CR or LF).
-fn attribute_list(list: &str) -> Result<Vec<(&str, AttrValue<'_>)>, String> {
-    let mut out: Vec<(&str, AttrValue<'_>)> = Vec::new();
-    let mut rest = list;
-    loop {
-        let (name, after) = rest
-            .split_once('=')
-            .ok_or_else(|| format!("attribute without '=' in {list:?}"))?;
-        let name_ok = !name.is_empty()
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-');
-        if !name_ok {
-            return Err(format!("R37: attribute name {name:?}"));
-        }
-        if out.iter().any(|(n, _)| *n == name) {
-            return Err(format!("R37: attribute {name} twice"));
-        }
-        let (value, after) = if let Some(q) = after.strip_prefix('"') {
-            let end = q
-                .find('"')
-                .ok_or_else(|| format!("unterminated quoted string in {list:?}"))?;
-            (AttrValue::Quoted(&q[..end]), &q[end + 1..])
-        } else {
-            let end = after.find(',').unwrap_or(after.len());
-            let v = &after[..end];
-            if v.is_empty() || v.contains('"') {
-                return Err(format!("bad unquoted value {v:?} in {list:?}"));
-            }
-            (AttrValue::Plain(v), &after[end..])
-        };
-        if let AttrValue::Quoted(q) = value {
-            if q.contains(['\r', '\n']) {
-                return Err(format!("R37: CR or LF in quoted string {q:?}"));
-            }
-        }
-        out.push((name, value));
-        if after.is_empty() {
-            return Ok(out);
-        }
-        rest = after.strip_prefix(',').ok_or_else(|| {
-            format!("R37: {after:?} after attribute {name} (a quote in a quoted-string?)")
-        })?;
-    }
-}
+/// Attribute lists are read with the product's one strict parser (RFC 8216 §4.2, R37): the
+/// checks below are on what the attributes say.
+use hls::playlist::attributes::{parse as attribute_list, AttrValue};
 
 fn date_range(list: &str) -> Result<RenderedRange, String> {
     let mut r = RenderedRange::default();
