@@ -3,7 +3,7 @@
 //! Implements the Media Playlist syntax of RFC 8216 §4 (tags of §4.3.1-§4.3.3, §4.3.2.6 and
 //! §4.3.2.7) and the server rules for live playlists of RFC 8216 §6.2.1 and §6.2.2, with the
 //! additions of its revision draft (rfc8216bis §4.4.5.1, §6.2.1, §6.2.2) where they are
-//! stricter. The numbers `Rn` refer to the checklist in `HLS-NOTES.md`; every rule below is proven
+//! stricter. The numbers `Rn` refer to the checklist in `docs/spec.md`; every rule below is proven
 //! by a test named after it at the bottom of this file.
 //!
 //! No I/O happens here: [`Playlist::push`] takes a finished segment (its bytes are already
