@@ -16,17 +16,47 @@ use openh264::encoder::{
 use openh264::formats::YUVSlices;
 use openh264::{OpenH264API, Timestamp};
 use std::ffi::{c_char, c_int, c_void, CStr};
+use std::sync::LazyLock;
 
 use crate::frame::YuvFrame;
 use crate::time::{FrameRate, StreamTime};
 
-/// True when openh264 was compiled with its assembly kernels (nasm was on the PATH at build
-/// time). Without them encoding is about 2.5-3x slower.
-pub const BUILT_WITH_NASM: bool = matches!(env!("HLS_BUILT_WITH_NASM").as_bytes(), [b'1']);
+/// True when the openh264 linked into this binary has its x86 assembly kernels; without them
+/// encoding is about 2.5-3x slower. Always true off x86, where nasm plays no part.
+///
+/// The answer comes from the linked library itself, not from the build environment:
+/// openh264-sys2's build script assembles the kernels only if it finds nasm, and only then
+/// compiles openh264 with `X86_ASM`, which selects the assembly CPU detection. Without it,
+/// openh264's `WelsCPUFeatureDetect` is a stub that reports no CPU features (and the encoder
+/// then uses its C code paths). Every x86 CPU this runs on has at least MMX/SSE2, so a real
+/// detection never returns 0. Because it asks the code that is linked, the answer follows
+/// `cargo clean -p openh264-sys2` and any rebuild without a build script of ours having to rerun.
+pub static BUILT_WITH_NASM: LazyLock<bool> = LazyLock::new(|| {
+    !cfg!(any(target_arch = "x86", target_arch = "x86_64")) || openh264_cpu_features() != 0
+});
 
-/// The one command that makes the encoder fast, for the start-up warning.
-pub const NASM_HINT: &str =
-    "apt-get install nasm && cargo clean -p openh264-sys2 && cargo build --release";
+/// The one command that makes the encoder fast, for the start-up warning. `cargo clean -p`
+/// cleans only the profile it is given (dev without `--release`), and openh264-sys2's build
+/// script never reruns by itself when nasm appears, so the command names this build's profile.
+pub const NASM_HINT: &str = if cfg!(debug_assertions) {
+    "apt-get install nasm && cargo clean -p openh264-sys2 && cargo build"
+} else {
+    "apt-get install nasm && cargo clean --release -p openh264-sys2 && cargo build --release"
+};
+
+/// openh264's own CPU feature detection (`WELS_CPU_*` flags of `codec/common/inc/cpu_core.h`),
+/// 0 when openh264 was built without assembly. The function is declared `extern "C"` in
+/// openh264's `cpu.h` and is part of the static library openh264-sys2 links, whichever way it
+/// was built; openh264-sys2 just does not bind it.
+fn openh264_cpu_features() -> u32 {
+    extern "C" {
+        fn WelsCPUFeatureDetect(logical_processors: *mut c_int) -> u32;
+    }
+    let mut logical_processors: c_int = 0;
+    // SAFETY: the function only executes CPUID and writes the processor count through the
+    // pointer, which is valid for the call.
+    unsafe { WelsCPUFeatureDetect(&mut logical_processors) }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum EncodeError {
@@ -267,6 +297,23 @@ mod tests {
             nals,
             vec![&[0x67, 1, 2][..], &[0x68, 3][..], &[0x65, 9, 9][..]]
         );
+    }
+
+    /// The nasm probe reads openh264's CPU detection: either the stub (0, built without
+    /// assembly) or real `WELS_CPU_*` flags, which on x86-64 always include MMX (0x1) and SSE2
+    /// (0x8). Set `HLS_EXPECT_NASM=1` or `=0` to also assert which build this is.
+    #[test]
+    fn nasm_probe_reads_the_linked_openh264() {
+        let flags = openh264_cpu_features();
+        if cfg!(target_arch = "x86_64") {
+            assert!(flags == 0 || flags & 0x9 == 0x9, "flags {flags:#x}");
+            assert_eq!(*BUILT_WITH_NASM, flags != 0);
+        }
+        match std::env::var("HLS_EXPECT_NASM").as_deref() {
+            Ok("1") => assert!(*BUILT_WITH_NASM, "openh264 linked without assembly"),
+            Ok("0") => assert!(!*BUILT_WITH_NASM, "openh264 linked with assembly"),
+            _ => {}
+        }
     }
 
     /// R2: every forced boundary is an IDR preceded by SPS and PPS; frames in between are not

@@ -44,7 +44,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cfg: Config) -> Result<(), Error> {
-    if !hls::encode::BUILT_WITH_NASM {
+    if !*hls::encode::BUILT_WITH_NASM {
         warn!(
             "openh264 was built without nasm: encoding runs 2.5-3x slower. Fix: {}",
             hls::encode::NASM_HINT

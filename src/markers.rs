@@ -1,5 +1,6 @@
-//! Timeline markers: one per source event, on the stream clock, shared between the source thread
-//! (which appends) and the HTTP server and playlist writer (which read).
+//! Timeline markers: one per source event, on the stream clock, shared between the encoder thread
+//! (which appends, on the first frame of each event that reaches the encoder; see `pipeline.rs`)
+//! and the HTTP server and playlist writer (which read).
 
 use std::collections::VecDeque;
 use std::sync::RwLock;

@@ -1,7 +1,7 @@
 // Player page: plays the live HLS playlist with the vendored hls.js, lists timeline markers
 // from /markers, draws them on a DVR seek bar and seeks to a marker's exact frame.
 //
-// Clock mapping (DESIGN.md, "Clocks"): a marker carries its frame's wall-clock instant
+// Clock mapping (README "Clocks", docs/spec.md P1): a marker carries its frame's wall-clock instant
 // (program_date_time). hls.js knows, for every fragment of the playlist, its EXT-X-PROGRAM-DATE-TIME
 // and where it sits on the media element's timeline, so
 //     currentTime = frag.start + (date - frag.programDateTime) / 1000

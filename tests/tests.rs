@@ -13,3 +13,5 @@ mod lifecycle;
 mod long_run;
 // The committed fuzz corpus, replayed through the fuzzers' property checks.
 mod corpus_replay;
+// Every rule cited in the code (R1...) is defined in docs/spec.md.
+mod spec_refs;

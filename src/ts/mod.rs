@@ -2,7 +2,7 @@
 //!
 //! Implements ISO/IEC 13818-1 (Rec. ITU-T H.222.0): TS packets §2.4.3.2, adaptation field and PCR
 //! §2.4.3.4-5, PES packets §2.4.3.6-7, PAT/PMT §2.4.4 (in [`psi`]), AVC carriage §2.14; and the
-//! HLS rules on segments (RFC 8216 §3 and §3.2; R1-R3 of `HLS-NOTES.md`): every segment file
+//! HLS rules on segments (RFC 8216 §3 and §3.2; R1-R3 of `docs/spec.md`): every segment file
 //! starts with PAT and PMT, carries a single program, and continues the previous file's
 //! continuity counters and timestamps.
 //!

@@ -3,7 +3,7 @@
 //! Each `*_property` function takes the raw bytes of one fuzz input, decodes them into operations
 //! with [`Input`] (a small hand-written byte reader), runs the operations against one pure core
 //! of the crate and panics when a property breaks. A panic is the crash libFuzzer reports; its
-//! message names the property and, where one applies, the rule of `HLS-NOTES.md` (`R1`...).
+//! message names the property and, where one applies, the rule of `docs/spec.md` (`R1`...).
 //! `tests/corpus_replay.rs` runs the same functions over the committed corpus
 //! (`fuzz/corpus/<target>/`), so CI on the stable toolchain checks every property on every run,
 //! and the crate needs no `arbitrary` dependency.
