@@ -93,6 +93,7 @@ fn run(cfg: Config) -> Result<(), Box<dyn std::error::Error>> {
             name: cfg.name.clone(),
             cors_origins: cfg.cors_origins.clone(),
             target_duration_secs: cfg.target_duration_secs,
+            frame_rate: cfg.rate,
             // In the playlist for list_size segments, then the R25 grace of as long again.
             segment_lifetime_secs: cfg.segment.as_u64().div_ceil(90_000)
                 * (2 * cfg.list_size as u64 + 1),
