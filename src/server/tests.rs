@@ -669,7 +669,7 @@ async fn other_methods_are_405_and_unknown_routes_404() {
     let f = fixture();
     let routes = [
         "/",
-        "/static/player.js",
+        "/static/js/main.js",
         "/stream",
         "/video/chessboard.m3u8",
         "/video/chessboard0.ts",
