@@ -100,6 +100,7 @@ fn run(cfg: Config) -> Result<(), Error> {
                 name: cfg.name.clone(),
                 cors_origins: cfg.cors_origins.clone(),
                 target_duration_secs: cfg.target_duration_secs,
+                frame_rate: cfg.rate,
                 segment_lifetime_secs: cfg.segment_lifetime.as_secs_ceil(),
             };
             let shared = shared.clone();

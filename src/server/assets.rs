@@ -16,7 +16,11 @@ pub struct Asset {
     pub body: &'static [u8],
 }
 
-/// Every embedded file, in no particular order.
+/// `Content-Type` of a script; ES modules are only run when it is a JavaScript MIME type.
+const JS: &str = "text/javascript; charset=utf-8";
+
+/// Every embedded file, in no particular order. The page's ES modules are under `js/`
+/// (`js/main.js` imports the others; a test checks that every import is embedded).
 pub static ASSETS: &[Asset] = &[
     Asset {
         path: "index.html",
@@ -24,9 +28,29 @@ pub static ASSETS: &[Asset] = &[
         body: include_bytes!("../../static/index.html"),
     },
     Asset {
-        path: "player.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../../static/player.js"),
+        path: "js/main.js",
+        content_type: JS,
+        body: include_bytes!("../../static/js/main.js"),
+    },
+    Asset {
+        path: "js/clock.js",
+        content_type: JS,
+        body: include_bytes!("../../static/js/clock.js"),
+    },
+    Asset {
+        path: "js/markers.js",
+        content_type: JS,
+        body: include_bytes!("../../static/js/markers.js"),
+    },
+    Asset {
+        path: "js/seekbar.js",
+        content_type: JS,
+        body: include_bytes!("../../static/js/seekbar.js"),
+    },
+    Asset {
+        path: "js/table.js",
+        content_type: JS,
+        body: include_bytes!("../../static/js/table.js"),
     },
     Asset {
         path: "player.css",
@@ -40,7 +64,7 @@ pub static ASSETS: &[Asset] = &[
     },
     Asset {
         path: "vendor/hls.min.js",
-        content_type: "text/javascript; charset=utf-8",
+        content_type: JS,
         body: include_bytes!("../../static/vendor/hls.min.js"),
     },
     Asset {
@@ -160,5 +184,78 @@ mod tests {
             !page.contains("//cdn") && !page.contains("https://"),
             "no CDN, no network"
         );
+    }
+
+    /// The relative module specifiers (`from './x.js'`) of a script.
+    fn imports(js: &str) -> Vec<&str> {
+        js.split("from '")
+            .skip(1)
+            .filter_map(|rest| rest.split_once('\''))
+            .map(|(spec, _)| spec)
+            .filter(|spec| spec.starts_with("./") || spec.starts_with("../"))
+            .collect()
+    }
+
+    #[test]
+    fn the_page_loads_its_modules_and_every_import_is_embedded() {
+        let (page, _) = render_index("cam-1");
+        assert!(
+            page.contains(r#"<script type="module" src="/static/js/main.js"></script>"#),
+            "the page loads its entry module"
+        );
+        let mut seen = std::collections::BTreeSet::new();
+        let mut todo = vec!["js/main.js".to_owned()];
+        while let Some(path) = todo.pop() {
+            if !seen.insert(path.clone()) {
+                continue;
+            }
+            let (asset, _) =
+                find(&path).unwrap_or_else(|| panic!("{path} is imported, not embedded"));
+            assert_eq!(
+                asset.content_type, JS,
+                "{path}: modules need a JavaScript type"
+            );
+            let text = std::str::from_utf8(asset.body).expect("utf-8");
+            let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+            for spec in imports(text) {
+                let spec = spec
+                    .strip_prefix("./")
+                    .expect("imports stay in their folder");
+                todo.push(format!("{dir}/{spec}"));
+            }
+        }
+        let modules: Vec<_> = ASSETS
+            .iter()
+            .filter(|a| a.path.starts_with("js/"))
+            .map(|a| a.path.to_owned())
+            .collect();
+        assert_eq!(
+            seen,
+            modules.into_iter().collect(),
+            "every embedded module is reachable from main.js"
+        );
+        assert!(seen.len() >= 5, "{seen:?}");
+    }
+
+    #[test]
+    fn every_file_of_the_static_folder_is_embedded() {
+        fn walk(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<String>) {
+            for e in std::fs::read_dir(dir).expect("static dir") {
+                let p = e.expect("entry").path();
+                if p.is_dir() {
+                    walk(&p, root, out);
+                } else {
+                    let rel = p.strip_prefix(root).expect("under root");
+                    out.push(rel.to_str().expect("utf-8 name").to_owned());
+                }
+            }
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("static");
+        let mut files = Vec::new();
+        walk(&root, &root, &mut files);
+        files.sort();
+        let mut listed: Vec<_> = ASSETS.iter().map(|a| a.path.to_owned()).collect();
+        listed.sort();
+        assert_eq!(files, listed, "static/ and ASSETS differ");
     }
 }

@@ -7,6 +7,7 @@
 //! | `GET /video/{name}.m3u8` | the live playlist: `application/vnd.apple.mpegurl`, `Cache-Control: public, max-age=⌊TD/2⌋` (RFC 8216 §6.3.4: a client reloads no sooner than half a target duration, so a shared cache may hold it that long, R39), gzip when accepted (§6.2.1, R31) |
 //! | `GET /video/{name}{seq}.ts` | a segment: `video/mp2t`, never compressed, byte ranges, `Cache-Control: public, max-age=<remaining>, immutable` and `Expires` = publication + planned lifetime (RFC 8216 §6.2.2, R27) |
 //! | `GET /markers?ts_start=S` | `{"markers": [{"id", "time", "text", "program_date_time"}]}`, `time > S`; a `ts_start` that is not a finite number is `400 {"error": ...}` |
+//! | `GET /stream` | `{"name", "playlist", "frame_rate": {"num", "den"}, "fps", "target_duration"}`: the exact frame rate for the page's timecodes ([`stream_info`]) |
 //! | `GET /healthz` | `200` while segments arrive within 1.5 × target duration (rfc8216bis §6.2.1, R28), `503` before the first segment or when they stop; `200` with `"status": "ended"` once the playlist has `EXT-X-ENDLIST` |
 //!
 //! Every route answers `GET` and `HEAD`; other methods are `405` with `Allow` (and `OPTIONS` is a
@@ -25,6 +26,7 @@ pub mod assets;
 pub mod cors;
 pub mod error;
 pub mod media;
+pub mod stream_info;
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
@@ -78,6 +80,8 @@ pub struct ServerConfig {
     pub target_duration_secs: u64,
     /// Planned lifetime of a segment from its publication (window + grace): its `Expires`.
     pub segment_lifetime_secs: u64,
+    /// The exact frame rate, for `GET /stream` (the page's timecodes).
+    pub frame_rate: crate::time::FrameRate,
 }
 
 impl ServerConfig {
@@ -90,6 +94,7 @@ impl ServerConfig {
                 "target duration must be at least 1 s (RFC 8216 §4.3.3.1)"
             );
         }
+        stream_info::check_rate(self.frame_rate)?;
         CorsPolicy::new(&self.cors_origins).map(drop)
     }
 
@@ -137,6 +142,7 @@ pub fn configure(
     }
     let cors = CorsPolicy::new(&cfg.cors_origins).expect("origins were just validated");
     let (index_html, index_etag) = assets::render_index(cfg.name.as_str());
+    let stream_body = stream_info::body(cfg);
     let state = web::Data::new(AppState {
         media_dir: cfg.media_dir.clone(),
         name: cfg.name.clone(),
@@ -193,6 +199,7 @@ pub fn configure(
             .service(read_only("/video/{file}", preflight).to(segment))
             .service(read_only("/markers", preflight).to(markers))
             .service(read_only("/healthz", preflight).to(healthz))
+            .service(stream_info::resource(preflight, stream_body))
             .default_service(web::to(not_found));
         sc.service(scope);
     }

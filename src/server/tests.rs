@@ -77,6 +77,7 @@ fn config(media: &Path) -> ServerConfig {
         cors_origins: Vec::new(),
         target_duration_secs: 2,
         segment_lifetime_secs: LIFETIME_SECS,
+        frame_rate: crate::time::FrameRate::new(30, 1).expect("rate"),
     }
 }
 
@@ -670,7 +671,8 @@ async fn other_methods_are_405_and_unknown_routes_404() {
     let f = fixture();
     let routes = [
         "/",
-        "/static/player.js",
+        "/static/js/main.js",
+        "/stream",
         "/video/chessboard.m3u8",
         "/video/chessboard0.ts",
     ];
@@ -698,11 +700,86 @@ async fn other_methods_are_405_and_unknown_routes_404() {
         "/video/a/b",
         "/markers/1",
         "/healthz/x",
+        "/stream/x",
         "/index.html",
     ] {
         let res = get(&f, uri).await;
         assert_eq!(res.status(), StatusCode::NOT_FOUND, "{uri}");
         assert_eq!(json_of(res).await["error"], "not found");
+    }
+}
+
+#[actix_web::test]
+async fn stream_route_gives_the_exact_frame_rate() {
+    let f = fixture();
+    for (fps, num, den) in [
+        ("29.97", 30_000, 1001),
+        ("30", 30, 1),
+        ("30000/1001", 30_000, 1001),
+    ] {
+        let cfg = ServerConfig {
+            frame_rate: crate::time::FrameRate::parse(fps).expect("rate"),
+            target_duration_secs: 3,
+            ..config(&f.media)
+        };
+        let res = call(&cfg, &f.shared, actest::TestRequest::get().uri("/stream")).await;
+        assert_eq!(res.status(), StatusCode::OK, "{fps}");
+        assert_eq!(
+            header_str(&res, header::CONTENT_TYPE).as_deref(),
+            Some("application/json"),
+            "{fps}"
+        );
+        assert_eq!(
+            header_str(&res, header::CACHE_CONTROL).as_deref(),
+            Some("no-cache")
+        );
+        let json = json_of(res).await;
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "name": "chessboard",
+                "playlist": "/video/chessboard.m3u8",
+                "frame_rate": {"num": num, "den": den},
+                "fps": f64::from(num) / f64::from(den),
+                "target_duration": 3,
+            }),
+            "{fps}"
+        );
+    }
+    // 29.97 is the NTSC fraction, not a rounded decimal.
+    let res = call(
+        &ServerConfig {
+            frame_rate: crate::time::FrameRate::parse("29.97").expect("rate"),
+            ..config(&f.media)
+        },
+        &f.shared,
+        actest::TestRequest::get().uri("/stream"),
+    )
+    .await;
+    let json = json_of(res).await;
+    assert_eq!(json["frame_rate"]["num"], 30_000);
+    assert_eq!(json["frame_rate"]["den"], 1001);
+    assert_eq!(json["fps"], 29.970_029_970_029_97);
+
+    let res = call(
+        &config(&f.media),
+        &f.shared,
+        actest::TestRequest::default()
+            .method(Method::HEAD)
+            .uri("/stream"),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[test]
+fn validate_refuses_a_frame_rate_with_a_zero_term() {
+    for (num, den) in [(0, 1), (30, 0)] {
+        let cfg = ServerConfig {
+            frame_rate: crate::time::FrameRate { num, den },
+            ..config(Path::new("/tmp"))
+        };
+        assert!(cfg.validate().is_err(), "{num}/{den}");
     }
 }
 

@@ -4,6 +4,8 @@
 // It proves, on the page a person opens:
 //   - the live stream plays (video.currentTime advances over 10 s),
 //   - marker rows appear while watching, and ticks on the seek bar,
+//   - the page uses the stream's exact frame rate from GET /stream, and every row's timecode is
+//     the one the burnt-in overlay computes for that frame (src/overlay.rs, recomputed here),
 //   - clicking a marker seeks to its frame: the top-left block sampled from the video (drawn into
 //     a canvas) is mint, and on the frame just before the marker it is not,
 //   - the seek stays where it landed inside the DVR window (hls.js does not jump back to live),
@@ -47,6 +49,21 @@ function check(name, ok, detail = '') {
 
 /** Mint is RGB(0,255,255); after BT.601 limited range, 4:2:0 and H.264, allow a wide margin. */
 const isMint = ([r, g, b]) => r <= 90 && g >= 165 && b >= 165;
+
+/**
+ * The burnt-in timecode of the frame at stream time `time`, from the server's rate, written
+ * independently of static/js/clock.js: frame = round(time * num / den) (a marker's time is its
+ * slot's instant floored to the 90 kHz tick, far less than half a frame early); the seconds are
+ * floor(frame * den / num), FF counts from the first frame of that second, ceil(s * num / den).
+ */
+function overlayTimecode(time, num, den) {
+  const frame = BigInt(Math.round((time * num) / den));
+  const [n, d] = [BigInt(num), BigInt(den)];
+  const secs = (frame * d) / n;
+  const ff = frame - (secs * n + d - 1n) / d;
+  const two = (v) => String(v).padStart(2, '0');
+  return { frame: Number(frame), text: `${two(secs / 3600n)}:${two((secs / 60n) % 60n)}:${two(secs % 60n)}:${two(ff)}` };
+}
 
 async function waitForPlaylist() {
   const deadline = Date.now() + 60_000;
@@ -137,6 +154,26 @@ async function main() {
   const inWindow = markers.filter((m) => m.state === 'in').length;
   const ticks = await page.locator('#ticks .tick').count();
   check('markers are ticks on the seek bar', ticks > 0 && Math.abs(ticks - inWindow) <= 1, `${ticks} ticks, ${inWindow} in the window`);
+
+  // ---- 2b. exact frame rate and timecodes --------------------------------------------------
+  const stream = await (await fetch(BASE + '/stream')).json();
+  const { num, den } = stream.frame_rate;
+  const pageRate = await page.evaluate(() => window.hlsPlayer.frameRate);
+  check('the page uses the exact frame rate of GET /stream', pageRate && pageRate.num === num && pageRate.den === den
+    && stream.playlist === PLAYLIST, `${JSON.stringify(pageRate)} vs ${num}/${den}`);
+  const rows = await page.$$eval('#markers tbody tr.marker', (trs) => trs.map((tr) => ({
+    id: Number(tr.dataset.id), frame: Number(tr.dataset.frame), timecode: tr.querySelector('.time .cell').textContent,
+  })));
+  // The server's own marker times, read after the rows (so it has every one of them).
+  const served = (await (await fetch(BASE + '/markers')).json()).markers;
+  const byId = new Map(served.map((m) => [m.id, m]));
+  const wrong = rows.filter((r) => {
+    const m = byId.get(r.id);
+    const want = m && overlayTimecode(m.time, num, den);
+    return !want || r.timecode !== want.text || r.frame !== want.frame;
+  });
+  check('every row shows the burnt-in timecode of its marker frame', rows.length > 0 && wrong.length === 0,
+    `${rows.length} rows at ${num}/${den}${wrong.length ? `; wrong: ${JSON.stringify(wrong.slice(0, 3))}` : ''}`);
   if (!playable.length) return;
   // The newest marker at least 12 s behind the live edge.
   const marker = playable[playable.length - 1];

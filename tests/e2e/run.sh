@@ -6,7 +6,8 @@
 # headless Chromium), saves screenshots to tests/artifacts/ and stops the server it started.
 #
 # Needs: chromium (apt-get install -y chromium), node + npm (playwright-core is installed here
-# from package-lock.json). Env: HLS_STREAMER_BIN to test another binary, CHROMIUM, E2E_DURATION.
+# from package-lock.json). Env: HLS_STREAMER_BIN to test another binary, CHROMIUM, E2E_DURATION,
+# E2E_FPS (default 30; 29.97 runs the NTSC fraction).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -14,6 +15,7 @@ root="$(cd "$here/../.." && pwd)"
 bin="${HLS_STREAMER_BIN:-$root/target/release/hls-streamer}"
 chromium="${CHROMIUM:-/usr/bin/chromium}"
 duration="${E2E_DURATION:-50}"
+fps="${E2E_FPS:-30}"
 artifacts="$root/tests/artifacts"
 
 if [ -z "${HLS_STREAMER_BIN:-}" ]; then
@@ -33,7 +35,7 @@ work="$(mktemp -d)"
 log="$work/server.log"
 mkdir -p "$artifacts"
 
-"$bin" --size 320x180 --seed 7 --event-mean 4 --bind "127.0.0.1:$port" \
+"$bin" --size 320x180 --fps "$fps" --seed 7 --event-mean 4 --bind "127.0.0.1:$port" \
   --out-dir "$work/video" --duration "$duration" --linger 60 >"$log" 2>&1 &
 server=$!
 

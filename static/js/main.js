@@ -1,0 +1,399 @@
+// Player page: plays the live HLS playlist with the vendored hls.js (a classic script loaded
+// before this module), lists timeline markers from /markers, draws them on the DVR seek bar and
+// seeks to a marker's exact frame.
+//
+// This module wires the page and owns its one state object (`st`); clock.js (pure clock and
+// timecode arithmetic), markers.js (the marker list), seekbar.js and table.js (views) get what
+// they need as arguments. The stream's exact frame rate comes once from GET /stream, so the
+// table's timecodes are the burnt-in ones and a seek lands half a frame into the marker's frame
+// (a PDT has millisecond precision).
+
+import {
+  frameRate, frameRateOf, fpsOf, halfFrame, windowOfFragments, locateInFragments,
+  locateFromStartDate, clampToWindow, fmtDuration,
+} from './clock.js';
+import { MarkerList, MARKERS_URL, markersQuery } from './markers.js';
+import { SeekBar } from './seekbar.js';
+import { MarkerTable, fmtWall } from './table.js';
+
+const PLAYLIST = document.querySelector('meta[name="hls-playlist"]').content;
+const STREAM_URL = '/stream';
+const HEALTH_URL = '/healthz';
+const MARKER_POLL_MS = 2000;
+const HEALTH_POLL_MS = 5000;
+const MAX_ROWS = 500;
+/** Used only if /stream cannot be read (an older server): then timecodes may be off. */
+const FALLBACK_RATE = frameRate(30, 1);
+
+const $ = (id) => document.getElementById(id);
+const el = {
+  video: $('video'),
+  state: $('state'),
+  play: $('play'),
+  bigPlay: $('big-play'),
+  overlay: $('overlay'),
+  clock: $('clock'),
+  goLive: $('go-live'),
+  ended: $('ended-banner'),
+  health: $('health'),
+};
+
+/** The page's state: nothing else holds any. */
+const st = {
+  hls: null,
+  native: false, // Safari's own HLS (no MediaSource): map through getStartDate()
+  details: null, // hls.js LevelDetails of the playing level
+  rate: null, // the stream's exact frame rate {num, den}, from /stream
+  stream: null, // the /stream body
+  ended: false, // the playlist carries EXT-X-ENDLIST
+  markers: new MarkerList(MAX_ROWS),
+  selected: null, // id of the marker last jumped to
+  refine: null, // {dateMs, sn}: re-map once that fragment is buffered
+  fatal: null,
+  finalPollDone: false, // one last /markers poll after EXT-X-ENDLIST
+};
+
+const rate = () => st.rate || FALLBACK_RATE;
+
+// ---- the stream's window and the clock mapping ------------------------------------------------
+function targetDuration() {
+  return (st.details && st.details.targetduration) || (st.stream && st.stream.target_duration) || 2;
+}
+
+/** The seekable window on the media element's timeline: {start, end}, or null. */
+function windowRange() {
+  if (st.native) {
+    const s = el.video.seekable;
+    return s.length ? { start: s.start(0), end: s.end(s.length - 1) } : null;
+  }
+  return windowOfFragments(st.details && st.details.fragments);
+}
+
+/** Where a wall-clock instant (ms) is on the media timeline; see clock.js. */
+function locate(dateMs) {
+  if (st.native) {
+    const start = el.video.getStartDate ? el.video.getStartDate().getTime() : NaN;
+    return locateFromStartDate(dateMs, start, windowRange());
+  }
+  return locateInFragments(dateMs, st.details && st.details.fragments);
+}
+
+/** Player time of a marker's frame, or null when it is not in the playlist's window. */
+function markerPlayerTime(m) {
+  const loc = locate(m.pdtMs);
+  return loc.where === 'in' ? loc.t + halfFrame(rate()) : null;
+}
+
+// ---- seeking ----------------------------------------------------------------------------------
+function seekTo(t) {
+  el.video.currentTime = clampToWindow(t, windowRange());
+  render();
+}
+
+function seekToMarker(id) {
+  const m = st.markers.get(id);
+  if (!m) return false;
+  const loc = locate(m.pdtMs);
+  if (loc.where !== 'in') return false;
+  st.selected = id;
+  st.refine = loc.sn === null ? null : { dateMs: m.pdtMs, sn: loc.sn };
+  seekTo(loc.t + halfFrame(rate()));
+  updateMarkers();
+  return true;
+}
+
+function goLive() {
+  const h = st.hls;
+  const w = windowRange();
+  let t = h && Number.isFinite(h.liveSyncPosition) ? h.liveSyncPosition : null;
+  if (t === null && w) t = w.end - 3 * targetDuration();
+  if (t !== null) seekTo(t);
+  el.video.play().catch(() => {});
+}
+
+/**
+ * Seconds behind the target live position (0 when at it). The live edge is the playlist's end
+ * plus the time since that playlist was loaded (what hls.js estimates too), computed here
+ * because hls.latency only updates while playing.
+ */
+function behindLive() {
+  const h = st.hls;
+  const w = windowRange();
+  if (!w) return 0;
+  const age = st.details && Number.isFinite(st.details.age) ? st.details.age : 0;
+  const latency = w.end + age - el.video.currentTime;
+  const target = h && Number.isFinite(h.targetLatency) ? h.targetLatency : 3 * targetDuration();
+  return Math.max(0, latency - target);
+}
+
+// ---- views ------------------------------------------------------------------------------------
+const seekbar = new SeekBar({
+  seek: $('seekbar'),
+  buffered: $('buffered'),
+  played: $('played'),
+  thumb: $('thumb'),
+  ticks: $('ticks'),
+  hover: $('hover'),
+  windowStart: $('window-start'),
+  windowEnd: $('window-end'),
+}, {
+  window: windowRange,
+  currentTime: () => el.video.currentTime,
+  seek: seekTo,
+  goLive,
+  jump: seekToMarker,
+  changed: () => render(),
+});
+
+const table = new MarkerTable({
+  tbody: document.querySelector('#markers tbody'),
+  empty: $('markers-empty'),
+  count: $('marker-count'),
+}, seekToMarker);
+
+/** Table rows and seek-bar ticks, from where each marker is now. */
+function updateMarkers() {
+  const w = windowRange();
+  const span = w ? w.end - w.start : 0;
+  const where = new Map();
+  const ticks = [];
+  for (const m of st.markers.items) {
+    const loc = locate(m.pdtMs);
+    where.set(m.id, loc.where);
+    if (loc.where === 'in' && span > 0) {
+      ticks.push({
+        id: m.id,
+        left: (loc.t - w.start) / span,
+        title: `${m.text} · ${m.timecode}`,
+        selected: m.id === st.selected,
+      });
+    }
+  }
+  table.render(st.markers.items, (m) => where.get(m.id), st.selected);
+  seekbar.syncTicks(ticks);
+}
+
+function setPill(cls, text) {
+  if (el.state.dataset.cls !== cls) {
+    el.state.className = `pill pill-${cls}`;
+    el.state.dataset.cls = cls;
+  }
+  if (el.state.textContent !== text) el.state.textContent = text;
+}
+
+function render() {
+  const v = el.video;
+  const w = windowRange();
+  // State pill and "Go live".
+  if (st.fatal) setPill('error', 'Error');
+  else if (st.ended) setPill('ended', 'Stream ended');
+  else if (!w) setPill('connecting', 'Connecting…');
+  else {
+    const behind = behindLive();
+    const live = behind < Math.max(1.5, targetDuration()) && !v.paused;
+    setPill(live ? 'live' : 'behind', live ? 'Live' : `Behind live · ${fmtDuration(behind)}`);
+    el.goLive.disabled = live;
+  }
+  el.goLive.hidden = st.ended;
+  el.ended.hidden = !st.ended;
+  el.play.classList.toggle('paused', v.paused);
+  el.play.setAttribute('aria-label', v.paused ? 'Play' : 'Pause');
+
+  seekbar.render(w, seekbar.position(w, v.currentTime), v.buffered, st.ended);
+
+  // Wall clock of the picture.
+  const date = st.hls ? st.hls.playingDate : (v.getStartDate && Number.isFinite(v.getStartDate().getTime())
+    ? new Date(v.getStartDate().getTime() + v.currentTime * 1000) : null);
+  el.clock.textContent = date ? fmtWall(date.getTime()) : '--:--:--';
+}
+
+function showOverlay(text) {
+  el.overlay.textContent = text || '';
+  el.overlay.hidden = !text;
+}
+
+function markEnded() {
+  if (st.ended) return;
+  st.ended = true;
+  updateMarkers();
+  render();
+}
+
+// ---- the server: stream description, markers, health -----------------------------------------
+/** Reads GET /stream (a few tries); null if it cannot be had. */
+async function loadStream() {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    try {
+      const res = await fetch(STREAM_URL, { cache: 'no-store' });
+      if (res.ok) {
+        const body = await res.json();
+        if (frameRateOf(body)) return body;
+      }
+    } catch (_) {
+      // not reachable yet
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  return null;
+}
+
+async function pollMarkers() {
+  try {
+    const res = await fetch(MARKERS_URL + markersQuery(st.markers.lastTime), { cache: 'no-store' });
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    const body = await res.json();
+    const change = st.markers.merge(body.markers, rate());
+    if (change.added.length || change.removed.length) {
+      table.update(change);
+      updateMarkers();
+    }
+  } catch (_) {
+    // The server may be restarting; the next poll tries again.
+  }
+  // After the stream ended one last poll collects any final marker.
+  if (!st.ended || !st.finalPollDone) {
+    if (st.ended) st.finalPollDone = true;
+    setTimeout(pollMarkers, MARKER_POLL_MS);
+  }
+}
+
+async function pollHealth() {
+  try {
+    const res = await fetch(HEALTH_URL, { cache: 'no-store' });
+    const h = await res.json();
+    const parts = [`Stream ${h.status}`];
+    if (h.newest_sequence !== null && h.newest_sequence !== undefined) parts.push(`segment #${h.newest_sequence}`);
+    parts.push(`${Number(h.frames_encoded).toLocaleString()} frames`, `${Number(h.frames_dropped).toLocaleString()} dropped`);
+    el.health.textContent = parts.join(' · ');
+    el.health.classList.toggle('bad', h.status === 'stalled' || h.status === 'starting');
+  } catch (_) {
+    el.health.textContent = 'Server unreachable';
+    el.health.classList.add('bad');
+  }
+  if (!st.ended) setTimeout(pollHealth, HEALTH_POLL_MS);
+}
+
+// ---- controls ---------------------------------------------------------------------------------
+const togglePlay = () => {
+  if (el.video.paused) el.video.play().catch(() => { el.bigPlay.hidden = false; });
+  else el.video.pause();
+};
+el.play.addEventListener('click', togglePlay);
+el.bigPlay.addEventListener('click', () => { el.bigPlay.hidden = true; togglePlay(); });
+el.video.addEventListener('click', togglePlay);
+el.goLive.addEventListener('click', goLive);
+for (const ev of ['play', 'pause', 'seeking', 'seeked', 'timeupdate', 'progress']) {
+  el.video.addEventListener(ev, render);
+}
+el.video.addEventListener('playing', () => { el.bigPlay.hidden = true; showOverlay(''); });
+el.video.addEventListener('ended', () => { showOverlay('End of stream.'); render(); });
+
+// ---- playback ---------------------------------------------------------------------------------
+function startHlsJs(Hls) {
+  const hls = new Hls({
+    // The seekable range is the DVR window (hls.js #4870); keep liveMaxLatencyDurationCount at
+    // its default (Infinity): a finite value makes hls.js jump back to live after a seek into
+    // the window (hls.js #6934).
+    liveDurationInfinity: true,
+    backBufferLength: 150,
+    lowLatencyMode: false,
+    enableWorker: true,
+  });
+  st.hls = hls;
+  const E = Hls.Events;
+  hls.on(E.MANIFEST_PARSED, () => {
+    showOverlay('');
+    el.video.play().catch(() => { el.bigPlay.hidden = false; });
+  });
+  const onDetails = (_e, data) => {
+    st.details = data.details;
+    if (data.details.live === false) markEnded();
+    updateMarkers();
+    render();
+  };
+  hls.on(E.LEVEL_LOADED, onDetails);
+  hls.on(E.LEVEL_UPDATED, onDetails);
+  hls.on(E.FRAG_BUFFERED, (_e, data) => {
+    // The fragment's start is now its parsed PTS: re-map the marker if it moved.
+    const r = st.refine;
+    if (!r || data.frag.sn !== r.sn) return;
+    st.refine = null;
+    const loc = locate(r.dateMs);
+    if (loc.where !== 'in') return;
+    const t = loc.t + halfFrame(rate());
+    if (Math.abs(el.video.currentTime - t) > 0.0005) el.video.currentTime = t;
+  });
+  hls.on(E.ERROR, (_e, data) => {
+    if (!data.fatal) return;
+    if (data.type === Hls.ErrorTypes.NETWORK_ERROR) {
+      const manifest = data.details === Hls.ErrorDetails.MANIFEST_LOAD_ERROR
+        || data.details === Hls.ErrorDetails.MANIFEST_LOAD_TIMEOUT
+        || data.details === Hls.ErrorDetails.MANIFEST_PARSING_ERROR;
+      showOverlay(manifest ? 'Waiting for the stream to start…' : 'Connection lost. Retrying…');
+      setTimeout(() => (manifest ? hls.loadSource(PLAYLIST) : hls.startLoad()), 2000);
+    } else if (data.type === Hls.ErrorTypes.MEDIA_ERROR) {
+      hls.recoverMediaError();
+    } else {
+      st.fatal = data.details;
+      showOverlay(`Playback failed (${data.details}). Reload the page to try again.`);
+      render();
+    }
+  });
+  hls.loadSource(PLAYLIST);
+  hls.attachMedia(el.video);
+}
+
+function startNative() {
+  st.native = true;
+  el.video.src = PLAYLIST;
+  el.video.addEventListener('loadedmetadata', () => { updateMarkers(); render(); });
+  el.video.addEventListener('durationchange', () => {
+    if (Number.isFinite(el.video.duration)) markEnded();
+  });
+  setInterval(updateMarkers, 2000);
+}
+
+// A small API for the end-to-end test and for debugging from the console.
+window.hlsPlayer = {
+  get hls() { return st.hls; },
+  /** Frames per second, exact: num / den of the stream's rate. */
+  get fps() { return fpsOf(rate()); },
+  get frameRate() { return st.rate; },
+  get ended() { return st.ended; },
+  get selected() { return st.selected; },
+  windowRange,
+  markers: () => st.markers.items.map((m) => ({
+    id: m.id,
+    time: m.time,
+    text: m.text,
+    program_date_time: m.pdt,
+    frame: m.frame,
+    timecode: m.timecode,
+    state: locate(m.pdtMs).where,
+  })),
+  markerPlayerTime: (id) => (st.markers.get(id) ? markerPlayerTime(st.markers.get(id)) : null),
+  locate,
+  seekToMarker,
+  goLive,
+};
+
+async function start() {
+  const Hls = window.Hls;
+  if (Hls && Hls.isSupported()) startHlsJs(Hls);
+  else if (el.video.canPlayType('application/vnd.apple.mpegurl')) startNative();
+  else {
+    st.fatal = 'unsupported';
+    showOverlay('This browser cannot play HLS (no Media Source Extensions).');
+  }
+  pollHealth();
+  render();
+  // Paused, the video fires no events while the live edge moves on: refresh the state anyway.
+  setInterval(render, 1000);
+  // Markers need the rate for their timecodes: read it first (once; it is fixed for the run).
+  st.stream = await loadStream();
+  st.rate = frameRateOf(st.stream);
+  if (!st.rate) console.warn(`${STREAM_URL} unavailable: timecodes assume ${FALLBACK_RATE.num} fps`);
+  pollMarkers();
+}
+
+start();
