@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use crate::time::{Duration90k, StreamTime};
 
 /// The monotonic clock the pacer sleeps on.
-pub trait Clock: Send {
+pub(crate) trait Clock: Send {
     fn now(&self) -> Instant;
     /// Blocks the calling thread until `deadline` (returns at once if it has passed).
     fn sleep_until(&self, deadline: Instant);
@@ -16,7 +16,7 @@ pub trait Clock: Send {
 
 /// The real monotonic clock: `Instant::now` and `thread::sleep`.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct RealClock;
+pub(crate) struct RealClock;
 
 impl Clock for RealClock {
     fn now(&self) -> Instant {
@@ -36,7 +36,7 @@ impl Clock for RealClock {
 pub struct WallClock(OffsetDateTime);
 
 impl WallClock {
-    pub fn now() -> Self {
+    pub(crate) fn now() -> Self {
         WallClock::from_unix_millis(
             (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64,
         )
@@ -47,7 +47,7 @@ impl WallClock {
     }
 
     /// `None` outside the years -9999 to 9999.
-    pub fn try_from_unix_millis(ms: i64) -> Option<Self> {
+    pub(crate) fn try_from_unix_millis(ms: i64) -> Option<Self> {
         OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
             .ok()
             .map(WallClock)
@@ -59,7 +59,7 @@ impl WallClock {
 
     /// The wall-clock instant of stream time `t` when `self` is the instant of the stream's first
     /// frame (its anchor), rounded down to the millisecond.
-    pub fn at(self, t: StreamTime) -> Self {
+    pub(crate) fn at(self, t: StreamTime) -> Self {
         self + t.since_start()
     }
 

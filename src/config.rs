@@ -14,16 +14,16 @@ use crate::name::StreamName;
 use crate::playlist::{longest_segment, planned_segment_lifetime, target_duration_secs};
 use crate::time::{Duration90k, FrameRate, Pts, StreamTime};
 
-pub const DEFAULT_BIND: &str = "127.0.0.1:5000";
-pub const DEFAULT_SIZE: &str = "1280x720";
-pub const DEFAULT_FPS: &str = "30";
-pub const DEFAULT_HLS_TIME: f64 = 2.0;
-pub const DEFAULT_LIST_SIZE: usize = 60;
-pub const DEFAULT_OUT_DIR: &str = "video";
-pub const DEFAULT_NAME: &str = "chessboard";
-pub const DEFAULT_EVENT_MEAN: f64 = 20.0;
-pub const DEFAULT_EVENT_DURATION: f64 = 2.0;
-pub const DEFAULT_ROLL_SECONDS: f64 = 10.0;
+pub(crate) const DEFAULT_BIND: &str = "127.0.0.1:5000";
+pub(crate) const DEFAULT_SIZE: &str = "1280x720";
+pub(crate) const DEFAULT_FPS: &str = "30";
+pub(crate) const DEFAULT_HLS_TIME: f64 = 2.0;
+pub(crate) const DEFAULT_LIST_SIZE: usize = 60;
+pub(crate) const DEFAULT_OUT_DIR: &str = "video";
+pub(crate) const DEFAULT_NAME: &str = "chessboard";
+pub(crate) const DEFAULT_EVENT_MEAN: f64 = 20.0;
+pub(crate) const DEFAULT_EVENT_DURATION: f64 = 2.0;
+pub(crate) const DEFAULT_ROLL_SECONDS: f64 = 10.0;
 /// The stream clock's PTS starts here: 1.4 s leaves room for the PCR to run ahead of the first
 /// DTS (the muxer's PCR lead) without going negative.
 pub const DEFAULT_PTS_OFFSET: Pts = Pts(126_000);
@@ -36,100 +36,100 @@ pub const DEFAULT_PTS_OFFSET: Pts = Pts(126_000);
 pub struct Args {
     /// Address the HTTP server listens on.
     #[arg(long, default_value = DEFAULT_BIND)]
-    pub bind: SocketAddr,
+    pub(crate) bind: SocketAddr,
 
     /// Frame size WIDTHxHEIGHT (even numbers, at most 3840x2160).
     #[arg(long, default_value = DEFAULT_SIZE)]
-    pub size: String,
+    pub(crate) size: String,
 
     /// Frame rate: an integer, a decimal, or a fraction such as 30000/1001 (29.97 means that).
     #[arg(long, default_value = DEFAULT_FPS)]
-    pub fps: String,
+    pub(crate) fps: String,
 
     /// Target segment duration in seconds; every segment opens with an IDR.
     #[arg(long, default_value_t = DEFAULT_HLS_TIME)]
-    pub hls_time: f64,
+    pub(crate) hls_time: f64,
 
     /// Segments in the live playlist (the DVR window is list-size x hls-time), at least 3.
     #[arg(long, default_value_t = DEFAULT_LIST_SIZE)]
-    pub list_size: usize,
+    pub(crate) list_size: usize,
 
     /// Video bitrate in bit/s; accepts k and M suffixes (2500k, 2.5M). Default: scales with the
     /// frame size (about 2.5M at 1280x720x30).
     #[arg(long, value_parser = parse_bitrate)]
-    pub bitrate: Option<u32>,
+    pub(crate) bitrate: Option<u32>,
 
     /// Directory for segments and the playlist (created if missing).
     #[arg(long, default_value = DEFAULT_OUT_DIR)]
-    pub out_dir: PathBuf,
+    pub(crate) out_dir: PathBuf,
 
     /// Base name: playlist NAME.m3u8, segments NAME<seq>.ts.
     #[arg(long, default_value = DEFAULT_NAME)]
-    pub name: String,
+    pub(crate) name: String,
 
     /// Mean quiet time between events in seconds (exponentially distributed).
     #[arg(long, default_value_t = DEFAULT_EVENT_MEAN)]
-    pub event_mean: f64,
+    pub(crate) event_mean: f64,
 
     /// How long an event (mint top-left block) stays visible, in seconds.
     #[arg(long, default_value_t = DEFAULT_EVENT_DURATION)]
-    pub event_duration: f64,
+    pub(crate) event_duration: f64,
 
     /// Seed for the random events and noise; the same seed gives the same stream.
     #[arg(long)]
-    pub seed: Option<u64>,
+    pub(crate) seed: Option<u64>,
 
     /// Checkerboard block edge in pixels at 320 px width (scaled with the frame width).
     #[arg(long, default_value_t = crate::source::DEFAULT_BLOCK_SIZE)]
-    pub block_size: u32,
+    pub(crate) block_size: u32,
 
     /// Seconds for the board to roll once across the frame.
     #[arg(long, default_value_t = DEFAULT_ROLL_SECONDS)]
-    pub roll_seconds: f64,
+    pub(crate) roll_seconds: f64,
 
     /// Standard deviation of Gaussian noise added to the board, in 8-bit levels (0 = off).
     #[arg(long, default_value_t = 0.0)]
-    pub noise: f32,
+    pub(crate) noise: f32,
 
     /// Media sequence number of the first segment (EXT-X-MEDIA-SEQUENCE).
     #[arg(long, default_value_t = 0)]
-    pub start_number: u64,
+    pub(crate) start_number: u64,
 
     /// Allow cross-origin requests from this origin (repeatable). Off by default.
     #[arg(long = "cors-origin")]
-    pub cors_origins: Vec<String>,
+    pub(crate) cors_origins: Vec<String>,
 
     /// Remove this stream's old segments and playlist from --out-dir before starting, instead
     /// of continuing the old playlist after an EXT-X-DISCONTINUITY.
     #[arg(long)]
-    pub fresh: bool,
+    pub(crate) fresh: bool,
 
     /// Stop after this many frames (then EXT-X-ENDLIST, and exit).
     #[arg(long, conflicts_with = "duration")]
-    pub frames: Option<u64>,
+    pub(crate) frames: Option<u64>,
 
     /// Stop after this many seconds of stream time (then EXT-X-ENDLIST, and exit).
     #[arg(long)]
-    pub duration: Option<f64>,
+    pub(crate) duration: Option<f64>,
 
     /// Produce frames as fast as the encoder takes them instead of in real time (for tests and
     /// benchmarks; frames keep their stream timestamps).
     #[arg(long)]
-    pub no_pacing: bool,
+    pub(crate) no_pacing: bool,
 
     /// Keep serving this many seconds after the stream ended (bounded run or first Ctrl-C),
     /// so players can fetch the final playlist with EXT-X-ENDLIST and the last segments.
     /// A signal during this time exits at once.
     #[arg(long, default_value_t = 0.0)]
-    pub linger: f64,
+    pub(crate) linger: f64,
 
     /// Do not start the HTTP server (write files only).
     #[arg(long)]
-    pub no_server: bool,
+    pub(crate) no_server: bool,
 
     /// PTS of the first frame in 90 kHz ticks (e.g. 8589754592 to test the 33-bit wrap).
     #[arg(long, default_value_t = DEFAULT_PTS_OFFSET.as_u64(), hide_short_help = true)]
-    pub pts_offset: u64,
+    pub(crate) pts_offset: u64,
 }
 
 /// The validated configuration.
@@ -151,23 +151,23 @@ pub struct Config {
     pub bitrate_bps: u32,
     pub out_dir: PathBuf,
     pub name: StreamName,
-    pub event_mean: Duration90k,
-    pub event_duration: Duration90k,
-    pub seed: Option<u64>,
-    pub block_size: u32,
-    pub roll: Duration90k,
-    pub noise_sigma: f32,
-    pub start_number: u64,
+    pub(crate) event_mean: Duration90k,
+    pub(crate) event_duration: Duration90k,
+    pub(crate) seed: Option<u64>,
+    pub(crate) block_size: u32,
+    pub(crate) roll: Duration90k,
+    pub(crate) noise_sigma: f32,
+    pub(crate) start_number: u64,
     /// Normalised origins (`scheme://host[:port]`), see [`crate::server::cors::parse_origin`].
     pub cors_origins: Vec<String>,
     /// Seconds the HTTP server keeps serving after the stream ended.
     pub linger: std::time::Duration,
-    pub fresh: bool,
+    pub(crate) fresh: bool,
     /// Frames to produce; `None` runs until stopped.
-    pub frame_limit: Option<u64>,
-    pub pacing: bool,
+    pub(crate) frame_limit: Option<u64>,
+    pub(crate) pacing: bool,
     pub serve: bool,
-    pub pts_offset: Pts,
+    pub(crate) pts_offset: Pts,
 }
 
 fn invalid(msg: impl Into<String>) -> Error {
@@ -323,7 +323,7 @@ impl Config {
     }
 
     /// Frames per segment at a steady rate (the GOP length).
-    pub fn gop_frames(&self) -> u32 {
+    pub(crate) fn gop_frames(&self) -> u32 {
         self.rate.frames_covering(self.segment).max(1) as u32
     }
 }

@@ -102,7 +102,6 @@ pub struct Encoded {
 /// openh264 wrapped for our use: I420 in, one Annex B access unit out.
 pub struct H264Encoder {
     inner: Encoder,
-    settings: EncoderSettings,
 }
 
 impl H264Encoder {
@@ -136,11 +135,7 @@ impl H264Encoder {
                 }
             })?;
         route_log_to_tracing(&mut inner);
-        Ok(H264Encoder { inner, settings })
-    }
-
-    pub fn settings(&self) -> &EncoderSettings {
-        &self.settings
+        Ok(H264Encoder { inner })
     }
 
     /// Encodes `frame` (stream time `at`), appending the access unit to `out`.
@@ -322,7 +317,7 @@ mod tests {
     fn r2_fixed_gop_idr_with_sps_pps_at_every_boundary() {
         let mut enc = H264Encoder::new(settings(160, 96)).unwrap();
         let mut out = Vec::new();
-        let rate = enc.settings().rate;
+        let rate = settings(16, 16).rate;
         for n in 0..200u64 {
             // A scene cut every 7 frames would trigger scene-change IDRs if detection were on.
             let frame = gray_frame(160, 96, if (n / 7) % 2 == 0 { 20 } else { 230 });
@@ -354,7 +349,7 @@ mod tests {
         // A dropped frame moves the boundary: an IDR forced mid-GOP must still be honoured.
         let mut enc = H264Encoder::new(settings(64, 64)).unwrap();
         let mut out = Vec::new();
-        let rate = enc.settings().rate;
+        let rate = settings(16, 16).rate;
         for n in 0..100u64 {
             out.clear();
             let force = n == 0 || n == 37;
@@ -379,7 +374,7 @@ mod tests {
         for (i, v) in f.y.iter_mut().enumerate() {
             *v = if (i % 64) < 32 { 40 } else { 200 };
         }
-        let rate = enc.settings().rate;
+        let rate = settings(16, 16).rate;
         let mut decoded = 0;
         for n in 0..10u64 {
             out.clear();

@@ -58,7 +58,7 @@ pub struct Error {
 }
 
 impl Error {
-    pub fn new(kind: ErrorKind, msg: impl Into<String>) -> Self {
+    pub(crate) fn new(kind: ErrorKind, msg: impl Into<String>) -> Self {
         Error {
             kind,
             msg: msg.into(),
@@ -67,7 +67,10 @@ impl Error {
     }
 
     /// Attaches the underlying cause; it is printed after the message.
-    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+    pub(crate) fn with_source(
+        mut self,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
         self.source = Some(Box::new(source));
         self
     }
@@ -82,7 +85,7 @@ impl Error {
     }
 
     /// The message without the cause, safe to show to an HTTP client (causes may name paths).
-    pub fn message(&self) -> &str {
+    pub(crate) fn message(&self) -> &str {
         &self.msg
     }
 }
@@ -127,18 +130,7 @@ macro_rules! bail {
     };
 }
 
-/// Gives any error a kind and a context message: `fs::read(p).err_kind(Io, "reading p")?`.
-pub trait ResultExt<T> {
-    fn err_kind(self, kind: ErrorKind, context: impl Into<String>) -> Result<T>;
-}
-
-impl<T, E: std::error::Error + Send + Sync + 'static> ResultExt<T> for std::result::Result<T, E> {
-    fn err_kind(self, kind: ErrorKind, context: impl Into<String>) -> Result<T> {
-        self.map_err(|e| Error::new(kind, context).with_source(e))
-    }
-}
-
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl From<crate::encode::EncodeError> for Error {
     fn from(e: crate::encode::EncodeError) -> Self {

@@ -12,7 +12,7 @@ use crate::time::{Duration90k, StreamTime};
 
 /// How many markers the store keeps by default; the oldest go first. At one event every 20 s
 /// this is over two days of markers, far beyond any DVR window.
-pub const DEFAULT_MARKER_CAPACITY: usize = 10_000;
+pub(crate) const DEFAULT_MARKER_CAPACITY: usize = 10_000;
 
 /// One marker as the API returns it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -22,15 +22,15 @@ pub struct Marker {
     /// Stream seconds of the first frame that shows the event.
     pub time: f64,
     /// "Marker N".
-    pub text: String,
+    pub(crate) text: String,
     /// UTC instant of that frame: stream anchor + `time` (RFC 3339, milliseconds).
     pub program_date_time: String,
     /// Exact stream time (not serialised; the playlist writer uses it).
     #[serde(skip)]
-    pub at: StreamTime,
+    pub(crate) at: StreamTime,
     /// The event's length, for DATERANGE's DURATION.
     #[serde(skip)]
-    pub duration: Duration90k,
+    pub(crate) duration: Duration90k,
 }
 
 /// Append-only, bounded marker list behind a lock.
@@ -53,7 +53,7 @@ impl Default for MarkerStore {
 }
 
 impl MarkerStore {
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         assert!(capacity > 0, "marker store capacity must be positive");
         MarkerStore {
             inner: RwLock::new(Inner {
@@ -65,7 +65,7 @@ impl MarkerStore {
     }
 
     /// Records an event that starts at stream time `at` and lasts `duration`.
-    pub fn push(&self, at: StreamTime, duration: Duration90k, anchor: WallClock) -> Marker {
+    pub(crate) fn push(&self, at: StreamTime, duration: Duration90k, anchor: WallClock) -> Marker {
         let mut inner = self.inner.write().expect("marker store lock poisoned");
         let id = inner.next_id;
         inner.next_id += 1;
@@ -99,7 +99,7 @@ impl MarkerStore {
     }
 
     /// Markers with an id above `id`, oldest first (ids increase with time).
-    pub fn after_id(&self, id: u64) -> Vec<Marker> {
+    pub(crate) fn after_id(&self, id: u64) -> Vec<Marker> {
         let inner = self.inner.read().expect("marker store lock poisoned");
         let newer = inner.markers.iter().rev().take_while(|m| m.id > id).count();
         inner
@@ -110,16 +110,12 @@ impl MarkerStore {
             .collect()
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.inner
             .read()
             .expect("marker store lock poisoned")
             .markers
             .len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

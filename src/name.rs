@@ -23,7 +23,7 @@ pub struct StreamName(String);
 
 /// A file of a stream, as a request or a directory listing names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MediaFile {
+pub(crate) enum MediaFile {
     /// `NAME.m3u8`
     Playlist,
     /// `NAME<seq>.ts`
@@ -32,7 +32,7 @@ pub enum MediaFile {
 
 impl StreamName {
     /// Longest accepted name, in bytes.
-    pub const MAX_LEN: usize = 64;
+    pub(crate) const MAX_LEN: usize = 64;
 
     pub fn new(name: &str) -> Result<Self, Error> {
         let alphabet = name
@@ -59,23 +59,23 @@ impl StreamName {
     }
 
     /// `NAME.m3u8`
-    pub fn playlist_file(&self) -> String {
+    pub(crate) fn playlist_file(&self) -> String {
         self.file(MediaFile::Playlist)
     }
 
     /// `NAME<seq>.ts`
-    pub fn segment_file(&self, sequence: u64) -> String {
+    pub(crate) fn segment_file(&self, sequence: u64) -> String {
         self.file(MediaFile::Segment(sequence))
     }
 
-    pub fn file(&self, file: MediaFile) -> String {
+    pub(crate) fn file(&self, file: MediaFile) -> String {
         let mut s = String::with_capacity(self.0.len() + 26);
         self.write_file(&mut s, file);
         s
     }
 
     /// Appends the file name to `out` (the playlist writer renders without allocating).
-    pub fn write_file(&self, out: &mut String, file: MediaFile) {
+    pub(crate) fn write_file(&self, out: &mut String, file: MediaFile) {
         out.push_str(&self.0);
         match file {
             MediaFile::Playlist => out.push_str(".m3u8"),
@@ -87,7 +87,7 @@ impl StreamName {
 
     /// Which of this stream's files `file` names, if any: exactly `NAME.m3u8`, or `NAME<seq>.ts`
     /// with `seq` canonical decimal that fits in a `u64`.
-    pub fn parse_file(&self, file: &str) -> Option<MediaFile> {
+    pub(crate) fn parse_file(&self, file: &str) -> Option<MediaFile> {
         let rest = file.strip_prefix(self.0.as_str())?;
         if rest == ".m3u8" {
             return Some(MediaFile::Playlist);
@@ -103,7 +103,7 @@ impl StreamName {
     }
 
     /// The sequence number if `file` is one of this stream's segments.
-    pub fn parse_segment_file(&self, file: &str) -> Option<u64> {
+    pub(crate) fn parse_segment_file(&self, file: &str) -> Option<u64> {
         match self.parse_file(file) {
             Some(MediaFile::Segment(seq)) => Some(seq),
             _ => None,

@@ -54,7 +54,7 @@ pub struct Summary {
     pub segments: u64,
     pub markers: u64,
     /// Media sequence number of the last segment written.
-    pub last_sequence: Option<u64>,
+    pub(crate) last_sequence: Option<u64>,
 }
 
 /// A painted frame on its way to the encoder.

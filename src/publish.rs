@@ -26,7 +26,7 @@ use crate::store::Storage;
 use crate::time::Duration90k;
 
 /// The playlist configuration a run's settings give.
-pub fn playlist_config(cfg: &Config) -> PlaylistConfig {
+pub(crate) fn playlist_config(cfg: &Config) -> PlaylistConfig {
     PlaylistConfig {
         name: cfg.name.clone(),
         target_duration_secs: cfg.target_duration_secs,
@@ -37,7 +37,7 @@ pub fn playlist_config(cfg: &Config) -> PlaylistConfig {
 }
 
 /// Publishes closed segments: segment file, then playlist, then deletions (R5, R20, R25).
-pub struct Publisher<'o, S: Storage> {
+pub(crate) struct Publisher<'o, S: Storage> {
     store: S,
     playlist: Playlist,
     shared: Arc<Shared>,
@@ -59,7 +59,7 @@ pub struct Publisher<'o, S: Storage> {
 impl<'o, S: Storage> Publisher<'o, S> {
     /// Starts publishing into `store`, continuing the playlist a previous run left there.
     /// `observer` sees the text of every playlist version once it is in place.
-    pub fn new(
+    pub(crate) fn new(
         cfg: &Config,
         store: S,
         shared: Arc<Shared>,
@@ -119,23 +119,23 @@ impl<'o, S: Storage> Publisher<'o, S> {
     }
 
     /// The wall-clock instant of the run's first frame (stream time zero).
-    pub fn anchor(&self) -> WallClock {
+    pub(crate) fn anchor(&self) -> WallClock {
         self.anchor
     }
 
     /// Segments published so far.
-    pub fn segments(&self) -> u64 {
+    pub(crate) fn segments(&self) -> u64 {
         self.segments
     }
 
     /// Media sequence number of the newest published segment.
-    pub fn last_sequence(&self) -> Option<u64> {
+    pub(crate) fn last_sequence(&self) -> Option<u64> {
         self.last_sequence
     }
 
     /// Publishes one segment; returns its buffer for reuse. Write errors are logged and never
     /// stop the encoder: the lost segment is left out and the next one carries a discontinuity.
-    pub fn publish(&mut self, seg: ClosedSegment, frames_encoded: u64) -> Vec<u8> {
+    pub(crate) fn publish(&mut self, seg: ClosedSegment, frames_encoded: u64) -> Vec<u8> {
         let seq = self.playlist.next_sequence();
         if let Err(e) = self.store.write_segment(seq, &seg.bytes) {
             warn!(sequence = seq, error = %e, "segment not written; it is left out of the playlist");
@@ -219,7 +219,7 @@ impl<'o, S: Storage> Publisher<'o, S> {
     }
 
     /// Writes the playlist with `EXT-X-ENDLIST` (R29): the stream is over.
-    pub fn end(&mut self, frames_encoded: u64) {
+    pub(crate) fn end(&mut self, frames_encoded: u64) {
         self.playlist.end();
         self.write_playlist();
         self.shared.update_status(|s| {

@@ -13,31 +13,31 @@ use crate::ts::{AccessUnit, MuxError, TsMuxer};
 
 /// One encoded frame on its way into a segment.
 #[derive(Clone, Copy, Debug)]
-pub struct FrameAu<'a> {
+pub(crate) struct FrameAu<'a> {
     /// Annex B access unit as the encoder wrote it.
-    pub data: &'a [u8],
+    pub(crate) data: &'a [u8],
     /// Stream time of the frame.
-    pub at: StreamTime,
-    pub keyframe: bool,
+    pub(crate) at: StreamTime,
+    pub(crate) keyframe: bool,
     /// The frame opens a segment (see [`SegmentClock`]); it must be a keyframe.
-    pub opens_segment: bool,
+    pub(crate) opens_segment: bool,
 }
 
 /// A finished segment: its bytes are complete and may be published.
 #[derive(Debug)]
-pub struct ClosedSegment {
+pub(crate) struct ClosedSegment {
     /// Stream time of its first frame.
-    pub start: StreamTime,
+    pub(crate) start: StreamTime,
     /// From its first frame to the first frame of the next segment (or the end of the stream).
-    pub duration: Duration90k,
-    pub frames: u32,
+    pub(crate) duration: Duration90k,
+    pub(crate) frames: u32,
     /// Whole TS packets, starting with PAT and PMT. Give the buffer back with
     /// [`Segmenter::recycle`] to avoid an allocation per segment.
-    pub bytes: Vec<u8>,
+    pub(crate) bytes: Vec<u8>,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum SegmentError {
+pub(crate) enum SegmentError {
     #[error("the frame at {at:?} opens a segment but is not a keyframe")]
     OpenWithoutKeyframe { at: StreamTime },
     #[error("the first frame (at {at:?}) must open a segment")]
@@ -56,7 +56,7 @@ struct Open {
 }
 
 /// Wraps the TS muxer and cuts its output into segments.
-pub struct Segmenter {
+pub(crate) struct Segmenter {
     muxer: TsMuxer,
     pts_offset: Pts,
     open: Option<Open>,
@@ -67,7 +67,7 @@ pub struct Segmenter {
 impl Segmenter {
     /// `pts_offset`: PTS of stream time zero, in 90 kHz ticks (may be near 2^33 to exercise
     /// the wrap; the muxer writes PTS modulo 2^33).
-    pub fn new(pts_offset: Pts) -> Self {
+    pub(crate) fn new(pts_offset: Pts) -> Self {
         Segmenter {
             muxer: TsMuxer::new(),
             pts_offset,
@@ -78,7 +78,7 @@ impl Segmenter {
     }
 
     /// Adds a frame. Returns the previous segment when this frame opens a new one.
-    pub fn push(&mut self, au: &FrameAu<'_>) -> Result<Option<ClosedSegment>, SegmentError> {
+    pub(crate) fn push(&mut self, au: &FrameAu<'_>) -> Result<Option<ClosedSegment>, SegmentError> {
         if let Some(open) = &self.open {
             if au.at <= open.last {
                 return Err(SegmentError::NotIncreasing {
@@ -117,19 +117,20 @@ impl Segmenter {
 
     /// Closes the last segment at the end of the stream; `end` is the stream time just after
     /// its last frame (last frame time + one frame duration).
-    pub fn finish(&mut self, end: StreamTime) -> Option<ClosedSegment> {
+    pub(crate) fn finish(&mut self, end: StreamTime) -> Option<ClosedSegment> {
         self.close(end)
     }
 
     /// Returns a segment's buffer for reuse.
-    pub fn recycle(&mut self, mut bytes: Vec<u8>) {
+    pub(crate) fn recycle(&mut self, mut bytes: Vec<u8>) {
         bytes.clear();
         if bytes.capacity() > self.spare.capacity() {
             self.spare = bytes;
         }
     }
 
-    pub fn check_invariants(&self) -> Result<(), String> {
+    #[cfg(test)]
+    fn check_invariants(&self) -> Result<(), String> {
         self.muxer.check_invariants()?;
         if self.buf.len() % 188 != 0 {
             return Err(format!(

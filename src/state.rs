@@ -9,30 +9,30 @@ use crate::markers::MarkerStore;
 #[derive(Debug, Default)]
 pub struct Shared {
     pub markers: MarkerStore,
-    pub status: RwLock<Status>,
+    pub(crate) status: RwLock<Status>,
 }
 
 /// Counters and health of the stream, updated by the segmenter once per segment.
 #[derive(Clone, Debug, Default)]
-pub struct Status {
+pub(crate) struct Status {
     /// Monotonic instant at which the newest segment was published (playlist renamed into place).
-    pub newest_segment_at: Option<Instant>,
+    pub(crate) newest_segment_at: Option<Instant>,
     /// Media sequence number of the newest published segment.
-    pub newest_sequence: Option<u64>,
+    pub(crate) newest_sequence: Option<u64>,
     /// The playlist carries `EXT-X-ENDLIST`: no more segments will come.
-    pub ended: bool,
-    pub segments_written: u64,
-    pub frames_encoded: u64,
+    pub(crate) ended: bool,
+    pub(crate) segments_written: u64,
+    pub(crate) frames_encoded: u64,
     /// Frames the source dropped because the encoder was behind.
-    pub frames_dropped: u64,
+    pub(crate) frames_dropped: u64,
 }
 
 impl Shared {
-    pub fn status(&self) -> Status {
+    pub(crate) fn status(&self) -> Status {
         self.status.read().expect("status lock poisoned").clone()
     }
 
-    pub fn update_status(&self, f: impl FnOnce(&mut Status)) {
+    pub(crate) fn update_status(&self, f: impl FnOnce(&mut Status)) {
         f(&mut self.status.write().expect("status lock poisoned"));
     }
 }

@@ -13,7 +13,7 @@ use crate::name::StreamName;
 /// What the publisher needs of the place a stream's files go: whole-file writes, reads of the
 /// previous playlist, a listing and deletion of segments. Tests use an in-memory store that
 /// records the order of these calls.
-pub trait Storage {
+pub(crate) trait Storage {
     /// Writes segment `sequence` whole; readers never see part of it.
     fn write_segment(&mut self, sequence: u64, bytes: &[u8]) -> io::Result<()>;
     /// Replaces the playlist whole.
@@ -29,14 +29,14 @@ pub trait Storage {
 
 /// The media directory of one stream: `NAME.m3u8` and `NAME<seq>.ts`.
 #[derive(Clone, Debug)]
-pub struct MediaDir {
+pub(crate) struct MediaDir {
     dir: PathBuf,
     name: StreamName,
 }
 
 impl MediaDir {
     /// Opens (creating it if needed) the directory for stream `name`.
-    pub fn open(dir: &Path, name: &StreamName) -> io::Result<Self> {
+    pub(crate) fn open(dir: &Path, name: &StreamName) -> io::Result<Self> {
         fs::create_dir_all(dir).map_err(|e| {
             io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display()))
         })?;
@@ -46,7 +46,7 @@ impl MediaDir {
         })
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.dir
     }
 }
@@ -104,7 +104,7 @@ impl Storage for MediaDir {
 impl MediaDir {
     /// `--fresh`: removes this stream's playlist, segments and leftover temporary files.
     /// Returns how many files went.
-    pub fn clean(&self) -> io::Result<usize> {
+    pub(crate) fn clean(&self) -> io::Result<usize> {
         let mut n = 0;
         for entry in fs::read_dir(&self.dir)? {
             let entry = entry?;

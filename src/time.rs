@@ -19,7 +19,7 @@ use std::ops::{Add, Mul, Sub};
 pub const TICKS_PER_SEC: u64 = 90_000;
 
 /// Ticks per millisecond (exact: 90).
-pub const TICKS_PER_MS: u64 = TICKS_PER_SEC / 1000;
+pub(crate) const TICKS_PER_MS: u64 = TICKS_PER_SEC / 1000;
 
 /// An instant on the stream clock: 90 kHz ticks since the stream's first frame.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -35,62 +35,57 @@ pub struct Duration90k(pub u64);
 pub struct Pts(pub u64);
 
 impl StreamTime {
-    pub const ZERO: StreamTime = StreamTime(0);
+    pub(crate) const ZERO: StreamTime = StreamTime(0);
 
     pub fn as_u64(self) -> u64 {
         self.0
     }
 
     /// The time since the stream's first frame.
-    pub fn since_start(self) -> Duration90k {
+    pub(crate) fn since_start(self) -> Duration90k {
         Duration90k(self.0)
     }
 
     /// Seconds as a float, for display and JSON only (never for arithmetic that accumulates).
-    pub fn as_secs_f64(self) -> f64 {
+    pub(crate) fn as_secs_f64(self) -> f64 {
         self.0 as f64 / TICKS_PER_SEC as f64
     }
 
     /// Whole seconds since the stream's start, rounded down (the timecode's seconds).
-    pub fn whole_secs(self) -> u64 {
+    pub(crate) fn whole_secs(self) -> u64 {
         self.0 / TICKS_PER_SEC
     }
 
     /// The presentation timestamp of this instant for a stream whose first frame has PTS
     /// `offset`.
-    pub fn to_pts(self, offset: Pts) -> Pts {
+    pub(crate) fn to_pts(self, offset: Pts) -> Pts {
         Pts(offset.0 + self.0)
     }
 }
 
 impl Duration90k {
-    pub const ZERO: Duration90k = Duration90k(0);
+    pub(crate) const ZERO: Duration90k = Duration90k(0);
 
     pub fn from_secs(secs: u64) -> Self {
         Duration90k(secs * TICKS_PER_SEC)
     }
 
-    pub fn from_millis(ms: u64) -> Self {
+    pub(crate) fn from_millis(ms: u64) -> Self {
         Duration90k(ms * TICKS_PER_MS)
     }
 
     /// Seconds given as a float (a flag, a JSON number), rounded to the nearest tick; `None`
     /// unless finite, not negative and below a billion seconds.
-    pub fn from_secs_f64(secs: f64) -> Option<Self> {
+    pub(crate) fn from_secs_f64(secs: f64) -> Option<Self> {
         (secs.is_finite() && (0.0..1e9).contains(&secs))
             .then(|| Duration90k((secs * TICKS_PER_SEC as f64).round() as u64))
     }
 
     /// Seconds written with millisecond precision (an EXTINF or a DATERANGE DURATION read back),
     /// rounded to the millisecond; `None` unless finite and within `0..=max_secs`.
-    pub fn from_millis_f64(secs: f64, max_secs: f64) -> Option<Self> {
+    pub(crate) fn from_millis_f64(secs: f64, max_secs: f64) -> Option<Self> {
         (secs.is_finite() && (0.0..=max_secs).contains(&secs))
             .then(|| Duration90k::from_millis((secs * 1000.0).round() as u64))
-    }
-
-    /// A std duration, rounded down to the tick.
-    pub fn from_std(d: std::time::Duration) -> Self {
-        Duration90k((d.as_nanos() * u128::from(TICKS_PER_SEC) / 1_000_000_000) as u64)
     }
 
     pub fn as_u64(self) -> u64 {
@@ -102,13 +97,13 @@ impl Duration90k {
     }
 
     /// Whole milliseconds, rounded down.
-    pub fn as_millis(self) -> u64 {
+    pub(crate) fn as_millis(self) -> u64 {
         self.0 / TICKS_PER_MS
     }
 
     /// Whole milliseconds, rounded to the nearest (half up): what an EXTINF shows.
-    pub fn as_millis_rounded(self) -> u64 {
-        (self.0 + TICKS_PER_MS / 2) / TICKS_PER_MS
+    pub(crate) fn as_millis_rounded(self) -> u64 {
+        self.0.saturating_add(TICKS_PER_MS / 2) / TICKS_PER_MS
     }
 
     /// Whole seconds, rounded up.
@@ -116,7 +111,7 @@ impl Duration90k {
         self.0.div_ceil(TICKS_PER_SEC)
     }
 
-    pub fn as_std(self) -> std::time::Duration {
+    pub(crate) fn as_std(self) -> std::time::Duration {
         std::time::Duration::from_nanos(
             (u128::from(self.0) * 1_000_000_000 / u128::from(TICKS_PER_SEC)) as u64,
         )
@@ -128,7 +123,7 @@ impl Pts {
         self.0
     }
 
-    pub fn as_secs_f64(self) -> f64 {
+    pub(crate) fn as_secs_f64(self) -> f64 {
         self.0 as f64 / TICKS_PER_SEC as f64
     }
 }
@@ -252,8 +247,8 @@ impl fmt::Debug for Pts {
 /// A frame rate as an exact fraction, e.g. 30/1 or 30000/1001.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameRate {
-    pub num: u32,
-    pub den: u32,
+    pub(crate) num: u32,
+    pub(crate) den: u32,
 }
 
 impl FrameRate {
@@ -265,7 +260,7 @@ impl FrameRate {
     }
 
     /// Parses `30`, `29.97`, `30000/1001`. `29.97` and `59.94` are taken as the NTSC fractions.
-    pub fn parse(s: &str) -> Result<Self, crate::error::Error> {
+    pub(crate) fn parse(s: &str) -> Result<Self, crate::error::Error> {
         let s = s.trim();
         if let Some((n, d)) = s.split_once('/') {
             let num = n
@@ -308,18 +303,18 @@ impl FrameRate {
     }
 
     /// The length of one frame (of the first one; at 29.97 fps every frame is 3003 ticks).
-    pub fn frame_duration(self) -> Duration90k {
+    pub(crate) fn frame_duration(self) -> Duration90k {
         self.time_of(1).since_start()
     }
 
     /// True when `time_of(n)` is exact, not rounded down to the tick.
-    pub fn is_exact(self, n: u64) -> bool {
+    pub(crate) fn is_exact(self, n: u64) -> bool {
         (u128::from(n) * u128::from(TICKS_PER_SEC) * u128::from(self.den)) % u128::from(self.num)
             == 0
     }
 
     /// The first frame slot whose time is at or after `t`.
-    pub fn first_frame_at_or_after(self, t: StreamTime) -> u64 {
+    pub(crate) fn first_frame_at_or_after(self, t: StreamTime) -> u64 {
         let num = u128::from(t.0) * u128::from(self.num);
         let den = u128::from(TICKS_PER_SEC) * u128::from(self.den);
         let mut n = num.div_ceil(den) as u64;
@@ -334,7 +329,7 @@ impl FrameRate {
     }
 
     /// How many frames cover `d`: the first slot at or after it (the GOP of a segment).
-    pub fn frames_covering(self, d: Duration90k) -> u64 {
+    pub(crate) fn frames_covering(self, d: Duration90k) -> u64 {
         self.first_frame_at_or_after(StreamTime(d.0))
     }
 }
@@ -345,14 +340,14 @@ impl FrameRate {
 /// segment) and the decision travels with the frame to the encoder (which forces an IDR) and the
 /// segmenter (which cuts there).
 #[derive(Clone, Debug)]
-pub struct SegmentClock {
+pub(crate) struct SegmentClock {
     segment: Duration90k,
     /// Stream time of the next boundary; `None` before the first frame.
     next_boundary: Option<StreamTime>,
 }
 
 impl SegmentClock {
-    pub fn new(segment: Duration90k) -> Self {
+    pub(crate) fn new(segment: Duration90k) -> Self {
         assert!(
             segment > Duration90k::ZERO,
             "segment duration must be positive"
@@ -365,7 +360,7 @@ impl SegmentClock {
 
     /// True when the frame at stream time `at` opens a segment. Frames must come in increasing
     /// time order; frames may be skipped (dropped), the first one at or after a boundary opens.
-    pub fn opens_segment(&mut self, at: StreamTime) -> bool {
+    pub(crate) fn opens_segment(&mut self, at: StreamTime) -> bool {
         match self.next_boundary {
             Some(b) if at < b => false,
             _ => {
@@ -457,10 +452,6 @@ mod tests {
         assert_eq!(Duration90k(44).as_millis_rounded(), 0);
         assert_eq!(Duration90k(45).as_millis_rounded(), 1);
         assert_eq!(Duration90k(180_001).as_secs_ceil(), 3);
-        assert_eq!(
-            Duration90k::from_std(std::time::Duration::from_millis(1500)),
-            Duration90k(135_000)
-        );
         assert_eq!(StreamTime(10).to_pts(Pts(126_000)), Pts(126_010));
     }
 

@@ -15,14 +15,14 @@ pub enum AttrValue<'a> {
 }
 
 impl<'a> AttrValue<'a> {
-    pub fn quoted(self) -> Option<&'a str> {
+    pub(crate) fn quoted(self) -> Option<&'a str> {
         match self {
             AttrValue::Quoted(v) => Some(v),
             AttrValue::Plain(_) => None,
         }
     }
 
-    pub fn plain(self) -> Option<&'a str> {
+    pub(crate) fn plain(self) -> Option<&'a str> {
         match self {
             AttrValue::Plain(v) => Some(v),
             AttrValue::Quoted(_) => None,
@@ -77,7 +77,7 @@ pub fn parse(list: &str) -> Result<Vec<(&str, AttrValue<'_>)>, String> {
 }
 
 /// The value of attribute `name` in parsed `attrs`.
-pub fn get<'a>(attrs: &[(&str, AttrValue<'a>)], name: &str) -> Option<AttrValue<'a>> {
+pub(crate) fn get<'a>(attrs: &[(&str, AttrValue<'a>)], name: &str) -> Option<AttrValue<'a>> {
     attrs.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
 }
 

@@ -78,7 +78,7 @@ use crate::name::{MediaFile, StreamName};
 use crate::time::{Duration90k, FrameRate, TICKS_PER_MS, TICKS_PER_SEC};
 
 pub mod attributes;
-pub mod resume;
+pub(crate) mod resume;
 
 /// The `EXT-X-VERSION` we write: decimal-floating-point EXTINF needs 3 (RFC 8216 §7); PDT,
 /// DATERANGE and INDEPENDENT-SEGMENTS add no requirement (R11).
@@ -112,7 +112,7 @@ pub struct PlaylistConfig {
 /// boundary to the first frame at or after the next. Both ends sit on the frame grid, so a
 /// segment is at most the whole number of frames that covers `segment`. A frame time that is
 /// not a whole number of ticks counts as one tick more, so the bound is never short.
-pub fn longest_segment(rate: FrameRate, segment: Duration90k) -> Duration90k {
+pub(crate) fn longest_segment(rate: FrameRate, segment: Duration90k) -> Duration90k {
     let n = rate.frames_covering(segment);
     rate.time_of(n).since_start() + Duration90k(u64::from(!rate.is_exact(n)))
 }
@@ -121,7 +121,7 @@ pub fn longest_segment(rate: FrameRate, segment: Duration90k) -> Duration90k {
 /// seconds of [`longest_segment`], at least 1. With version 3 the target bounds the unrounded
 /// EXTINF (R13), so 2 s segments at 29.97 fps (up to 2.033 s) need 3. The one rule for it: the
 /// command line, the playlist and the server take it from here.
-pub fn target_duration_secs(rate: FrameRate, segment: Duration90k) -> u64 {
+pub(crate) fn target_duration_secs(rate: FrameRate, segment: Duration90k) -> u64 {
     longest_segment(rate, segment).as_secs_ceil().max(1)
 }
 
@@ -129,14 +129,14 @@ pub fn target_duration_secs(rate: FrameRate, segment: Duration90k) -> u64 {
 /// available for its own duration plus the duration of the longest playlist that contained it.
 /// The one rule for it: the playlist's deletions, the restart's leftover files and the segments'
 /// `Expires` header all come from here.
-pub fn r25_grace(own: Duration90k, longest_playlist: Duration90k) -> Duration90k {
+pub(crate) fn r25_grace(own: Duration90k, longest_playlist: Duration90k) -> Duration90k {
     own + longest_playlist
 }
 
 /// How long a segment of (at most) `longest` stays on the server from its publication in a
 /// window of `list_size` segments: listed while `list_size` segments are published, then the
 /// [`r25_grace`] of that window. The planned time-to-live behind a segment's `Expires` (R27).
-pub fn planned_segment_lifetime(longest: Duration90k, list_size: usize) -> Duration90k {
+pub(crate) fn planned_segment_lifetime(longest: Duration90k, list_size: usize) -> Duration90k {
     let window = longest * list_size as u64;
     window + r25_grace(longest, window)
 }
@@ -188,7 +188,7 @@ pub struct PendingDelete {
     /// Media sequence number of the segment.
     pub sequence: u64,
     /// The file may be deleted once [`Playlist::stream_time`] reaches this.
-    pub delete_at: Duration90k,
+    pub(crate) delete_at: Duration90k,
 }
 
 /// Why a configuration, segment or range was refused.
@@ -421,7 +421,7 @@ fn epoch_ticks(w: WallClock) -> i64 {
 
 /// Ticks to milliseconds, rounded to nearest (half up): 180180 -> 2002.
 fn ticks_to_millis(t: Duration90k) -> u64 {
-    t.as_u64().saturating_add(TICKS_PER_MS / 2) / TICKS_PER_MS
+    t.as_millis_rounded()
 }
 
 /// Writes `ms` as decimal seconds with three decimals: 2002 -> `2.002`.

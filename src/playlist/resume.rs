@@ -23,31 +23,31 @@ const MAX_READ_BACK_SECS: f64 = 86_400.0;
 
 /// What a previous run left in its playlist.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PreviousRun {
-    pub media_sequence: u64,
+pub(crate) struct PreviousRun {
+    pub(crate) media_sequence: u64,
     /// Its `EXT-X-TARGETDURATION`; 0 when unknown.
-    pub target_duration: u64,
-    pub discontinuity_sequence: u64,
+    pub(crate) target_duration: u64,
+    pub(crate) discontinuity_sequence: u64,
     /// Its window, oldest first; empty when the window could not be trusted.
-    pub segments: Vec<OldSegment>,
+    pub(crate) segments: Vec<OldSegment>,
     /// Its markers, so they stay on the timeline while their segments are listed (R36).
-    pub date_ranges: Vec<DateRange>,
+    pub(crate) date_ranges: Vec<DateRange>,
     /// Program date time just after its last segment.
-    pub end: Option<WallClock>,
+    pub(crate) end: Option<WallClock>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OldSegment {
-    pub duration: Duration90k,
-    pub program_date_time: WallClock,
-    pub discontinuity: bool,
+pub(crate) struct OldSegment {
+    pub(crate) duration: Duration90k,
+    pub(crate) program_date_time: WallClock,
+    pub(crate) discontinuity: bool,
     /// The file name when the URI is one of this stream's segments.
-    pub file: Option<String>,
+    pub(crate) file: Option<String>,
 }
 
 /// How a previous playlist reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Previous {
+pub(crate) enum Previous {
     /// A playlist to continue.
     Run(PreviousRun),
     /// Not a playlist (the reason): numbering continues after the newest segment file instead.
@@ -59,7 +59,7 @@ pub enum Previous {
 /// Reads the previous run's playlist `text` (with m3u8-rs, and our own DATERANGE tags with the
 /// strict attribute parser). A hostile or corrupt file never panics and never yields a window
 /// that the new playlist would refuse: dates past 9999 or EXTINFs over a day drop the window.
-pub fn read_previous(text: &[u8], name: &StreamName) -> Previous {
+pub(crate) fn read_previous(text: &[u8], name: &StreamName) -> Previous {
     let pl = match m3u8_rs::parse_media_playlist_res(text) {
         Ok(pl) => pl,
         Err(e) => return Previous::Unreadable(e.to_string()),
@@ -113,7 +113,7 @@ pub fn read_previous(text: &[u8], name: &StreamName) -> Previous {
 
 /// A previous run known only by its newest segment file (its playlist was unreadable):
 /// numbering continues after it.
-pub fn after_segment_files(newest_sequence: Option<u64>) -> Option<PreviousRun> {
+pub(crate) fn after_segment_files(newest_sequence: Option<u64>) -> Option<PreviousRun> {
     let next = newest_sequence?.checked_add(1)?;
     Some(PreviousRun {
         media_sequence: next,
@@ -127,7 +127,7 @@ pub fn after_segment_files(newest_sequence: Option<u64>) -> Option<PreviousRun> 
 
 /// Reads back one of our own DATERANGE attribute lists (`ID`, `START-DATE`, `DURATION`, label);
 /// `None` for anything else.
-pub fn parse_date_range(list: &str) -> Option<DateRange> {
+pub(crate) fn parse_date_range(list: &str) -> Option<DateRange> {
     let attrs = attributes::parse(list).ok()?;
     let id = attributes::get(&attrs, "ID")?.quoted()?;
     let start = WallClock::parse_rfc3339(attributes::get(&attrs, "START-DATE")?.quoted()?)?;
@@ -146,18 +146,18 @@ pub fn parse_date_range(list: &str) -> Option<DateRange> {
 
 /// Where a new run starts.
 #[derive(Debug)]
-pub struct Resumed {
+pub(crate) struct Resumed {
     /// The playlist to push new segments to (the old window already in it, if it fits).
-    pub playlist: Playlist,
+    pub(crate) playlist: Playlist,
     /// The wall-clock instant of the new run's first frame: `now`, or the end of the previous
     /// run if that is later (R33).
-    pub anchor: WallClock,
+    pub(crate) anchor: WallClock,
     /// The first new segment follows a restart: `EXT-X-DISCONTINUITY` (R6).
-    pub discontinuity: bool,
+    pub(crate) discontinuity: bool,
     /// Files of the previous run that are no longer listed, deleted once `leftovers_due` of new
     /// stream time has been published (R25).
-    pub leftovers: Vec<String>,
-    pub leftovers_due: Duration90k,
+    pub(crate) leftovers: Vec<String>,
+    pub(crate) leftovers_due: Duration90k,
 }
 
 /// The state a new run starts from, given the previous run (if any), this stream's segment files
@@ -167,7 +167,7 @@ pub struct Resumed {
 /// `--hls-time`, so another TARGETDURATION, R14) a new window starts after it: numbers go on
 /// after its last segment (never reused: segments are cached as immutable), and every
 /// DISCONTINUITY tag that leaves with it counts (R22, R26).
-pub fn resume(
+pub(crate) fn resume(
     mut cfg: PlaylistConfig,
     previous: Option<PreviousRun>,
     files_on_disk: &[(u64, String)],

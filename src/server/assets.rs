@@ -9,11 +9,11 @@ use std::sync::OnceLock;
 
 /// One embedded file.
 #[derive(Debug)]
-pub struct Asset {
+pub(crate) struct Asset {
     /// Path under `/static/` (the page itself is also served at `/`).
-    pub path: &'static str,
-    pub content_type: &'static str,
-    pub body: &'static [u8],
+    pub(crate) path: &'static str,
+    pub(crate) content_type: &'static str,
+    pub(crate) body: &'static [u8],
 }
 
 /// `Content-Type` of a script; ES modules are only run when it is a JavaScript MIME type.
@@ -21,7 +21,7 @@ const JS: &str = "text/javascript; charset=utf-8";
 
 /// Every embedded file, in no particular order. The page's ES modules are under `js/`
 /// (`js/main.js` imports the others; a test checks that every import is embedded).
-pub static ASSETS: &[Asset] = &[
+pub(crate) static ASSETS: &[Asset] = &[
     Asset {
         path: "index.html",
         content_type: "text/html; charset=utf-8",
@@ -75,10 +75,10 @@ pub static ASSETS: &[Asset] = &[
 ];
 
 /// The player page, served at `/`.
-pub const INDEX: &str = "index.html";
+pub(crate) const INDEX: &str = "index.html";
 
 /// Looks an asset up by its path under `/static/`.
-pub fn find(path: &str) -> Option<(&'static Asset, &'static str)> {
+pub(crate) fn find(path: &str) -> Option<(&'static Asset, &'static str)> {
     let i = ASSETS.iter().position(|a| a.path == path)?;
     Some((&ASSETS[i], etags()[i].as_str()))
 }
@@ -90,16 +90,16 @@ fn etags() -> &'static [String] {
 }
 
 /// A quoted strong entity tag for `bytes`.
-pub fn etag_of(bytes: &[u8]) -> String {
+pub(crate) fn etag_of(bytes: &[u8]) -> String {
     format!("\"{:016x}\"", fnv1a64(bytes))
 }
 
 /// Placeholder in `index.html` replaced by the stream name (always `[A-Za-z0-9_-]+`, so it needs
 /// no escaping in HTML or in a URL path).
-pub const NAME_PLACEHOLDER: &str = "__STREAM_NAME__";
+pub(crate) const NAME_PLACEHOLDER: &str = "__STREAM_NAME__";
 
 /// The player page for stream `name`, and its entity tag.
-pub fn render_index(name: &str) -> (String, String) {
+pub(crate) fn render_index(name: &str) -> (String, String) {
     let (page, _) = find(INDEX).expect("the page is embedded");
     let page = std::str::from_utf8(page.body).expect("index.html is UTF-8");
     let html = page.replace(NAME_PLACEHOLDER, name);
@@ -115,7 +115,7 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
 }
 
 /// Whether an `If-None-Match` header value matches `etag` (weak comparison, RFC 9110 §13.1.2).
-pub fn if_none_match_hits(header: &str, etag: &str) -> bool {
+pub(crate) fn if_none_match_hits(header: &str, etag: &str) -> bool {
     header
         .split(',')
         .map(str::trim)

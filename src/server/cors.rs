@@ -12,23 +12,23 @@ use crate::error::{Error, ErrorKind};
 
 /// Headers a cross-origin script may read besides the CORS-safelisted ones (hls.js reads the
 /// length and range of what it loads).
-pub const EXPOSE_HEADERS: &str = "Content-Length, Content-Range, Accept-Ranges";
+pub(crate) const EXPOSE_HEADERS: &str = "Content-Length, Content-Range, Accept-Ranges";
 
 /// Request headers a cross-origin script may send.
-pub const ALLOW_HEADERS: &str = "Range";
+pub(crate) const ALLOW_HEADERS: &str = "Range";
 
 /// How long a browser may cache a preflight answer, in seconds.
-pub const PREFLIGHT_MAX_AGE_SECS: u32 = 600;
+pub(crate) const PREFLIGHT_MAX_AGE_SECS: u32 = 600;
 
 /// The origins allowed to read this server's responses from a script.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CorsPolicy {
+pub(crate) struct CorsPolicy {
     origins: Vec<String>,
 }
 
 impl CorsPolicy {
     /// Builds a policy from `--cors-origin` values, each checked by [`parse_origin`].
-    pub fn new<S: AsRef<str>>(origins: &[S]) -> Result<Self, Error> {
+    pub(crate) fn new<S: AsRef<str>>(origins: &[S]) -> Result<Self, Error> {
         let mut out: Vec<String> = Vec::with_capacity(origins.len());
         for o in origins {
             let o =
@@ -40,16 +40,17 @@ impl CorsPolicy {
         Ok(CorsPolicy { origins: out })
     }
 
-    pub fn is_enabled(&self) -> bool {
+    pub(crate) fn is_enabled(&self) -> bool {
         !self.origins.is_empty()
     }
 
     /// Whether a request's `Origin` header value is one of the allowed origins.
-    pub fn allows(&self, origin: &str) -> bool {
+    pub(crate) fn allows(&self, origin: &str) -> bool {
         self.origins.iter().any(|o| o == origin)
     }
 
-    pub fn origins(&self) -> &[String] {
+    #[cfg(test)]
+    fn origins(&self) -> &[String] {
         &self.origins
     }
 }
@@ -59,7 +60,7 @@ impl CorsPolicy {
 ///
 /// Accepts `http://host[:port]` and `https://host[:port]` with an optional trailing `/`.
 /// Refuses `*`, `null`, paths, queries, fragments, user info and anything with whitespace.
-pub fn parse_origin(s: &str) -> Result<String, String> {
+pub(crate) fn parse_origin(s: &str) -> Result<String, String> {
     let err = |why: &str| Err(format!("--cors-origin {s:?}: {why}"));
     if s == "*" {
         return err("a wildcard is never allowed; name each origin, e.g. https://example.com");

@@ -17,7 +17,7 @@ struct ErrorBody<'a> {
 }
 
 /// The status an error of `kind` is answered with.
-pub fn status_of(kind: ErrorKind) -> StatusCode {
+pub(crate) fn status_of(kind: ErrorKind) -> StatusCode {
     match kind {
         ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
@@ -29,7 +29,7 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
 }
 
 /// A JSON error answer that is never cached.
-pub fn json_error(status: StatusCode, error: &str) -> HttpResponse {
+pub(crate) fn json_error(status: StatusCode, error: &str) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(ErrorBody { error })

@@ -16,7 +16,7 @@ use crate::error::{Error, ErrorKind};
 
 /// Largest playlist the server reads into memory. A 60-segment window with a DATERANGE per
 /// marker is a few kilobytes; anything near this is not a playlist we wrote.
-pub const MAX_PLAYLIST_BYTES: u64 = 4 * 1024 * 1024;
+pub(crate) const MAX_PLAYLIST_BYTES: u64 = 4 * 1024 * 1024;
 
 /// An I/O error as the server reports it: a file that is missing or not ours to read is
 /// [`ErrorKind::NotFound`] (answered with 404, indistinguishable on purpose), anything else
@@ -36,15 +36,15 @@ fn not_found() -> Error {
 
 /// An opened regular file directly inside the media directory.
 #[derive(Debug)]
-pub struct Opened {
-    pub file: File,
+pub(crate) struct Opened {
+    pub(crate) file: File,
     /// The canonical path that was opened.
-    pub path: PathBuf,
-    pub metadata: Metadata,
+    pub(crate) path: PathBuf,
+    pub(crate) metadata: Metadata,
 }
 
 /// Opens `file_name` (already validated by the stream name) inside `dir`. Blocking.
-pub fn open_inside(dir: &Path, file_name: &str) -> Result<Opened, Error> {
+pub(crate) fn open_inside(dir: &Path, file_name: &str) -> Result<Opened, Error> {
     let context = "opening a media file";
     let root = dir.canonicalize().map_err(|e| io_error(context, e))?;
     let real = root
@@ -67,7 +67,7 @@ pub fn open_inside(dir: &Path, file_name: &str) -> Result<Opened, Error> {
 }
 
 /// Reads the whole playlist `file_name` inside `dir`. Blocking.
-pub fn read_playlist(dir: &Path, file_name: &str) -> Result<Vec<u8>, Error> {
+pub(crate) fn read_playlist(dir: &Path, file_name: &str) -> Result<Vec<u8>, Error> {
     let Opened { file, metadata, .. } = open_inside(dir, file_name)?;
     let too_large = |n: u64| {
         crate::err!(

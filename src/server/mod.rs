@@ -22,11 +22,11 @@
 //! short lock scopes that never span an `.await`, and the media threads write the files without
 //! waiting on any HTTP client. A stalled client only holds its own socket and file descriptor.
 
-pub mod assets;
-pub mod cors;
-pub mod error;
-pub mod media;
-pub mod stream_info;
+pub(crate) mod assets;
+pub(crate) mod cors;
+pub(crate) mod error;
+pub(crate) mod media;
+pub(crate) mod stream_info;
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
@@ -50,13 +50,13 @@ use cors::CorsPolicy;
 use error::json_error;
 
 /// `Content-Type` of a playlist (RFC 8216 §4, R8).
-pub const PLAYLIST_CONTENT_TYPE: &str = "application/vnd.apple.mpegurl";
+pub(crate) const PLAYLIST_CONTENT_TYPE: &str = "application/vnd.apple.mpegurl";
 
 /// `Content-Type` of an MPEG-2 transport stream segment (RFC 3555 §4.2.9).
-pub const SEGMENT_CONTENT_TYPE: &str = "video/mp2t";
+pub(crate) const SEGMENT_CONTENT_TYPE: &str = "video/mp2t";
 
 /// How long a graceful stop waits for in-flight responses.
-pub const SHUTDOWN_TIMEOUT_SECS: u64 = 3;
+pub(crate) const SHUTDOWN_TIMEOUT_SECS: u64 = 3;
 
 /// The page's Content-Security-Policy: everything from this origin only; hls.js runs its
 /// transmuxer in a worker made from a `blob:` URL and feeds the video element through a
@@ -87,7 +87,7 @@ pub struct ServerConfig {
 impl ServerConfig {
     /// Checks what the types cannot: a target duration of at least one second and well-formed
     /// CORS origins (the stream name is valid by construction).
-    pub fn validate(&self) -> Result<(), Error> {
+    pub(crate) fn validate(&self) -> Result<(), Error> {
         if self.target_duration_secs == 0 {
             crate::bail!(
                 InvalidArgument,
@@ -100,7 +100,7 @@ impl ServerConfig {
 
     /// `Cache-Control` of the playlist: a shared cache may keep it for at most half a target
     /// duration, rounded down (RFC 8216 §6.3.4); `no-cache` when that is under a second.
-    pub fn playlist_cache_control(&self) -> String {
+    pub(crate) fn playlist_cache_control(&self) -> String {
         match self.target_duration_secs / 2 {
             0 => "no-cache".to_owned(),
             s => format!("public, max-age={s}"),
@@ -108,7 +108,7 @@ impl ServerConfig {
     }
 
     /// The health deadline: the newest segment may be this old (rfc8216bis §6.2.1, R28).
-    pub fn health_deadline(&self) -> Duration {
+    pub(crate) fn health_deadline(&self) -> Duration {
         Duration::from_millis(self.target_duration_secs.saturating_mul(1500))
     }
 }
@@ -133,7 +133,7 @@ struct AppState {
 /// # Panics
 /// If `cfg` does not pass [`ServerConfig::validate`]; [`serve`] validates first and returns an
 /// error instead.
-pub fn configure(
+pub(crate) fn configure(
     cfg: &ServerConfig,
     shared: Arc<Shared>,
 ) -> impl FnOnce(&mut web::ServiceConfig) + Clone {
@@ -450,7 +450,7 @@ async fn segment(
 /// for `lifetime`: a segment never changes, so caches may keep it for all of its remaining life
 /// (RFC 8216 §6.2.2: `Expires` should reflect its planned time-to-live, R27), and no longer, in
 /// case a later run (`--fresh`) reuses the name.
-pub fn segment_cache_headers(
+pub(crate) fn segment_cache_headers(
     published: SystemTime,
     lifetime: Duration,
 ) -> (String, header::HttpDate) {
@@ -472,7 +472,7 @@ struct MarkersBody {
 
 /// Reads `ts_start` from a query string: absent is `None`; present it must be a finite number,
 /// given once.
-pub fn parse_ts_start(query: &str) -> Result<Option<f64>, Error> {
+pub(crate) fn parse_ts_start(query: &str) -> Result<Option<f64>, Error> {
     let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
         .map_err(|e| crate::err!(InvalidArgument, "malformed query string: {e}"))?;
     let mut values = pairs
@@ -509,7 +509,7 @@ async fn markers(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRes
 /// How the stream is doing, as `/healthz` reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum HealthStatus {
+pub(crate) enum HealthStatus {
     /// No segment yet.
     Starting,
     /// Segments keep coming within the deadline.
@@ -522,7 +522,7 @@ pub enum HealthStatus {
 
 impl HealthStatus {
     /// `200` for `live` and `ended`, `503` for `starting` and `stalled`.
-    pub fn http_status(self) -> StatusCode {
+    pub(crate) fn http_status(self) -> StatusCode {
         match self {
             HealthStatus::Live | HealthStatus::Ended => StatusCode::OK,
             HealthStatus::Starting | HealthStatus::Stalled => StatusCode::SERVICE_UNAVAILABLE,
@@ -532,26 +532,26 @@ impl HealthStatus {
 
 /// The health check's body.
 #[derive(Debug, Serialize)]
-pub struct Health {
-    pub status: HealthStatus,
-    pub newest_segment_age_secs: Option<f64>,
-    pub deadline_secs: f64,
-    pub newest_sequence: Option<u64>,
-    pub ended: bool,
-    pub segments_written: u64,
-    pub frames_encoded: u64,
-    pub frames_dropped: u64,
-    pub markers: usize,
+pub(crate) struct Health {
+    pub(crate) status: HealthStatus,
+    pub(crate) newest_segment_age_secs: Option<f64>,
+    pub(crate) deadline_secs: f64,
+    pub(crate) newest_sequence: Option<u64>,
+    pub(crate) ended: bool,
+    pub(crate) segments_written: u64,
+    pub(crate) frames_encoded: u64,
+    pub(crate) frames_dropped: u64,
+    pub(crate) markers: usize,
 }
 
 impl Health {
-    pub fn http_status(&self) -> StatusCode {
+    pub(crate) fn http_status(&self) -> StatusCode {
         self.status.http_status()
     }
 }
 
 /// The stream's health from the shared status (see [`Health::status`]).
-pub fn health(shared: &Shared, deadline: Duration) -> Health {
+pub(crate) fn health(shared: &Shared, deadline: Duration) -> Health {
     let s = shared.status();
     let age = s.newest_segment_at.map(|t| t.elapsed());
     let status = match age {

@@ -19,28 +19,28 @@ use crate::time::FrameRate;
 
 /// The body of `GET /stream`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct StreamInfo {
+pub(crate) struct StreamInfo {
     /// The stream's base name.
-    pub name: String,
+    pub(crate) name: String,
     /// Path of the live playlist on this server.
-    pub playlist: String,
+    pub(crate) playlist: String,
     /// Frames per second as an exact fraction (30000/1001 for 29.97).
-    pub frame_rate: Rate,
+    pub(crate) frame_rate: Rate,
     /// `num / den`, for display only: compute frames from `frame_rate`.
-    pub fps: f64,
+    pub(crate) fps: f64,
     /// `EXT-X-TARGETDURATION` in seconds.
-    pub target_duration: u64,
+    pub(crate) target_duration: u64,
 }
 
 /// A frame rate as it is serialised: `{"num": 30000, "den": 1001}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub struct Rate {
-    pub num: u32,
-    pub den: u32,
+pub(crate) struct Rate {
+    pub(crate) num: u32,
+    pub(crate) den: u32,
 }
 
 impl StreamInfo {
-    pub fn new(cfg: &ServerConfig) -> StreamInfo {
+    pub(crate) fn new(cfg: &ServerConfig) -> StreamInfo {
         let FrameRate { num, den } = cfg.frame_rate;
         StreamInfo {
             name: cfg.name.to_string(),
@@ -53,16 +53,16 @@ impl StreamInfo {
 }
 
 /// Refuses a rate with a zero term ([`FrameRate`]'s fields are public, so one can be built).
-pub fn check_rate(rate: FrameRate) -> Result<(), crate::error::Error> {
+pub(crate) fn check_rate(rate: FrameRate) -> Result<(), crate::error::Error> {
     FrameRate::new(rate.num, rate.den).map(drop)
 }
 
 /// The serialised [`StreamInfo`]: the route's app data.
 #[derive(Clone, Debug)]
-pub struct Body(web::Bytes);
+pub(crate) struct Body(web::Bytes);
 
 /// The JSON body for `cfg`, serialised once.
-pub fn body(cfg: &ServerConfig) -> web::Data<Body> {
+pub(crate) fn body(cfg: &ServerConfig) -> web::Data<Body> {
     let json = serde_json::to_vec(&StreamInfo::new(cfg)).expect("plain fields serialise");
     web::Data::new(Body(web::Bytes::from(json)))
 }

@@ -19,11 +19,11 @@
 use super::{PACKET_SIZE, PMT_PID, PROGRAM_NUMBER, STREAM_TYPE_H264, VIDEO_PID};
 
 /// `transport_stream_id` in the PAT (a user-defined label of the multiplex; 1 as ffmpeg uses).
-pub const TRANSPORT_STREAM_ID: u16 = 1;
+pub(crate) const TRANSPORT_STREAM_ID: u16 = 1;
 
 /// CRC-32/MPEG-2 (ISO/IEC 13818-1 Annex A): polynomial 0x04C11DB7, initial value 0xFFFFFFFF,
 /// no reflection, no final XOR. Running it over a whole section including its CRC_32 gives 0.
-pub const fn crc32_mpeg2(data: &[u8]) -> u32 {
+pub(crate) const fn crc32_mpeg2(data: &[u8]) -> u32 {
     let mut crc = 0xFFFF_FFFF_u32;
     let mut i = 0;
     while i < data.len() {
