@@ -128,9 +128,9 @@ mod tests {
         let s = MarkerStore::new(2);
         let a = WallClock::from_unix_millis(0);
         let two = Duration90k::from_secs(2);
-        s.push(StreamTime(90_000), two, a);
-        s.push(StreamTime(180_000), two, a);
-        let m = s.push(StreamTime(270_000), two, a);
+        s.push(StreamTime::ZERO + Duration90k::from_secs(1), two, a);
+        s.push(StreamTime::ZERO + two, two, a);
+        let m = s.push(StreamTime::ZERO + Duration90k::from_secs(3), two, a);
         assert_eq!(m.text, "Marker 3");
         assert_eq!(m.program_date_time, "1970-01-01T00:00:03.000Z");
         let all = s.since(None);

@@ -66,11 +66,11 @@ impl StreamTime {
 impl Duration90k {
     pub(crate) const ZERO: Duration90k = Duration90k(0);
 
-    pub fn from_secs(secs: u64) -> Self {
+    pub const fn from_secs(secs: u64) -> Self {
         Duration90k(secs * TICKS_PER_SEC)
     }
 
-    pub(crate) fn from_millis(ms: u64) -> Self {
+    pub const fn from_millis(ms: u64) -> Self {
         Duration90k(ms * TICKS_PER_MS)
     }
 

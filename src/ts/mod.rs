@@ -78,15 +78,15 @@ pub const TIMESTAMP_MODULUS: u64 = 1 << 33;
 /// been fed streams with this offset. Callers should start the stream clock at least this far
 /// above zero so the first PCR is not "negative" (it would wrap to just below 2^33: legal, as
 /// everything is modulo 2^33, but confusing to tools that do not unwrap).
-pub const PCR_LEAD: Duration90k = Duration90k(63_000);
+pub const PCR_LEAD: Duration90k = Duration90k::from_millis(700);
 
 /// Longest gap between consecutive PCRs: 100 ms (ISO/IEC 13818-1 §2.7.2).
-pub const MAX_PCR_INTERVAL: Duration90k = Duration90k(9_000);
+pub const MAX_PCR_INTERVAL: Duration90k = Duration90k::from_millis(100);
 
 /// Largest accepted DTS step between consecutive AUs, and largest PTS - DTS distance: 60 s.
 /// A longer gap is a broken timeline (restart it with EXT-X-DISCONTINUITY, R6); refusing it
 /// also bounds the PCR-only packets one push may write (600).
-pub const MAX_DTS_STEP: Duration90k = Duration90k(60 * 90_000);
+pub const MAX_DTS_STEP: Duration90k = Duration90k::from_secs(60);
 
 /// Access unit delimiter NAL unit (H.264 §7.3.2.4) put in front of every AU.
 pub const AUD: [u8; 6] = [

@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng};
 /// Frame duration at 30 fps in 90 kHz ticks.
 pub(super) const FRAME: u64 = 3_000;
 /// Stream clock offset used by the tests: above PCR_LEAD, like the real pipeline's.
-pub(super) const T0: u64 = 10 * 90_000;
+pub(super) const T0: u64 = Duration90k::from_secs(10).0;
 
 /// A fake Annex B access unit of exactly `len` bytes (len >= 5): SPS, PPS, IDR for keyframes
 /// (when long enough), one non-IDR slice otherwise; random filler.
@@ -427,7 +427,7 @@ fn pcr_on_every_access_unit_and_never_more_than_100_ms_apart() {
 #[test]
 fn timestamps_and_pcr_wrap_at_2_pow_33() {
     let mut rng = StdRng::seed_from_u64(9);
-    let start = TIMESTAMP_MODULUS - 2 * 90_000; // 2 s before the wrap, run 4 s
+    let start = TIMESTAMP_MODULUS - Duration90k::from_secs(2).0; // 2 s before the wrap, run 4 s
     let frames = frames(&mut rng, start, 120, 30, |rng, _| {
         rng.random_range(5..3_000)
     });
