@@ -161,7 +161,9 @@ fn stages(c: &mut Criterion) {
 /// (from the same command line), the same 300 pictures painted in advance, `warm` times
 /// through a fresh encoder and timed on the last pass. `warm` 0 is the run as the binary does
 /// it (a fresh encoder, rate control settling); more passes approach the criterion figure.
-fn encode_only_fps(cfg: &hls::config::Config, frames: &[YuvFrame], warm: usize) -> f64 {
+/// Returns frames per second and CPU milliseconds per frame (this thread's, from
+/// `/proc/thread-self/stat`; NaN elsewhere).
+fn encode_only_fps(cfg: &hls::config::Config, frames: &[YuvFrame], warm: usize) -> (f64, f64) {
     let mut enc = H264Encoder::new(EncoderSettings {
         width: cfg.width,
         height: cfg.height,
@@ -184,9 +186,31 @@ fn encode_only_fps(cfg: &hls::config::Config, frames: &[YuvFrame], warm: usize) 
     for _ in 0..warm {
         pass(&mut enc);
     }
-    let start = Instant::now();
+    let (start, cpu0) = (Instant::now(), thread_cpu_ms());
     pass(&mut enc);
-    frames.len() as f64 / start.elapsed().as_secs_f64()
+    let n = frames.len() as f64;
+    (
+        n / start.elapsed().as_secs_f64(),
+        (thread_cpu_ms() - cpu0) / n,
+    )
+}
+
+/// CPU time of the calling thread in milliseconds (10 ms resolution), NaN if unknown.
+fn thread_cpu_ms() -> f64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    // utime and stime, fields 14 and 15 of stat(5), in USER_HZ (100 per second).
+    match (fields.get(11), fields.get(12)) {
+        (Some(u), Some(s)) => match (u.parse::<f64>(), s.parse::<f64>()) {
+            (Ok(u), Ok(s)) => (u + s) * 10.0,
+            _ => f64::NAN,
+        },
+        _ => f64::NAN,
+    }
 }
 
 /// The pictures of the binary's run: board and timecode of slots `0..n` as the source thread
@@ -231,21 +255,35 @@ fn whole_pipeline() {
     );
     println!(
         "against encode-only of the same {FRAMES} frames just before, fresh encoder (as the binary) \
-         and warmed by two passes (as criterion):"
+         and warmed by two passes (as criterion); CPU ms per frame of the whole process and of \
+         encode-only:"
     );
     println!(
-        "{:>10} {:>8} {:>8} {:>7} {:>8} {:>12} {:>8} {:>12} {:>8}",
-        "size", "binary", "fps", "cpu %", "RSS MB", "enc fresh", "ratio", "enc warm", "ratio"
+        "{:>10} {:>6} {:>7} {:>6} {:>7} {:>9} {:>6} {:>9} {:>6} {:>8} {:>8} {:>8}",
+        "size",
+        "binary",
+        "fps",
+        "cpu %",
+        "RSS MB",
+        "enc fresh",
+        "ratio",
+        "enc warm",
+        "ratio",
+        "cpu ms",
+        "fresh ms",
+        "warm ms"
     );
     for (w, h) in sizes() {
         let size = format!("{w}x{h}");
         let args = ["x", "--size", &size, "--seed", "1"];
         let cfg = hls::config::Config::from_args(args).expect("bench configuration");
         let frames = run_frames(&cfg, FRAMES);
+        // Ratios to the warm encode-only run, per binary.
+        let mut ratios = vec![Vec::new(); exes.len()];
         // Binaries in turn, `repeat` rounds: a change in load hits all of them alike.
         for (which, exe) in (0..repeat).flat_map(|_| exes.iter().enumerate()) {
-            let fresh = encode_only_fps(&cfg, &frames, 0);
-            let warm = encode_only_fps(&cfg, &frames, 2);
+            let (fresh, fresh_ms) = encode_only_fps(&cfg, &frames, 0);
+            let (warm, warm_ms) = encode_only_fps(&cfg, &frames, 2);
             let dir = std::env::temp_dir().join(format!("hls-bench-{size}-{}", std::process::id()));
             let out = Command::new(exe)
                 .args(["--no-pacing", "--no-server", "--fresh"])
@@ -267,17 +305,32 @@ fn whole_pipeline() {
                     .unwrap_or_default()
             };
             let fps: f64 = field("fps").parse().unwrap_or(0.0);
+            let cpu: f64 = field("cpu_percent").parse().unwrap_or(f64::NAN);
+            ratios[which].push(fps / warm);
             println!(
-                "{:>10} {:>8} {:>8.1} {:>7} {:>8} {:>12.1} {:>8.2} {:>12.1} {:>8.2}",
+                "{:>10} {:>6} {:>7.1} {:>6.1} {:>7} {:>9.1} {:>6.2} {:>9.1} {:>6.2} {:>8.2} {:>8.2} {:>8.2}",
                 size,
                 which,
                 fps,
-                field("cpu_percent"),
+                cpu,
                 field("peak_rss_mb"),
                 fresh,
                 fps / fresh,
                 warm,
-                fps / warm
+                fps / warm,
+                cpu * 10.0 / fps,
+                fresh_ms,
+                warm_ms
+            );
+        }
+        for (which, r) in ratios.iter_mut().enumerate() {
+            r.sort_by(f64::total_cmp);
+            println!(
+                "{size:>10} {which:>6} median ratio to warm encode-only {:.2} (min {:.2}, max {:.2}, {} runs)",
+                r[r.len() / 2],
+                r[0],
+                r[r.len() - 1],
+                r.len()
             );
         }
     }

@@ -220,11 +220,15 @@ impl Checkerboard {
     }
 
     fn row(&self, kind: RowKind) -> &[u8] {
-        match kind {
-            RowKind::Even => &self.row_even,
-            RowKind::Odd => &self.row_odd,
-            RowKind::Mint => &self.row_mint,
-        }
+        pick_row([&self.row_even, &self.row_odd, &self.row_mint], kind)
+    }
+}
+
+fn pick_row([even, odd, mint]: [&[u8]; 3], kind: RowKind) -> &[u8] {
+    match kind {
+        RowKind::Even => even,
+        RowKind::Odd => odd,
+        RowKind::Mint => mint,
     }
 }
 
@@ -302,19 +306,12 @@ impl Source for Checkerboard {
                 );
                 match (&mut walk, &self.noise) {
                     (Some(walk), Some(noise)) => {
+                        let rows = [&self.row_even[..], &self.row_odd, &self.row_mint];
                         let [n0, n1] = &mut self.noisy;
-                        n0.copy_from_slice(match key.0 {
-                            RowKind::Even => &self.row_even,
-                            RowKind::Odd => &self.row_odd,
-                            RowKind::Mint => &self.row_mint,
-                        });
+                        n0.copy_from_slice(pick_row(rows, key.0));
                         walk.apply(noise, n0);
                         if let Some(k1) = key.1 {
-                            n1.copy_from_slice(match k1 {
-                                RowKind::Even => &self.row_even,
-                                RowKind::Odd => &self.row_odd,
-                                RowKind::Mint => &self.row_mint,
-                            });
+                            n1.copy_from_slice(pick_row(rows, k1));
                             walk.apply(noise, n1);
                             rgb_row_pair_to_i420(n0, n1, y0, y1, u, v);
                         } else {
