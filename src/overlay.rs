@@ -364,18 +364,23 @@ impl TimecodeOverlay {
             let line = cy * cw;
             for plane in [&mut frame.u, &mut frame.v] {
                 let row = &mut plane[line + cx0..line + cx1];
-                for (i, c) in row.iter_mut().enumerate() {
+                let last = row.len() - 1;
+                // Only the first and the last column can be cut by the box's left and right
+                // edges (or be the single column of an odd width).
+                let edges: &[usize] = if last == 0 { &[0] } else { &[0, last] };
+                for &i in edges {
                     let (cols, cols_in) = span(cx0 + i, w, x0, x1);
-                    let (total, inside) = (rows * cols, rows_in * cols_in);
-                    *c = if inside == total {
-                        128
+                    row[i] = grey_share(row[i], rows_in * cols_in, rows * cols);
+                }
+                if last > 1 {
+                    let inner = &mut row[1..last];
+                    if rows_in == rows {
+                        inner.fill(128);
                     } else {
-                        // 128 + (c - 128) * outside / total, rounded half away from zero.
-                        let (outside, total) = ((total - inside) as i32, total as i32);
-                        let d = (i32::from(*c) - 128) * outside;
-                        let half = total / 2;
-                        (128 + (d + d.signum() * half) / total) as u8
-                    };
+                        for c in inner {
+                            *c = grey_share(*c, 2 * rows_in, 2 * rows);
+                        }
+                    }
                 }
             }
         }
@@ -470,6 +475,17 @@ impl TimecodeOverlay {
             }
         }
     }
+}
+
+/// Chroma sample `c` of a block of `total` pixels after `inside` of them turned grey: 128 plus
+/// the outside pixels' share of its deviation from 128, rounded half away from zero.
+fn grey_share(c: u8, inside: usize, total: usize) -> u8 {
+    if inside == total {
+        return 128;
+    }
+    let (outside, total) = ((total - inside) as i32, total as i32);
+    let d = (i32::from(c) - 128) * outside;
+    (128 + (d + d.signum() * (total / 2)) / total) as u8
 }
 
 #[cfg(test)]
