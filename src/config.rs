@@ -151,12 +151,12 @@ pub struct Config {
     pub bitrate_bps: u32,
     pub out_dir: PathBuf,
     pub name: StreamName,
-    pub(crate) event_mean: Duration90k,
-    pub(crate) event_duration: Duration90k,
-    pub(crate) seed: Option<u64>,
-    pub(crate) block_size: u32,
-    pub(crate) roll: Duration90k,
-    pub(crate) noise_sigma: f32,
+    pub event_mean: Duration90k,
+    pub event_duration: Duration90k,
+    pub seed: Option<u64>,
+    pub block_size: u32,
+    pub roll: Duration90k,
+    pub noise_sigma: f32,
     pub(crate) start_number: u64,
     /// Normalised origins (`scheme://host[:port]`), see [`crate::server::cors::parse_origin`].
     pub cors_origins: Vec<String>,
@@ -323,7 +323,7 @@ impl Config {
     }
 
     /// Frames per segment at a steady rate (the GOP length).
-    pub(crate) fn gop_frames(&self) -> u32 {
+    pub fn gop_frames(&self) -> u32 {
         self.rate.frames_covering(self.segment).max(1) as u32
     }
 }

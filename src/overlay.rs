@@ -24,13 +24,15 @@
 //!
 //! The eleven glyphs are rasterised once by [`TimecodeOverlay::new`] (fontdue coverage bitmaps);
 //! [`TimecodeOverlay::draw`] only fills the box and alpha-blends those bitmaps, white over the
-//! black box, and allocates nothing.
+//! black box, and allocates nothing. [`TimecodeOverlay::draw_i420`] draws the same picture
+//! straight into an I420 frame (see there).
 //!
 //! The default font is DejaVu Sans Mono Bold (Bitstream Vera licence, see
 //! `fonts/DejaVuSansMono-Bold.LICENSE`).
 
-use crate::frame::RgbFrame;
+use crate::frame::{RgbFrame, YuvFrame};
 use crate::time::{Duration90k, FrameRate, StreamTime};
+use crate::yuv::grey_luma;
 use std::fmt;
 
 /// DejaVu Sans Mono Bold 2.37, from Debian's `fonts-dejavu-core`.
@@ -169,6 +171,10 @@ pub struct TimecodeOverlay {
     pad: i64,
     /// Row boundary the glyphs stand on.
     baseline: i64,
+    /// Y of each grey level as the converter computes it, and back: the least grey level with
+    /// that Y (exact for 16, black), for drawing into I420.
+    luma_of_grey: [u8; 256],
+    grey_of_luma: [u8; 256],
 }
 
 /// The box and the left edge of the first cell for a text of some length (signed, unclipped).
@@ -239,6 +245,15 @@ impl TimecodeOverlay {
             .map(|g| g.top + g.height as i64)
             .max()
             .unwrap_or(0);
+        let luma_of_grey: [u8; 256] = std::array::from_fn(|v| grey_luma(v as u8));
+        let mut grey_of_luma = [0u8; 256];
+        for (y, g) in grey_of_luma.iter_mut().enumerate() {
+            // Monotonic: the first grey reaching this Y (255 above white's Y).
+            *g = luma_of_grey
+                .iter()
+                .position(|&l| usize::from(l) >= y)
+                .unwrap_or(255) as u8;
+        }
         Ok(TimecodeOverlay {
             width,
             height,
@@ -250,6 +265,8 @@ impl TimecodeOverlay {
             ink_bottom,
             pad: ((text_height / 5.0).round() as i64).max(1),
             baseline: (height as f64 * 0.8).round() as i64,
+            luma_of_grey,
+            grey_of_luma,
         })
     }
 
@@ -291,6 +308,115 @@ impl TimecodeOverlay {
             let index = if c == b':' { 10 } else { usize::from(c - b'0') };
             let cell_x = layout.text_x + i as i64 * self.cell;
             self.blend(frame, &self.glyphs[index], cell_x);
+        }
+    }
+
+    /// Draws `tc` into an I420 `frame`: the picture [`TimecodeOverlay::draw`] followed by
+    /// [`crate::yuv::rgb_to_i420`] gives. Luma inside the box is the converter's Y of the grey
+    /// that `draw` paints (black, glyphs blended white over it); chroma blocks inside the box are
+    /// 128 (grey), and a block the box edge cuts keeps the part of its old deviation from 128
+    /// that its pixels outside the box hold. That is exact where glyph bitmaps do not overlap
+    /// (the bundled font's never do) and the background at the box edge is grey, as the
+    /// checkerboard's is; otherwise within a code value or two. Allocates nothing.
+    ///
+    /// # Panics
+    /// If `frame` is not the size this overlay was built for.
+    pub fn draw_i420(&self, frame: &mut YuvFrame, tc: Timecode) {
+        assert!(
+            frame.width == self.width && frame.height == self.height,
+            "timecode overlay built for {}x{} drawn on a {}x{} frame",
+            self.width,
+            self.height,
+            frame.width,
+            frame.height
+        );
+        let mut buf = [0; Timecode::MAX_LEN];
+        let text = tc.write_to(&mut buf).as_bytes();
+        let layout = self.layout(text.len());
+        let (x0, y0, x1, y1) = self.clip(layout);
+        if x0 < x1 && y0 < y1 {
+            let w = self.width;
+            for y in y0..y1 {
+                frame.y[y * w + x0..y * w + x1].fill(self.luma_of_grey[0]);
+            }
+            self.grey_chroma(frame, (x0, y0, x1, y1));
+        }
+        for (i, &c) in text.iter().enumerate() {
+            let index = if c == b':' { 10 } else { usize::from(c - b'0') };
+            let cell_x = layout.text_x + i as i64 * self.cell;
+            self.blend_luma(frame, &self.glyphs[index], cell_x);
+        }
+    }
+
+    /// Makes the chroma of the box grey (see [`TimecodeOverlay::draw_i420`]); the box is
+    /// clipped and not empty.
+    fn grey_chroma(&self, frame: &mut YuvFrame, (x0, y0, x1, y1): (usize, usize, usize, usize)) {
+        let (w, h) = (self.width, self.height);
+        let cw = frame.uv_stride();
+        // Pixels of the block at chroma index c along an axis of `len` pixels, and how many of
+        // them lie in [lo, hi).
+        let span = |c: usize, len: usize, lo: usize, hi: usize| {
+            let (a, b) = (2 * c, (2 * c + 2).min(len));
+            (b - a, b.min(hi).saturating_sub(a.max(lo)))
+        };
+        let (cx0, cx1) = (x0 / 2, x1.div_ceil(2));
+        for cy in y0 / 2..y1.div_ceil(2) {
+            let (rows, rows_in) = span(cy, h, y0, y1);
+            let line = cy * cw;
+            for plane in [&mut frame.u, &mut frame.v] {
+                let row = &mut plane[line + cx0..line + cx1];
+                let last = row.len() - 1;
+                // Only the first and the last column can be cut by the box's left and right
+                // edges (or be the single column of an odd width).
+                let edges: &[usize] = if last == 0 { &[0] } else { &[0, last] };
+                for &i in edges {
+                    let (cols, cols_in) = span(cx0 + i, w, x0, x1);
+                    row[i] = grey_share(row[i], rows_in * cols_in, rows * cols);
+                }
+                if last > 1 {
+                    let inner = &mut row[1..last];
+                    if rows_in == rows {
+                        inner.fill(128);
+                    } else {
+                        for c in inner {
+                            *c = grey_share(*c, 2 * rows_in, 2 * rows);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`TimecodeOverlay::blend`] in the luma plane: each Y is taken back to its grey level,
+    /// blended, and converted again.
+    fn blend_luma(&self, frame: &mut YuvFrame, glyph: &Glyph, cell_x: i64) {
+        let gx = cell_x + glyph.left;
+        let gy = self.baseline + glyph.top;
+        let col0 = (-gx).clamp(0, glyph.width as i64) as usize;
+        let col1 = (self.width as i64 - gx).clamp(0, glyph.width as i64) as usize;
+        let row0 = (-gy).clamp(0, glyph.height as i64) as usize;
+        let row1 = (self.height as i64 - gy).clamp(0, glyph.height as i64) as usize;
+        if col0 >= col1 {
+            return;
+        }
+        let w = self.width;
+        for row in row0..row1 {
+            let coverage = &glyph.coverage[row * glyph.width..][col0..col1];
+            // Non-negative: row >= row0 >= -gy, col0 >= -gx.
+            let y = (gy + row as i64) as usize;
+            let x = (gx + col0 as i64) as usize;
+            let lumas = &mut frame.y[y * w + x..y * w + x + coverage.len()];
+            for (l, &a) in lumas.iter_mut().zip(coverage) {
+                let v = match a {
+                    0 => continue,
+                    255 => 255,
+                    _ => {
+                        let (v, a) = (u32::from(self.grey_of_luma[usize::from(*l)]), u32::from(a));
+                        ((v * (255 - a) + 255 * a + 127) / 255) as u8
+                    }
+                };
+                *l = self.luma_of_grey[usize::from(v)];
+            }
         }
     }
 
@@ -350,6 +476,17 @@ impl TimecodeOverlay {
             }
         }
     }
+}
+
+/// Chroma sample `c` of a block of `total` pixels after `inside` of them turned grey: 128 plus
+/// the outside pixels' share of its deviation from 128, rounded half away from zero.
+fn grey_share(c: u8, inside: usize, total: usize) -> u8 {
+    if inside == total {
+        return 128;
+    }
+    let (outside, total) = ((total - inside) as i32, total as i32);
+    let d = (i32::from(c) - 128) * outside;
+    (128 + (d + d.signum() * (total / 2)) / total) as u8
 }
 
 #[cfg(test)]
@@ -700,6 +837,95 @@ mod tests {
             assert_eq!(g.coverage.len(), g.width * g.height);
         }
         assert!(o.cell > 40 && o.cell < 60, "cell {}", o.cell);
+    }
+
+    /// The largest difference per plane (Y, U, V) between two I420 frames.
+    fn max_diff(a: &YuvFrame, b: &YuvFrame) -> [u8; 3] {
+        let d = |p: &[u8], q: &[u8]| p.iter().zip(q).map(|(x, y)| x.abs_diff(*y)).max();
+        [
+            d(&a.y, &b.y).unwrap_or(0),
+            d(&a.u, &b.u).unwrap_or(0),
+            d(&a.v, &b.v).unwrap_or(0),
+        ]
+    }
+
+    /// Draws `t` both ways on `background`: RGB then converted, and into the converted
+    /// background directly.
+    fn both_ways(o: &TimecodeOverlay, background: &RgbFrame, t: Timecode) -> (YuvFrame, YuvFrame) {
+        let (w, h) = (background.width, background.height);
+        let mut rgb = background.clone();
+        o.draw(&mut rgb, t);
+        let mut want = YuvFrame::new(w, h);
+        crate::yuv::rgb_to_i420(&rgb, &mut want);
+        let mut got = YuvFrame::new(w, h);
+        crate::yuv::rgb_to_i420(background, &mut got);
+        o.draw_i420(&mut got, t);
+        (want, got)
+    }
+
+    /// On a grey background (the checkerboard) the I420 overlay is exactly the RGB overlay
+    /// converted, at every size parity, box edges on odd columns and rows included, and with
+    /// the wider text of long timecodes.
+    #[test]
+    fn i420_overlay_is_the_converted_rgb_overlay() {
+        let sizes = [
+            (320, 180),
+            (1280, 720),
+            (1920, 1080),
+            (161, 91),
+            (333, 187),
+            (1, 1),
+            (7, 0),
+            (16, 9),
+        ];
+        for (w, h) in sizes {
+            let o = overlay(w, h);
+            let background = checkerboard(w, h, 5);
+            for t in [tc(0, 0, 0, 0), tc(12, 34, 56, 7), tc(100, 0, 0, 119)] {
+                let (want, got) = both_ways(&o, &background, t);
+                assert_eq!(max_diff(&want, &got), [0; 3], "{w}x{h} {t}");
+            }
+        }
+    }
+
+    /// On a coloured background the luma is still exact; chroma blocks cut by the box edge are
+    /// within one code value: both are within rounding (under 0.53, see `yuv`) of the real
+    /// mean, and scaling the old deviation by the outside share adds at most 0.4 + 0.5.
+    #[test]
+    fn i420_overlay_on_colour_is_within_one_of_the_converted_rgb_overlay() {
+        for (w, h) in [(320, 180), (161, 91), (333, 187)] {
+            let o = overlay(w, h);
+            for colour in [[200, 30, 90], [0, 255, 255], [10, 10, 240], [255, 255, 0]] {
+                let mut background = RgbFrame::new(w, h);
+                background.fill_rect(0, 0, w, h, colour);
+                let (want, got) = both_ways(&o, &background, tc(1, 2, 3, 4));
+                let [dy, du, dv] = max_diff(&want, &got);
+                assert_eq!(dy, 0, "{w}x{h} {colour:?}: luma");
+                assert!(du <= 1 && dv <= 1, "{w}x{h} {colour:?}: chroma {du} {dv}");
+            }
+        }
+    }
+
+    #[test]
+    fn grey_levels_and_their_luma_round_trip() {
+        let o = overlay(320, 180);
+        assert_eq!((o.luma_of_grey[0], o.luma_of_grey[255]), (16, 235));
+        for v in 0..=255u8 {
+            let l = o.luma_of_grey[usize::from(v)];
+            let back = o.grey_of_luma[usize::from(l)];
+            assert!(
+                back <= v && o.luma_of_grey[usize::from(back)] == l,
+                "grey {v}"
+            );
+            // At most one grey level lost (220 luma values for 256 greys).
+            assert!(v - back <= 1, "grey {v} comes back as {back}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "built for 320x180 drawn on a 322x180 frame")]
+    fn drawing_i420_on_another_size_panics() {
+        overlay(320, 180).draw_i420(&mut YuvFrame::new(322, 180), tc(0, 0, 0, 0));
     }
 
     #[test]

@@ -278,7 +278,8 @@ struct SourceJob {
     source: Box<dyn Source>,
     /// The burnt-in timecode; `None` leaves the picture as the source painted it.
     overlay: Option<TimecodeOverlay>,
-    /// Scratch RGB picture, converted into a pooled I420 buffer.
+    /// Scratch RGB picture, converted into a pooled I420 buffer, for sources that paint RGB
+    /// only (untouched, so never paged in, otherwise).
     rgb: RgbFrame,
     clock: Box<dyn Clock>,
     rate: FrameRate,
@@ -292,7 +293,8 @@ struct SourceJob {
 
 impl SourceJob {
     /// The pacer loop: sleeps to each slot's deadline `t0 + n/fps` (never spins), paints the
-    /// frame, burns in the timecode and converts it into a pooled I420 buffer, hands it on.
+    /// frame and burns in the timecode (straight into a pooled I420 buffer when the source can,
+    /// else in RGB, then converted), hands it on.
     /// Returns (frames sent, frames dropped).
     fn run(mut self, free: Receiver<YuvFrame>, out: Sender<RawFrame>) -> (u64, u64) {
         let t0 = self.clock.now();
@@ -327,11 +329,24 @@ impl SourceJob {
                 Err(TryRecvError::Disconnected) => break,
             };
             let mut yuv = buf;
-            let info = self.source.render(n, &mut self.rgb);
-            if let Some(overlay) = &self.overlay {
-                overlay.draw(&mut self.rgb, Timecode::from_frame(n, self.rate));
-            }
-            rgb_to_i420(&self.rgb, &mut yuv);
+            let tc = Timecode::from_frame(n, self.rate);
+            // Straight into I420 when the source can (no RGB frame to write and read back).
+            let info = match self.source.render_i420(n, &mut yuv) {
+                Some(info) => {
+                    if let Some(overlay) = &self.overlay {
+                        overlay.draw_i420(&mut yuv, tc);
+                    }
+                    info
+                }
+                None => {
+                    let info = self.source.render(n, &mut self.rgb);
+                    if let Some(overlay) = &self.overlay {
+                        overlay.draw(&mut self.rgb, tc);
+                    }
+                    rgb_to_i420(&self.rgb, &mut yuv);
+                    info
+                }
+            };
             let frame = RawFrame {
                 slot: n,
                 yuv,

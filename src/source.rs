@@ -1,13 +1,15 @@
 //! Frame sources. [`Source`] is the seam where a camera or a raw-frame pipe can replace the
 //! synthetic [`Checkerboard`] later: a source paints frame slot `n` into a caller-owned buffer
-//! and says whether a timed event is visible on it.
+//! and says whether a timed event is visible on it. A source that can paint I420 directly
+//! ([`Source::render_i420`]) saves the pipeline a whole RGB frame and its conversion per frame.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Exp, Normal};
 
-use crate::frame::RgbFrame;
+use crate::frame::{RgbFrame, YuvFrame};
 use crate::time::{Duration90k, FrameRate, StreamTime};
+use crate::yuv::rgb_row_pair_to_i420;
 
 /// The colour of an active event: the top-left block is painted mint.
 pub const MINT: [u8; 3] = [0, 255, 255];
@@ -30,6 +32,15 @@ pub trait Source: Send {
     /// Paints frame slot `n` (stream time `rate.time_of(n)`) into `frame`, which has the
     /// configured size. Slots are visited in increasing order; gaps (dropped slots) are allowed.
     fn render(&mut self, n: u64, frame: &mut RgbFrame) -> FrameInfo;
+
+    /// Paints frame slot `n` straight into an I420 `frame` of the configured size: the same
+    /// picture as [`Source::render`] followed by [`crate::yuv::rgb_to_i420`], sample for sample.
+    /// `None` (the default) means this source paints RGB only: then nothing was painted and no
+    /// state changed, and the caller renders RGB and converts.
+    fn render_i420(&mut self, n: u64, frame: &mut YuvFrame) -> Option<FrameInfo> {
+        let _ = (n, frame);
+        None
+    }
 }
 
 /// Settings of the synthetic checkerboard.
@@ -69,7 +80,19 @@ pub struct Checkerboard {
     /// One row of each phase (even block row / odd block row), rebuilt per frame.
     row_even: Vec<u8>,
     row_odd: Vec<u8>,
+    /// An even row with the event block painted (the top rows during an event); I420 path.
+    row_mint: Vec<u8>,
+    /// Two rows with noise added, converted as a pair; I420 path with noise only.
+    noisy: [Vec<u8>; 2],
     noise: Option<NoiseTable>,
+}
+
+/// Which of the painted rows a frame row shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RowKind {
+    Even,
+    Odd,
+    Mint,
 }
 
 impl Checkerboard {
@@ -111,6 +134,12 @@ impl Checkerboard {
             next_event_id: 1,
             row_even: vec![0; cfg.width * 3],
             row_odd: vec![0; cfg.width * 3],
+            row_mint: vec![0; cfg.width * 3],
+            noisy: if noise.is_some() {
+                [vec![0; cfg.width * 3], vec![0; cfg.width * 3]]
+            } else {
+                [Vec::new(), Vec::new()]
+            },
             noise,
             rng,
             cfg,
@@ -164,13 +193,10 @@ impl Checkerboard {
     }
 }
 
-impl Source for Checkerboard {
-    fn render(&mut self, n: u64, frame: &mut RgbFrame) -> FrameInfo {
-        debug_assert_eq!(
-            (frame.width, frame.height),
-            (self.cfg.width, self.cfg.height)
-        );
-        // Skip events that ended in dropped slots.
+impl Checkerboard {
+    /// What every frame starts with: skips events that ended in dropped slots, builds the rows
+    /// of slot `n` and says whether an event is visible.
+    fn begin(&mut self, n: u64) -> FrameInfo {
         while n >= self.next_event.1 {
             let end = self.cfg.rate.time_of(self.next_event.1);
             self.next_event = self.schedule_after(end);
@@ -178,6 +204,41 @@ impl Source for Checkerboard {
         }
         let offset = self.offset(n);
         self.build_rows(offset);
+        FrameInfo {
+            event: (n >= self.next_event.0).then_some(self.next_event_id),
+        }
+    }
+
+    fn row_kind(&self, y: usize, event: bool) -> RowKind {
+        if event && y < self.block {
+            RowKind::Mint
+        } else if (y / self.block) % 2 == 0 {
+            RowKind::Even
+        } else {
+            RowKind::Odd
+        }
+    }
+
+    fn row(&self, kind: RowKind) -> &[u8] {
+        pick_row([&self.row_even, &self.row_odd, &self.row_mint], kind)
+    }
+}
+
+fn pick_row([even, odd, mint]: [&[u8]; 3], kind: RowKind) -> &[u8] {
+    match kind {
+        RowKind::Even => even,
+        RowKind::Odd => odd,
+        RowKind::Mint => mint,
+    }
+}
+
+impl Source for Checkerboard {
+    fn render(&mut self, n: u64, frame: &mut RgbFrame) -> FrameInfo {
+        debug_assert_eq!(
+            (frame.width, frame.height),
+            (self.cfg.width, self.cfg.height)
+        );
+        let info = self.begin(n);
         let b = self.block;
         for y in 0..frame.height {
             let src = if (y / b) % 2 == 0 {
@@ -187,15 +248,86 @@ impl Source for Checkerboard {
             };
             frame.row_mut(y).copy_from_slice(src);
         }
-        let mut info = FrameInfo::default();
-        if n >= self.next_event.0 {
+        if info.event.is_some() {
             frame.fill_rect(0, 0, b, b, MINT);
-            info.event = Some(self.next_event_id);
         }
-        if let Some(noise) = &mut self.noise {
-            noise.apply(frame, &mut self.rng);
+        if let Some(noise) = &self.noise {
+            let mut walk = NoiseWalk::start(&mut self.rng);
+            for y in 0..frame.height {
+                walk.apply(noise, frame.row_mut(y));
+            }
         }
         info
+    }
+
+    /// The board is a few distinct rows (the two phases, and the top rows with the event block),
+    /// so each row pair is converted from them once and repeated while the pair repeats. With
+    /// noise each row pair gets its own noisy copy of its rows, the same noise in the same order
+    /// as [`Checkerboard::render`]. Both give exactly the converted RGB picture.
+    fn render_i420(&mut self, n: u64, frame: &mut YuvFrame) -> Option<FrameInfo> {
+        let (w, h) = (self.cfg.width, self.cfg.height);
+        assert!(
+            frame.width == w && frame.height == h,
+            "checkerboard of {w}x{h} painted on a {}x{} frame",
+            frame.width,
+            frame.height
+        );
+        let info = self.begin(n);
+        let event = info.event.is_some();
+        if event {
+            self.row_mint.copy_from_slice(&self.row_even);
+            for px in self.row_mint[..3 * self.block.min(w)].chunks_exact_mut(3) {
+                px.copy_from_slice(&MINT);
+            }
+        }
+        let (cw, ch) = YuvFrame::chroma_size(w, h);
+        let mut walk = self.noise.as_ref().map(|_| NoiseWalk::start(&mut self.rng));
+        let mut prev = None;
+        for j in 0..ch {
+            let (r0, two_rows) = (2 * j, 2 * j + 1 < h);
+            let key = (
+                self.row_kind(r0, event),
+                two_rows.then(|| self.row_kind(r0 + 1, event)),
+            );
+            let rows = if two_rows { 2 } else { 1 };
+            if walk.is_none() && prev == Some(key) {
+                // The same rows as the pair above (which had two rows, as this one does).
+                frame
+                    .y
+                    .copy_within((r0 - 2) * w..(r0 - 2 + rows) * w, r0 * w);
+                frame.u.copy_within((j - 1) * cw..j * cw, j * cw);
+                frame.v.copy_within((j - 1) * cw..j * cw, j * cw);
+            } else {
+                let (y0, rest) = frame.y[r0 * w..(r0 + rows) * w].split_at_mut(w);
+                let y1 = two_rows.then_some(rest);
+                let (u, v) = (
+                    &mut frame.u[j * cw..(j + 1) * cw],
+                    &mut frame.v[j * cw..(j + 1) * cw],
+                );
+                match (&mut walk, &self.noise) {
+                    (Some(walk), Some(noise)) => {
+                        let rows = [&self.row_even[..], &self.row_odd, &self.row_mint];
+                        let [n0, n1] = &mut self.noisy;
+                        n0.copy_from_slice(pick_row(rows, key.0));
+                        walk.apply(noise, n0);
+                        if let Some(k1) = key.1 {
+                            n1.copy_from_slice(pick_row(rows, k1));
+                            walk.apply(noise, n1);
+                            rgb_row_pair_to_i420(n0, n1, y0, y1, u, v);
+                        } else {
+                            rgb_row_pair_to_i420(n0, n0, y0, y1, u, v);
+                        }
+                    }
+                    _ => {
+                        let s0 = self.row(key.0);
+                        let s1 = key.1.map_or(s0, |k| self.row(k));
+                        rgb_row_pair_to_i420(s0, s1, y0, y1, u, v);
+                    }
+                }
+            }
+            prev = Some(key);
+        }
+        Some(info)
     }
 }
 
@@ -216,16 +348,28 @@ impl NoiseTable {
             .collect();
         Ok(NoiseTable { values })
     }
+}
 
-    fn apply(&mut self, frame: &mut RgbFrame, rng: &mut StdRng) {
+/// One frame's walk through the noise table: a random start and a random odd stride, drawn
+/// once per frame, then applied to the frame's bytes in order, row after row.
+struct NoiseWalk {
+    i: usize,
+    stride: usize,
+}
+
+impl NoiseWalk {
+    fn start(rng: &mut StdRng) -> Self {
+        let i = rng.random_range(0..NOISE_TABLE_LEN);
+        let stride = rng.random_range(0..NOISE_TABLE_LEN / 2) * 2 + 1;
+        NoiseWalk { i, stride }
+    }
+
+    /// Adds the next `row.len()` deviations to `row`, clamped to 0..=255.
+    fn apply(&mut self, table: &NoiseTable, row: &mut [u8]) {
         let mask = NOISE_TABLE_LEN - 1;
-        let mut i: usize = rng.random_range(0..NOISE_TABLE_LEN);
-        let stride: usize = rng.random_range(0..NOISE_TABLE_LEN / 2) * 2 + 1;
-        for y in 0..frame.height {
-            for v in frame.row_mut(y) {
-                *v = (i16::from(*v) + self.values[i]).clamp(0, 255) as u8;
-                i = (i + stride) & mask;
-            }
+        for v in row {
+            *v = (i16::from(*v) + table.values[self.i]).clamp(0, 255) as u8;
+            self.i = (self.i + self.stride) & mask;
         }
     }
 }
@@ -375,6 +519,81 @@ mod tests {
             (a > 220.0 && b < 35.0) || (a < 35.0 && b > 220.0),
             "block means {a} {b}"
         );
+    }
+
+    /// The first sample where two I420 frames differ, if any.
+    fn first_difference(a: &YuvFrame, b: &YuvFrame) -> Option<String> {
+        for (name, p, q, w) in [
+            ("Y", &a.y, &b.y, a.y_stride()),
+            ("U", &a.u, &b.u, a.uv_stride()),
+            ("V", &a.v, &b.v, a.uv_stride()),
+        ] {
+            if let Some(i) = p.iter().zip(q.iter()).position(|(x, y)| x != y) {
+                return Some(format!(
+                    "{name} at ({}, {}): {} vs {}",
+                    i % w,
+                    i / w,
+                    p[i],
+                    q[i]
+                ));
+            }
+        }
+        None
+    }
+
+    /// The I420 path paints exactly the converted RGB picture: every size parity, odd blocks,
+    /// block rows that split chroma rows, events (mint) on and off, noise on and off, skipped
+    /// slots.
+    #[test]
+    fn i420_render_is_the_converted_rgb_render() {
+        // (width, height, block size at 320 px, noise sigma)
+        let cases = [
+            (320, 180, 20, 0.0),
+            (1280, 720, 20, 0.0),
+            (333, 187, 21, 0.0),
+            (320, 181, 7, 0.0),
+            (321, 9, 200, 0.0),
+            (2, 1, 20, 0.0),
+            (1, 3, 20, 0.0),
+            (320, 180, 20, 8.0),
+            (333, 187, 21, 30.0),
+            (1920, 1080, 20, 2.0),
+        ];
+        for (w, h, block, sigma) in cases {
+            let mut c = cfg(4);
+            (c.width, c.height, c.block_size, c.noise_sigma) = (w, h, block, sigma);
+            c.event_mean = Duration90k::from_secs(1);
+            c.event_duration = Duration90k::from_secs(1);
+            let mut rgb_board = Checkerboard::new(c.clone()).unwrap();
+            let mut yuv_board = Checkerboard::new(c).unwrap();
+            let mut rgb = RgbFrame::new(w, h);
+            let mut want = YuvFrame::new(w, h);
+            let mut got = YuvFrame::new(w, h);
+            let frames = if w * h > 1_000_000 { 90 } else { 300 };
+            let (mut with_event, mut without) = (0, 0);
+            for n in (0..frames).filter(|n| n % 7 != 3) {
+                let a = rgb_board.render(n, &mut rgb);
+                crate::yuv::rgb_to_i420(&rgb, &mut want);
+                let b = yuv_board.render_i420(n, &mut got).expect("paints I420");
+                assert_eq!(a, b, "{w}x{h} slot {n}");
+                if let Some(d) = first_difference(&want, &got) {
+                    panic!("{w}x{h} block {block} noise {sigma} slot {n}: {d}");
+                }
+                with_event += usize::from(a.event.is_some());
+                without += usize::from(a.event.is_none());
+            }
+            assert!(
+                with_event > 0 && without > 0,
+                "{w}x{h}: both kinds of frame"
+            );
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "checkerboard of 320x180 painted on a 320x182 frame")]
+    fn i420_render_checks_the_size() {
+        let mut board = Checkerboard::new(cfg(1)).unwrap();
+        board.render_i420(0, &mut YuvFrame::new(320, 182));
     }
 
     #[test]

@@ -340,14 +340,14 @@ impl FrameRate {
 /// segment) and the decision travels with the frame to the encoder (which forces an IDR) and the
 /// segmenter (which cuts there).
 #[derive(Clone, Debug)]
-pub(crate) struct SegmentClock {
+pub struct SegmentClock {
     segment: Duration90k,
     /// Stream time of the next boundary; `None` before the first frame.
     next_boundary: Option<StreamTime>,
 }
 
 impl SegmentClock {
-    pub(crate) fn new(segment: Duration90k) -> Self {
+    pub fn new(segment: Duration90k) -> Self {
         assert!(
             segment > Duration90k::ZERO,
             "segment duration must be positive"
@@ -360,7 +360,7 @@ impl SegmentClock {
 
     /// True when the frame at stream time `at` opens a segment. Frames must come in increasing
     /// time order; frames may be skipped (dropped), the first one at or after a boundary opens.
-    pub(crate) fn opens_segment(&mut self, at: StreamTime) -> bool {
+    pub fn opens_segment(&mut self, at: StreamTime) -> bool {
         match self.next_boundary {
             Some(b) if at < b => false,
             _ => {

@@ -227,6 +227,53 @@ fn luma_row(src: &[u8], y: &mut [u8]) {
     }
 }
 
+/// Converts one row pair: RGB24 rows `s0`, `s1` into luma rows `y0`, `y1` and the chroma rows
+/// `u`, `v`, bit-identical to what [`rgb_to_i420`] writes for those rows of a frame. For sources
+/// that paint a frame from a few distinct rows (the checkerboard) straight into I420 without a
+/// whole RGB frame. The last row of an odd-height frame has no second row: `y1` is `None` and
+/// `s1` is `s0`. Uses AVX2 when the CPU has it. No allocation.
+///
+/// # Panics
+/// If `s0` or `s1` is not `3 * y0.len()` bytes, `y1` not `y0.len()` or `u`, `v` not
+/// `y0.len().div_ceil(2)`.
+pub fn rgb_row_pair_to_i420(
+    s0: &[u8],
+    s1: &[u8],
+    y0: &mut [u8],
+    mut y1: Option<&mut [u8]>,
+    u: &mut [u8],
+    v: &mut [u8],
+) {
+    let width = y0.len();
+    let cw = width.div_ceil(2);
+    assert!(
+        s0.len() == 3 * width
+            && s1.len() == 3 * width
+            && y1.as_ref().is_none_or(|y1| y1.len() == width)
+            && u.len() == cw
+            && v.len() == cw,
+        "rgb_row_pair_to_i420: rows of {}, {} RGB bytes, {width} luma and {}, {} chroma samples",
+        s0.len(),
+        s1.len(),
+        u.len(),
+        v.len()
+    );
+    #[allow(unused_mut)]
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 was detected just above.
+        done = unsafe { avx2::row_pair(s0, s1, y0, y1.as_deref_mut(), u, v) };
+    }
+    row_pair_scalar(s0, s1, y0, y1, u, v, done);
+}
+
+/// Y of the grey `(v, v, v)` exactly as the converter computes it (Cb and Cr of a grey are
+/// always 128), for drawing grey levels straight into a luma plane.
+pub fn grey_luma(v: u8) -> u8 {
+    luma(v, v, v)
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     //! The AVX2 kernel: 32 pixels of two rows per step. A 256-bit register holds pixels 0..16 of
@@ -825,6 +872,44 @@ mod tests {
         let mut dst = YuvFrame::new(70, 11);
         rgb_to_i420(&padded, &mut dst);
         assert_eq!(dst, convert_with(&packed, Path::Scalar));
+    }
+
+    /// The row-pair entry point gives what the frame conversion gives for those rows.
+    #[test]
+    fn row_pairs_convert_like_the_frame() {
+        let mut rng = StdRng::seed_from_u64(5);
+        for (w, h) in [(1, 1), (2, 3), (33, 5), (64, 2), (95, 7), (1920, 3)] {
+            let src = random_frame(w, h, &mut rng);
+            let want = convert_with(&src, Path::Scalar);
+            let mut got = YuvFrame::new(w, h);
+            let cw = got.uv_stride();
+            for j in 0..h.div_ceil(2) {
+                let r0 = 2 * j;
+                let s0 = &src.data[r0 * src.stride..][..3 * w];
+                let (y0, rest) = got.y[r0 * w..((r0 + 2).min(h)) * w].split_at_mut(w);
+                let (s1, y1) = if r0 + 1 < h {
+                    (&src.data[(r0 + 1) * src.stride..][..3 * w], Some(rest))
+                } else {
+                    (s0, None)
+                };
+                let (u, v) = (
+                    &mut got.u[j * cw..(j + 1) * cw],
+                    &mut got.v[j * cw..(j + 1) * cw],
+                );
+                rgb_row_pair_to_i420(s0, s1, y0, y1, u, v);
+            }
+            assert_eq!(got, want, "{w}x{h}");
+        }
+    }
+
+    #[test]
+    fn grey_luma_is_the_luma_of_grey() {
+        for v in 0..=255u8 {
+            let frame = frame_from(2, 2, |_, _| [v; 3]);
+            let yuv = convert_with(&frame, Path::Scalar);
+            assert_eq!(grey_luma(v), yuv.y[0], "grey {v}");
+            assert_eq!((yuv.u[0], yuv.v[0]), (128, 128), "grey {v}");
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Proves the per-frame hot path allocates nothing in steady state: frame generation, the
-//! timecode overlay, RGB to I420 and the TS muxer. A counting global allocator (counting only
+//! timecode overlay, RGB to I420 (or generation and overlay straight into I420, the pipeline's
+//! path) and the TS muxer. A counting global allocator (counting only
 //! on the thread that opts in) wraps `System`. Its own test binary, because of the allocator.
 //! (openh264 allocates in C++, outside Rust's allocator; its buffers are set up once.)
 
@@ -91,45 +92,72 @@ fn steady_state_mux_does_not_allocate() {
     mux.check_invariants().expect("invariants");
 }
 
-#[test]
-fn frame_stages_do_not_allocate() {
-    let rate = FrameRate::new(30, 1).unwrap();
-    let (w, h) = (640, 360);
-    let mut board = Checkerboard::new(CheckerboardConfig {
+fn board(w: usize, h: usize, noise_sigma: f32) -> Checkerboard {
+    Checkerboard::new(CheckerboardConfig {
         width: w,
         height: h,
-        rate,
+        rate: FrameRate::new(30, 1).unwrap(),
         block_size: 20,
         roll: Duration90k::from_secs(10),
-        noise_sigma: 4.0,
+        noise_sigma,
         event_mean: Duration90k::from_secs(1),
         event_duration: Duration90k::from_secs(1),
         seed: Some(9),
     })
-    .unwrap();
-    let overlay = TimecodeOverlay::new(DEFAULT_FONT, w, h).unwrap();
-    let mut rgb = RgbFrame::new(w, h);
-    let mut yuv = YuvFrame::new(w, h);
-    let mut events = 0;
-    let mut frame = |n: u64| {
-        let info = board.render(n, &mut rgb);
-        overlay.draw(&mut rgb, Timecode::from_frame(n, rate));
-        rgb_to_i420(&rgb, &mut yuv);
-        info.event.is_some()
-    };
+    .unwrap()
+}
+
+/// Counts the allocations of `frame(n)` for n in 1..600 after a first call; returns them and
+/// how many frames showed an event.
+fn count_allocations(mut frame: impl FnMut(u64) -> bool) -> (usize, usize) {
     frame(0);
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let mut events = 0;
     COUNTING.with(|c| c.set(true));
     for n in 1..600 {
         events += usize::from(frame(n));
     }
     COUNTING.with(|c| c.set(false));
+    (ALLOCATIONS.load(Ordering::Relaxed) - before, events)
+}
+
+#[test]
+fn i420_frame_stages_do_not_allocate() {
+    let rate = FrameRate::new(30, 1).unwrap();
+    let (w, h) = (641, 361);
+    let overlay = TimecodeOverlay::new(DEFAULT_FONT, w, h).unwrap();
+    for sigma in [0.0, 4.0] {
+        let mut board = board(w, h, sigma);
+        let mut yuv = YuvFrame::new(w, h);
+        let (allocations, events) = count_allocations(|n| {
+            let info = board
+                .render_i420(n, &mut yuv)
+                .expect("the board paints I420");
+            overlay.draw_i420(&mut yuv, Timecode::from_frame(n, rate));
+            info.event.is_some()
+        });
+        assert!(events > 0, "noise {sigma}: the run covers events");
+        assert_eq!(allocations, 0, "noise {sigma}: allocations per frame");
+    }
+}
+
+#[test]
+fn frame_stages_do_not_allocate() {
+    let rate = FrameRate::new(30, 1).unwrap();
+    let (w, h) = (640, 360);
+    let mut board = board(w, h, 4.0);
+    let overlay = TimecodeOverlay::new(DEFAULT_FONT, w, h).unwrap();
+    let mut rgb = RgbFrame::new(w, h);
+    let mut yuv = YuvFrame::new(w, h);
+    let (allocations, events) = count_allocations(|n| {
+        let info = board.render(n, &mut rgb);
+        overlay.draw(&mut rgb, Timecode::from_frame(n, rate));
+        rgb_to_i420(&rgb, &mut yuv);
+        info.event.is_some()
+    });
     assert!(
         events > 0,
         "the run covers events (new event draws included)"
     );
-    assert_eq!(
-        ALLOCATIONS.load(Ordering::Relaxed),
-        0,
-        "allocations per frame"
-    );
+    assert_eq!(allocations, 0, "allocations per frame");
 }
