@@ -3,10 +3,10 @@
 /// A packed RGB24 frame: `stride` bytes per row, 3 bytes per pixel, rows top to bottom.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RgbFrame {
-    pub width: usize,
-    pub height: usize,
-    pub stride: usize,
-    pub data: Vec<u8>,
+    pub(crate) width: usize,
+    pub(crate) height: usize,
+    pub(crate) stride: usize,
+    pub(crate) data: Vec<u8>,
 }
 
 impl RgbFrame {
@@ -21,19 +21,20 @@ impl RgbFrame {
     }
 
     #[inline]
-    pub fn pixel(&self, x: usize, y: usize) -> [u8; 3] {
+    #[cfg(test)]
+    pub(crate) fn pixel(&self, x: usize, y: usize) -> [u8; 3] {
         let i = y * self.stride + x * 3;
         [self.data[i], self.data[i + 1], self.data[i + 2]]
     }
 
     #[inline]
-    pub fn row_mut(&mut self, y: usize) -> &mut [u8] {
+    pub(crate) fn row_mut(&mut self, y: usize) -> &mut [u8] {
         let s = y * self.stride;
         &mut self.data[s..s + self.width * 3]
     }
 
     /// Fills the rectangle `[x0, x1) x [y0, y1)` (clipped to the frame) with one colour.
-    pub fn fill_rect(&mut self, x0: usize, y0: usize, x1: usize, y1: usize, rgb: [u8; 3]) {
+    pub(crate) fn fill_rect(&mut self, x0: usize, y0: usize, x1: usize, y1: usize, rgb: [u8; 3]) {
         let x1 = x1.min(self.width);
         let y1 = y1.min(self.height);
         if x0 >= x1 || y0 >= y1 {
@@ -52,11 +53,11 @@ impl RgbFrame {
 /// (rounded up, so odd sizes keep their last column and row).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct YuvFrame {
-    pub width: usize,
-    pub height: usize,
-    pub y: Vec<u8>,
-    pub u: Vec<u8>,
-    pub v: Vec<u8>,
+    pub(crate) width: usize,
+    pub(crate) height: usize,
+    pub(crate) y: Vec<u8>,
+    pub(crate) u: Vec<u8>,
+    pub(crate) v: Vec<u8>,
 }
 
 impl YuvFrame {
@@ -72,15 +73,15 @@ impl YuvFrame {
     }
 
     /// Width and height of each chroma plane.
-    pub fn chroma_size(width: usize, height: usize) -> (usize, usize) {
+    pub(crate) fn chroma_size(width: usize, height: usize) -> (usize, usize) {
         (width.div_ceil(2), height.div_ceil(2))
     }
 
-    pub fn y_stride(&self) -> usize {
+    pub(crate) fn y_stride(&self) -> usize {
         self.width
     }
 
-    pub fn uv_stride(&self) -> usize {
+    pub(crate) fn uv_stride(&self) -> usize {
         self.width.div_ceil(2)
     }
 }

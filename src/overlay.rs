@@ -41,22 +41,23 @@ pub static DEFAULT_FONT: &[u8] = include_bytes!("../fonts/DejaVuSansMono-Bold.tt
 /// The characters a timecode uses, in glyph-table order: `0`-`9` then `:`.
 const CHARSET: [char; 11] = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', ':'];
 /// Characters of the usual `HH:MM:SS:FF`.
+#[cfg(test)]
 const STANDARD_LEN: usize = 11;
 
 /// A stream timecode: hours (not wrapped at 24), minutes, seconds and the frame within the
 /// second. See the module docs for how it relates to the stream clock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timecode {
-    pub hours: u32,
-    pub minutes: u8,
-    pub seconds: u8,
-    pub frames: u32,
+    pub(crate) hours: u32,
+    pub(crate) minutes: u8,
+    pub(crate) seconds: u8,
+    pub(crate) frames: u32,
 }
 
 impl Timecode {
     /// The longest text [`Timecode::write_to`] can produce: 10 digits of hours, up to 3 of
     /// minutes and of seconds (a hand-built value may exceed 59), 10 of frames, 3 colons.
-    pub const MAX_LEN: usize = 29;
+    pub(crate) const MAX_LEN: usize = 29;
 
     /// The timecode of frame slot `n` at `rate`: the seconds are
     /// the whole seconds of `rate.time_of(n)`, the frame is `n` minus the first slot of that second
@@ -76,7 +77,7 @@ impl Timecode {
 
     /// Writes `HH:MM:SS:FF` (each field at least two digits, more when the value needs them)
     /// into `buf` and returns it as text. Allocation-free: the overlay uses it every frame.
-    pub fn write_to<'a>(&self, buf: &'a mut [u8; Timecode::MAX_LEN]) -> &'a str {
+    pub(crate) fn write_to<'a>(&self, buf: &'a mut [u8; Timecode::MAX_LEN]) -> &'a str {
         let mut len = 0;
         for (i, value) in [
             self.hours,
@@ -272,13 +273,9 @@ impl TimecodeOverlay {
 
     /// The black box of a standard `HH:MM:SS:FF` timecode as `(x0, y0, x1, y1)`: columns
     /// `x0..x1` and rows `y0..y1`, clipped to the frame.
-    pub fn box_rect(&self) -> (usize, usize, usize, usize) {
+    #[cfg(test)]
+    pub(crate) fn box_rect(&self) -> (usize, usize, usize, usize) {
         self.clip(self.layout(STANDARD_LEN))
-    }
-
-    /// Width and height of the frames this overlay draws into.
-    pub fn frame_size(&self) -> (usize, usize) {
-        (self.width, self.height)
     }
 
     /// Draws `tc` into `frame`: a black box, the glyphs blended white over it. Pixels outside

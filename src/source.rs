@@ -12,12 +12,12 @@ use crate::time::{Duration90k, FrameRate, StreamTime};
 use crate::yuv::rgb_row_pair_to_i420;
 
 /// The colour of an active event: the top-left block is painted mint.
-pub const MINT: [u8; 3] = [0, 255, 255];
+pub(crate) const MINT: [u8; 3] = [0, 255, 255];
 const WHITE: [u8; 3] = [255, 255, 255];
 const BLACK: [u8; 3] = [0, 0, 0];
 
 /// Block size at the reference width of 320 px; it scales with the frame width.
-pub const DEFAULT_BLOCK_SIZE: u32 = 20;
+pub(crate) const DEFAULT_BLOCK_SIZE: u32 = 20;
 const REFERENCE_WIDTH: usize = 320;
 
 /// What a source reports about one painted frame.
@@ -149,7 +149,8 @@ impl Checkerboard {
     }
 
     /// Edge of one block in pixels at this frame size.
-    pub fn block(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn block(&self) -> usize {
         self.block
     }
 

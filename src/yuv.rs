@@ -65,7 +65,8 @@ const C_OFFSET: i32 = (128 << 7) + 64 + 1;
 /// The exact BT.601 limited-range formula (see the module docs) for one pixel, unrounded:
 /// returns `(Y, Cb, Cr)` in 8-bit code values. Used by the tests and as documentation; the
 /// conversion itself uses integer arithmetic.
-pub fn bt601_limited_reference(r: u8, g: u8, b: u8) -> (f64, f64, f64) {
+#[cfg(test)]
+pub(crate) fn bt601_limited_reference(r: u8, g: u8, b: u8) -> (f64, f64, f64) {
     const KR: f64 = 0.299;
     const KB: f64 = 0.114;
     const KG: f64 = 1.0 - KR - KB;
@@ -236,7 +237,7 @@ fn luma_row(src: &[u8], y: &mut [u8]) {
 /// # Panics
 /// If `s0` or `s1` is not `3 * y0.len()` bytes, `y1` not `y0.len()` or `u`, `v` not
 /// `y0.len().div_ceil(2)`.
-pub fn rgb_row_pair_to_i420(
+pub(crate) fn rgb_row_pair_to_i420(
     s0: &[u8],
     s1: &[u8],
     y0: &mut [u8],
@@ -270,7 +271,7 @@ pub fn rgb_row_pair_to_i420(
 
 /// Y of the grey `(v, v, v)` exactly as the converter computes it (Cb and Cr of a grey are
 /// always 128), for drawing grey levels straight into a luma plane.
-pub fn grey_luma(v: u8) -> u8 {
+pub(crate) fn grey_luma(v: u8) -> u8 {
     luma(v, v, v)
 }
 
