@@ -204,8 +204,12 @@ pub type Seed = (&'static str, Vec<u8>);
 const MUX_MAX_OPS: usize = 512;
 /// Largest access unit one operation builds (an IDR at a high bit rate is ~150 kB).
 const MUX_MAX_AU_LEN: usize = 256 * 1024;
-/// Access unit bytes per input at most.
-const MUX_MAX_BYTES: usize = 2 * 1024 * 1024;
+/// TS bytes (PCR-only packets included) one input may have written before its operation list
+/// ends. Every byte is read back three times, so this bounds the run time of one input: a DTS
+/// step of up to 60 s adds up to 600 PCR-only packets, so 512 steps without this budget could
+/// write 57 MB from 3 kB of input. The hand-written seeds stay under it
+/// (`tests::seeds_fit_the_budgets`).
+const MUX_MAX_OUTPUT: usize = 512 * 1024;
 /// One frame at 30 fps.
 const FRAME_TICKS: u64 = 3_000;
 /// Where the pipeline starts its stream clock (above `PCR_LEAD`, so the first PCR is positive).
@@ -350,6 +354,12 @@ fn assert_invariants(mux: &TsMuxer, when: &str) {
 
 /// Fuzz property of the TS muxer; see the module docs for the input layout and the properties.
 pub fn ts_mux_property(data: &[u8]) {
+    ts_mux_run(data);
+}
+
+/// Runs the `ts_mux` property; true if the input ran out of output budget before its operations
+/// did.
+fn ts_mux_run(data: &[u8]) -> bool {
     let mut input = Input::new(data);
     let setup = input.u8().unwrap_or(0);
     let start = match setup & 0b11 {
@@ -367,7 +377,8 @@ pub fn ts_mux_property(data: &[u8]) {
         mux,
         segments: Vec::new(),
         last_dts: None,
-        total: 0,
+        written: 0,
+        budget_hit: false,
     };
     assert_invariants(&run.mux, "after new/resume");
     if setup & MUX_PROBE_NO_SEGMENT != 0 {
@@ -381,6 +392,7 @@ pub fn ts_mux_property(data: &[u8]) {
     if let Err(e) = verify_ts_output(&run.segments, resume.as_ref(), &run.mux) {
         panic!("ts_mux: {e}");
     }
+    run.budget_hit
 }
 
 fn resume_counters(input: &mut Input<'_>) -> BTreeMap<u16, u8> {
@@ -406,8 +418,10 @@ struct MuxRun {
     segments: Vec<SentSegment>,
     /// DTS of the last accepted access unit (unwrapped).
     last_dts: Option<u64>,
-    /// Access unit bytes built so far.
-    total: usize,
+    /// TS bytes written so far, over all segments.
+    written: usize,
+    /// The operation list ended on [`MUX_MAX_OUTPUT`].
+    budget_hit: bool,
 }
 
 impl MuxRun {
@@ -430,6 +444,10 @@ impl MuxRun {
 
     /// Decodes and runs one operation; `None` when the input (or the byte budget) ran out.
     fn step(&mut self, input: &mut Input<'_>, start: u64) -> Option<()> {
+        if self.written >= MUX_MAX_OUTPUT {
+            self.budget_hit = !input.is_empty();
+            return None;
+        }
         let op = input.u8()?;
         let step = match op & 0b11 {
             MUX_STEP_FRAME => FRAME_TICKS,
@@ -462,11 +480,6 @@ impl MuxRun {
             MUX_FRAMING_AUD => [&AUD[..], &body].concat(),
             _ => body,
         };
-        if self.total + data.len() > MUX_MAX_BYTES {
-            return None;
-        }
-        self.total += data.len();
-
         let dts = match self.last_dts {
             None => start,
             Some(last) => last.checked_add(step)?,
@@ -477,6 +490,7 @@ impl MuxRun {
         if self.segments.is_empty() || (keyframe && op & MUX_CUT != 0) {
             let mut seg = SentSegment::default();
             self.mux.start_segment(&mut seg.bytes);
+            self.written += seg.bytes.len();
             self.segments.push(seg);
             assert_invariants(&self.mux, "after start_segment");
         }
@@ -494,7 +508,9 @@ impl MuxRun {
             .last_mut()
             .expect("a segment was started above");
         let len_before = seg.bytes.len();
-        match self.mux.push(&au, &mut seg.bytes) {
+        let result = self.mux.push(&au, &mut seg.bytes);
+        self.written += seg.bytes.len() - len_before;
+        match result {
             Ok(()) => {
                 assert!(
                     expected.is_empty(),
@@ -569,15 +585,19 @@ fn verify_ts_output(
         starts.push(last_cc.clone());
         for (i, p) in seg.bytes.chunks_exact(PACKET_SIZE).enumerate() {
             let pid = u16::from_be_bytes([p[1] & 0x1F, p[2]]);
-            let at = format!("segment {s} packet {i} PID {pid:#06x}");
+            // Formatted only on failure: this runs for every packet.
+            let at = || format!("segment {s} packet {i} PID {pid:#06x}");
             if p[0] != 0x47 {
-                return Err(format!("{at}: sync byte {:#04x}", p[0]));
+                return Err(format!("{}: sync byte {:#04x}", at(), p[0]));
             }
             if (i == 0 && pid != PAT_PID) || (i == 1 && pid != PMT_PID) {
-                return Err(format!("{at}: R3: the first two packets must be PAT, PMT"));
+                return Err(format!(
+                    "{}: R3: the first two packets must be PAT, PMT",
+                    at()
+                ));
             }
             if !OUR_PIDS.contains(&pid) {
-                return Err(format!("{at}: not one of our PIDs"));
+                return Err(format!("{}: not one of our PIDs", at()));
             }
             let cc = p[3] & 0x0F;
             let has_payload = p[3] & 0x10 != 0;
@@ -588,7 +608,8 @@ fn verify_ts_output(
             };
             if cc != want {
                 return Err(format!(
-                    "{at}: R1: continuity counter {cc}, expected {want} (payload: {has_payload})"
+                    "{}: R1: continuity counter {cc}, expected {want} (payload: {has_payload})",
+                    at()
                 ));
             }
             last_cc.insert(pid, cc);
@@ -612,18 +633,18 @@ fn verify_ts_output(
         let mut reader = TsPacketReader::new(&seg.bytes[..]);
         let mut i = 0;
         loop {
-            let at = format!("segment {s} packet {i}");
+            let at = || format!("segment {s} packet {i}");
             let packet = match reader.read_ts_packet() {
                 Ok(Some(p)) => p,
                 Ok(None) => break,
-                Err(e) => return Err(format!("{at}: mpeg2ts refuses it: {e}")),
+                Err(e) => return Err(format!("{}: mpeg2ts refuses it: {e}", at())),
             };
             match (&packet.payload, i) {
                 (Some(TsPayload::Pat(pat)), 0) => {
                     let ok = matches!(&pat.table[..], [p] if p.program_num == PROGRAM_NUMBER
                         && p.program_map_pid.as_u16() == PMT_PID);
                     if !ok {
-                        return Err(format!("{at}: R3: PAT must list one program: {pat:?}"));
+                        return Err(format!("{}: R3: PAT must list one program: {pat:?}", at()));
                     }
                 }
                 (Some(TsPayload::Pmt(pmt)), 1) => {
@@ -631,33 +652,36 @@ fn verify_ts_output(
                         && matches!(&pmt.es_info[..], [es] if es.stream_type as u8 == STREAM_TYPE_H264
                             && es.elementary_pid.as_u16() == VIDEO_PID);
                     if !ok {
-                        return Err(format!("{at}: PMT must list one H.264 stream: {pmt:?}"));
+                        return Err(format!("{}: PMT must list one H.264 stream: {pmt:?}", at()));
                     }
                 }
-                (_, 0 | 1) => return Err(format!("{at}: R3: PAT, PMT expected")),
+                (_, 0 | 1) => return Err(format!("{}: R3: PAT, PMT expected", at())),
                 (Some(TsPayload::PesStart(pes)), _) => {
                     let au = sent
                         .get(au_index)
-                        .ok_or_else(|| format!("{at}: more PES starts than access units"))?;
+                        .ok_or_else(|| format!("{}: more PES starts than access units", at()))?;
                     let af = packet
                         .adaptation_field
                         .as_ref()
-                        .ok_or_else(|| format!("{at}: access unit {au_index} without PCR"))?;
+                        .ok_or_else(|| format!("{}: access unit {au_index} without PCR", at()))?;
                     if af.random_access_indicator != au.keyframe {
                         return Err(format!(
-                            "{at}: random_access_indicator {} on AU {au_index}, keyframe {}",
-                            af.random_access_indicator, au.keyframe
+                            "{}: random_access_indicator {} on AU {au_index}, keyframe {}",
+                            at(),
+                            af.random_access_indicator,
+                            au.keyframe
                         ));
                     }
                     let want_pcr = (au.dts.wrapping_sub(PCR_LEAD.as_u64()) & MASK_33) * 300;
                     if af.pcr.map(|c| c.as_u64()) != Some(want_pcr) {
                         return Err(format!(
-                            "{at}: PCR {:?} on AU {au_index}, expected (DTS - PCR_LEAD) x 300 = {want_pcr}",
+                            "{}: PCR {:?} on AU {au_index}, expected (DTS - PCR_LEAD) x 300 = {want_pcr}",
+                            at(),
                             af.pcr
                         ));
                     }
                     if pes.header.stream_id.as_u8() != VIDEO_STREAM_ID {
-                        return Err(format!("{at}: stream_id {:?}", pes.header.stream_id));
+                        return Err(format!("{}: stream_id {:?}", at(), pes.header.stream_id));
                     }
                     au_index += 1;
                 }
@@ -669,7 +693,8 @@ fn verify_ts_output(
                     let gap = (pcr + PCR_MODULUS - prev) % PCR_MODULUS;
                     if gap == 0 || gap > MAX_PCR_INTERVAL.as_u64() * 300 {
                         return Err(format!(
-                            "{at}: PCR {pcr} after {prev}: a gap of {gap} (27 MHz) is not in (0, 100 ms]"
+                            "{}: PCR {pcr} after {prev}: a gap of {gap} (27 MHz) is not in (0, 100 ms]",
+                            at()
                         ));
                     }
                 }
@@ -686,10 +711,10 @@ fn verify_ts_output(
     }
 
     // The whole stream through mpeg2ts's PES reassembly: payloads equal the input plus AUD.
-    let all: Vec<u8> = segments
-        .iter()
-        .flat_map(|s| s.bytes.iter().copied())
-        .collect();
+    let mut all: Vec<u8> = Vec::with_capacity(segments.iter().map(|s| s.bytes.len()).sum());
+    for seg in segments {
+        all.extend_from_slice(&seg.bytes);
+    }
     let mut reader = PesPacketReader::new(TsPacketReader::new(&all[..]));
     let mut k = 0;
     loop {
@@ -1110,6 +1135,12 @@ fn check_error_context(bytes: &[u8], e: &str) -> Result<(), String> {
 
 /// Operations decoded from one `playlist_window` input at most.
 const PL_MAX_OPS: usize = 256;
+/// Playlist text (bytes over all renders) one input may have checked before its operation list
+/// ends. Every render goes through two parsers and is compared with the previous one, and the
+/// window holds three target durations (R24): with 1 ms segments that is thousands of lines, so
+/// without this budget the work per input grew with the square of the operation count. The
+/// hand-written seeds stay under it (`tests::seeds_fit_the_budgets`).
+const PL_MAX_RENDERED: usize = 256 * 1024;
 /// 2026-11-25T12:00:00.000Z (the golden files' anchor).
 const PL_T0_MS: i64 = 1_795_608_000_000;
 const TICKS_PER_MS: u64 = TICKS_PER_SEC / 1000;
@@ -1210,18 +1241,30 @@ fn sanitised(label: &str) -> String {
 
 /// Fuzz property of the live playlist; see the module docs.
 pub fn playlist_window_property(data: &[u8]) {
+    playlist_window_run(data);
+}
+
+/// Runs the `playlist_window` property; true if the input ran out of render budget before its
+/// operations did.
+fn playlist_window_run(data: &[u8]) -> bool {
     let mut input = Input::new(data);
     let Some(mut run) = PlaylistRun::new(&mut input) else {
-        return;
+        return false;
     };
-    run.check_render();
+    let mut rendered = run.check_render();
+    let mut budget_hit = false;
     for _ in 0..PL_MAX_OPS {
+        if rendered >= PL_MAX_RENDERED {
+            budget_hit = !input.is_empty();
+            break;
+        }
         if run.step(&mut input).is_none() {
             break;
         }
-        run.check_render();
+        rendered += run.check_render();
     }
     run.finish();
+    budget_hit
 }
 
 /// One accepted push, as the model saw it.
@@ -1740,7 +1783,8 @@ impl PlaylistRun {
     }
 
     /// Renders, reads the text strictly and with m3u8-rs, and holds both against the state.
-    fn check_render(&mut self) {
+    /// Checks the current render; returns its length.
+    fn check_render(&mut self) -> usize {
         let text = self.pl.render();
         let parsed = check_playlist_text(&text)
             .unwrap_or_else(|e| panic!("playlist_window: {e}\nin:\n{text}"));
@@ -1844,6 +1888,7 @@ impl PlaylistRun {
             }
         }
         self.previous = Some(parsed);
+        text.len()
     }
 
     fn finish(mut self) {
@@ -2779,6 +2824,43 @@ pub fn ts_demux_seeds() -> Vec<Seed> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seeds_fit_the_budgets() {
+        // The work budgets end long fuzz inputs early; no hand-written scenario may be cut.
+        for (name, seed) in ts_mux_seeds() {
+            assert!(
+                !ts_mux_run(&seed),
+                "ts_mux seed {name} exceeds MUX_MAX_OUTPUT"
+            );
+        }
+        for (name, seed) in playlist_window_seeds() {
+            assert!(
+                !playlist_window_run(&seed),
+                "playlist_window seed {name} exceeds PL_MAX_RENDERED"
+            );
+        }
+    }
+
+    #[test]
+    fn budgets_end_long_inputs() {
+        // 600 steps of 59 s: ~600 PCR-only packets each, far past MUX_MAX_OUTPUT.
+        let mut w = InputWriter::new();
+        w.u8(MUX_START_PIPELINE);
+        for _ in 0..600 {
+            w.u8(MUX_STEP_VARINT | MUX_KEYFRAME)
+                .varint(59 * TICKS_PER_SEC);
+            w.u8(1).u8(0x65);
+        }
+        assert!(ts_mux_run(&w.finish()));
+        // 1 ms segments at a 7 s target: the window grows to thousands of lines.
+        let mut w = InputWriter::new();
+        w.u8(0x70 | 5).varint(0).u8(0).u32(0);
+        for _ in 0..PL_MAX_OPS {
+            w.u8(PL_PUSH | PL_DUR_MS).u16(1).u8(0);
+        }
+        assert!(playlist_window_run(&w.finish()));
+    }
 
     #[test]
     fn input_reads_what_input_writer_writes() {
