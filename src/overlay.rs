@@ -117,27 +117,18 @@ impl fmt::Display for Timecode {
 }
 
 /// Why a [`TimecodeOverlay`] could not be built.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum OverlayError {
     /// fontdue could not parse the font file.
+    #[error("timecode font: {0}")]
     Font(String),
     /// The font has no glyph for a character a timecode needs.
+    #[error("timecode font has no glyph for {0:?}")]
     MissingGlyph(char),
     /// The font's digits have no height, so no size gives the requested text height.
+    #[error("timecode font's digits have no outline")]
     NoDigitOutlines,
 }
-
-impl fmt::Display for OverlayError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            OverlayError::Font(e) => write!(f, "timecode font: {e}"),
-            OverlayError::MissingGlyph(c) => write!(f, "timecode font has no glyph for {c:?}"),
-            OverlayError::NoDigitOutlines => write!(f, "timecode font's digits have no outline"),
-        }
-    }
-}
-
-impl std::error::Error for OverlayError {}
 
 /// One rasterised character, positioned relative to its cell.
 #[derive(Clone, Debug)]

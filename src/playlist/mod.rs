@@ -192,35 +192,43 @@ pub struct PendingDelete {
 }
 
 /// Why a configuration, segment or range was refused.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PlaylistError {
     /// `target_duration_secs` is 0 (RFC 8216 §4.3.3.1 wants a decimal-integer >= 1).
+    #[error("target duration must be at least 1 s")]
     TargetDurationZero,
     /// `target_duration_secs` is so large that durations overflow.
+    #[error("target duration {secs} s is too large")]
     TargetDurationTooLarge { secs: u64 },
     /// `list_size` is below [`MIN_LIST_SIZE`] (R24, R38).
+    #[error("list size {list_size} is too short: a live window must hold at least {MIN_LIST_SIZE} target durations (RFC 8216 §6.2.2, §6.3.3)")]
     ListTooShort { list_size: usize },
     /// A segment was pushed or a range added after [`Playlist::end`] (R29).
+    #[error("playlist already ended with EXT-X-ENDLIST (next sequence would be {sequence})")]
     Ended { sequence: u64 },
     /// The segment's EXTINF would be `0.000`.
+    #[error("segment {sequence}: duration {} rounds to EXTINF 0.000", Secs(*.duration))]
     ZeroDuration {
         sequence: u64,
         duration: Duration90k,
     },
     /// The segment's EXTINF rounded to whole seconds exceeds the target duration (R4, R13).
+    #[error("segment {sequence}: duration {} rounds above EXT-X-TARGETDURATION {target_duration_secs} s (RFC 8216 §4.3.3.1)", Secs(*.duration))]
     SegmentTooLong {
         sequence: u64,
         duration: Duration90k,
         target_duration_secs: u64,
     },
     /// The segment's PDT is not after the previous segment's.
+    #[error("segment {sequence}: EXT-X-PROGRAM-DATE-TIME {} is not after segment {}'s {}", .program_date_time.to_rfc3339(), .sequence.wrapping_sub(1), .previous_program_date_time.to_rfc3339())]
     ProgramDateTimeNotAfter {
         sequence: u64,
         program_date_time: WallClock,
         previous_program_date_time: WallClock,
     },
     /// A continuous segment's PDT is not its stream's anchor plus the durations since (R33).
+    #[error("segment {sequence}: EXT-X-PROGRAM-DATE-TIME {} is {} ms off the stream's anchor plus the durations since, {}; push with discontinuity to re-anchor", .program_date_time.to_rfc3339(), drift_ms(*.program_date_time, *.expected_ticks), EpochTicks(*.expected_ticks))]
     ProgramDateTimeDrift {
         sequence: u64,
         program_date_time: WallClock,
@@ -228,6 +236,7 @@ pub enum PlaylistError {
         expected_ticks: i64,
     },
     /// A discontinuity's PDT overlaps the previous segment by a second or more (R33).
+    #[error("segment {sequence}: discontinuity EXT-X-PROGRAM-DATE-TIME {} overlaps the previous segment (ending {}) by a second or more", .program_date_time.to_rfc3339(), EpochTicks(*.previous_end_ticks))]
     ProgramDateTimeOverlap {
         sequence: u64,
         program_date_time: WallClock,
@@ -235,17 +244,26 @@ pub enum PlaylistError {
         previous_end_ticks: i64,
     },
     /// The media sequence number space is exhausted (R22 forbids wrapping).
+    #[error("media sequence number space exhausted")]
     SequenceExhausted,
     /// A DATERANGE ID is empty or holds `"`, CR, LF or another control character (R37).
+    #[error("EXT-X-DATERANGE ID {id:?} must be non-empty without quotes or control characters")]
     InvalidDateRangeId { id: String },
     /// A DATERANGE ID is already in the playlist (R36).
+    #[error("EXT-X-DATERANGE ID {id:?} is already in the playlist")]
     DuplicateDateRangeId { id: String },
     /// The range ended before the window's first date, so it would never be shown (R36).
+    #[error("EXT-X-DATERANGE {id:?} ended at {}, before the window's first segment at {}", .end.to_rfc3339(), .window_start.to_rfc3339())]
     DateRangeExpired {
         id: String,
         end: WallClock,
         window_start: WallClock,
     },
+}
+
+/// How far `pdt` is from `expected_ticks` (epoch ticks), in milliseconds.
+fn drift_ms(pdt: WallClock, expected_ticks: i64) -> f64 {
+    (epoch_ticks(pdt) - expected_ticks) as f64 / TICKS_PER_MS as f64
 }
 
 /// Formats a duration as `2.002 s (180180 ticks)`.
@@ -278,98 +296,6 @@ impl fmt::Display for EpochTicks {
         )
     }
 }
-
-impl fmt::Display for PlaylistError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use PlaylistError::*;
-        match self {
-            TargetDurationZero => f.write_str("target duration must be at least 1 s"),
-            TargetDurationTooLarge { secs } => write!(f, "target duration {secs} s is too large"),
-            ListTooShort { list_size } => write!(
-                f,
-                "list size {list_size} is too short: a live window must hold at least \
-                 {MIN_LIST_SIZE} target durations (RFC 8216 §6.2.2, §6.3.3)"
-            ),
-            Ended { sequence } => write!(
-                f,
-                "playlist already ended with EXT-X-ENDLIST (next sequence would be {sequence})"
-            ),
-            ZeroDuration { sequence, duration } => {
-                write!(
-                    f,
-                    "segment {sequence}: duration {} rounds to EXTINF 0.000",
-                    Secs(*duration)
-                )
-            }
-            SegmentTooLong {
-                sequence,
-                duration,
-                target_duration_secs,
-            } => write!(
-                f,
-                "segment {sequence}: duration {} rounds above EXT-X-TARGETDURATION \
-                 {target_duration_secs} s (RFC 8216 §4.3.3.1)",
-                Secs(*duration)
-            ),
-            ProgramDateTimeNotAfter {
-                sequence,
-                program_date_time,
-                previous_program_date_time,
-            } => {
-                write!(
-                    f,
-                    "segment {sequence}: EXT-X-PROGRAM-DATE-TIME {} is not after segment {}'s {}",
-                    program_date_time.to_rfc3339(),
-                    sequence.wrapping_sub(1),
-                    previous_program_date_time.to_rfc3339()
-                )
-            }
-            ProgramDateTimeDrift {
-                sequence,
-                program_date_time,
-                expected_ticks,
-            } => write!(
-                f,
-                "segment {sequence}: EXT-X-PROGRAM-DATE-TIME {} is {} ms off the stream's anchor \
-                 plus the durations since, {}; push with discontinuity to re-anchor",
-                program_date_time.to_rfc3339(),
-                (epoch_ticks(*program_date_time) - expected_ticks) as f64 / TICKS_PER_MS as f64,
-                EpochTicks(*expected_ticks)
-            ),
-            ProgramDateTimeOverlap {
-                sequence,
-                program_date_time,
-                previous_end_ticks,
-            } => write!(
-                f,
-                "segment {sequence}: discontinuity EXT-X-PROGRAM-DATE-TIME {} overlaps the \
-                 previous segment (ending {}) by a second or more",
-                program_date_time.to_rfc3339(),
-                EpochTicks(*previous_end_ticks)
-            ),
-            SequenceExhausted => f.write_str("media sequence number space exhausted"),
-            InvalidDateRangeId { id } => write!(
-                f,
-                "EXT-X-DATERANGE ID {id:?} must be non-empty without quotes or control characters"
-            ),
-            DuplicateDateRangeId { id } => {
-                write!(f, "EXT-X-DATERANGE ID {id:?} is already in the playlist")
-            }
-            DateRangeExpired {
-                id,
-                end,
-                window_start,
-            } => write!(
-                f,
-                "EXT-X-DATERANGE {id:?} ended at {}, before the window's first segment at {}",
-                end.to_rfc3339(),
-                window_start.to_rfc3339()
-            ),
-        }
-    }
-}
-
-impl std::error::Error for PlaylistError {}
 
 /// A segment in the window, with its PDT text formatted once.
 #[derive(Clone, Debug)]

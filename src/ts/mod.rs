@@ -38,7 +38,6 @@ mod psi;
 
 #[cfg(feature = "test-support")]
 use std::collections::BTreeMap;
-use std::fmt;
 
 use mpeg2ts::es::StreamId;
 use mpeg2ts::pes::PesHeader;
@@ -125,32 +124,47 @@ pub struct AccessUnit<'a> {
 
 /// Why [`TsMuxer::push`] refused an access unit. Nothing was written and the muxer's state is
 /// unchanged when it returns one.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum MuxError {
     /// `push` before the first `start_segment`: a segment must begin with PAT and PMT.
+    #[error("TS mux, PID {VIDEO_PID:#06x}, access unit PTS {pts:?}: no segment started (call start_segment first)")]
     NoSegment { pts: Pts },
     /// The access unit has no bytes.
+    #[error("TS mux, PID {VIDEO_PID:#06x}, access unit PTS {pts:?}: empty access unit")]
     EmptyAccessUnit { pts: Pts },
     /// The bytes do not begin with a 3- or 4-byte Annex B start code and a NAL header.
+    #[error("TS mux, PID {VIDEO_PID:#06x}, access unit PTS {pts:?}: {len}-byte access unit does not start with an Annex B start code and a NAL header (starts {:02x?})", head_shown(.head, .len))]
     MissingStartCode { pts: Pts, len: usize, head: [u8; 4] },
     /// DTS later than PTS: a frame cannot be shown before it is decoded.
+    #[error(
+        "TS mux, PID {VIDEO_PID:#06x}, access unit PTS {pts:?}: DTS {dts:?} is later than the PTS"
+    )]
     DtsAfterPts { pts: Pts, dts: Pts },
     /// PTS more than [`MAX_DTS_STEP`] after DTS.
+    #[error("TS mux, PID {VIDEO_PID:#06x}, access unit PTS {pts:?}: PTS is more than {MAX_DTS_STEP:?} after DTS {dts:?}")]
     PtsTooFarAfterDts { pts: Pts, dts: Pts },
     /// DTS not later than the previous access unit's (decode order must advance).
+    #[error("TS mux, PID {VIDEO_PID:#06x}, access unit PTS {pts:?}: DTS {dts:?} does not advance past the previous access unit's DTS {previous_dts:?}")]
     DtsNotIncreasing {
         pts: Pts,
         dts: Pts,
         previous_dts: Pts,
     },
     /// DTS more than [`MAX_DTS_STEP`] after the previous access unit's.
+    #[error("TS mux, PID {VIDEO_PID:#06x}, access unit PTS {pts:?}: DTS {dts:?} jumps more than {MAX_DTS_STEP:?} past the previous DTS {previous_dts:?}")]
     DtsJump {
         pts: Pts,
         dts: Pts,
         previous_dts: Pts,
     },
     /// `mpeg2ts` refused a packet we built (a bug in this module, never bad input).
+    #[error("TS mux, PID {VIDEO_PID:#06x}, access unit PTS {pts:?}: packetizing failed: {reason}")]
     Packetize { pts: Pts, reason: String },
+}
+
+/// The bytes of `head` that the access unit had (it may be shorter than 4).
+fn head_shown<'a>(head: &'a [u8; 4], len: &usize) -> &'a [u8] {
+    &head[..(*len).min(head.len())]
 }
 
 impl MuxError {
@@ -168,50 +182,6 @@ impl MuxError {
         }
     }
 }
-
-impl fmt::Display for MuxError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "TS mux, PID {VIDEO_PID:#06x}, access unit PTS {:?}: ",
-            self.pts()
-        )?;
-        match self {
-            MuxError::NoSegment { .. } => {
-                write!(f, "no segment started (call start_segment first)")
-            }
-            MuxError::EmptyAccessUnit { .. } => write!(f, "empty access unit"),
-            MuxError::MissingStartCode { len, head, .. } => {
-                let shown = &head[..(*len).min(head.len())];
-                write!(
-                    f,
-                    "{len}-byte access unit does not start with an Annex B start code and a \
-                     NAL header (starts {shown:02x?})"
-                )
-            }
-            MuxError::DtsAfterPts { dts, .. } => write!(f, "DTS {dts:?} is later than the PTS"),
-            MuxError::PtsTooFarAfterDts { dts, .. } => {
-                write!(f, "PTS is more than {:?} after DTS {dts:?}", MAX_DTS_STEP)
-            }
-            MuxError::DtsNotIncreasing {
-                dts, previous_dts, ..
-            } => write!(
-                f,
-                "DTS {dts:?} does not advance past the previous access unit's DTS {previous_dts:?}"
-            ),
-            MuxError::DtsJump {
-                dts, previous_dts, ..
-            } => write!(
-                f,
-                "DTS {dts:?} jumps more than {:?} past the previous DTS {previous_dts:?}",
-                MAX_DTS_STEP
-            ),
-            MuxError::Packetize { reason, .. } => write!(f, "packetizing failed: {reason}"),
-        }
-    }
-}
-
-impl std::error::Error for MuxError {}
 
 /// Continuity state of one PID.
 #[derive(Clone, Copy, Debug)]
