@@ -63,7 +63,6 @@ use hls::time::{Duration90k, Pts, TICKS_PER_SEC};
 use hls::ts::{
     AccessUnit, MuxError, TsMuxer, AUD, MAX_DTS_STEP, MAX_PCR_INTERVAL, PACKET_SIZE, PAT_PID,
     PCR_LEAD, PMT_PID, PROGRAM_NUMBER, STREAM_TYPE_H264, TIMESTAMP_MODULUS, VIDEO_PID,
-    VIDEO_STREAM_ID,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -360,6 +359,15 @@ pub fn ts_mux_property(data: &[u8]) {
 /// Runs the `ts_mux` property; true if the input ran out of output budget before its operations
 /// did.
 fn ts_mux_run(data: &[u8]) -> bool {
+    let (run, resume) = ts_mux_output(data);
+    if let Err(e) = verify_ts_output(&run.segments, resume.as_ref(), &run.mux) {
+        panic!("ts_mux: {e}");
+    }
+    run.budget_hit
+}
+
+/// Runs the operations of a `ts_mux` input; the segments are checked by [`verify_ts_output`].
+fn ts_mux_output(data: &[u8]) -> (MuxRun, Option<BTreeMap<u16, u8>>) {
     let mut input = Input::new(data);
     let setup = input.u8().unwrap_or(0);
     let start = match setup & 0b11 {
@@ -389,10 +397,7 @@ fn ts_mux_run(data: &[u8]) -> bool {
             break;
         }
     }
-    if let Err(e) = verify_ts_output(&run.segments, resume.as_ref(), &run.mux) {
-        panic!("ts_mux: {e}");
-    }
-    run.budget_hit
+    (run, resume)
 }
 
 fn resume_counters(input: &mut Input<'_>) -> BTreeMap<u16, u8> {
@@ -625,91 +630,54 @@ fn verify_ts_output(
         }
     }
 
-    // Each segment alone through mpeg2ts's packet reader (a player may join at any file).
-    let sent: Vec<&SentAu> = segments.iter().flat_map(|s| &s.aus).collect();
-    let mut au_index = 0;
-    let mut last_pcr: Option<u64> = None;
+    // Each segment alone (a player may join at any file), read back by `read_segment` (which
+    // reads every packet with mpeg2ts's packet reader, checks PAT, PMT, stream_id, AUDs, DTS
+    // order and PCR spacing within the file) and compared with what was sent: payloads,
+    // PTS/DTS, random_access_indicator = keyframe, PCR = (DTS - PCR_LEAD) x 300 on every AU,
+    // counters. A segment without access units (PAT and PMT only) goes through mpeg2ts's packet
+    // reader directly, as `read_segment` refuses it. The PCRs of all files are chained below.
+    let mut last_pcr: Option<(usize, u64)> = None;
     for (s, seg) in segments.iter().enumerate() {
-        let mut reader = TsPacketReader::new(&seg.bytes[..]);
-        let mut i = 0;
-        loop {
-            let at = || format!("segment {s} packet {i}");
-            let packet = match reader.read_ts_packet() {
-                Ok(Some(p)) => p,
-                Ok(None) => break,
-                Err(e) => return Err(format!("{}: mpeg2ts refuses it: {e}", at())),
-            };
-            match (&packet.payload, i) {
-                (Some(TsPayload::Pat(pat)), 0) => {
-                    let ok = matches!(&pat.table[..], [p] if p.program_num == PROGRAM_NUMBER
-                        && p.program_map_pid.as_u16() == PMT_PID);
-                    if !ok {
-                        return Err(format!("{}: R3: PAT must list one program: {pat:?}", at()));
-                    }
+        let end_cc = starts.get(s + 1).unwrap_or(&last_cc);
+        let pcrs = match read_segment(&seg.bytes, Some(&starts[s])) {
+            Err(e) if seg.aus.is_empty() => {
+                if !e.starts_with("no access units") {
+                    return Err(format!(
+                        "segment {s} (no AUs sent): read_segment refuses it for another reason: {e}"
+                    ));
                 }
-                (Some(TsPayload::Pmt(pmt)), 1) => {
-                    let ok = pmt.pcr_pid.map(|p| p.as_u16()) == Some(VIDEO_PID)
-                        && matches!(&pmt.es_info[..], [es] if es.stream_type as u8 == STREAM_TYPE_H264
-                            && es.elementary_pid.as_u16() == VIDEO_PID);
-                    if !ok {
-                        return Err(format!("{}: PMT must list one H.264 stream: {pmt:?}", at()));
-                    }
-                }
-                (_, 0 | 1) => return Err(format!("{}: R3: PAT, PMT expected", at())),
-                (Some(TsPayload::PesStart(pes)), _) => {
-                    let au = sent
-                        .get(au_index)
-                        .ok_or_else(|| format!("{}: more PES starts than access units", at()))?;
-                    let af = packet
-                        .adaptation_field
-                        .as_ref()
-                        .ok_or_else(|| format!("{}: access unit {au_index} without PCR", at()))?;
-                    if af.random_access_indicator != au.keyframe {
-                        return Err(format!(
-                            "{}: random_access_indicator {} on AU {au_index}, keyframe {}",
-                            at(),
-                            af.random_access_indicator,
-                            au.keyframe
-                        ));
-                    }
-                    let want_pcr = (au.dts.wrapping_sub(PCR_LEAD.as_u64()) & MASK_33) * 300;
-                    if af.pcr.map(|c| c.as_u64()) != Some(want_pcr) {
-                        return Err(format!(
-                            "{}: PCR {:?} on AU {au_index}, expected (DTS - PCR_LEAD) x 300 = {want_pcr}",
-                            at(),
-                            af.pcr
-                        ));
-                    }
-                    if pes.header.stream_id.as_u8() != VIDEO_STREAM_ID {
-                        return Err(format!("{}: stream_id {:?}", at(), pes.header.stream_id));
-                    }
-                    au_index += 1;
-                }
-                _ => {}
+                psi_only_segment(s, &seg.bytes)?
             }
-            if let Some(pcr) = packet.adaptation_field.as_ref().and_then(|a| a.pcr) {
-                let pcr = pcr.as_u64();
-                if let Some(prev) = last_pcr {
-                    let gap = (pcr + PCR_MODULUS - prev) % PCR_MODULUS;
-                    if gap == 0 || gap > MAX_PCR_INTERVAL.as_u64() * 300 {
-                        return Err(format!(
-                            "{}: PCR {pcr} after {prev}: a gap of {gap} (27 MHz) is not in (0, 100 ms]",
-                            at()
-                        ));
-                    }
-                }
-                last_pcr = Some(pcr);
+            Ok(_) if seg.aus.is_empty() => {
+                return Err(format!(
+                    "segment {s}: read_segment accepts a segment without AUs"
+                ))
             }
-            i += 1;
+            Err(e) => {
+                return Err(format!(
+                    "segment {s}: read_segment refuses the muxer's output: {e}"
+                ))
+            }
+            Ok(report) => {
+                compare_report(s, &report, seg, end_cc)?;
+                report.pcrs
+            }
+        };
+        for pcr in pcrs {
+            if let Some((p, prev)) = last_pcr {
+                let gap = (pcr + PCR_MODULUS - prev) % PCR_MODULUS;
+                if gap == 0 || gap > MAX_PCR_INTERVAL.as_u64() * 300 {
+                    return Err(format!(
+                        "segment {s}: PCR {pcr} after {prev} (segment {p}): a gap of {gap} \
+                         (27 MHz) is not in (0, 100 ms]"
+                    ));
+                }
+            }
+            last_pcr = Some((s, pcr));
         }
     }
-    if au_index != sent.len() {
-        return Err(format!(
-            "{au_index} PES starts for {} access units",
-            sent.len()
-        ));
-    }
 
+    let sent: Vec<&SentAu> = segments.iter().flat_map(|s| &s.aus).collect();
     // The whole stream through mpeg2ts's PES reassembly: payloads equal the input plus AUD.
     let mut all: Vec<u8> = Vec::with_capacity(segments.iter().map(|s| s.bytes.len()).sum());
     for seg in segments {
@@ -751,28 +719,51 @@ fn verify_ts_output(
         return Err(format!("{k} PES packets for {} access units", sent.len()));
     }
 
-    // Our own validator accepts every segment with access units, chained by counters.
-    for (s, seg) in segments.iter().enumerate() {
-        let end_cc = starts.get(s + 1).unwrap_or(&last_cc);
-        match (
-            read_segment(&seg.bytes, Some(&starts[s])),
-            seg.aus.is_empty(),
-        ) {
-            (Err(_), true) => {} // PAT and PMT only: refused, rightly
-            (Ok(_), true) => {
+    Ok(())
+}
+
+/// A segment the muxer wrote without access units, through mpeg2ts's packet reader: PAT and
+/// PMT describing our program, nothing else but PCR-only packets. Returns its PCRs.
+fn psi_only_segment(s: usize, bytes: &[u8]) -> Result<Vec<u64>, String> {
+    let mut reader = TsPacketReader::new(bytes);
+    let mut pcrs = Vec::new();
+    for i in 0.. {
+        let at = || format!("segment {s} packet {i}");
+        let packet = match reader.read_ts_packet() {
+            Ok(Some(p)) => p,
+            Ok(None) => break,
+            Err(e) => return Err(format!("{}: mpeg2ts refuses it: {e}", at())),
+        };
+        match (&packet.payload, i) {
+            (Some(TsPayload::Pat(pat)), 0) => {
+                let ok = matches!(&pat.table[..], [p] if p.program_num == PROGRAM_NUMBER
+                    && p.program_map_pid.as_u16() == PMT_PID);
+                if !ok {
+                    return Err(format!("{}: R3: PAT must list one program: {pat:?}", at()));
+                }
+            }
+            (Some(TsPayload::Pmt(pmt)), 1) => {
+                let ok = pmt.pcr_pid.map(|p| p.as_u16()) == Some(VIDEO_PID)
+                    && matches!(&pmt.es_info[..], [es] if es.stream_type as u8 == STREAM_TYPE_H264
+                        && es.elementary_pid.as_u16() == VIDEO_PID);
+                if !ok {
+                    return Err(format!("{}: PMT must list one H.264 stream: {pmt:?}", at()));
+                }
+            }
+            (_, 0 | 1) => return Err(format!("{}: R3: PAT, PMT expected", at())),
+            (Some(TsPayload::PesStart(_)), _) => {
                 return Err(format!(
-                    "segment {s}: read_segment accepts a segment without AUs"
+                    "{}: a PES start, but no access unit was sent",
+                    at()
                 ))
             }
-            (Err(e), false) => {
-                return Err(format!(
-                    "segment {s}: read_segment refuses the muxer's output: {e}"
-                ))
-            }
-            (Ok(report), false) => compare_report(s, &report, seg, end_cc)?,
+            _ => {}
+        }
+        if let Some(pcr) = packet.adaptation_field.as_ref().and_then(|a| a.pcr) {
+            pcrs.push(pcr.as_u64());
         }
     }
-    Ok(())
+    Ok(pcrs)
 }
 
 fn compare_report(
@@ -792,6 +783,13 @@ fn compare_report(
     }
     for (j, (got, sent)) in report.aus.iter().zip(&seg.aus).enumerate() {
         let want_dts = (sent.dts != sent.pts).then_some(sent.dts & MASK_33);
+        let want_pcr = (sent.dts.wrapping_sub(PCR_LEAD.as_u64()) & MASK_33) * 300;
+        if got.pcr != Some(want_pcr) {
+            return Err(format!(
+                "segment {s} AU {j}: PCR {:?}, expected (DTS - PCR_LEAD) x 300 = {want_pcr}",
+                got.pcr
+            ));
+        }
         if got.payload != sent.payload
             || got.pts != sent.pts & MASK_33
             || got.dts != want_dts
@@ -2860,6 +2858,38 @@ mod tests {
             w.u8(PL_PUSH | PL_DUR_MS).u16(1).u8(0);
         }
         assert!(playlist_window_run(&w.finish()));
+    }
+
+    #[test]
+    fn ts_mux_checks_catch_a_wrong_pcr_and_a_wrong_random_access_flag() {
+        // The PCR and random_access_indicator of each AU are checked on read_segment's report
+        // (no separate mpeg2ts pass per file): a seeded error in either is still caught.
+        let seeds: HashMap<&str, Vec<u8>> = ts_mux_seeds().into_iter().collect();
+        let (run, resume) = ts_mux_output(&seeds["steady_gop30"]);
+        verify_ts_output(&run.segments, resume.as_ref(), &run.mux).expect("the muxer's output");
+        // The second AU of the first segment (not a keyframe) starts a video packet with an
+        // adaptation field carrying a PCR: flags at byte 5, PCR extension ends at byte 11.
+        let seg = &run.segments[0];
+        let au_packets: Vec<usize> = seg
+            .bytes
+            .chunks_exact(PACKET_SIZE)
+            .enumerate()
+            .filter(|(_, p)| {
+                p[1] & 0x40 != 0 && u16::from_be_bytes([p[1] & 0x1F, p[2]]) == VIDEO_PID
+            })
+            .map(|(i, _)| i * PACKET_SIZE)
+            .collect();
+        let at = au_packets[1];
+        assert_eq!(seg.bytes[at + 5] & 0x50, 0x10, "PCR, no random access");
+        let broken = |edit: &dyn Fn(&mut Vec<u8>)| {
+            let mut segments = run.segments.clone();
+            edit(&mut segments[0].bytes);
+            verify_ts_output(&segments, resume.as_ref(), &run.mux).expect_err("a seeded error")
+        };
+        let e = broken(&|b| b[at + 11] ^= 0x01); // PCR one 27 MHz tick off
+        assert!(e.contains("PCR"), "{e}");
+        let e = broken(&|b| b[at + 5] ^= 0x40); // random_access_indicator on a P-frame
+        assert!(e.contains("keyframe"), "{e}");
     }
 
     #[test]
