@@ -1139,6 +1139,9 @@ const PL_MAX_OPS: usize = 256;
 /// without this budget the work per input grew with the square of the operation count. The
 /// hand-written seeds stay under it (`tests::seeds_fit_the_budgets`).
 const PL_MAX_RENDERED: usize = 256 * 1024;
+/// m3u8-rs (the independent parser) reads at least every this many renders; see
+/// [`PlaylistRun::m3u8_due`] for the others it reads.
+const PL_M3U8_EVERY: u64 = 8;
 /// 2026-11-25T12:00:00.000Z (the golden files' anchor).
 const PL_T0_MS: i64 = 1_795_608_000_000;
 const TICKS_PER_MS: u64 = TICKS_PER_SEC / 1000;
@@ -1300,6 +1303,67 @@ struct PlaylistRun {
     /// The previous render, read back (R21 compares consecutive versions).
     previous: Option<RenderedPlaylist>,
     buf: String,
+    /// Renders checked so far.
+    renders: u64,
+    /// The last render, if m3u8-rs has not read it (see [`PlaylistRun::m3u8_due`]).
+    m3u8_pending: Option<M3u8Check>,
+    /// Sequence number of the last segment listed by a render m3u8-rs has read.
+    m3u8_through: Option<u64>,
+}
+
+/// What [`check_with_m3u8_rs`] needs of one render.
+struct M3u8Check {
+    text: String,
+    parsed: RenderedPlaylist,
+    pdt_ms: Vec<i64>,
+    last_range_ms: Option<i64>,
+}
+
+/// What the renders listed (`.0`) and what m3u8-rs read of them (`.1`): segment URIs and
+/// DATERANGE lists, for the test that m3u8-rs's sample misses none.
+#[cfg(test)]
+type Seen = (HashSet<String>, HashSet<String>);
+#[cfg(test)]
+thread_local! {
+    static M3U8_SEEN: std::cell::RefCell<Seen> = std::cell::RefCell::default();
+    /// A segment URI m3u8-rs is made to "disagree" about (a seeded checker failure).
+    static M3U8_POISON: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+#[cfg(test)]
+fn note_seen(p: &RenderedPlaylist, by_m3u8: bool) {
+    M3U8_SEEN.with_borrow_mut(|seen| {
+        let set = if by_m3u8 { &mut seen.1 } else { &mut seen.0 };
+        set.extend(p.segments.iter().map(|s| s.uri.clone()));
+        set.insert(format!("{:?}", p.date_ranges));
+    });
+}
+
+impl M3u8Check {
+    /// Sequence number of the last listed segment.
+    fn last_sequence(&self) -> Option<u64> {
+        let n = self.parsed.segments.len() as u64;
+        (n > 0).then(|| self.parsed.media_sequence + n - 1)
+    }
+
+    fn run(&self, through: &mut Option<u64>) {
+        #[cfg(test)]
+        {
+            note_seen(&self.parsed, true);
+            let poisoned = M3U8_POISON.with_borrow(|p| {
+                p.as_ref()
+                    .is_some_and(|uri| self.parsed.segments.iter().any(|s| &s.uri == uri))
+            });
+            assert!(!poisoned, "playlist_window: m3u8-rs (poisoned) disagrees");
+        }
+        if let Err(e) =
+            check_with_m3u8_rs(&self.text, &self.parsed, &self.pdt_ms, self.last_range_ms)
+        {
+            panic!("playlist_window: {e}\nin:\n{}", self.text);
+        }
+        if let Some(last) = self.last_sequence() {
+            *through = Some(through.map_or(last, |t| t.max(last)));
+        }
+    }
 }
 
 impl PlaylistRun {
@@ -1381,6 +1445,9 @@ impl PlaylistRun {
             rendered: None,
             previous: None,
             buf: String::new(),
+            renders: 0,
+            m3u8_pending: None,
+            m3u8_through: None,
             cfg,
         })
     }
@@ -1877,16 +1944,69 @@ impl PlaylistRun {
             .map(|s| s.program_date_time.unix_millis())
             .collect();
         let last_range_ms = visible.last().map(|r| r.start / TICKS_PER_MS as i64);
-        if let Err(e) = check_with_m3u8_rs(&text, &parsed, &pdt_ms, last_range_ms) {
-            fail(e);
-        }
         if let Some(previous) = &self.previous {
             if let Err(e) = check_update(previous, &parsed) {
                 fail(e);
             }
         }
-        self.previous = Some(parsed);
-        text.len()
+        let len = text.len();
+        #[cfg(test)]
+        note_seen(&parsed, false);
+        let this = M3u8Check {
+            text,
+            parsed,
+            pdt_ms,
+            last_range_ms,
+        };
+        // The independent parse, on a sample of the renders (every render went through
+        // check_playlist_text, the model and check_update above).
+        if let Some(pending) = self.m3u8_pending.take() {
+            // The first segment of the previous render that m3u8-rs has not seen listed.
+            let first_unread = self
+                .m3u8_through
+                .map_or(pending.parsed.media_sequence, |t| {
+                    (t + 1).max(pending.parsed.media_sequence)
+                });
+            let drops_unread = pending
+                .last_sequence()
+                .is_some_and(|last| first_unread <= last)
+                && this.parsed.media_sequence > first_unread;
+            if drops_unread {
+                pending.run(&mut self.m3u8_through);
+            }
+        }
+        if self.m3u8_due(&this.parsed) {
+            this.run(&mut self.m3u8_through);
+        } else {
+            self.m3u8_pending = Some(M3u8Check {
+                text: this.text,
+                parsed: this.parsed.clone(),
+                pdt_ms: this.pdt_ms,
+                last_range_ms: this.last_range_ms,
+            });
+        }
+        self.previous = Some(this.parsed);
+        self.renders += 1;
+        len
+    }
+
+    /// Whether m3u8-rs reads this render now: the first render, every [`PL_M3U8_EVERY`]th,
+    /// and every render whose structure differs from the previous one (EXT-X-ENDLIST, the
+    /// discontinuity sequence, the DATERANGEs shown, whether the first segment exists and
+    /// carries EXT-X-DISCONTINUITY). Besides, [`Self::check_render`] has m3u8-rs read the
+    /// previous render when this one drops a segment that no render read so far listed, and
+    /// [`Self::finish`] the last render. So m3u8-rs reads every segment's lines (which
+    /// `check_update` proves unchanged while listed) and every DATERANGE state at least once.
+    fn m3u8_due(&self, now: &RenderedPlaylist) -> bool {
+        let Some(prev) = &self.previous else {
+            return true;
+        };
+        let first = |p: &RenderedPlaylist| p.segments.first().map(|s| s.discontinuity);
+        self.renders % PL_M3U8_EVERY == 0
+            || prev.endlist != now.endlist
+            || prev.discontinuity_sequence != now.discontinuity_sequence
+            || prev.date_ranges != now.date_ranges
+            || first(prev) != first(now)
     }
 
     fn finish(mut self) {
@@ -1894,6 +2014,9 @@ impl PlaylistRun {
             self.pl.end();
             self.ended = true;
             self.check_render();
+        }
+        if let Some(last) = self.m3u8_pending.take() {
+            last.run(&mut self.m3u8_through);
         }
         let removed = self.pl.media_sequence() - self.cfg.start_sequence;
         assert_eq!(
@@ -2890,6 +3013,57 @@ mod tests {
         assert!(e.contains("PCR"), "{e}");
         let e = broken(&|b| b[at + 5] ^= 0x40); // random_access_indicator on a P-frame
         assert!(e.contains("keyframe"), "{e}");
+    }
+
+    /// 1 ms segments at a 7 s target: thousands of renders, each dropping one segment.
+    fn one_ms_segments() -> Vec<u8> {
+        let mut w = InputWriter::new();
+        w.u8(0x70 | 5).varint(0).u8(0).u32(0);
+        for _ in 0..PL_MAX_OPS {
+            w.u8(PL_PUSH | PL_DUR_MS).u16(1).u8(0);
+        }
+        w.finish()
+    }
+
+    /// 1 s segments at a 1 s target, three listed: every push drops a segment, so most
+    /// segments are listed only by renders m3u8-rs does not read on the PL_M3U8_EVERY clock.
+    fn short_window() -> Vec<u8> {
+        let mut w = InputWriter::new();
+        pl_header(&mut w, 3, 1, 0, 0);
+        pl_push_target(&mut w, 60);
+        w.finish()
+    }
+
+    #[test]
+    fn m3u8_rs_reads_every_segment_and_daterange_state() {
+        // m3u8-rs reads a sample of the renders (PlaylistRun::m3u8_due); every segment URI and
+        // every DATERANGE list some render showed must be in a render it read.
+        let mut inputs: Vec<(&str, Vec<u8>)> = playlist_window_seeds();
+        inputs.push(("one_ms_segments", one_ms_segments()));
+        inputs.push(("short_window", short_window()));
+        for (name, input) in inputs {
+            M3U8_SEEN.with_borrow_mut(|s| *s = Seen::default());
+            playlist_window_run(&input);
+            let (listed, read) = M3U8_SEEN.take();
+            let missed: Vec<&String> = listed.difference(&read).collect();
+            assert!(missed.is_empty(), "{name}: m3u8-rs never read {missed:?}");
+            assert!(
+                listed.len() > 1 || name.starts_with("config"),
+                "{name}: {listed:?}"
+            );
+        }
+        // A disagreement about any one segment, even one listed only between samples, fails.
+        M3U8_SEEN.with_borrow_mut(|s| *s = Seen::default());
+        playlist_window_run(&short_window());
+        let (listed, _) = M3U8_SEEN.take();
+        let uris: Vec<&String> = listed.iter().filter(|u| u.ends_with(".ts")).collect();
+        assert!(uris.len() >= 60, "{uris:?}");
+        for uri in uris {
+            M3U8_POISON.with_borrow_mut(|p| *p = Some(uri.clone()));
+            let caught = std::panic::catch_unwind(|| playlist_window_run(&short_window()));
+            M3U8_POISON.with_borrow_mut(|p| *p = None);
+            assert!(caught.is_err(), "a poisoned {uri} passed");
+        }
     }
 
     #[test]
