@@ -63,7 +63,6 @@ use hls::time::{Duration90k, Pts, TICKS_PER_SEC};
 use hls::ts::{
     AccessUnit, MuxError, TsMuxer, AUD, MAX_DTS_STEP, MAX_PCR_INTERVAL, PACKET_SIZE, PAT_PID,
     PCR_LEAD, PMT_PID, PROGRAM_NUMBER, STREAM_TYPE_H264, TIMESTAMP_MODULUS, VIDEO_PID,
-    VIDEO_STREAM_ID,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -360,6 +359,15 @@ pub fn ts_mux_property(data: &[u8]) {
 /// Runs the `ts_mux` property; true if the input ran out of output budget before its operations
 /// did.
 fn ts_mux_run(data: &[u8]) -> bool {
+    let (run, resume) = ts_mux_output(data);
+    if let Err(e) = verify_ts_output(&run.segments, resume.as_ref(), &run.mux) {
+        panic!("ts_mux: {e}");
+    }
+    run.budget_hit
+}
+
+/// Runs the operations of a `ts_mux` input; the segments are checked by [`verify_ts_output`].
+fn ts_mux_output(data: &[u8]) -> (MuxRun, Option<BTreeMap<u16, u8>>) {
     let mut input = Input::new(data);
     let setup = input.u8().unwrap_or(0);
     let start = match setup & 0b11 {
@@ -389,10 +397,7 @@ fn ts_mux_run(data: &[u8]) -> bool {
             break;
         }
     }
-    if let Err(e) = verify_ts_output(&run.segments, resume.as_ref(), &run.mux) {
-        panic!("ts_mux: {e}");
-    }
-    run.budget_hit
+    (run, resume)
 }
 
 fn resume_counters(input: &mut Input<'_>) -> BTreeMap<u16, u8> {
@@ -469,7 +474,11 @@ impl MuxRun {
             if pattern.is_empty() {
                 return None;
             }
-            pattern.iter().copied().cycle().take(len).collect()
+            // The same bytes as pattern.iter().cycle().take(len), by doubling copies: a loop
+            // per byte costs a traced comparison per byte in the fuzz build.
+            let mut body = pattern.repeat(len.div_ceil(pattern.len()));
+            body.truncate(len);
+            body
         } else {
             let len = usize::from(input.u8()?);
             input.bytes(len).to_vec()
@@ -625,91 +634,54 @@ fn verify_ts_output(
         }
     }
 
-    // Each segment alone through mpeg2ts's packet reader (a player may join at any file).
-    let sent: Vec<&SentAu> = segments.iter().flat_map(|s| &s.aus).collect();
-    let mut au_index = 0;
-    let mut last_pcr: Option<u64> = None;
+    // Each segment alone (a player may join at any file), read back by `read_segment` (which
+    // reads every packet with mpeg2ts's packet reader, checks PAT, PMT, stream_id, AUDs, DTS
+    // order and PCR spacing within the file) and compared with what was sent: payloads,
+    // PTS/DTS, random_access_indicator = keyframe, PCR = (DTS - PCR_LEAD) x 300 on every AU,
+    // counters. A segment without access units (PAT and PMT only) goes through mpeg2ts's packet
+    // reader directly, as `read_segment` refuses it. The PCRs of all files are chained below.
+    let mut last_pcr: Option<(usize, u64)> = None;
     for (s, seg) in segments.iter().enumerate() {
-        let mut reader = TsPacketReader::new(&seg.bytes[..]);
-        let mut i = 0;
-        loop {
-            let at = || format!("segment {s} packet {i}");
-            let packet = match reader.read_ts_packet() {
-                Ok(Some(p)) => p,
-                Ok(None) => break,
-                Err(e) => return Err(format!("{}: mpeg2ts refuses it: {e}", at())),
-            };
-            match (&packet.payload, i) {
-                (Some(TsPayload::Pat(pat)), 0) => {
-                    let ok = matches!(&pat.table[..], [p] if p.program_num == PROGRAM_NUMBER
-                        && p.program_map_pid.as_u16() == PMT_PID);
-                    if !ok {
-                        return Err(format!("{}: R3: PAT must list one program: {pat:?}", at()));
-                    }
+        let end_cc = starts.get(s + 1).unwrap_or(&last_cc);
+        let pcrs = match read_segment(&seg.bytes, Some(&starts[s])) {
+            Err(e) if seg.aus.is_empty() => {
+                if !e.starts_with("no access units") {
+                    return Err(format!(
+                        "segment {s} (no AUs sent): read_segment refuses it for another reason: {e}"
+                    ));
                 }
-                (Some(TsPayload::Pmt(pmt)), 1) => {
-                    let ok = pmt.pcr_pid.map(|p| p.as_u16()) == Some(VIDEO_PID)
-                        && matches!(&pmt.es_info[..], [es] if es.stream_type as u8 == STREAM_TYPE_H264
-                            && es.elementary_pid.as_u16() == VIDEO_PID);
-                    if !ok {
-                        return Err(format!("{}: PMT must list one H.264 stream: {pmt:?}", at()));
-                    }
-                }
-                (_, 0 | 1) => return Err(format!("{}: R3: PAT, PMT expected", at())),
-                (Some(TsPayload::PesStart(pes)), _) => {
-                    let au = sent
-                        .get(au_index)
-                        .ok_or_else(|| format!("{}: more PES starts than access units", at()))?;
-                    let af = packet
-                        .adaptation_field
-                        .as_ref()
-                        .ok_or_else(|| format!("{}: access unit {au_index} without PCR", at()))?;
-                    if af.random_access_indicator != au.keyframe {
-                        return Err(format!(
-                            "{}: random_access_indicator {} on AU {au_index}, keyframe {}",
-                            at(),
-                            af.random_access_indicator,
-                            au.keyframe
-                        ));
-                    }
-                    let want_pcr = (au.dts.wrapping_sub(PCR_LEAD.as_u64()) & MASK_33) * 300;
-                    if af.pcr.map(|c| c.as_u64()) != Some(want_pcr) {
-                        return Err(format!(
-                            "{}: PCR {:?} on AU {au_index}, expected (DTS - PCR_LEAD) x 300 = {want_pcr}",
-                            at(),
-                            af.pcr
-                        ));
-                    }
-                    if pes.header.stream_id.as_u8() != VIDEO_STREAM_ID {
-                        return Err(format!("{}: stream_id {:?}", at(), pes.header.stream_id));
-                    }
-                    au_index += 1;
-                }
-                _ => {}
+                psi_only_segment(s, &seg.bytes)?
             }
-            if let Some(pcr) = packet.adaptation_field.as_ref().and_then(|a| a.pcr) {
-                let pcr = pcr.as_u64();
-                if let Some(prev) = last_pcr {
-                    let gap = (pcr + PCR_MODULUS - prev) % PCR_MODULUS;
-                    if gap == 0 || gap > MAX_PCR_INTERVAL.as_u64() * 300 {
-                        return Err(format!(
-                            "{}: PCR {pcr} after {prev}: a gap of {gap} (27 MHz) is not in (0, 100 ms]",
-                            at()
-                        ));
-                    }
-                }
-                last_pcr = Some(pcr);
+            Ok(_) if seg.aus.is_empty() => {
+                return Err(format!(
+                    "segment {s}: read_segment accepts a segment without AUs"
+                ))
             }
-            i += 1;
+            Err(e) => {
+                return Err(format!(
+                    "segment {s}: read_segment refuses the muxer's output: {e}"
+                ))
+            }
+            Ok(report) => {
+                compare_report(s, &report, seg, end_cc)?;
+                report.pcrs
+            }
+        };
+        for pcr in pcrs {
+            if let Some((p, prev)) = last_pcr {
+                let gap = (pcr + PCR_MODULUS - prev) % PCR_MODULUS;
+                if gap == 0 || gap > MAX_PCR_INTERVAL.as_u64() * 300 {
+                    return Err(format!(
+                        "segment {s}: PCR {pcr} after {prev} (segment {p}): a gap of {gap} \
+                         (27 MHz) is not in (0, 100 ms]"
+                    ));
+                }
+            }
+            last_pcr = Some((s, pcr));
         }
     }
-    if au_index != sent.len() {
-        return Err(format!(
-            "{au_index} PES starts for {} access units",
-            sent.len()
-        ));
-    }
 
+    let sent: Vec<&SentAu> = segments.iter().flat_map(|s| &s.aus).collect();
     // The whole stream through mpeg2ts's PES reassembly: payloads equal the input plus AUD.
     let mut all: Vec<u8> = Vec::with_capacity(segments.iter().map(|s| s.bytes.len()).sum());
     for seg in segments {
@@ -751,28 +723,51 @@ fn verify_ts_output(
         return Err(format!("{k} PES packets for {} access units", sent.len()));
     }
 
-    // Our own validator accepts every segment with access units, chained by counters.
-    for (s, seg) in segments.iter().enumerate() {
-        let end_cc = starts.get(s + 1).unwrap_or(&last_cc);
-        match (
-            read_segment(&seg.bytes, Some(&starts[s])),
-            seg.aus.is_empty(),
-        ) {
-            (Err(_), true) => {} // PAT and PMT only: refused, rightly
-            (Ok(_), true) => {
+    Ok(())
+}
+
+/// A segment the muxer wrote without access units, through mpeg2ts's packet reader: PAT and
+/// PMT describing our program, nothing else but PCR-only packets. Returns its PCRs.
+fn psi_only_segment(s: usize, bytes: &[u8]) -> Result<Vec<u64>, String> {
+    let mut reader = TsPacketReader::new(bytes);
+    let mut pcrs = Vec::new();
+    for i in 0.. {
+        let at = || format!("segment {s} packet {i}");
+        let packet = match reader.read_ts_packet() {
+            Ok(Some(p)) => p,
+            Ok(None) => break,
+            Err(e) => return Err(format!("{}: mpeg2ts refuses it: {e}", at())),
+        };
+        match (&packet.payload, i) {
+            (Some(TsPayload::Pat(pat)), 0) => {
+                let ok = matches!(&pat.table[..], [p] if p.program_num == PROGRAM_NUMBER
+                    && p.program_map_pid.as_u16() == PMT_PID);
+                if !ok {
+                    return Err(format!("{}: R3: PAT must list one program: {pat:?}", at()));
+                }
+            }
+            (Some(TsPayload::Pmt(pmt)), 1) => {
+                let ok = pmt.pcr_pid.map(|p| p.as_u16()) == Some(VIDEO_PID)
+                    && matches!(&pmt.es_info[..], [es] if es.stream_type as u8 == STREAM_TYPE_H264
+                        && es.elementary_pid.as_u16() == VIDEO_PID);
+                if !ok {
+                    return Err(format!("{}: PMT must list one H.264 stream: {pmt:?}", at()));
+                }
+            }
+            (_, 0 | 1) => return Err(format!("{}: R3: PAT, PMT expected", at())),
+            (Some(TsPayload::PesStart(_)), _) => {
                 return Err(format!(
-                    "segment {s}: read_segment accepts a segment without AUs"
+                    "{}: a PES start, but no access unit was sent",
+                    at()
                 ))
             }
-            (Err(e), false) => {
-                return Err(format!(
-                    "segment {s}: read_segment refuses the muxer's output: {e}"
-                ))
-            }
-            (Ok(report), false) => compare_report(s, &report, seg, end_cc)?,
+            _ => {}
+        }
+        if let Some(pcr) = packet.adaptation_field.as_ref().and_then(|a| a.pcr) {
+            pcrs.push(pcr.as_u64());
         }
     }
-    Ok(())
+    Ok(pcrs)
 }
 
 fn compare_report(
@@ -792,6 +787,13 @@ fn compare_report(
     }
     for (j, (got, sent)) in report.aus.iter().zip(&seg.aus).enumerate() {
         let want_dts = (sent.dts != sent.pts).then_some(sent.dts & MASK_33);
+        let want_pcr = (sent.dts.wrapping_sub(PCR_LEAD.as_u64()) & MASK_33) * 300;
+        if got.pcr != Some(want_pcr) {
+            return Err(format!(
+                "segment {s} AU {j}: PCR {:?}, expected (DTS - PCR_LEAD) x 300 = {want_pcr}",
+                got.pcr
+            ));
+        }
         if got.payload != sent.payload
             || got.pts != sent.pts & MASK_33
             || got.dts != want_dts
@@ -1141,6 +1143,9 @@ const PL_MAX_OPS: usize = 256;
 /// without this budget the work per input grew with the square of the operation count. The
 /// hand-written seeds stay under it (`tests::seeds_fit_the_budgets`).
 const PL_MAX_RENDERED: usize = 256 * 1024;
+/// m3u8-rs (the independent parser) reads at least every this many renders; see
+/// [`PlaylistRun::m3u8_due`] for the others it reads.
+const PL_M3U8_EVERY: u64 = 8;
 /// 2026-11-25T12:00:00.000Z (the golden files' anchor).
 const PL_T0_MS: i64 = 1_795_608_000_000;
 const TICKS_PER_MS: u64 = TICKS_PER_SEC / 1000;
@@ -1302,6 +1307,67 @@ struct PlaylistRun {
     /// The previous render, read back (R21 compares consecutive versions).
     previous: Option<RenderedPlaylist>,
     buf: String,
+    /// Renders checked so far.
+    renders: u64,
+    /// The last render, if m3u8-rs has not read it (see [`PlaylistRun::m3u8_due`]).
+    m3u8_pending: Option<M3u8Check>,
+    /// Sequence number of the last segment listed by a render m3u8-rs has read.
+    m3u8_through: Option<u64>,
+}
+
+/// What [`check_with_m3u8_rs`] needs of one render.
+struct M3u8Check {
+    text: String,
+    parsed: RenderedPlaylist,
+    pdt_ms: Vec<i64>,
+    last_range_ms: Option<i64>,
+}
+
+/// What the renders listed (`.0`) and what m3u8-rs read of them (`.1`): segment URIs and
+/// DATERANGE lists, for the test that m3u8-rs's sample misses none.
+#[cfg(test)]
+type Seen = (HashSet<String>, HashSet<String>);
+#[cfg(test)]
+thread_local! {
+    static M3U8_SEEN: std::cell::RefCell<Seen> = std::cell::RefCell::default();
+    /// A segment URI m3u8-rs is made to "disagree" about (a seeded checker failure).
+    static M3U8_POISON: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+#[cfg(test)]
+fn note_seen(p: &RenderedPlaylist, by_m3u8: bool) {
+    M3U8_SEEN.with_borrow_mut(|seen| {
+        let set = if by_m3u8 { &mut seen.1 } else { &mut seen.0 };
+        set.extend(p.segments.iter().map(|s| s.uri.clone()));
+        set.insert(format!("{:?}", p.date_ranges));
+    });
+}
+
+impl M3u8Check {
+    /// Sequence number of the last listed segment.
+    fn last_sequence(&self) -> Option<u64> {
+        let n = self.parsed.segments.len() as u64;
+        (n > 0).then(|| self.parsed.media_sequence + n - 1)
+    }
+
+    fn run(&self, through: &mut Option<u64>) {
+        #[cfg(test)]
+        {
+            note_seen(&self.parsed, true);
+            let poisoned = M3U8_POISON.with_borrow(|p| {
+                p.as_ref()
+                    .is_some_and(|uri| self.parsed.segments.iter().any(|s| &s.uri == uri))
+            });
+            assert!(!poisoned, "playlist_window: m3u8-rs (poisoned) disagrees");
+        }
+        if let Err(e) =
+            check_with_m3u8_rs(&self.text, &self.parsed, &self.pdt_ms, self.last_range_ms)
+        {
+            panic!("playlist_window: {e}\nin:\n{}", self.text);
+        }
+        if let Some(last) = self.last_sequence() {
+            *through = Some(through.map_or(last, |t| t.max(last)));
+        }
+    }
 }
 
 impl PlaylistRun {
@@ -1383,6 +1449,9 @@ impl PlaylistRun {
             rendered: None,
             previous: None,
             buf: String::new(),
+            renders: 0,
+            m3u8_pending: None,
+            m3u8_through: None,
             cfg,
         })
     }
@@ -1879,16 +1948,69 @@ impl PlaylistRun {
             .map(|s| s.program_date_time.unix_millis())
             .collect();
         let last_range_ms = visible.last().map(|r| r.start / TICKS_PER_MS as i64);
-        if let Err(e) = check_with_m3u8_rs(&text, &parsed, &pdt_ms, last_range_ms) {
-            fail(e);
-        }
         if let Some(previous) = &self.previous {
             if let Err(e) = check_update(previous, &parsed) {
                 fail(e);
             }
         }
-        self.previous = Some(parsed);
-        text.len()
+        let len = text.len();
+        #[cfg(test)]
+        note_seen(&parsed, false);
+        let this = M3u8Check {
+            text,
+            parsed,
+            pdt_ms,
+            last_range_ms,
+        };
+        // The independent parse, on a sample of the renders (every render went through
+        // check_playlist_text, the model and check_update above).
+        if let Some(pending) = self.m3u8_pending.take() {
+            // The first segment of the previous render that m3u8-rs has not seen listed.
+            let first_unread = self
+                .m3u8_through
+                .map_or(pending.parsed.media_sequence, |t| {
+                    (t + 1).max(pending.parsed.media_sequence)
+                });
+            let drops_unread = pending
+                .last_sequence()
+                .is_some_and(|last| first_unread <= last)
+                && this.parsed.media_sequence > first_unread;
+            if drops_unread {
+                pending.run(&mut self.m3u8_through);
+            }
+        }
+        if self.m3u8_due(&this.parsed) {
+            this.run(&mut self.m3u8_through);
+        } else {
+            self.m3u8_pending = Some(M3u8Check {
+                text: this.text,
+                parsed: this.parsed.clone(),
+                pdt_ms: this.pdt_ms,
+                last_range_ms: this.last_range_ms,
+            });
+        }
+        self.previous = Some(this.parsed);
+        self.renders += 1;
+        len
+    }
+
+    /// Whether m3u8-rs reads this render now: the first render, every [`PL_M3U8_EVERY`]th,
+    /// and every render whose structure differs from the previous one (EXT-X-ENDLIST, the
+    /// discontinuity sequence, the DATERANGEs shown, whether the first segment exists and
+    /// carries EXT-X-DISCONTINUITY). Besides, [`Self::check_render`] has m3u8-rs read the
+    /// previous render when this one drops a segment that no render read so far listed, and
+    /// [`Self::finish`] the last render. So m3u8-rs reads every segment's lines (which
+    /// `check_update` proves unchanged while listed) and every DATERANGE state at least once.
+    fn m3u8_due(&self, now: &RenderedPlaylist) -> bool {
+        let Some(prev) = &self.previous else {
+            return true;
+        };
+        let first = |p: &RenderedPlaylist| p.segments.first().map(|s| s.discontinuity);
+        self.renders % PL_M3U8_EVERY == 0
+            || prev.endlist != now.endlist
+            || prev.discontinuity_sequence != now.discontinuity_sequence
+            || prev.date_ranges != now.date_ranges
+            || first(prev) != first(now)
     }
 
     fn finish(mut self) {
@@ -1896,6 +2018,9 @@ impl PlaylistRun {
             self.pl.end();
             self.ended = true;
             self.check_render();
+        }
+        if let Some(last) = self.m3u8_pending.take() {
+            last.run(&mut self.m3u8_through);
         }
         let removed = self.pl.media_sequence() - self.cfg.start_sequence;
         assert_eq!(
@@ -2039,8 +2164,12 @@ pub fn check_playlist_text(text: &str) -> Result<RenderedPlaylist, String> {
         if pl.endlist {
             return Err(at("a line after EXT-X-ENDLIST"));
         }
+        // Printable ASCII without spaces has no control character and no whitespace; this
+        // test is one traced comparison per byte in the fuzz build, the loop below five.
+        let plain = line.bytes().all(|b| (0x21..=0x7E).contains(&b));
+        let scan = if plain { "" } else { line };
         let mut quoted = false;
-        for c in line.chars() {
+        for c in scan.chars() {
             if c == '"' {
                 quoted = !quoted;
             } else if c.is_control() {
@@ -2860,6 +2989,89 @@ mod tests {
             w.u8(PL_PUSH | PL_DUR_MS).u16(1).u8(0);
         }
         assert!(playlist_window_run(&w.finish()));
+    }
+
+    #[test]
+    fn ts_mux_checks_catch_a_wrong_pcr_and_a_wrong_random_access_flag() {
+        // The PCR and random_access_indicator of each AU are checked on read_segment's report
+        // (no separate mpeg2ts pass per file): a seeded error in either is still caught.
+        let seeds: HashMap<&str, Vec<u8>> = ts_mux_seeds().into_iter().collect();
+        let (run, resume) = ts_mux_output(&seeds["steady_gop30"]);
+        verify_ts_output(&run.segments, resume.as_ref(), &run.mux).expect("the muxer's output");
+        // The second AU of the first segment (not a keyframe) starts a video packet with an
+        // adaptation field carrying a PCR: flags at byte 5, PCR extension ends at byte 11.
+        let seg = &run.segments[0];
+        let au_packets: Vec<usize> = seg
+            .bytes
+            .chunks_exact(PACKET_SIZE)
+            .enumerate()
+            .filter(|(_, p)| {
+                p[1] & 0x40 != 0 && u16::from_be_bytes([p[1] & 0x1F, p[2]]) == VIDEO_PID
+            })
+            .map(|(i, _)| i * PACKET_SIZE)
+            .collect();
+        let at = au_packets[1];
+        assert_eq!(seg.bytes[at + 5] & 0x50, 0x10, "PCR, no random access");
+        let broken = |edit: &dyn Fn(&mut Vec<u8>)| {
+            let mut segments = run.segments.clone();
+            edit(&mut segments[0].bytes);
+            verify_ts_output(&segments, resume.as_ref(), &run.mux).expect_err("a seeded error")
+        };
+        let e = broken(&|b| b[at + 11] ^= 0x01); // PCR one 27 MHz tick off
+        assert!(e.contains("PCR"), "{e}");
+        let e = broken(&|b| b[at + 5] ^= 0x40); // random_access_indicator on a P-frame
+        assert!(e.contains("keyframe"), "{e}");
+    }
+
+    /// 1 ms segments at a 7 s target: thousands of renders, each dropping one segment.
+    fn one_ms_segments() -> Vec<u8> {
+        let mut w = InputWriter::new();
+        w.u8(0x70 | 5).varint(0).u8(0).u32(0);
+        for _ in 0..PL_MAX_OPS {
+            w.u8(PL_PUSH | PL_DUR_MS).u16(1).u8(0);
+        }
+        w.finish()
+    }
+
+    /// 1 s segments at a 1 s target, three listed: every push drops a segment, so most
+    /// segments are listed only by renders m3u8-rs does not read on the PL_M3U8_EVERY clock.
+    fn short_window() -> Vec<u8> {
+        let mut w = InputWriter::new();
+        pl_header(&mut w, 3, 1, 0, 0);
+        pl_push_target(&mut w, 60);
+        w.finish()
+    }
+
+    #[test]
+    fn m3u8_rs_reads_every_segment_and_daterange_state() {
+        // m3u8-rs reads a sample of the renders (PlaylistRun::m3u8_due); every segment URI and
+        // every DATERANGE list some render showed must be in a render it read.
+        let mut inputs: Vec<(&str, Vec<u8>)> = playlist_window_seeds();
+        inputs.push(("one_ms_segments", one_ms_segments()));
+        inputs.push(("short_window", short_window()));
+        for (name, input) in inputs {
+            M3U8_SEEN.with_borrow_mut(|s| *s = Seen::default());
+            playlist_window_run(&input);
+            let (listed, read) = M3U8_SEEN.take();
+            let missed: Vec<&String> = listed.difference(&read).collect();
+            assert!(missed.is_empty(), "{name}: m3u8-rs never read {missed:?}");
+            assert!(
+                listed.len() > 1 || name.starts_with("config"),
+                "{name}: {listed:?}"
+            );
+        }
+        // A disagreement about any one segment, even one listed only between samples, fails.
+        M3U8_SEEN.with_borrow_mut(|s| *s = Seen::default());
+        playlist_window_run(&short_window());
+        let (listed, _) = M3U8_SEEN.take();
+        let uris: Vec<&String> = listed.iter().filter(|u| u.ends_with(".ts")).collect();
+        assert!(uris.len() >= 60, "{uris:?}");
+        for uri in uris {
+            M3U8_POISON.with_borrow_mut(|p| *p = Some(uri.clone()));
+            let caught = std::panic::catch_unwind(|| playlist_window_run(&short_window()));
+            M3U8_POISON.with_borrow_mut(|p| *p = None);
+            assert!(caught.is_err(), "a poisoned {uri} passed");
+        }
     }
 
     #[test]
