@@ -28,7 +28,7 @@ use hls::ts::{
 pub const FIRST_PIDS_LEN: usize = 3;
 
 /// The PCR counts 27 MHz ticks modulo 2^33 * 300.
-const PCR_MODULUS: u64 = TIMESTAMP_MODULUS * 300;
+pub(crate) const PCR_MODULUS: u64 = TIMESTAMP_MODULUS * 300;
 const MAX_PCR_GAP: u64 = MAX_PCR_INTERVAL.0 * 300;
 
 /// One access unit as read back.

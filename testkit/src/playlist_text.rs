@@ -1,0 +1,407 @@
+//! The strict playlist reader (RFC 8216 §4 as we write it) and the version-to-version check.
+
+use super::*;
+
+/// A media playlist as [`check_playlist_text`] read it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RenderedPlaylist {
+    pub version: u64,
+    pub target_duration: u64,
+    pub media_sequence: u64,
+    /// `None` when the tag is absent (clients then assume 0).
+    pub discontinuity_sequence: Option<u64>,
+    pub independent_segments: bool,
+    pub date_ranges: Vec<RenderedRange>,
+    pub segments: Vec<RenderedSegment>,
+    pub endlist: bool,
+}
+
+/// One media segment's lines.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RenderedSegment {
+    pub uri: String,
+    /// EXTINF in milliseconds (we write exactly three decimals).
+    pub extinf_ms: u64,
+    pub program_date_time: String,
+    pub discontinuity: bool,
+}
+
+/// One `EXT-X-DATERANGE` line.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RenderedRange {
+    pub id: String,
+    pub start_date: String,
+    pub duration_ms: u64,
+    pub label: Option<String>,
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ`: RFC 3339 in UTC with milliseconds (R32).
+fn is_date_with_ms(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 24
+        && b.iter().enumerate().all(|(i, &c)| match i {
+            4 | 7 => c == b'-',
+            10 => c == b'T',
+            13 | 16 => c == b':',
+            19 => c == b'.',
+            23 => c == b'Z',
+            _ => c.is_ascii_digit(),
+        })
+}
+
+fn decimal_integer(v: &str) -> Option<u64> {
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    v.parse().ok()
+}
+
+/// `<digits>.<three digits>` as milliseconds.
+fn millis_decimal(v: &str) -> Option<u64> {
+    let (s, ms) = v.split_once('.')?;
+    if ms.len() != 3 || !ms.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    decimal_integer(s)?
+        .checked_mul(1000)?
+        .checked_add(ms.parse().ok()?)
+}
+
+/// Attribute lists are read with the product's one strict parser (RFC 8216 §4.2, R37): the
+/// checks below are on what the attributes say.
+use hls::playlist::attributes::{parse as attribute_list, AttrValue};
+
+fn date_range(list: &str) -> Result<RenderedRange, String> {
+    let mut r = RenderedRange::default();
+    let (mut id, mut start, mut duration) = (false, false, false);
+    for (name, value) in attribute_list(list)? {
+        match (name, value) {
+            ("ID", AttrValue::Quoted(v)) if !v.is_empty() => {
+                r.id = v.to_owned();
+                id = true;
+            }
+            ("START-DATE", AttrValue::Quoted(v)) if is_date_with_ms(v) => {
+                r.start_date = v.to_owned();
+                start = true;
+            }
+            ("DURATION", AttrValue::Plain(v)) => {
+                r.duration_ms = millis_decimal(v)
+                    .ok_or_else(|| format!("R35: DURATION {v:?} is not a non-negative decimal"))?;
+                duration = true;
+            }
+            (DATERANGE_LABEL_ATTRIBUTE, AttrValue::Quoted(v)) => r.label = Some(v.to_owned()),
+            (n, AttrValue::Quoted(_)) if n.starts_with("X-") => {}
+            (n, v) => return Err(format!("R35: unexpected DATERANGE attribute {n}={v:?}")),
+        }
+    }
+    if !(id && start && duration) {
+        return Err(format!(
+            "R35: DATERANGE needs ID, START-DATE and DURATION: {list:?}"
+        ));
+    }
+    Ok(r)
+}
+
+/// A strict reading of a live media playlist as we write it: RFC 8216 §4 syntax (R9 no BOM, LF
+/// line ends, no control characters, no whitespace outside quoted strings; R10 `#EXTM3U` first;
+/// R37 attribute lists) and the rules R11, R13, R15-R18, R32, R34-R36 on its tags. m3u8-rs is
+/// too lenient to check these.
+pub fn check_playlist_text(text: &str) -> Result<RenderedPlaylist, String> {
+    if text.starts_with('\u{feff}') {
+        return Err("R9: byte order mark".into());
+    }
+    if !text.starts_with("#EXTM3U\n") {
+        return Err("R10: the first line must be #EXTM3U".into());
+    }
+    if !text.ends_with('\n') {
+        return Err("R9: the last line does not end in LF".into());
+    }
+    let mut pl = RenderedPlaylist::default();
+    let (mut version, mut target, mut msn) = (None, None, None);
+    let mut segment = RenderedSegment::default();
+    let (mut extinf_seen, mut pdt_seen, mut in_segment) = (false, false, false);
+    for (n, line) in text.split_terminator('\n').enumerate() {
+        let at = |what: &str| format!("line {}: {what}: {line:?}", n + 1);
+        if line.is_empty() {
+            return Err(at("empty line"));
+        }
+        if pl.endlist {
+            return Err(at("a line after EXT-X-ENDLIST"));
+        }
+        // Printable ASCII without spaces has no control character and no whitespace; this
+        // test is one traced comparison per byte in the fuzz build, the loop below five.
+        let plain = line.bytes().all(|b| (0x21..=0x7E).contains(&b));
+        let scan = if plain { "" } else { line };
+        let mut quoted = false;
+        for c in scan.chars() {
+            if c == '"' {
+                quoted = !quoted;
+            } else if c.is_control() {
+                return Err(at("R9: control character (or CR)"));
+            } else if c.is_whitespace() && !quoted {
+                return Err(at("R9: whitespace outside a quoted string"));
+            }
+        }
+        if n == 0 {
+            continue; // #EXTM3U, checked above
+        }
+        let Some(tag) = line.strip_prefix('#') else {
+            // A URI line closes the segment.
+            if !extinf_seen || line.contains('"') {
+                return Err(at("URI without EXTINF, or with a quote"));
+            }
+            if !pdt_seen {
+                return Err(at("R32/R33: segment without EXT-X-PROGRAM-DATE-TIME"));
+            }
+            segment.uri = line.to_owned();
+            pl.segments.push(std::mem::take(&mut segment));
+            (extinf_seen, pdt_seen) = (false, false);
+            continue;
+        };
+        let (name, value) = match tag.split_once(':') {
+            Some((name, value)) => (name, Some(value)),
+            None => (tag, None),
+        };
+        let integer = || {
+            value
+                .and_then(decimal_integer)
+                .ok_or_else(|| at("decimal-integer"))
+        };
+        let header = |seen: bool| {
+            if in_segment {
+                Err(at("R15/R16: playlist tag after the first media segment"))
+            } else if seen {
+                Err(at("R11/R18: tag repeated"))
+            } else {
+                Ok(())
+            }
+        };
+        match (name, value) {
+            ("EXT-X-VERSION", Some(_)) => {
+                header(version.is_some())?;
+                version = Some(integer()?);
+            }
+            ("EXT-X-TARGETDURATION", Some(_)) => {
+                header(target.is_some())?;
+                target = Some(integer()?);
+            }
+            ("EXT-X-MEDIA-SEQUENCE", Some(_)) => {
+                header(msn.is_some())?;
+                msn = Some(integer()?);
+            }
+            ("EXT-X-DISCONTINUITY-SEQUENCE", Some(_)) => {
+                header(pl.discontinuity_sequence.is_some())?;
+                pl.discontinuity_sequence = Some(integer()?);
+            }
+            ("EXT-X-INDEPENDENT-SEGMENTS", None) => {
+                header(pl.independent_segments)?;
+                pl.independent_segments = true;
+            }
+            ("EXT-X-DATERANGE", Some(list)) => {
+                let r = date_range(list).map_err(|e| at(&e))?;
+                if pl.date_ranges.iter().any(|o| o.id == r.id) {
+                    return Err(at("R35/R36: DATERANGE ID twice"));
+                }
+                pl.date_ranges.push(r);
+            }
+            ("EXT-X-DISCONTINUITY", None) => {
+                if pl.discontinuity_sequence.is_none() {
+                    return Err(at(
+                        "R16: EXT-X-DISCONTINUITY before EXT-X-DISCONTINUITY-SEQUENCE",
+                    ));
+                }
+                in_segment = true;
+                segment.discontinuity = true;
+            }
+            ("EXT-X-PROGRAM-DATE-TIME", Some(v)) => {
+                if !is_date_with_ms(v) || pdt_seen {
+                    return Err(at(
+                        "R32: PDT must be UTC with milliseconds, once per segment",
+                    ));
+                }
+                in_segment = true;
+                pdt_seen = true;
+                segment.program_date_time = v.to_owned();
+            }
+            ("EXTINF", Some(v)) => {
+                let ms = v
+                    .strip_suffix(',')
+                    .and_then(millis_decimal)
+                    .ok_or_else(|| at("R12: EXTINF must be <seconds>.<3 decimals>,"))?;
+                if extinf_seen {
+                    return Err(at("two EXTINF for one segment"));
+                }
+                in_segment = true;
+                extinf_seen = true;
+                segment.extinf_ms = ms;
+            }
+            ("EXT-X-ENDLIST", None) => pl.endlist = true,
+            _ => {
+                return Err(at(
+                    "unexpected tag (R17: no EXT-X-PLAYLIST-TYPE in a live playlist)",
+                ))
+            }
+        }
+    }
+    if extinf_seen || pdt_seen || segment.discontinuity {
+        return Err("segment tags without a URI at the end".into());
+    }
+    pl.version = version.ok_or("R11: no EXT-X-VERSION")?;
+    pl.target_duration = target.ok_or("R13: no EXT-X-TARGETDURATION")?;
+    pl.media_sequence = msn.ok_or("R15/R22: no EXT-X-MEDIA-SEQUENCE")?;
+    if pl.version != u64::from(PROTOCOL_VERSION) {
+        return Err(format!(
+            "R11: EXT-X-VERSION {} (decimal EXTINF needs 3, nothing needs more)",
+            pl.version
+        ));
+    }
+    if pl.target_duration == 0 {
+        return Err("R13: EXT-X-TARGETDURATION 0".into());
+    }
+    for s in &pl.segments {
+        if (s.extinf_ms + 500) / 1000 > pl.target_duration {
+            return Err(format!(
+                "R13: EXTINF {}.{:03} rounds above EXT-X-TARGETDURATION {}",
+                s.extinf_ms / 1000,
+                s.extinf_ms % 1000,
+                pl.target_duration
+            ));
+        }
+    }
+    if !pl.date_ranges.is_empty() && pl.segments.is_empty() {
+        return Err("R34: DATERANGE without EXT-X-PROGRAM-DATE-TIME".into());
+    }
+    Ok(pl)
+}
+
+/// R21: between two versions of a live playlist the server may only append lines, remove
+/// segments from the front (with their tags), raise the media and discontinuity sequences,
+/// add EXT-X-ENDLIST and drop DATERANGEs that no longer apply; nothing changes after ENDLIST,
+/// and a DATERANGE keeps its attribute values (R35).
+pub fn check_update(before: &RenderedPlaylist, after: &RenderedPlaylist) -> Result<(), String> {
+    if before.endlist {
+        return if after == before {
+            Ok(())
+        } else {
+            Err("R21: the playlist changed after EXT-X-ENDLIST".into())
+        };
+    }
+    if (
+        after.version,
+        after.target_duration,
+        after.independent_segments,
+    ) != (
+        before.version,
+        before.target_duration,
+        before.independent_segments,
+    ) {
+        return Err("R14/R21: a header tag changed".into());
+    }
+    let removed = after
+        .media_sequence
+        .checked_sub(before.media_sequence)
+        .ok_or("R22: EXT-X-MEDIA-SEQUENCE went down")?;
+    let removed = usize::try_from(removed)
+        .ok()
+        .filter(|&k| k <= before.segments.len())
+        .ok_or_else(|| {
+            format!(
+                "R22: {removed} segments removed, {} listed",
+                before.segments.len()
+            )
+        })?;
+    let kept = &before.segments[removed..];
+    if after.segments.get(..kept.len()) != Some(kept) {
+        return Err("R20/R21: a segment that stays in the playlist changed or moved".into());
+    }
+    let left = before.segments[..removed]
+        .iter()
+        .filter(|s| s.discontinuity)
+        .count() as u64;
+    let (b, a) = (
+        before.discontinuity_sequence.unwrap_or(0),
+        after.discontinuity_sequence.unwrap_or(0),
+    );
+    if a != b + left
+        || (before.discontinuity_sequence.is_some() && after.discontinuity_sequence.is_none())
+    {
+        return Err(format!(
+            "R26: discontinuity sequence {b} -> {a} although {left} EXT-X-DISCONTINUITY left"
+        ));
+    }
+    for r in &after.date_ranges {
+        if let Some(old) = before.date_ranges.iter().find(|o| o.id == r.id) {
+            if old != r {
+                return Err(format!("R35: DATERANGE {:?} changed its attributes", r.id));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Parses `text` with m3u8-rs (an independent parser) and compares it with the strict reading,
+/// the segments' PDTs and the last shown DATERANGE's START-DATE (Unix milliseconds).
+pub(crate) fn check_with_m3u8_rs(
+    text: &str,
+    ours: &RenderedPlaylist,
+    pdt_ms: &[i64],
+    last_range_ms: Option<i64>,
+) -> Result<(), String> {
+    let m = m3u8_rs::parse_media_playlist_res(text.as_bytes())
+        .map_err(|e| format!("m3u8-rs refuses the playlist: {e:?}"))?;
+    let header_ok = m.version == Some(PROTOCOL_VERSION as usize)
+        && m.target_duration == ours.target_duration
+        && m.media_sequence == ours.media_sequence
+        && m.discontinuity_sequence == ours.discontinuity_sequence.unwrap_or(0)
+        && m.end_list == ours.endlist
+        && m.playlist_type.is_none()
+        && m.independent_segments == ours.independent_segments
+        && m.unknown_tags.is_empty()
+        && m.segments.len() == ours.segments.len();
+    if !header_ok {
+        return Err(format!(
+            "m3u8-rs reads the header or segment count differently: {m:?}"
+        ));
+    }
+    for (i, (p, s)) in m.segments.iter().zip(&ours.segments).enumerate() {
+        let ok = p.uri == s.uri
+            && (f64::from(p.duration) * 1000.0).round() as u64 == s.extinf_ms
+            && p.discontinuity == s.discontinuity
+            && p.program_date_time.map(|d| d.timestamp_millis()) == pdt_ms.get(i).copied()
+            && p.unknown_tags.is_empty();
+        if !ok {
+            return Err(format!(
+                "m3u8-rs reads segment {i} as {p:?}, we wrote {s:?}"
+            ));
+        }
+    }
+    // m3u8-rs keeps one DATERANGE per segment: the last one before the first segment.
+    if let Some(last) = ours.date_ranges.last() {
+        let d = m.segments[0]
+            .daterange
+            .as_ref()
+            .ok_or("m3u8-rs lost the DATERANGE")?;
+        // m3u8-rs 6.0.1 reads an empty quoted-string as the unquoted text `""` (its `quoted`
+        // parser wants at least one character); RFC 8216 §4.2 allows the empty string.
+        let label = match d
+            .x_prefixed
+            .as_ref()
+            .and_then(|x| x.get(DATERANGE_LABEL_ATTRIBUTE))
+        {
+            Some(m3u8_rs::QuotedOrUnquoted::Unquoted(v)) if v == "\"\"" => Some(""),
+            Some(v) => v.as_quoted(),
+            None => None,
+        };
+        // DURATION is compared in f64 seconds: huge durations exceed f64's exact integers.
+        let want_secs = last.duration_ms as f64 / 1000.0;
+        let ok = d.id == last.id
+            && Some(d.start_date.timestamp_millis()) == last_range_ms
+            && d.duration
+                .is_some_and(|s| (s - want_secs).abs() <= 1e-9 * want_secs.max(1.0))
+            && label == last.label.as_deref();
+        if !ok {
+            return Err(format!("m3u8-rs reads DATERANGE {d:?}, we wrote {last:?}"));
+        }
+    }
+    Ok(())
+}
