@@ -111,7 +111,7 @@ fn replay(name: &str) {
     );
 }
 
-// The properties each target asserts are listed in `testkit/src/lib.rs`; the rules they cite are
+// The properties each target asserts are listed in `testkit/src/lib.rs` and its modules; the rules they cite are
 // mapped in `tests/SPEC_COVERAGE.md`.
 
 /// R1 (continuity counters and timestamps across segment files), R2 (keyframes carry

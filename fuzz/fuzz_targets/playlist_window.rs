@@ -1,3 +1,3 @@
 #![no_main]
-// The properties are in testkit/src/lib.rs; tests/corpus_replay.rs replays the corpus on stable.
+// The properties are in testkit/src/ (one module per target); tests/corpus_replay.rs replays the corpus on stable.
 libfuzzer_sys::fuzz_target!(|data: &[u8]| hls_testkit::playlist_window_property(data));
