@@ -216,18 +216,7 @@ fn thread_cpu_ms() -> f64 {
 /// The pictures of the binary's run: board and timecode of slots `0..n` as the source thread
 /// paints them.
 fn run_frames(cfg: &hls::config::Config, n: u64) -> Vec<YuvFrame> {
-    let mut board = Checkerboard::new(CheckerboardConfig {
-        width: cfg.width,
-        height: cfg.height,
-        rate: cfg.rate,
-        block_size: cfg.block_size,
-        roll: cfg.roll,
-        noise_sigma: cfg.noise_sigma,
-        event_mean: cfg.event_mean,
-        event_duration: cfg.event_duration,
-        seed: cfg.seed,
-    })
-    .unwrap();
+    let mut board = Checkerboard::new(cfg.checkerboard()).unwrap();
     let overlay = TimecodeOverlay::new(DEFAULT_FONT, cfg.width, cfg.height).unwrap();
     (0..n)
         .map(|i| {

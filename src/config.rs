@@ -322,6 +322,22 @@ impl Config {
             .validate()
     }
 
+    /// The checkerboard this configuration paints (the binary's source; the bench paints the
+    /// same frames).
+    pub fn checkerboard(&self) -> crate::source::CheckerboardConfig {
+        crate::source::CheckerboardConfig {
+            width: self.width,
+            height: self.height,
+            rate: self.rate,
+            block_size: self.block_size,
+            roll: self.roll,
+            noise_sigma: self.noise_sigma,
+            event_mean: self.event_mean,
+            event_duration: self.event_duration,
+            seed: self.seed,
+        }
+    }
+
     /// Frames per segment at a steady rate (the GOP length).
     pub fn gop_frames(&self) -> u32 {
         self.rate.frames_covering(self.segment).max(1) as u32

@@ -34,7 +34,7 @@ use crate::frame::{RgbFrame, YuvFrame};
 use crate::overlay::{Timecode, TimecodeOverlay, DEFAULT_FONT};
 use crate::publish::Publisher;
 use crate::segmenter::{FrameAu, Segmenter};
-use crate::source::{Checkerboard, CheckerboardConfig, FrameInfo, Source};
+use crate::source::{Checkerboard, FrameInfo, Source};
 use crate::state::Shared;
 use crate::store::MediaDir;
 use crate::time::{Duration90k, FrameRate, SegmentClock};
@@ -138,18 +138,8 @@ pub fn run_observed(
     }
     let overlay = TimecodeOverlay::new(DEFAULT_FONT, cfg.width, cfg.height)
         .map_err(|e| Error::new(ErrorKind::Internal, format!("timecode font: {e}")))?;
-    let source = Checkerboard::new(CheckerboardConfig {
-        width: cfg.width,
-        height: cfg.height,
-        rate: cfg.rate,
-        block_size: cfg.block_size,
-        roll: cfg.roll,
-        noise_sigma: cfg.noise_sigma,
-        event_mean: cfg.event_mean,
-        event_duration: cfg.event_duration,
-        seed: cfg.seed,
-    })
-    .map_err(|e| Error::new(ErrorKind::InvalidArgument, e))?;
+    let source = Checkerboard::new(cfg.checkerboard())
+        .map_err(|e| Error::new(ErrorKind::InvalidArgument, e))?;
     let mut publisher = Publisher::new(cfg, dir, shared.clone(), observer)?;
 
     let (free_tx, free_rx) = bounded::<YuvFrame>(FRAME_POOL);
