@@ -11,24 +11,7 @@ pub(super) const FRAME: u64 = 3_000;
 /// Stream clock offset used by the tests: above PCR_LEAD, like the real pipeline's.
 pub(super) const T0: u64 = Duration90k::from_secs(10).0;
 
-/// A fake Annex B access unit of exactly `len` bytes (len >= 5): SPS, PPS, IDR for keyframes
-/// (when long enough), one non-IDR slice otherwise; random filler.
-pub(super) fn fake_au(rng: &mut StdRng, len: usize, keyframe: bool) -> Vec<u8> {
-    assert!(len >= 5, "an AU needs a start code and a NAL header");
-    let mut v = Vec::with_capacity(len);
-    if keyframe && len >= 30 {
-        v.extend_from_slice(&[0, 0, 0, 1, 0x67, 0x42, 0xC0, 0x1F, 0xDA, 0x01]); // SPS
-        v.extend_from_slice(&[0, 0, 0, 1, 0x68, 0xCE, 0x3C, 0x80]); // PPS
-        v.extend_from_slice(&[0, 0, 0, 1, 0x65]); // IDR slice
-    } else {
-        v.extend_from_slice(&[0, 0, 0, 1, if keyframe { 0x65 } else { 0x41 }]);
-    }
-    while v.len() < len {
-        v.push(rng.random());
-    }
-    v.truncate(len);
-    v
-}
+pub(super) use hls_testkit::fake_au;
 
 /// The PES payload the muxer must produce for `data`.
 pub(super) fn with_aud(data: &[u8]) -> Vec<u8> {

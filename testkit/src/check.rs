@@ -430,24 +430,7 @@ mod tests {
         (pat, pmt)
     }
 
-    /// A fake Annex B access unit of exactly `len` bytes (len >= 5): SPS, PPS, IDR for keyframes
-    /// (when long enough), one non-IDR slice otherwise; random filler.
-    fn fake_au(rng: &mut StdRng, len: usize, keyframe: bool) -> Vec<u8> {
-        assert!(len >= 5, "an AU needs a start code and a NAL header");
-        let mut v = Vec::with_capacity(len);
-        if keyframe && len >= 30 {
-            v.extend_from_slice(&[0, 0, 0, 1, 0x67, 0x42, 0xC0, 0x1F, 0xDA, 0x01]); // SPS
-            v.extend_from_slice(&[0, 0, 0, 1, 0x68, 0xCE, 0x3C, 0x80]); // PPS
-            v.extend_from_slice(&[0, 0, 0, 1, 0x65]); // IDR slice
-        } else {
-            v.extend_from_slice(&[0, 0, 0, 1, if keyframe { 0x65 } else { 0x41 }]);
-        }
-        while v.len() < len {
-            v.push(rng.random());
-        }
-        v.truncate(len);
-        v
-    }
+    use crate::fake_au;
 
     struct Frame {
         data: Vec<u8>,
