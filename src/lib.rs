@@ -12,6 +12,7 @@ pub mod encode;
 pub mod error;
 pub mod frame;
 pub mod markers;
+pub mod media_cache;
 pub mod name;
 pub mod overlay;
 pub mod pipeline;

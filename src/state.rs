@@ -19,6 +19,8 @@ pub(crate) const MARKER_EVENTS_CAPACITY: usize = 256;
 #[derive(Debug)]
 pub struct Shared {
     pub markers: MarkerStore,
+    /// The newest segments and the playlist, as the server sends them.
+    pub(crate) media: crate::media_cache::MediaCache,
     pub(crate) status: RwLock<Status>,
     /// Every marker once it is on disk (`GET /markers/events`).
     pub(crate) marker_events: broadcast::Sender<Marker>,
@@ -37,6 +39,7 @@ impl Default for Shared {
     fn default() -> Self {
         Shared {
             markers: MarkerStore::default(),
+            media: Default::default(),
             status: RwLock::default(),
             marker_events: broadcast::channel(MARKER_EVENTS_CAPACITY).0,
             marker_inbox: RwLock::new(None),
