@@ -60,12 +60,14 @@ pub use seeds::*;
 pub use ts_demux::*;
 pub use ts_mux::*;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use mpeg2ts::pes::{PesPacketReader, ReadPesPacket};
-use mpeg2ts::ts::{ReadTsPacket, TsPacketReader, TsPayload};
+use mpeg2ts::ts::{TsPacket, TsPacketReader, TsPayload};
 
-use crate::check::{read_segment, SegmentReport, FIRST_PIDS_LEN};
+use crate::check::{
+    read_segment, read_segment_keeping, ParsedPackets, SegmentReport, FIRST_PIDS_LEN,
+};
 use hls::clock::WallClock;
 use hls::name::StreamName;
 use hls::playlist::{
