@@ -15,9 +15,11 @@
 use std::collections::BTreeMap;
 
 use mpeg2ts::ts::payload::{Pat, Pes, Pmt};
-use mpeg2ts::ts::{AdaptationField, ReadTsPacket, TransportScramblingControl, TsPacket, TsPayload};
+use mpeg2ts::ts::{AdaptationField, TransportScramblingControl, TsPacket, TsPayload};
 
 use hls_testkit_readers::SliceTsReader;
+/// Packets kept by [`read_segment_keeping`], replayed to `mpeg2ts`'s PES reader.
+pub use hls_testkit_readers::{ParsedPackets, ParsedPesReader};
 
 use hls::ts::{
     MAX_PCR_INTERVAL, PACKET_SIZE, PAT_PID, PMT_PID, PROGRAM_NUMBER, STREAM_TYPE_H264,
@@ -79,8 +81,8 @@ pub fn read_segment(
 
 /// [`read_segment`], which also appends every packet `mpeg2ts` parsed, in order, to `keep`
 /// (when given): a caller that feeds them to `mpeg2ts`'s `PesPacketReader` (through
-/// [`ParsedPackets`]) gets the same PES packets as from the bytes, without parsing each byte a
-/// second time. On `Err`, `keep` holds the packets read before the error.
+/// [`ParsedPesReader`]) gets the same PES packets as from the bytes, without parsing each byte a
+/// second time ([`ParsedPesReader`]). On `Err`, `keep` holds the packets read before the error.
 pub fn read_segment_keeping(
     bytes: &[u8],
     prev_cc: Option<&BTreeMap<u16, u8>>,
@@ -349,16 +351,6 @@ impl SegmentReader<'_> {
     }
 }
 
-/// Packets `mpeg2ts` already parsed (kept by [`read_segment_keeping`]), replayed as a
-/// [`ReadTsPacket`] source, for example to `mpeg2ts`'s `PesPacketReader`.
-pub struct ParsedPackets(pub std::vec::IntoIter<TsPacket>);
-
-impl ReadTsPacket for ParsedPackets {
-    fn read_ts_packet(&mut self) -> mpeg2ts::Result<Option<TsPacket>> {
-        Ok(self.0.next())
-    }
-}
-
 /// `to - from` modulo `modulus`, if that is less than half the modulus (i.e. `to` is not before
 /// `from` on the wrapping clock).
 fn forward(from: u64, to: u64, modulus: u64) -> Option<u64> {
@@ -435,7 +427,7 @@ mod tests {
     use crate::crc32_mpeg2;
     use hls::time::Pts;
     use hls::ts::{AccessUnit, TsMuxer};
-    use mpeg2ts::ts::TsPacketReader;
+    use mpeg2ts::ts::{ReadTsPacket, TsPacketReader};
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 

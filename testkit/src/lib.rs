@@ -66,7 +66,7 @@ use mpeg2ts::pes::{PesPacketReader, ReadPesPacket};
 use mpeg2ts::ts::{TsPacket, TsPacketReader, TsPayload};
 
 use crate::check::{
-    read_segment, read_segment_keeping, ParsedPackets, SegmentReport, FIRST_PIDS_LEN,
+    read_segment, read_segment_keeping, ParsedPesReader, SegmentReport, FIRST_PIDS_LEN,
 };
 use hls::clock::WallClock;
 use hls::name::StreamName;

@@ -9,10 +9,11 @@ use super::*;
 /// Operations decoded from one `playlist_window` input at most.
 pub(crate) const PL_MAX_OPS: usize = 256;
 /// Playlist text (bytes over all renders) one input may have checked before its operation list
-/// ends. Every render goes through two parsers and is compared with the previous one, and the
-/// window holds three target durations (R24): with 1 ms segments that is thousands of lines, so
-/// without this budget the work per input grew with the square of the operation count. The
-/// hand-written seeds stay under it (`tests::seeds_fit_the_budgets`).
+/// ends. Every render is rendered, checked against the model and compared with the previous
+/// one, and the window holds three target durations (R24): with 1 ms segments that is thousands
+/// of lines, so without this budget the work per input grew with the square of the operation
+/// count. The hand-written seeds stay under it (`tests::seeds_fit_the_budgets`; 32 KiB would
+/// cut `short_segments_r24`).
 const PL_MAX_RENDERED: usize = 64 * 1024;
 /// m3u8-rs (the independent parser) reads at least every this many renders; see
 /// [`PlaylistRun::m3u8_due`] for the others it reads.
@@ -188,16 +189,23 @@ struct PlaylistRun {
     /// Renders checked so far.
     renders: u64,
     /// The last render, if m3u8-rs has not read it (see [`PlaylistRun::m3u8_due`]).
-    m3u8_pending: Option<M3u8Check>,
+    m3u8_pending: Option<M3u8Pending>,
     /// Sequence number of the last segment listed by a render m3u8-rs has read.
     m3u8_through: Option<u64>,
 }
 
 /// What [`check_with_m3u8_rs`] needs of one render.
-struct M3u8Check {
-    text: String,
-    parsed: RenderedPlaylist,
+struct M3u8Check<'a> {
+    text: &'a str,
+    parsed: &'a RenderedPlaylist,
     /// The segments' PDTs (turned into milliseconds only when m3u8-rs reads the render).
+    pdts: &'a [WallClock],
+    last_range_ms: Option<i64>,
+}
+
+/// What [`M3u8Check`] needs of the previous render besides its text and reading (kept in
+/// [`PlaylistRun`]) while m3u8-rs has not read it.
+struct M3u8Pending {
     pdts: Vec<WallClock>,
     last_range_ms: Option<i64>,
 }
@@ -221,7 +229,19 @@ fn note_seen(p: &RenderedPlaylist, by_m3u8: bool) {
     });
 }
 
-impl M3u8Check {
+impl M3u8Pending {
+    /// The check of the render this belongs to: `text` and `read` are its text and reading.
+    fn of<'a>(&'a self, text: &'a str, read: Option<&'a StrictRead>) -> M3u8Check<'a> {
+        M3u8Check {
+            text,
+            parsed: &read.expect("a pending render was read").parsed,
+            pdts: &self.pdts,
+            last_range_ms: self.last_range_ms,
+        }
+    }
+}
+
+impl M3u8Check<'_> {
     /// Sequence number of the last listed segment.
     fn last_sequence(&self) -> Option<u64> {
         let n = self.parsed.segments.len() as u64;
@@ -231,7 +251,7 @@ impl M3u8Check {
     fn run(&self, through: &mut Option<u64>) {
         #[cfg(test)]
         {
-            note_seen(&self.parsed, true);
+            note_seen(self.parsed, true);
             let poisoned = M3U8_POISON.with_borrow(|p| {
                 p.as_ref()
                     .is_some_and(|uri| self.parsed.segments.iter().any(|s| &s.uri == uri))
@@ -239,7 +259,7 @@ impl M3u8Check {
             assert!(!poisoned, "playlist_window: m3u8-rs (poisoned) disagrees");
         }
         let pdt_ms: Vec<i64> = self.pdts.iter().map(|p| p.unix_millis()).collect();
-        if let Err(e) = check_with_m3u8_rs(&self.text, &self.parsed, &pdt_ms, self.last_range_ms) {
+        if let Err(e) = check_with_m3u8_rs(self.text, self.parsed, &pdt_ms, self.last_range_ms) {
             panic!("playlist_window: {e}\nin:\n{}", self.text);
         }
         if let Some(last) = self.last_sequence() {
@@ -857,33 +877,36 @@ impl PlaylistRun {
         // The independent parse, on a sample of the renders (every render went through
         // the strict reader, the model and check_update above).
         if let Some(pending) = self.m3u8_pending.take() {
+            let previous = pending.of(&self.text, self.previous.as_ref());
             // The first segment of the previous render that m3u8-rs has not seen listed.
             let first_unread = self
                 .m3u8_through
-                .map_or(pending.parsed.media_sequence, |t| {
-                    (t + 1).max(pending.parsed.media_sequence)
+                .map_or(previous.parsed.media_sequence, |t| {
+                    (t + 1).max(previous.parsed.media_sequence)
                 });
-            let drops_unread = pending
+            let drops_unread = previous
                 .last_sequence()
                 .is_some_and(|last| first_unread <= last)
                 && parsed.media_sequence > first_unread;
             if drops_unread {
-                pending.run(&mut self.m3u8_through);
+                previous.run(&mut self.m3u8_through);
             }
         }
-        let this = M3u8Check {
-            text,
-            parsed: parsed.clone(),
-            pdts,
-            last_range_ms,
-        };
         if self.m3u8_due(parsed) {
+            let this = M3u8Check {
+                text: &text,
+                parsed,
+                pdts: &pdts,
+                last_range_ms,
+            };
             this.run(&mut self.m3u8_through);
-            self.text = this.text;
         } else {
-            self.text = this.text.clone();
-            self.m3u8_pending = Some(this);
+            self.m3u8_pending = Some(M3u8Pending {
+                pdts,
+                last_range_ms,
+            });
         }
+        self.text = text;
         self.window = window.into_iter().cloned().collect();
         self.previous = Some(read);
         self.renders += 1;
@@ -915,7 +938,8 @@ impl PlaylistRun {
             self.ended = true;
             self.check_render();
         }
-        if let Some(last) = self.m3u8_pending.take() {
+        if let Some(pending) = self.m3u8_pending.take() {
+            let last = pending.of(&self.text, self.previous.as_ref());
             last.run(&mut self.m3u8_through);
         }
         let removed = self.pl.media_sequence() - self.cfg.start_sequence;

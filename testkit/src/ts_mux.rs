@@ -11,10 +11,11 @@ const MUX_MAX_OPS: usize = 512;
 /// Largest access unit one operation builds (an IDR at a high bit rate is ~150 kB).
 const MUX_MAX_AU_LEN: usize = 256 * 1024;
 /// TS bytes (PCR-only packets included) one input may have written before its operation list
-/// ends. Every byte is read back three times, so this bounds the run time of one input: a DTS
-/// step of up to 60 s adds up to 600 PCR-only packets, so 512 steps without this budget could
-/// write 57 MB from 3 kB of input. The hand-written seeds stay under it
-/// (`tests::seeds_fit_the_budgets`).
+/// ends. Every byte is read back (the raw scan, then `read_segment` with mpeg2ts's packet
+/// reader, whose packets mpeg2ts's PES reader reassembles), so this bounds the run time of one
+/// input: a DTS step of up to 60 s adds up to 600 PCR-only packets, so 512 steps without this
+/// budget could write 57 MB from 3 kB of input. 192 KiB leaves room for the 150 kB IDR seed;
+/// the hand-written seeds stay under it (`tests::seeds_fit_the_budgets`).
 const MUX_MAX_OUTPUT: usize = 192 * 1024;
 /// One frame at 30 fps.
 pub(crate) const FRAME_TICKS: u64 = 3_000;
@@ -497,7 +498,7 @@ pub(crate) fn verify_ts_output(
     let sent: Vec<&SentAu> = segments.iter().flat_map(|s| &s.aus).collect();
     // The whole stream through mpeg2ts's PES reassembly: payloads equal the input plus AUD.
     // It reads the packets mpeg2ts's packet reader parsed above, each byte once.
-    let mut reader = PesPacketReader::new(ParsedPackets(packets.into_iter()));
+    let mut reader = ParsedPesReader::new(packets);
     let mut k = 0;
     loop {
         let pes = match reader.read_pes_packet() {
