@@ -12,6 +12,7 @@ pub mod config;
 pub mod encode;
 pub mod error;
 pub mod frame;
+pub mod input;
 pub mod markers;
 pub mod name;
 pub mod overlay;
