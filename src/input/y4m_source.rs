@@ -2,7 +2,8 @@
 //! buffer, stamp it with its slot, burn in the timecode, hand it to the encoder.
 //!
 //! Timing. With pacing (the default) the input is a live source: frame slot `n` is due at
-//! `t0 + n/fps`, `t0` being the instant the first frame arrived; the loop sleeps until a frame's
+//! `t0 + (n - first)/fps`, `t0` being the instant the run's first frame (slot `first`, which
+//! continues the stream's clock across restarts) arrived; the loop sleeps until a frame's
 //! slot is due if the input is early (a file, or a pipe from a producer that runs ahead), so the
 //! stream never runs ahead of real time, and a producer that is slower sets the pace. A frame
 //! that arrives more than a segment after its slot was due, or a wait for one that lasts that
@@ -12,7 +13,7 @@
 //!    progress after its last frame and publishes it, and marks the next one
 //!    `EXT-X-DISCONTINUITY`; `/healthz` says stalled (503);
 //! 2. when a frame comes again it takes the slot of the current time (the slot counter jumps to
-//!    `(now - t0) * fps`), so stream time stays "time since the stream's first frame" and every
+//!    `first + (now - t0) * fps`), so stream time stays "time since the stream's first frame" and every
 //!    program date time stays true without re-anchoring the playlist; that frame opens a segment
 //!    (an IDR) and `/healthz` recovers with the next published segment. Players keep playing
 //!    across the discontinuity without a reload.
@@ -59,6 +60,8 @@ pub(crate) struct Y4mJob<R> {
     pub(crate) overlay: Option<TimecodeOverlay>,
     pub(crate) clock: Box<dyn Clock>,
     pub(crate) rate: FrameRate,
+    /// The slot of this run's first frame (stream time goes on across restarts).
+    pub(crate) first_slot: u64,
     pub(crate) segments: SegmentClock,
     /// A frame this late, or a wait this long, is a stall (one segment).
     pub(crate) stall_after: Duration90k,
@@ -134,6 +137,7 @@ impl<R: Read> Y4mJob<R> {
             overlay,
             clock,
             rate,
+            first_slot,
             mut segments,
             stall_after,
             frame_limit,
@@ -152,13 +156,18 @@ impl<R: Read> Y4mJob<R> {
         };
         let (mut sent, mut dropped) = (0u64, 0u64);
         let mut error = None;
-        // The instant slot 0 was due: set when the first frame is in.
+        // The instant the run's first slot was due: when its frame came.
         let mut t0: Option<Instant> = None;
+        let start = rate.time_of(first_slot);
+        // Time from the run's first slot to slot `n`.
+        let offset = |n: u64| (rate.time_of(n) - start).as_std();
         // The next frame opens a segment whatever the clock says (the first after a stall).
         let mut force_open = false;
-        let mut n = 0u64;
-        while frame_limit.is_none_or(|limit| n < limit) && !stop.load(Ordering::Relaxed) {
-            let due = t0.map(|t0| t0 + rate.time_of(n).since_start().as_std());
+        let mut n = first_slot;
+        while frame_limit.is_none_or(|limit| n - first_slot < limit)
+            && !stop.load(Ordering::Relaxed)
+        {
+            let due = t0.map(|t0| t0 + offset(n));
             if let (true, Some(due)) = (pacing, due) {
                 clock.sleep_until(due);
             }
@@ -211,19 +220,16 @@ impl<R: Read> Y4mJob<R> {
                 }
             }
             let now = clock.now();
-            let t0 = *t0.get_or_insert_with(|| {
-                now.checked_sub(rate.time_of(n).since_start().as_std())
-                    .unwrap_or(now)
-            });
-            let due = t0 + rate.time_of(n).since_start().as_std();
+            let t0 = *t0.get_or_insert_with(|| now.checked_sub(offset(n)).unwrap_or(now));
+            let due = t0 + offset(n);
             if pacing && (stall.stalled || now > due + stall_after) {
                 stall.declare("fell more than a segment behind real time");
                 if stall.closed {
                     break;
                 }
                 // The frame takes the slot of the current time.
-                let since_t0 = StreamTime::ZERO + Duration90k::from_std(now - t0);
-                let slot = rate.first_frame_at_or_after(since_t0).max(n);
+                let now_on_stream = start + Duration90k::from_std(now - t0);
+                let slot = rate.first_frame_at_or_after(now_on_stream).max(n);
                 info!(
                     skipped_slots = slot - n,
                     gap_secs = format!("{:.3}", (now - due).as_secs_f64()),

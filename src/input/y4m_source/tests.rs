@@ -139,6 +139,7 @@ fn setup(events: impl IntoIterator<Item = Event>, pacing: bool) -> Setup {
         overlay: None,
         clock: Box::new(time),
         rate: FrameRate::new(30, 1).unwrap(),
+        first_slot: 0,
         segments: SegmentClock::new(Duration90k::from_secs(1)),
         stall_after: Duration90k::from_secs(1),
         frame_limit: None,
@@ -249,6 +250,28 @@ fn a_stall_closes_the_segment_and_the_stream_resumes_at_the_current_slot() {
     // Boundaries of the one-second grid still open segments after the jump.
     assert!(got.contains(&Got::Frame(120, 30, true)));
     assert!(!shared.status().input_stalled, "recovered");
+}
+
+/// A restarted stream's run starts at a later slot (stream time goes on across restarts): the
+/// pacing, the boundaries and the jump after a stall count from there.
+#[test]
+fn a_run_that_continues_the_stream_clock_counts_from_its_first_slot() {
+    let events = frames(1..10)
+        .chain([Event::Pause(Duration::from_secs(3))])
+        .chain(frames(10..20));
+    let mut s = setup(events, true);
+    let rate = FrameRate::new(30, 1).unwrap();
+    // Slot 1015 is 33.833 s into the stream; boundaries every second from the run's start.
+    s.job.first_slot = 1015;
+    s.job.segments = SegmentClock::starting_at(Duration90k::from_secs(1), rate.time_of(1015));
+    let (got, end) = run(s, POOL);
+    assert_eq!(end.sent, 20);
+    assert_eq!(got[0], Got::Frame(1015, 0, true));
+    assert_eq!(slots(&got[..10]), (1015..1025).collect::<Vec<_>>());
+    assert_eq!(got[10], Got::Gap(rate.time_of(1025)));
+    // Frame 10 was due 0.333 s into the run and came at 3.333 s: slot 1015 + 100.
+    assert_eq!(got[11], Got::Frame(1115, 10, true));
+    assert_eq!(slots(&got[11..]), (1115..1125).collect::<Vec<_>>());
 }
 
 #[test]
