@@ -73,6 +73,9 @@ pub(crate) struct Status {
     pub(crate) frames_encoded: u64,
     /// Frames the source dropped because the encoder was behind.
     pub(crate) frames_dropped: u64,
+    /// The input (a Y4M pipe) stopped or fell more than a segment behind real time, and has not
+    /// delivered a frame since: `/healthz` says stalled whatever the newest segment's age.
+    pub(crate) input_stalled: bool,
 }
 
 impl Shared {

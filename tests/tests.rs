@@ -17,3 +17,5 @@ mod long_run;
 mod corpus_replay;
 // Every rule cited in the code (R1...) is defined in docs/spec.md.
 mod spec_refs;
+// YUV4MPEG2 input (ffmpeg, GStreamer, files, stdin, a stalling FIFO) decoded back frame by frame.
+mod y4m;

@@ -642,7 +642,7 @@ pub(crate) enum HealthStatus {
     Starting,
     /// Segments keep coming within the deadline.
     Live,
-    /// The newest segment is older than the deadline.
+    /// The newest segment is older than the deadline, or the input stalled (a Y4M pipe).
     Stalled,
     /// `EXT-X-ENDLIST` written; the server still serves what remains.
     Ended,
@@ -684,6 +684,7 @@ pub(crate) fn health(shared: &Shared, deadline: Duration) -> Health {
     let age = s.newest_segment_at.map(|t| t.elapsed());
     let status = match age {
         _ if s.ended => HealthStatus::Ended,
+        _ if s.input_stalled => HealthStatus::Stalled,
         None => HealthStatus::Starting,
         Some(a) if a <= deadline => HealthStatus::Live,
         Some(_) => HealthStatus::Stalled,
