@@ -8,6 +8,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod detect;
 pub mod encode;
 pub mod error;
 pub mod frame;
