@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use time::OffsetDateTime;
 
-use crate::time::{Duration90k, StreamTime};
+use crate::time::{Duration90k, FrameRate, StreamTime};
 
 /// The monotonic clock the pacer sleeps on.
 pub(crate) trait Clock: Send {
@@ -87,6 +87,44 @@ impl WallClock {
     }
 }
 
+/// The stream's clock: the wall-clock instant of stream time zero (the stream's first frame
+/// ever, its *epoch*, kept with the stream across restarts) and the frame rate. Stream time,
+/// frame slots, timecodes and program date times all follow from these two.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamClock {
+    pub epoch: WallClock,
+    pub rate: FrameRate,
+}
+
+impl StreamClock {
+    /// The frame slot that shows stream time `t`: the first frame at or after it.
+    pub(crate) fn slot_at_or_after(&self, t: StreamTime) -> u64 {
+        self.rate.first_frame_at_or_after(t)
+    }
+
+    /// Stream time of a wall-clock instant given in Unix nanoseconds, rounded down to the 90 kHz
+    /// tick; `None` before the epoch.
+    pub(crate) fn time_of_unix_nanos(&self, nanos: i128) -> Option<StreamTime> {
+        let since = nanos - i128::from(self.epoch.unix_millis()) * 1_000_000;
+        if since < 0 {
+            return None;
+        }
+        // ticks = ns * 90_000 / 1e9 = ns * 9 / 100_000
+        u64::try_from(since * 9 / 100_000).ok().map(StreamTime)
+    }
+
+    /// Stream time now by the wall clock (zero before the epoch).
+    pub(crate) fn now(&self) -> StreamTime {
+        let nanos = OffsetDateTime::now_utc().unix_timestamp_nanos();
+        self.time_of_unix_nanos(nanos).unwrap_or(StreamTime::ZERO)
+    }
+
+    /// The UTC instant of stream time `t`, as the playlist and the API write it.
+    pub(crate) fn program_date_time(&self, t: StreamTime) -> String {
+        self.epoch.at(t).to_rfc3339()
+    }
+}
+
 /// The instant `d` later, rounded down to the millisecond.
 impl std::ops::Add<Duration90k> for WallClock {
     type Output = WallClock;
@@ -106,6 +144,29 @@ mod tests {
         assert_eq!(
             (w + Duration90k(180_000)).to_rfc3339(),
             "2025-11-25T12:00:02.123Z"
+        );
+    }
+
+    #[test]
+    fn stream_clock_maps_instants_to_ticks_and_frames() {
+        let c = StreamClock {
+            epoch: WallClock::from_unix_millis(1_764_072_000_000),
+            rate: FrameRate::new(30_000, 1001).unwrap(),
+        };
+        let ns = |ms: i64| i128::from(ms) * 1_000_000;
+        assert_eq!(c.time_of_unix_nanos(ns(1_764_071_999_999)), None);
+        assert_eq!(
+            c.time_of_unix_nanos(ns(1_764_072_000_000)),
+            Some(StreamTime::ZERO)
+        );
+        // Frame 1 at 29.97 is 3003 ticks = 33.366... ms: the truncated millisecond 33 lands on
+        // 2970 ticks, and the first frame at or after that is frame 1 again.
+        let t = c.time_of_unix_nanos(ns(1_764_072_000_033)).unwrap();
+        assert_eq!(t, StreamTime(2970));
+        assert_eq!(c.slot_at_or_after(t), 1);
+        assert_eq!(
+            c.program_date_time(c.rate.time_of(1)),
+            "2025-11-25T12:00:00.033Z"
         );
     }
 }

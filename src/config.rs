@@ -127,9 +127,60 @@ pub struct Args {
     #[arg(long)]
     pub(crate) no_server: bool,
 
+    /// Accept markers from outside (`POST /markers`) from clients that send
+    /// `Authorization: Bearer TOKEN`. Off unless given; prefer the environment variable, which
+    /// other users cannot read from the process list.
+    #[arg(
+        long,
+        env = "HLS_MARKER_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub(crate) marker_token: Option<MarkerToken>,
+
+    /// The generator still paints its events but makes no markers for them: markers then come
+    /// only from outside (a detector posting to /markers).
+    #[arg(long)]
+    pub(crate) no_builtin_markers: bool,
+
     /// PTS of the first frame in 90 kHz ticks (e.g. 8589754592 to test the 33-bit wrap).
     #[arg(long, default_value_t = DEFAULT_PTS_OFFSET.as_u64(), hide_short_help = true)]
     pub(crate) pts_offset: u64,
+}
+
+/// The bearer token that `POST /markers` requires. Its `Debug` never shows it, so neither a
+/// logged configuration nor a panic message can leak it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MarkerToken(String);
+
+impl MarkerToken {
+    /// Shortest accepted token.
+    pub const MIN_LEN: usize = 8;
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for MarkerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MarkerToken(<redacted>)")
+    }
+}
+
+impl std::str::FromStr for MarkerToken {
+    type Err = String;
+    /// A token is what a client puts after `Bearer `: 8 to 256 visible ASCII characters.
+    fn from_str(s: &str) -> Result<Self, String> {
+        if !(Self::MIN_LEN..=256).contains(&s.len()) || !s.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(format!(
+                "a marker token must be {} to 256 visible ASCII characters, no spaces (for \
+                 example: openssl rand -hex 16)",
+                Self::MIN_LEN
+            ));
+        }
+        Ok(MarkerToken(s.to_owned()))
+    }
 }
 
 /// The validated configuration.
@@ -168,6 +219,10 @@ pub struct Config {
     pub(crate) pacing: bool,
     pub serve: bool,
     pub(crate) pts_offset: Pts,
+    /// `POST /markers` needs this bearer token; `None`: the route is off (403).
+    pub marker_token: Option<MarkerToken>,
+    /// Make markers for the generator's events.
+    pub builtin_markers: bool,
 }
 
 fn invalid(msg: impl Into<String>) -> Error {
@@ -304,6 +359,8 @@ impl Args {
             pacing: !self.no_pacing,
             serve: !self.no_server,
             pts_offset: Pts(self.pts_offset),
+            marker_token: self.marker_token,
+            builtin_markers: !self.no_builtin_markers,
         })
     }
 }

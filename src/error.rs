@@ -30,6 +30,8 @@ pub enum ErrorKind {
     /// The operation is refused in the current state of the system (a feature that is off, a
     /// route that needs configuration). HTTP 403.
     FailedPrecondition,
+    /// The request did not prove who sent it (a missing or wrong bearer token). HTTP 401.
+    Unauthenticated,
     /// Not possible right now, may be possible later (no segment yet, the stream stalled).
     /// HTTP 503.
     Unavailable,

@@ -102,6 +102,7 @@ fn run(cfg: Config) -> Result<(), Error> {
                 target_duration_secs: cfg.target_duration_secs,
                 frame_rate: cfg.rate,
                 segment_lifetime_secs: cfg.segment_lifetime.as_secs_ceil(),
+                marker_token: cfg.marker_token.clone(),
             };
             let shared = shared.clone();
             let linger = cfg.linger;

@@ -63,6 +63,16 @@ impl StreamName {
         self.file(MediaFile::Playlist)
     }
 
+    /// `NAME.clock.json`: the stream's epoch, kept across restarts.
+    pub(crate) fn clock_file(&self) -> String {
+        format!("{}.clock.json", self.0)
+    }
+
+    /// `NAME.markers.jsonl`: the marker log.
+    pub(crate) fn markers_file(&self) -> String {
+        format!("{}.markers.jsonl", self.0)
+    }
+
     /// `NAME<seq>.ts`
     pub(crate) fn segment_file(&self, sequence: u64) -> String {
         self.file(MediaFile::Segment(sequence))

@@ -26,11 +26,14 @@ use std::thread;
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
 use tracing::{debug, info, warn};
 
-use crate::clock::{Clock, RealClock, WallClock};
+use crate::clock::{Clock, RealClock};
 use crate::config::Config;
 use crate::encode::{EncoderSettings, H264Encoder};
 use crate::error::{Error, ErrorKind, Result};
 use crate::frame::{RgbFrame, YuvFrame};
+use crate::markers::log::JsonlFile;
+use crate::markers::writer::{self, MarkerWriter, NewMarker, Request};
+use crate::markers::GENERATOR_SOURCE;
 use crate::overlay::{Timecode, TimecodeOverlay, DEFAULT_FONT};
 use crate::publish::Publisher;
 use crate::segmenter::{FrameAu, Segmenter};
@@ -140,7 +143,34 @@ pub fn run_observed(
         .map_err(|e| Error::new(ErrorKind::Internal, format!("timecode font: {e}")))?;
     let source = Checkerboard::new(cfg.checkerboard())
         .map_err(|e| Error::new(ErrorKind::InvalidArgument, e))?;
+    let markers_path = dir.markers_path();
     let mut publisher = Publisher::new(cfg, dir, shared.clone(), observer)?;
+    let clock = publisher.clock();
+    let first_slot = publisher.first_slot();
+    shared.set_clock(clock);
+
+    // Markers: the log read back first (earlier runs' markers in the API and the playlist),
+    // then the writer thread, the only one that adds markers.
+    let (log, loaded) =
+        JsonlFile::open(&markers_path).map_err(|e| Error::io("opening the marker log", e))?;
+    if !loaded.markers.is_empty() {
+        info!(
+            markers = loaded.markers.len(),
+            next_id = loaded.next_id(),
+            "markers of earlier runs read back"
+        );
+    }
+    let next_id = loaded.next_id();
+    shared.markers.replace(loaded.markers);
+    let (inbox_tx, inbox_rx) = bounded::<Request>(writer::INBOX_CAPACITY);
+    let marker_thread = {
+        let w = MarkerWriter::new(log, shared.clone(), clock, next_id);
+        spawn("markers", move || {
+            w.run(inbox_rx);
+            Ok(())
+        })?
+    };
+    shared.set_marker_inbox(Some(inbox_tx));
 
     let (free_tx, free_rx) = bounded::<YuvFrame>(FRAME_POOL);
     let (frame_tx, frame_rx) = bounded::<RawFrame>(FRAME_POOL);
@@ -157,7 +187,6 @@ pub fn run_observed(
             .expect("pool channel has room");
     }
 
-    let anchor = publisher.anchor();
     let source_thread = {
         let job = SourceJob {
             source: Box::new(source),
@@ -165,7 +194,8 @@ pub fn run_observed(
             rgb: RgbFrame::new(cfg.width, cfg.height),
             clock: Box::new(RealClock),
             rate: cfg.rate,
-            segments: SegmentClock::new(cfg.segment),
+            first_slot,
+            segments: SegmentClock::starting_at(cfg.segment, cfg.rate.time_of(first_slot)),
             frame_limit: cfg.frame_limit,
             pacing: cfg.pacing,
             stop: stop.clone(),
@@ -183,7 +213,7 @@ pub fn run_observed(
                 gop_frames: cfg.gop_frames(),
             },
             event_duration: cfg.event_duration,
-            anchor,
+            builtin_markers: cfg.builtin_markers,
             shared: shared.clone(),
         };
         spawn("encoder", move || {
@@ -227,6 +257,10 @@ pub fn run_observed(
     }
     let encoded = join(encoder_thread, "encoder");
     let generated = join(source_thread, "source");
+    // No more markers: the writer finishes what it holds (every one on disk and in the store)
+    // before the last segment and its DATERANGEs are published.
+    shared.set_marker_inbox(None);
+    let markers_done = join(marker_thread, "markers");
 
     if let Some(slot) = last_slot {
         if let Some(closed) = segmenter.finish(cfg.rate.time_of(slot + 1)) {
@@ -234,6 +268,7 @@ pub fn run_observed(
         }
     }
     publisher.end(frames_encoded);
+    markers_done?;
     seg_result?;
     encoded?;
     let (frames_generated, frames_dropped) = generated?;
@@ -273,6 +308,8 @@ struct SourceJob {
     rgb: RgbFrame,
     clock: Box<dyn Clock>,
     rate: FrameRate,
+    /// The slot of this run's first frame: stream time goes on across restarts.
+    first_slot: u64,
     /// Decides which slots open a segment (never dropped).
     segments: SegmentClock,
     frame_limit: Option<u64>,
@@ -289,11 +326,15 @@ impl SourceJob {
     fn run(mut self, free: Receiver<YuvFrame>, out: Sender<RawFrame>) -> (u64, u64) {
         let t0 = self.clock.now();
         let (mut sent, mut dropped) = (0u64, 0u64);
-        let mut n = 0u64;
-        while self.frame_limit.is_none_or(|limit| n < limit) && !self.stop.load(Ordering::Relaxed) {
+        let first = self.first_slot;
+        let start = self.rate.time_of(first);
+        let mut n = first;
+        while self.frame_limit.is_none_or(|limit| n - first < limit)
+            && !self.stop.load(Ordering::Relaxed)
+        {
             if self.pacing {
                 self.clock
-                    .sleep_until(t0 + self.rate.time_of(n).since_start().as_std());
+                    .sleep_until(t0 + (self.rate.time_of(n) - start).as_std());
             }
             let opens_segment = self.segments.opens_segment(self.rate.time_of(n));
             let must_deliver = !self.pacing || opens_segment;
@@ -357,7 +398,8 @@ impl SourceJob {
 struct EncoderJob {
     settings: EncoderSettings,
     event_duration: Duration90k,
-    anchor: WallClock,
+    /// Make a marker for each source event (`--no-builtin-markers` turns this off).
+    builtin_markers: bool,
     shared: Arc<Shared>,
 }
 
@@ -383,17 +425,28 @@ impl EncoderJob {
             let at = rate.time_of(slot);
             // The marker goes on the first frame of the event that actually reaches the
             // encoder, so it always points at a frame that exists in the stream.
-            if info.event.is_some() && info.event != last_event {
-                let m = self
-                    .shared
-                    .markers
-                    .push(at, self.event_duration, self.anchor);
-                info!(id = m.id, time = m.time, "marker");
+            if self.builtin_markers && info.event.is_some() && info.event != last_event {
+                // Handed over without waiting: the writer makes it durable on its own thread.
+                let req = Request {
+                    new: NewMarker {
+                        at,
+                        length: self.event_duration,
+                        text: None,
+                        source: GENERATOR_SOURCE.to_owned(),
+                        key: None,
+                    },
+                    reply: None,
+                };
+                match self.shared.submit_marker(req) {
+                    Ok(()) => self.shared.generator_marker_submitted(),
+                    Err(e) => warn!(?e, time = at.as_secs_f64(), "generator marker not taken"),
+                }
             }
             last_event = info.event;
             let Ok(mut data) = free_au.recv() else { break };
             data.clear();
             let e = encoder.encode(&yuv, at, opens_segment, &mut data)?;
+            self.shared.set_newest_frame(at);
             // The source may have stopped; then the buffer is simply freed.
             let _ = free.try_send(yuv);
             if out
@@ -432,6 +485,7 @@ mod tests {
             rgb: RgbFrame::new(16, 16),
             clock,
             rate: FrameRate::new(30, 1).unwrap(),
+            first_slot: 0,
             segments: SegmentClock::new(Duration90k::from_secs(1)),
             frame_limit: Some(if pacing { 300 } else { 50 }),
             pacing,

@@ -8,18 +8,23 @@
 //!
 //! A failed segment write leaves the segment out and marks the next one with
 //! `EXT-X-DISCONTINUITY` (R6/R7); nothing here ever stops the encoder. A restart continues the
-//! previous run's playlist ([`crate::playlist::resume`]).
+//! previous run's playlist ([`crate::playlist::resume`]) and the stream's clock: the epoch (the
+//! wall-clock instant of the stream's first frame ever) is kept in `NAME.clock.json`, and a new
+//! run starts on the frame slot of its own start time ([`resume::first_slot`]).
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use tracing::{debug, info, warn};
 
-use crate::clock::WallClock;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::{StreamClock, WallClock};
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
+use crate::markers::Marker;
 use crate::playlist::resume::{self, Previous};
-use crate::playlist::{DateRange, Playlist, PlaylistConfig};
+use crate::playlist::{DateRange, Playlist, PlaylistConfig, PlaylistError};
 use crate::segmenter::ClosedSegment;
 use crate::state::Shared;
 use crate::store::Storage;
@@ -36,16 +41,36 @@ pub(crate) fn playlist_config(cfg: &Config) -> PlaylistConfig {
     }
 }
 
+/// Longest wait for the marker writer before a segment is published.
+const GENERATOR_MARKER_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// `NAME.clock.json`: the stream's epoch. `epoch` is for people reading the file; the program
+/// reads `epoch_unix_ms`.
+#[derive(Debug, Serialize, Deserialize)]
+struct ClockFile {
+    epoch: String,
+    epoch_unix_ms: i64,
+}
+
+fn read_epoch(bytes: &[u8]) -> Option<WallClock> {
+    let f: ClockFile = serde_json::from_slice(bytes).ok()?;
+    WallClock::try_from_unix_millis(f.epoch_unix_ms)
+}
+
 /// Publishes closed segments: segment file, then playlist, then deletions (R5, R20, R25).
 pub(crate) struct Publisher<'o, S: Storage> {
     store: S,
     playlist: Playlist,
     shared: Arc<Shared>,
-    anchor: WallClock,
+    clock: StreamClock,
+    /// The slot of this run's first frame.
+    first_slot: u64,
     /// The next segment follows a gap (restart or lost write): EXT-X-DISCONTINUITY (R6).
     discontinuity: bool,
-    /// Markers already given to the playlist (by id).
-    markers_added: u64,
+    /// Markers taken from the store so far (by id).
+    markers_seen: u64,
+    /// Markers taken but not yet in the playlist: their frame is in a segment not yet published.
+    markers_pending: Vec<Marker>,
     /// Files from a previous run, deleted once this much stream time has passed (R25).
     leftovers: Vec<String>,
     leftovers_due: Duration90k,
@@ -61,7 +86,7 @@ impl<'o, S: Storage> Publisher<'o, S> {
     /// `observer` sees the text of every playlist version once it is in place.
     pub(crate) fn new(
         cfg: &Config,
-        store: S,
+        mut store: S,
         shared: Arc<Shared>,
         observer: &'o mut dyn FnMut(&str),
     ) -> Result<Self> {
@@ -94,20 +119,59 @@ impl<'o, S: Storage> Publisher<'o, S> {
         } else {
             Vec::new()
         };
-        let r = resume::resume(
-            playlist_config(cfg),
-            previous,
-            &files,
-            WallClock::now(),
-            cfg.segment,
-        )?;
+        let now = WallClock::now();
+        let stored_epoch = match store
+            .read_clock()
+            .map_err(|e| Error::io("reading the stream clock", e))?
+        {
+            None => None,
+            Some(bytes) => Some(read_epoch(&bytes).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::FailedPrecondition,
+                    format!(
+                        "{} is not a stream clock file (expected {{\"epoch_unix_ms\": ...}}); \
+                         restore it, or start a new stream with --fresh",
+                        cfg.name.clock_file()
+                    ),
+                )
+            })?),
+        };
+        let r = resume::resume(playlist_config(cfg), previous, &files, now, cfg.segment)?;
+        let epoch = match stored_epoch {
+            Some(e) => e,
+            None => {
+                let text = serde_json::to_string(&ClockFile {
+                    epoch: now.to_rfc3339(),
+                    epoch_unix_ms: now.unix_millis(),
+                })
+                .expect("the clock file serialises");
+                store
+                    .write_clock(&text)
+                    .map_err(|e| Error::io("writing the stream clock", e))?;
+                now
+            }
+        };
+        let first_slot = resume::first_slot(epoch, r.start, cfg.rate);
+        if stored_epoch.is_some() {
+            info!(
+                epoch = %epoch.to_rfc3339(),
+                first_slot,
+                stream_secs = cfg.rate.time_of(first_slot).as_secs_f64(),
+                "the stream clock goes on from the stream's first run"
+            );
+        }
         Ok(Publisher {
             store,
             playlist: r.playlist,
             shared,
-            anchor: r.anchor,
+            clock: StreamClock {
+                epoch,
+                rate: cfg.rate,
+            },
+            first_slot,
             discontinuity: r.discontinuity,
-            markers_added: 0,
+            markers_seen: 0,
+            markers_pending: Vec::new(),
             leftovers: r.leftovers,
             leftovers_due: r.leftovers_due,
             published: Duration90k::ZERO,
@@ -118,9 +182,14 @@ impl<'o, S: Storage> Publisher<'o, S> {
         })
     }
 
-    /// The wall-clock instant of the run's first frame (stream time zero).
-    pub(crate) fn anchor(&self) -> WallClock {
-        self.anchor
+    /// The stream's clock: its epoch (stream time zero, the first frame ever) and frame rate.
+    pub(crate) fn clock(&self) -> StreamClock {
+        self.clock
+    }
+
+    /// The frame slot this run starts on.
+    pub(crate) fn first_slot(&self) -> u64 {
+        self.first_slot
     }
 
     /// Segments published so far.
@@ -142,7 +211,7 @@ impl<'o, S: Storage> Publisher<'o, S> {
             self.discontinuity = true;
             return seg.bytes;
         }
-        let pdt = self.anchor.at(seg.start);
+        let pdt = self.clock.epoch.at(seg.start);
         let outcome = match self.playlist.push(seg.duration, pdt, self.discontinuity) {
             Ok(o) => o,
             Err(e) => {
@@ -152,25 +221,16 @@ impl<'o, S: Storage> Publisher<'o, S> {
             }
         };
         self.discontinuity = false;
-        let end = seg.start + seg.duration;
-        for m in self.shared.markers.after_id(self.markers_added) {
-            if m.at >= end {
-                // Later markers start later still: they wait for their segment.
-                break;
-            }
-            let range = DateRange {
-                // Unique across restarts too (R36): a resumed playlist's player may still hold
-                // the previous run's "Marker 1".
-                id: format!("marker-{}-{}", self.anchor.unix_millis(), m.id),
-                start: self.anchor.at(m.at),
-                duration: m.duration,
-                label: m.text.clone(),
-            };
-            if let Err(e) = self.playlist.add_date_range(range) {
-                warn!(marker = m.id, error = %e, "marker not added to the playlist");
-            }
-            self.markers_added = m.id;
+        if !self
+            .shared
+            .wait_for_generator_markers(GENERATOR_MARKER_WAIT)
+        {
+            warn!(
+                sequence = seq,
+                "the marker log is slow: a marker may join the playlist a segment late"
+            );
         }
+        self.add_markers(seg.start + seg.duration);
         self.write_playlist();
         for f in &outcome.delete_now {
             if let Err(e) = self.store.delete_segment(f) {
@@ -207,6 +267,46 @@ impl<'o, S: Storage> Publisher<'o, S> {
             s.frames_encoded = frames_encoded;
         });
         seg.bytes
+    }
+
+    /// Puts every marker whose frame is now published (before `end`) into the playlist as an
+    /// `EXT-X-DATERANGE` (R34-R36). Markers arrive in id order, not time order (a detector
+    /// posts a frame it saw a while ago), so later ones wait in `markers_pending`.
+    fn add_markers(&mut self, end: crate::time::StreamTime) {
+        let new = self.shared.markers.after_id(self.markers_seen);
+        if let Some(last) = new.last() {
+            self.markers_seen = last.id;
+        }
+        self.markers_pending.extend(new);
+        let epoch = self.clock.epoch;
+        let playlist = &mut self.playlist;
+        self.markers_pending.retain(|m| {
+            if m.at >= end {
+                return true;
+            }
+            let range = DateRange {
+                // Unique for the life of the stream (R36): ids are never reused, the epoch
+                // changes only with --fresh.
+                id: format!("marker-{}-{}", epoch.unix_millis(), m.id),
+                start: epoch.at(m.at),
+                duration: m.length,
+                label: m.text.clone(),
+            };
+            match playlist.add_date_range(range) {
+                Ok(()) => {}
+                // Read back from the previous run's playlist already.
+                Err(PlaylistError::DuplicateDateRangeId { .. }) => {}
+                // Older than the window (a marker of an earlier run, or posted late).
+                Err(PlaylistError::DateRangeExpired { .. }) => {
+                    debug!(
+                        marker = m.id,
+                        "marker older than the window: not in the playlist"
+                    )
+                }
+                Err(e) => warn!(marker = m.id, error = %e, "marker not added to the playlist"),
+            }
+            false
+        });
     }
 
     fn write_playlist(&mut self) {

@@ -1,15 +1,60 @@
 //! State shared between the media threads (writers) and the HTTP server (reader).
 
-use std::sync::RwLock;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
-use crate::markers::MarkerStore;
+use crossbeam_channel::{Sender, TrySendError};
+use tokio::sync::broadcast;
+
+use crate::clock::StreamClock;
+use crate::markers::writer::Request;
+use crate::markers::{Marker, MarkerStore};
+use crate::time::StreamTime;
+
+/// New markers kept for slow subscribers; one that falls further behind is dropped.
+pub(crate) const MARKER_EVENTS_CAPACITY: usize = 256;
 
 /// Everything the server may read about the running stream.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Shared {
     pub markers: MarkerStore,
     pub(crate) status: RwLock<Status>,
+    /// Every marker once it is on disk (`GET /markers/events`).
+    pub(crate) marker_events: broadcast::Sender<Marker>,
+    /// The marker writer's inbox while the stream runs.
+    marker_inbox: RwLock<Option<Sender<Request>>>,
+    /// The stream's clock, once the pipeline has read it (epoch kept across restarts).
+    clock: RwLock<Option<StreamClock>>,
+    /// Stream time of the newest frame encoded, plus one tick (0: none yet).
+    newest_frame: AtomicU64,
+    /// Generator markers handed to the writer, and those it has finished (saved or not).
+    generator_markers: Mutex<(u64, u64)>,
+    generator_markers_done: Condvar,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Shared {
+            markers: MarkerStore::default(),
+            status: RwLock::default(),
+            marker_events: broadcast::channel(MARKER_EVENTS_CAPACITY).0,
+            marker_inbox: RwLock::new(None),
+            clock: RwLock::new(None),
+            newest_frame: AtomicU64::new(0),
+            generator_markers: Mutex::new((0, 0)),
+            generator_markers_done: Condvar::new(),
+        }
+    }
+}
+
+/// Why a marker could not be handed to the writer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SubmitError {
+    /// No writer: the stream has not started or has ended.
+    Closed,
+    /// The inbox is full.
+    Busy,
 }
 
 /// Counters and health of the stream, updated by the segmenter once per segment.
@@ -28,6 +73,68 @@ pub(crate) struct Status {
 }
 
 impl Shared {
+    /// Hands a marker request to the writer without waiting.
+    pub(crate) fn submit_marker(&self, req: Request) -> Result<(), SubmitError> {
+        let inbox = self.marker_inbox.read().expect("inbox lock poisoned");
+        match inbox.as_ref().map(|tx| tx.try_send(req)) {
+            None | Some(Err(TrySendError::Disconnected(_))) => Err(SubmitError::Closed),
+            Some(Err(TrySendError::Full(_))) => Err(SubmitError::Busy),
+            Some(Ok(())) => Ok(()),
+        }
+    }
+
+    /// Opens (`Some`) or closes (`None`) the marker inbox; closing lets the writer finish.
+    pub(crate) fn set_marker_inbox(&self, inbox: Option<Sender<Request>>) {
+        *self.marker_inbox.write().expect("inbox lock poisoned") = inbox;
+    }
+
+    /// The encoder handed a generator marker to the writer.
+    pub(crate) fn generator_marker_submitted(&self) {
+        self.generator_markers.lock().expect("lock poisoned").0 += 1;
+    }
+
+    /// The writer finished `n` generator markers (saved, or refused by the disk).
+    pub(crate) fn generator_markers_finished(&self, n: u64) {
+        if n > 0 {
+            self.generator_markers.lock().expect("lock poisoned").1 += n;
+            self.generator_markers_done.notify_all();
+        }
+    }
+
+    /// Waits, at most `timeout`, until the writer has finished every generator marker handed
+    /// to it so far; false on timeout. The segmenter calls it before it publishes a segment, so
+    /// the playlist lists the markers of the frames in it (a disk that hangs costs at most
+    /// `timeout` per segment, far less than the frames buffered before the encoder).
+    pub(crate) fn wait_for_generator_markers(&self, timeout: Duration) -> bool {
+        let guard = self.generator_markers.lock().expect("lock poisoned");
+        let target = guard.0;
+        let (_guard, result) = self
+            .generator_markers_done
+            .wait_timeout_while(guard, timeout, |(_, done)| *done < target)
+            .expect("lock poisoned");
+        !result.timed_out()
+    }
+
+    pub(crate) fn clock(&self) -> Option<StreamClock> {
+        *self.clock.read().expect("clock lock poisoned")
+    }
+
+    pub(crate) fn set_clock(&self, clock: StreamClock) {
+        *self.clock.write().expect("clock lock poisoned") = Some(clock);
+    }
+
+    /// Records the newest encoded frame (once per frame; one atomic store).
+    pub(crate) fn set_newest_frame(&self, at: StreamTime) {
+        self.newest_frame.store(at.as_u64() + 1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn newest_frame(&self) -> Option<StreamTime> {
+        match self.newest_frame.load(Ordering::Relaxed) {
+            0 => None,
+            t => Some(StreamTime(t - 1)),
+        }
+    }
+
     pub(crate) fn status(&self) -> Status {
         self.status.read().expect("status lock poisoned").clone()
     }

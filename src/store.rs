@@ -25,6 +25,10 @@ pub(crate) trait Storage {
     fn delete_segment(&mut self, file: &str) -> io::Result<()>;
     /// This stream's segment files, by sequence number.
     fn list_segments(&self) -> io::Result<Vec<(u64, String)>>;
+    /// The stream clock file a previous run left, if any.
+    fn read_clock(&self) -> io::Result<Option<Vec<u8>>>;
+    /// Writes the stream clock file, durably (it outlives every run).
+    fn write_clock(&mut self, text: &str) -> io::Result<()>;
 }
 
 /// The media directory of one stream: `NAME.m3u8` and `NAME<seq>.ts`.
@@ -49,6 +53,11 @@ impl MediaDir {
     pub(crate) fn path(&self) -> &Path {
         &self.dir
     }
+
+    /// Where this stream's marker log lives.
+    pub(crate) fn markers_path(&self) -> PathBuf {
+        self.dir.join(self.name.markers_file())
+    }
 }
 
 impl Storage for MediaDir {
@@ -61,11 +70,7 @@ impl Storage for MediaDir {
     }
 
     fn read_playlist(&self) -> io::Result<Option<Vec<u8>>> {
-        match fs::read(self.dir.join(self.name.playlist_file())) {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
+        read_if_exists(&self.dir.join(self.name.playlist_file()))
     }
 
     fn delete_segment(&mut self, file: &str) -> io::Result<()> {
@@ -99,11 +104,32 @@ impl Storage for MediaDir {
         out.sort();
         Ok(out)
     }
+
+    fn read_clock(&self) -> io::Result<Option<Vec<u8>>> {
+        read_if_exists(&self.dir.join(self.name.clock_file()))
+    }
+
+    fn write_clock(&mut self, text: &str) -> io::Result<()> {
+        let file = self.name.clock_file();
+        self.write_atomic(&file, text.as_bytes())?;
+        // Unlike a segment, this file must survive a power cut: sync it and its directory entry.
+        fs::File::open(self.dir.join(&file))?.sync_all()?;
+        fs::File::open(&self.dir)?.sync_all()
+    }
+}
+
+/// A whole file, or `None` if there is none.
+fn read_if_exists(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 impl MediaDir {
-    /// `--fresh`: removes this stream's playlist, segments and leftover temporary files.
-    /// Returns how many files went.
+    /// `--fresh`: removes this stream's playlist, segments, clock, marker log and leftover
+    /// temporary files. Returns how many files went.
     pub(crate) fn clean(&self) -> io::Result<usize> {
         let mut n = 0;
         for entry in fs::read_dir(&self.dir)? {
@@ -111,7 +137,11 @@ impl MediaDir {
             let Some(name) = entry.file_name().to_str().map(str::to_string) else {
                 continue;
             };
-            let ours = self.name.parse_file(&name).is_some() || self.parse_temp_name(&name);
+            let ours = self.name.parse_file(&name).is_some()
+                || self.parse_temp_name(&name)
+                || name == self.name.clock_file()
+                || name == self.name.markers_file()
+                || name == format!("{}.tmp", self.name.markers_file());
             if ours && entry.file_type()?.is_file() {
                 fs::remove_file(entry.path())?;
                 n += 1;
@@ -189,14 +219,26 @@ mod tests {
         d.write_playlist("#EXTM3U\n").unwrap();
         fs::write(tmp.path().join("keep.txt"), b"x").unwrap();
         fs::write(tmp.path().join(".cam4.ts.tmp"), b"half").unwrap();
+        d.write_clock("{}").unwrap();
+        fs::write(d.markers_path(), b"{}\n").unwrap();
+        fs::write(tmp.path().join("other.markers.jsonl"), b"{}\n").unwrap();
         assert_eq!(fs::read(tmp.path().join("cam3.ts")).unwrap(), b"abc");
         assert_eq!(d.list_segments().unwrap(), vec![(3, "cam3.ts".to_string())]);
         assert!(d.delete_segment("keep.txt").is_err());
-        assert_eq!(d.clean().unwrap(), 3);
+        assert_eq!(d.read_clock().unwrap().as_deref(), Some(&b"{}"[..]));
+        assert_eq!(d.clean().unwrap(), 5);
         let left: Vec<_> = fs::read_dir(tmp.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
-        assert_eq!(left, vec![std::ffi::OsString::from("keep.txt")]);
+        let mut left = left;
+        left.sort();
+        assert_eq!(
+            left,
+            vec![
+                std::ffi::OsString::from("keep.txt"),
+                std::ffi::OsString::from("other.markers.jsonl")
+            ]
+        );
     }
 }

@@ -342,30 +342,42 @@ impl FrameRate {
 #[derive(Clone, Debug)]
 pub struct SegmentClock {
     segment: Duration90k,
+    /// Boundaries are `origin + k * segment`: the run's first frame, so a restarted run (whose
+    /// stream time goes on from earlier runs) cuts whole segments from its start.
+    origin: StreamTime,
     /// Stream time of the next boundary; `None` before the first frame.
     next_boundary: Option<StreamTime>,
 }
 
 impl SegmentClock {
+    /// Boundaries every `segment` from stream time zero.
     pub fn new(segment: Duration90k) -> Self {
+        Self::starting_at(segment, StreamTime::ZERO)
+    }
+
+    /// Boundaries every `segment` from `origin` (a run's first frame).
+    pub fn starting_at(segment: Duration90k, origin: StreamTime) -> Self {
         assert!(
             segment > Duration90k::ZERO,
             "segment duration must be positive"
         );
         SegmentClock {
             segment,
+            origin,
             next_boundary: None,
         }
     }
 
     /// True when the frame at stream time `at` opens a segment. Frames must come in increasing
-    /// time order; frames may be skipped (dropped), the first one at or after a boundary opens.
+    /// time order, at or after the origin; frames may be skipped (dropped), the first one at or
+    /// after a boundary opens.
     pub fn opens_segment(&mut self, at: StreamTime) -> bool {
         match self.next_boundary {
             Some(b) if at < b => false,
             _ => {
-                let k = at.0 / self.segment.0 + 1;
-                self.next_boundary = Some(StreamTime(k * self.segment.0));
+                let since = at.0.saturating_sub(self.origin.0);
+                let k = since / self.segment.0 + 1;
+                self.next_boundary = Some(StreamTime(self.origin.0 + k * self.segment.0));
                 true
             }
         }
@@ -480,5 +492,10 @@ mod tests {
         assert!(!c.opens_segment(StreamTime(89_999)));
         // The boundary frame at 90000 was skipped: the next one opens.
         assert!(c.opens_segment(StreamTime(93_000)));
+        // A restarted run at 10.5 s cuts every second from there.
+        let mut c = SegmentClock::starting_at(Duration90k::from_secs(1), StreamTime(945_000));
+        assert!(c.opens_segment(StreamTime(945_000)));
+        assert!(!c.opens_segment(StreamTime(1_000_000)));
+        assert!(c.opens_segment(StreamTime(1_035_000)));
     }
 }

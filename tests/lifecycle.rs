@@ -38,7 +38,14 @@ fn r25_expiry_keeps_exactly_the_grace_window() {
     );
     let expected: BTreeSet<String> = (13..=19)
         .map(|k| format!("chessboard{k}.ts"))
-        .chain(std::iter::once("chessboard.m3u8".to_string()))
+        .chain(
+            [
+                "chessboard.m3u8",
+                "chessboard.clock.json",
+                "chessboard.markers.jsonl",
+            ]
+            .map(String::from),
+        )
         .collect();
     assert_eq!(files(&run.path()), expected);
 }

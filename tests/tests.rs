@@ -7,6 +7,8 @@ mod util;
 mod decode_back;
 // Markers land on the exact frame that first shows the event.
 mod markers;
+// Markers from outside and across restarts: the log, the clock, the token.
+mod marker_store;
 // Sliding window, grace-period deletion, ENDLIST, restart (R22-R29).
 mod lifecycle;
 // Thirty minutes of stream with restarts: window, sequences, files, DATERANGEs over time.

@@ -15,7 +15,7 @@ use super::DATERANGE_LABEL_ATTRIBUTE;
 use super::{r25_grace, DateRange, Playlist, PlaylistConfig, PlaylistError};
 use crate::clock::WallClock;
 use crate::name::StreamName;
-use crate::time::Duration90k;
+use crate::time::{Duration90k, FrameRate, StreamTime};
 
 /// Longest EXTINF or DATERANGE DURATION taken from a previous playlist; anything longer is not
 /// ours.
@@ -145,13 +145,22 @@ pub(crate) fn parse_date_range(list: &str) -> Option<DateRange> {
 }
 
 /// Where a new run starts.
+/// The first frame slot of a run that starts at wall-clock `start` on a stream whose clock
+/// began at `epoch` (its first frame ever): stream time goes on by the wall-clock gap, snapped up
+/// to the frame grid, so the first new frame is not before `start` (R33) and every frame of
+/// every run has its own slot, timecode and marker time.
+pub(crate) fn first_slot(epoch: WallClock, start: WallClock, rate: FrameRate) -> u64 {
+    let since_ms = u64::try_from(start.unix_millis() - epoch.unix_millis()).unwrap_or(0);
+    rate.first_frame_at_or_after(StreamTime::ZERO + Duration90k::from_millis(since_ms))
+}
+
 #[derive(Debug)]
 pub(crate) struct Resumed {
     /// The playlist to push new segments to (the old window already in it, if it fits).
     pub(crate) playlist: Playlist,
-    /// The wall-clock instant of the new run's first frame: `now`, or the end of the previous
-    /// run if that is later (R33).
-    pub(crate) anchor: WallClock,
+    /// The earliest wall-clock instant of the new run's first frame: `now`, or the end of the
+    /// previous run if that is later (R33). See [`first_slot`].
+    pub(crate) start: WallClock,
     /// The first new segment follows a restart: `EXT-X-DISCONTINUITY` (R6).
     pub(crate) discontinuity: bool,
     /// Files of the previous run that are no longer listed, deleted once `leftovers_due` of new
@@ -179,7 +188,7 @@ pub(crate) fn resume(
     let Some(prev) = previous else {
         return Ok(Resumed {
             playlist: Playlist::new(cfg)?,
-            anchor: now,
+            start: now,
             discontinuity: false,
             leftovers: Vec::new(),
             leftovers_due: r25_grace(segment, Duration90k::ZERO) + new_window,
@@ -195,7 +204,7 @@ pub(crate) fn resume(
     }
     cfg.start_sequence = prev.media_sequence;
     cfg.start_discontinuity_sequence = prev.discontinuity_sequence;
-    let anchor = prev.end.map_or(now, |end| now.max(end));
+    let start = prev.end.map_or(now, |end| now.max(end));
     let mut leftovers: Vec<String> = files_on_disk
         .iter()
         .filter(|(seq, _)| *seq < prev.media_sequence)
@@ -243,7 +252,7 @@ pub(crate) fn resume(
     }
     Ok(Resumed {
         playlist,
-        anchor,
+        start,
         discontinuity: true,
         leftovers,
         leftovers_due,
@@ -331,7 +340,7 @@ mod tests {
         let r = resume(config(), Some(prev), &disk, t0, Duration90k::from_secs(2)).unwrap();
         assert!(r.discontinuity);
         assert_eq!(
-            r.anchor,
+            r.start,
             (t0 + Duration90k::from_secs(6)),
             "never before the old end"
         );
@@ -362,6 +371,29 @@ mod tests {
             r.leftovers,
             vec!["cam4.ts".to_string(), "cam5.ts".to_string()]
         );
+    }
+
+    /// One clock across restarts: a run that starts 10.011 s after the epoch at 29.97 begins on
+    /// the first frame at or after that, and its program date time is not before the start.
+    #[test]
+    fn first_slot_continues_the_stream_clock_by_the_wall_clock_gap() {
+        let epoch = WallClock::from_unix_millis(1_764_072_000_000);
+        let ntsc = FrameRate::new(30_000, 1001).unwrap();
+        let start = epoch + Duration90k::from_millis(10_011);
+        let n = first_slot(epoch, start, ntsc);
+        assert_eq!(
+            n, 301,
+            "frame 300 is at 10.010 s exactly, frame 301 at 10.0434 s"
+        );
+        assert_eq!(
+            first_slot(epoch, epoch + Duration90k::from_millis(10_010), ntsc),
+            300
+        );
+        assert!(epoch.at(ntsc.time_of(n)) >= start);
+        assert!(epoch.at(ntsc.time_of(n - 1)) < start);
+        assert_eq!(first_slot(epoch, epoch, ntsc), 0);
+        // A wall clock that went back before the epoch starts at slot 0, never below.
+        assert_eq!(first_slot(epoch, WallClock::from_unix_millis(0), ntsc), 0);
     }
 
     #[test]

@@ -22,6 +22,7 @@ struct MemoryStore {
     name: Option<StreamName>,
     segments: std::collections::BTreeMap<u64, Vec<u8>>,
     playlist: Option<String>,
+    clock: Option<String>,
     events: Vec<Event>,
     fail: Vec<u64>,
 }
@@ -63,6 +64,15 @@ impl Storage for &mut MemoryStore {
             .keys()
             .map(|&s| (s, name.segment_file(s)))
             .collect())
+    }
+
+    fn read_clock(&self) -> io::Result<Option<Vec<u8>>> {
+        Ok(self.clock.clone().map(String::into_bytes))
+    }
+
+    fn write_clock(&mut self, text: &str) -> io::Result<()> {
+        self.clock = Some(text.to_owned());
+        Ok(())
     }
 }
 
@@ -196,21 +206,56 @@ fn r22_a_restart_continues_the_stored_playlist() {
     {
         let mut observer = |_: &str| {};
         let mut p = Publisher::new(&cfg, &mut mem, shared.clone(), &mut observer).unwrap();
-        let anchor = p.anchor();
         shared
             .markers
-            .push(StreamTime(45_000), Duration90k::from_secs(1), anchor);
+            .insert(crate::markers::tests::marker(1, 15, None));
         p.publish(seg(0), 30);
         p.publish(seg(1), 60);
         p.end(60);
     }
+    let epoch = read_epoch(mem.clock.as_ref().unwrap().as_bytes()).unwrap();
     let mut observer = |_: &str| {};
-    let mut p = Publisher::new(&cfg, &mut mem, Arc::default(), &mut observer).unwrap();
-    p.publish(seg(0), 30);
+    let mut p = Publisher::new(&cfg, &mut mem, shared.clone(), &mut observer).unwrap();
+    // One clock: the same epoch, and the new run starts after the old one's 2 s.
+    assert_eq!(p.clock().epoch, epoch);
+    assert!(p.first_slot() >= 60, "first slot {}", p.first_slot());
+    // The reloaded marker is already in the playlist (read back): not added twice.
+    p.publish(seg(2), 30);
     drop(p);
     let text = mem.playlist.clone().unwrap();
     assert!(text.contains("#EXT-X-DISCONTINUITY\n"), "{text}");
     assert!(text.contains("cam2.ts"), "numbers go on: {text}");
     assert!(!text.contains("#EXT-X-ENDLIST"), "{text}");
     assert_eq!(text.matches("#EXT-X-DATERANGE:").count(), 1, "{text}");
+}
+
+/// Markers come in id order, not time order: one posted for a frame already published goes in
+/// with the next segment, one for a frame not yet published waits for its segment.
+#[test]
+fn r36_markers_join_the_playlist_when_their_frame_is_published() {
+    use crate::markers::tests::marker;
+    let cfg = config(5);
+    let mut mem = store();
+    let shared = Arc::new(Shared::default());
+    let mut texts = Vec::new();
+    let mut observer = |t: &str| texts.push(t.to_string());
+    let mut p = Publisher::new(&cfg, &mut mem, shared.clone(), &mut observer).unwrap();
+    p.publish(seg(0), 30);
+    // Frame 75 (2.5 s, in segment 2) first, then frame 10 (0.33 s, in segment 0, published).
+    shared.markers.insert(marker(1, 75, None));
+    shared.markers.insert(marker(2, 10, None));
+    p.publish(seg(1), 60);
+    p.publish(seg(2), 90);
+    drop(p);
+    let ids = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| l.starts_with("#EXT-X-DATERANGE:"))
+            .map(|l| l.split(',').next().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(texts.len(), 3);
+    assert!(ids(&texts[0]).is_empty());
+    assert_eq!(ids(&texts[1]).len(), 1, "{}", texts[1]);
+    assert!(ids(&texts[1])[0].ends_with("-2\""), "{}", texts[1]);
+    assert_eq!(ids(&texts[2]).len(), 2, "{}", texts[2]);
 }

@@ -23,6 +23,7 @@ pub(crate) fn status_of(kind: ErrorKind) -> StatusCode {
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
         ErrorKind::ResourceExhausted => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorKind::FailedPrecondition => StatusCode::FORBIDDEN,
+        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
         ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorKind::Io | ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -61,6 +62,7 @@ mod tests {
             (ErrorKind::NotFound, 404),
             (ErrorKind::ResourceExhausted, 413),
             (ErrorKind::FailedPrecondition, 403),
+            (ErrorKind::Unauthenticated, 401),
             (ErrorKind::Unavailable, 503),
             (ErrorKind::Io, 500),
             (ErrorKind::Internal, 500),

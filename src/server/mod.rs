@@ -25,6 +25,7 @@
 pub(crate) mod assets;
 pub(crate) mod cors;
 pub(crate) mod error;
+pub(crate) mod marker_api;
 pub(crate) mod media;
 pub(crate) mod stream_info;
 
@@ -82,6 +83,8 @@ pub struct ServerConfig {
     pub segment_lifetime_secs: u64,
     /// The exact frame rate, for `GET /stream` (the page's timecodes).
     pub frame_rate: crate::time::FrameRate,
+    /// The bearer token `POST /markers` requires; `None` turns the route off (403).
+    pub marker_token: Option<crate::config::MarkerToken>,
 }
 
 impl ServerConfig {
@@ -114,7 +117,7 @@ impl ServerConfig {
 }
 
 /// Per-worker view of the configuration plus the shared stream state.
-struct AppState {
+pub(crate) struct AppState {
     media_dir: PathBuf,
     name: StreamName,
     segment_lifetime: Duration,
@@ -122,6 +125,7 @@ struct AppState {
     playlist_cache_control: HeaderValue,
     cors: CorsPolicy,
     shared: Arc<Shared>,
+    marker_token: Option<crate::config::MarkerToken>,
     /// The player page with the stream name filled in, and its entity tag.
     index_html: web::Bytes,
     index_etag: String,
@@ -152,6 +156,7 @@ pub(crate) fn configure(
             .expect("cache-control built from ASCII"),
         cors: cors.clone(),
         shared,
+        marker_token: cfg.marker_token.clone(),
         index_html: web::Bytes::from(index_html),
         index_etag,
     });
@@ -197,7 +202,8 @@ pub(crate) fn configure(
                     .wrap(Compress::default()),
             )
             .service(read_only("/video/{file}", preflight).to(segment))
-            .service(read_only("/markers", preflight).to(markers))
+            .service(markers_resource(preflight))
+            .service(read_only("/markers/events", preflight).to(marker_api::events))
             .service(read_only("/healthz", preflight).to(healthz))
             .service(stream_info::resource(preflight, stream_body))
             .default_service(web::to(not_found));
@@ -246,6 +252,31 @@ impl ReadOnly {
             res
         }))
     }
+}
+
+/// `/markers`: `GET`/`HEAD` read, `POST` adds (see [`marker_api`]); anything else is `405`.
+fn markers_resource(preflight: bool) -> Resource {
+    let allow = if preflight {
+        "GET, HEAD, POST, OPTIONS"
+    } else {
+        "GET, HEAD, POST"
+    };
+    let mut r = web::resource("/markers")
+        .route(
+            web::route()
+                .guard(guard::Any(guard::Get()).or(guard::Head()))
+                .to(markers),
+        )
+        .route(web::post().to(marker_api::post));
+    if preflight {
+        r = r.route(web::route().method(Method::OPTIONS).to(self::preflight));
+    }
+    r.default_service(web::to(move || async move {
+        let mut res = json_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+        res.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
+        res
+    }))
 }
 
 /// Binds `cfg.bind` (a clear `io::Error` if the port is taken), logs the URL, serves until
@@ -499,11 +530,14 @@ pub(crate) fn parse_ts_start(query: &str) -> Result<Option<f64>, Error> {
 
 async fn markers(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Error> {
     let ts_start = parse_ts_start(req.query_string())?;
+    let after_id = marker_api::parse_id_param(req.query_string(), "after_id")?;
+    let mut markers = state.shared.markers.since(ts_start);
+    if let Some(id) = after_id {
+        markers.retain(|m| m.id > id);
+    }
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .json(MarkersBody {
-            markers: state.shared.markers.since(ts_start),
-        }))
+        .json(MarkersBody { markers }))
 }
 
 /// How the stream is doing, as `/healthz` reports it.
@@ -609,5 +643,7 @@ async fn preflight(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
         .finish()
 }
 
+#[cfg(test)]
+mod marker_tests;
 #[cfg(test)]
 mod tests;

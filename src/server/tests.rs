@@ -78,6 +78,7 @@ fn config(media: &Path) -> ServerConfig {
         target_duration_secs: 2,
         segment_lifetime_secs: LIFETIME_SECS,
         frame_rate: crate::time::FrameRate::new(30, 1).expect("rate"),
+        marker_token: None,
     }
 }
 
@@ -443,7 +444,8 @@ async fn markers_are_a_json_object_filtered_by_ts_start() {
     let f = fixture();
     let anchor = WallClock::from_unix_millis(1_764_072_000_000);
     for secs in [1, 2, 5] {
-        f.shared.markers.push(
+        push_marker(
+            &f.shared,
             StreamTime::ZERO + Duration90k::from_secs(secs),
             Duration90k::from_secs(2),
             anchor,
@@ -475,7 +477,15 @@ async fn markers_are_a_json_object_filtered_by_ts_start() {
             .collect();
         assert_eq!(
             keys,
-            BTreeSet::from(["id", "time", "text", "program_date_time"])
+            BTreeSet::from([
+                "id",
+                "time",
+                "text",
+                "program_date_time",
+                "timecode",
+                "source",
+                "duration"
+            ])
         );
         assert_eq!(m["id"], id);
         assert_eq!(m["time"].as_f64(), Some(secs as f64));
@@ -676,17 +686,31 @@ async fn other_methods_are_405_and_unknown_routes_404() {
         "/video/chessboard.m3u8",
         "/video/chessboard0.ts",
     ];
-    for uri in routes.iter().chain(&["/markers", "/healthz"]) {
+    for uri in routes
+        .iter()
+        .chain(&["/markers", "/markers/events", "/healthz"])
+    {
         for m in [
             "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT",
         ] {
+            // POST /markers is a route of its own (403 here: no token configured).
+            let posting = *uri == "/markers" && m == "POST";
             let method = Method::from_bytes(m.as_bytes()).expect("method");
             let req = actest::TestRequest::default().method(method).uri(uri);
             let res = call(&config(&f.media), &f.shared, req).await;
+            if posting {
+                assert_eq!(res.status(), StatusCode::FORBIDDEN, "{m} {uri}");
+                continue;
+            }
             assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED, "{m} {uri}");
+            let allow = if *uri == "/markers" {
+                "GET, HEAD, POST"
+            } else {
+                "GET, HEAD"
+            };
             assert_eq!(
                 header_str(&res, header::ALLOW).as_deref(),
-                Some("GET, HEAD"),
+                Some(allow),
                 "{m} {uri}"
             );
         }
@@ -876,12 +900,18 @@ async fn cors_allows_exactly_the_named_origins_without_credentials() {
         assert_eq!(res.status(), StatusCode::FORBIDDEN, "{origin} {method}");
     }
     // With CORS on, OPTIONS is a route; other methods are still 405 and say so.
-    let req = actest::TestRequest::post().uri("/markers");
+    let req = actest::TestRequest::put().uri("/healthz");
     let res = call(&cfg, &f.shared, req).await;
     assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(
         header_str(&res, header::ALLOW).as_deref(),
         Some("GET, HEAD, OPTIONS")
+    );
+    let req = actest::TestRequest::put().uri("/markers");
+    let res = call(&cfg, &f.shared, req).await;
+    assert_eq!(
+        header_str(&res, header::ALLOW).as_deref(),
+        Some("GET, HEAD, POST, OPTIONS")
     );
 }
 
@@ -1099,7 +1129,8 @@ fn stalled_clients_block_neither_other_clients_nor_the_writers() {
     let anchor = WallClock::from_unix_millis(0);
     let t = Instant::now();
     for i in 0..1000 {
-        f.shared.markers.push(
+        push_marker(
+            &f.shared,
             StreamTime::ZERO + Duration90k::from_secs(i),
             Duration90k::ZERO,
             anchor,
@@ -1133,4 +1164,12 @@ fn stalled_clients_block_neither_other_clients_nor_the_writers() {
     );
     drop(stalled);
     live.stop();
+}
+
+/// Adds a generator marker to the store as the writer would (ids in order).
+fn push_marker(shared: &Shared, at: StreamTime, length: Duration90k, epoch: WallClock) {
+    let id = shared.markers.len() as u64 + 1;
+    shared
+        .markers
+        .insert(crate::markers::tests::marker_at(id, at, length, epoch));
 }

@@ -20,6 +20,9 @@ const PLAYLIST = document.querySelector('meta[name="hls-playlist"]').content;
 const STREAM_URL = '/stream';
 const HEALTH_URL = '/healthz';
 const MARKER_POLL_MS = 2000;
+// With the event stream open, polling is only a safety net.
+const MARKER_SAFETY_POLL_MS = 15000;
+const MARKER_EVENTS_URL = '/markers/events';
 const HEALTH_POLL_MS = 5000;
 const MAX_ROWS = 500;
 /** Used only if /stream cannot be read (an older server): then timecodes may be off. */
@@ -51,6 +54,7 @@ const st = {
   refine: null, // {dateMs, sn}: re-map once that fragment is buffered
   fatal: null,
   finalPollDone: false, // one last /markers poll after EXT-X-ENDLIST
+  eventsOpen: false, // the /markers/events stream is connected
 };
 
 const rate = () => st.rate || FALLBACK_RATE;
@@ -237,24 +241,48 @@ async function loadStream() {
   return null;
 }
 
+/** Shows markers from the API (a poll's list or one pushed event). */
+function addMarkers(raw) {
+  const change = st.markers.merge(raw, rate());
+  if (change.added.length || change.removed.length) {
+    table.update(change);
+    updateMarkers();
+  }
+}
+
 async function pollMarkers() {
   try {
-    const res = await fetch(MARKERS_URL + markersQuery(st.markers.lastTime), { cache: 'no-store' });
+    const res = await fetch(MARKERS_URL + markersQuery(st.markers.lastId), { cache: 'no-store' });
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     const body = await res.json();
-    const change = st.markers.merge(body.markers, rate());
-    if (change.added.length || change.removed.length) {
-      table.update(change);
-      updateMarkers();
-    }
+    addMarkers(body.markers);
   } catch (_) {
     // The server may be restarting; the next poll tries again.
   }
   // After the stream ended one last poll collects any final marker.
   if (!st.ended || !st.finalPollDone) {
     if (st.ended) st.finalPollDone = true;
-    setTimeout(pollMarkers, MARKER_POLL_MS);
+    setTimeout(pollMarkers, st.eventsOpen ? MARKER_SAFETY_POLL_MS : MARKER_POLL_MS);
   }
+}
+
+/**
+ * New markers pushed by the server (Server-Sent Events), from the newest id already held; the
+ * browser reconnects by itself with Last-Event-ID and is given what it missed. While the stream
+ * is not open (an older server, a proxy that buffers) the page polls every MARKER_POLL_MS.
+ */
+function subscribeMarkers() {
+  if (typeof EventSource !== 'function') return;
+  const es = new EventSource(`${MARKER_EVENTS_URL}?last_event_id=${st.markers.lastId ?? 0}`);
+  es.onopen = () => { st.eventsOpen = true; };
+  es.onmessage = (e) => {
+    try {
+      addMarkers([JSON.parse(e.data)]);
+    } catch (_) {
+      // not a marker: ignore
+    }
+  };
+  es.onerror = () => { st.eventsOpen = false; };
 }
 
 async function pollHealth() {
@@ -393,7 +421,8 @@ async function start() {
   st.stream = await loadStream();
   st.rate = frameRateOf(st.stream);
   if (!st.rate) console.warn(`${STREAM_URL} unavailable: timecodes assume ${FALLBACK_RATE.num} fps`);
-  pollMarkers();
+  await pollMarkers();
+  subscribeMarkers();
 }
 
 start();

@@ -27,12 +27,17 @@ export function parseMarker(raw, rate) {
     pdtMs,
     frame,
     timecode,
+    source: typeof raw.source === 'string' ? raw.source : '',
+    duration: Number.isFinite(raw.duration) && raw.duration >= 0 ? raw.duration : 0,
   };
 }
 
-/** Query of the next poll: only markers newer than the newest one held. */
-export function markersQuery(lastTime) {
-  return lastTime === null ? '' : `?ts_start=${encodeURIComponent(String(lastTime))}`;
+/**
+ * Query of the next poll: only markers accepted after the newest one held. By id, not by time:
+ * a detector may post a marker for a frame older than the newest marker.
+ */
+export function markersQuery(lastId) {
+  return lastId === null ? '' : `?after_id=${lastId}`;
 }
 
 /** The markers the page holds, oldest first, at most `max` of them. */
@@ -41,8 +46,8 @@ export class MarkerList {
     this.max = max;
     this.items = [];
     this.byId = new Map();
-    /** Newest marker time seen (also of markers since dropped): the next poll's ts_start. */
-    this.lastTime = null;
+    /** Highest marker id seen (also of markers since dropped): the next poll's after_id. */
+    this.lastId = null;
   }
 
   get length() {
@@ -68,7 +73,7 @@ export class MarkerList {
       this.items.splice(i, 0, m);
       this.byId.set(m.id, m);
       added.push(m);
-      if (this.lastTime === null || m.time > this.lastTime) this.lastTime = m.time;
+      if (this.lastId === null || m.id > this.lastId) this.lastId = m.id;
     }
     const removed = this.items.length > this.max ? this.items.splice(0, this.items.length - this.max) : [];
     for (const m of removed) this.byId.delete(m.id);

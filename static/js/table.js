@@ -52,6 +52,7 @@ export class MarkerTable {
     btn.type = 'button';
     btn.className = 'jump';
     btn.textContent = m.text;
+    if (m.source) btn.title = `from ${m.source}`;
     textTd.append(btn);
     const time = cell('time', m.timecode);
     time.title = `frame ${m.frame}, ${fmtStreamTime(m.time)} of stream time`;

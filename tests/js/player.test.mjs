@@ -195,12 +195,12 @@ test('a marker gets its frame and the overlay timecode, or the server one when g
 
 test('merging markers: new ids in order, duplicates and junk ignored, bounded', () => {
   const list = new MarkerList(3);
-  assert.equal(markersQuery(list.lastTime), '');
+  assert.equal(markersQuery(list.lastId), '');
   let c = list.merge([raw(1, 30), raw(2, 60)], NTSC);
   assert.deepEqual(c.added.map((m) => m.id), [1, 2]);
   assert.deepEqual(c.removed, []);
-  assert.equal(list.lastTime, timeOf(60, NTSC));
-  assert.equal(markersQuery(list.lastTime), `?ts_start=${encodeURIComponent(String(timeOf(60, NTSC)))}`);
+  assert.equal(list.lastId, 2);
+  assert.equal(markersQuery(list.lastId), '?after_id=2');
   // A repeated poll (same ts_start race) and a malformed entry change nothing.
   c = list.merge([raw(2, 60), { id: 9 }], NTSC);
   assert.deepEqual(c, { added: [], removed: [] });
@@ -211,12 +211,12 @@ test('merging markers: new ids in order, duplicates and junk ignored, bounded', 
   assert.deepEqual(list.items.map((m) => m.id), [2, 3, 4]);
   assert.equal(list.get(1), undefined);
   assert.equal(list.get(3).frame, 90);
-  assert.equal(list.lastTime, timeOf(120, NTSC));
+  assert.equal(list.lastId, 4);
   // More new ones than fit: those added and dropped at once are in neither list.
   c = list.merge([5, 6, 7, 8].map((id) => raw(id, id * 30)), NTSC);
   assert.deepEqual(c.added.map((m) => m.id), [6, 7, 8]);
   assert.deepEqual(c.removed.map((m) => m.id), [2, 3, 4]);
   assert.equal(list.length, 3);
-  assert.equal(list.lastTime, timeOf(240, NTSC));
+  assert.equal(list.lastId, 8);
   assert.deepEqual(list.merge(undefined, NTSC), { added: [], removed: [] });
 });

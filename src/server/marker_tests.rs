@@ -1,0 +1,540 @@
+//! `POST /markers`, `GET /markers?after_id` and `GET /markers/events` against a running marker
+//! writer over a real log file (so what is acknowledged is checked on disk too).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::http::StatusCode;
+use actix_web::test as actest;
+use actix_web::App;
+
+use super::{configure, ServerConfig};
+use crate::clock::{StreamClock, WallClock};
+use crate::markers::log::{self, JsonlFile};
+use crate::markers::writer::{self, MarkerWriter};
+use crate::state::Shared;
+use crate::time::FrameRate;
+
+const TOKEN: &str = "s3cret-token-for-tests";
+
+struct Markers {
+    _dir: tempfile::TempDir,
+    log_path: PathBuf,
+    shared: Arc<Shared>,
+    clock: StreamClock,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Markers {
+    fn drop(&mut self) {
+        self.shared.set_marker_inbox(None);
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+/// A stream at `fps` whose epoch was a minute ago and whose newest frame is "now".
+fn markers(fps: &str) -> Markers {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("chessboard.markers.jsonl");
+    let shared = Arc::new(Shared::default());
+    let clock = StreamClock {
+        epoch: WallClock::from_unix_millis(WallClock::now().unix_millis() - 60_000),
+        rate: FrameRate::parse(fps).unwrap(),
+    };
+    shared.set_clock(clock);
+    shared.set_newest_frame(clock.now());
+    let (log, loaded) = JsonlFile::open(&log_path).unwrap();
+    let (tx, rx) = crossbeam_channel::bounded(writer::INBOX_CAPACITY);
+    let w = MarkerWriter::new(log, shared.clone(), clock, loaded.next_id());
+    let writer = std::thread::spawn(move || w.run(rx));
+    shared.set_marker_inbox(Some(tx));
+    Markers {
+        _dir: dir,
+        log_path,
+        shared,
+        clock,
+        writer: Some(writer),
+    }
+}
+
+fn config(token: Option<&str>) -> ServerConfig {
+    ServerConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        media_dir: PathBuf::from("/nonexistent"),
+        name: "chessboard".parse().unwrap(),
+        cors_origins: Vec::new(),
+        target_duration_secs: 2,
+        segment_lifetime_secs: 242,
+        frame_rate: FrameRate::new(30, 1).unwrap(),
+        marker_token: token.map(|t| t.parse().unwrap()),
+    }
+}
+
+async fn post(
+    m: &Markers,
+    token: Option<&str>,
+    auth: Option<&str>,
+    content_type: Option<&str>,
+    body: impl Into<actix_web::web::Bytes>,
+) -> (StatusCode, serde_json::Value) {
+    let app =
+        actest::init_service(App::new().configure(configure(&config(token), m.shared.clone())))
+            .await;
+    let mut req = actest::TestRequest::post().uri("/markers");
+    if let Some(a) = auth {
+        req = req.insert_header(("Authorization", a));
+    }
+    if let Some(c) = content_type {
+        req = req.insert_header(("Content-Type", c));
+    }
+    let res = actest::call_service(&app, req.set_payload(body.into()).to_request()).await;
+    let status = res.status();
+    let bytes = actest::read_body(res).await;
+    let json = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("{status}: body is not JSON ({e}): {bytes:?}"));
+    (status, json)
+}
+
+async fn post_json(m: &Markers, body: serde_json::Value) -> (StatusCode, serde_json::Value) {
+    let bearer = format!("Bearer {TOKEN}");
+    post(
+        m,
+        Some(TOKEN),
+        Some(&bearer),
+        Some("application/json"),
+        body.to_string(),
+    )
+    .await
+}
+
+fn log_lines(m: &Markers) -> Vec<String> {
+    std::fs::read_to_string(&m.log_path)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[actix_web::test]
+async fn posting_is_off_without_a_token_and_needs_the_right_one() {
+    let m = markers("30");
+    let body = serde_json::json!({"text": "door", "time": 1.0}).to_string();
+    let (s, j) = post(&m, None, None, Some("application/json"), body.clone()).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(
+        j["error"].as_str().unwrap().contains("--marker-token"),
+        "{j}"
+    );
+    for auth in [
+        None,
+        Some("Bearer wrong-token-xxxxx"),
+        Some("Basic czNjcmV0"),
+        Some("Bearer"),
+    ] {
+        let (s, j) = post(
+            &m,
+            Some(TOKEN),
+            auth,
+            Some("application/json"),
+            body.clone(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{auth:?}");
+        assert!(!j.to_string().contains(TOKEN), "the token is never echoed");
+    }
+    let (s, _) = post_json(&m, serde_json::json!({"text": "door", "time": 1.0})).await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(log_lines(&m).len(), 1);
+}
+
+/// Every bad input is a 4xx with a JSON error that says what is wrong, and nothing is stored.
+#[actix_web::test]
+async fn every_bad_input_has_its_status_and_message() {
+    let m = markers("30");
+    let bearer = format!("Bearer {TOKEN}");
+    let future = m.clock.now().as_secs_f64() + 5.0;
+    let long = "x".repeat(201);
+    let cases: Vec<(Option<&str>, String, u16, &str)> = vec![
+        (
+            Some("text/plain"),
+            r#"{"text":"a","time":1}"#.into(),
+            415,
+            "application/json",
+        ),
+        (
+            None,
+            r#"{"text":"a","time":1}"#.into(),
+            415,
+            "application/json",
+        ),
+        (
+            Some("application/json"),
+            "{not json".into(),
+            400,
+            "invalid marker JSON",
+        ),
+        (
+            Some("application/json"),
+            r#"{"text":5,"time":1}"#.into(),
+            400,
+            "invalid marker JSON",
+        ),
+        (
+            Some("application/json"),
+            r#"{"text":"a","time":"1"}"#.into(),
+            400,
+            "invalid marker JSON",
+        ),
+        (
+            Some("application/json"),
+            r#"{"text":"a","time":1,"colour":"red"}"#.into(),
+            400,
+            "unknown field",
+        ),
+        (
+            Some("application/json"),
+            r#"{"text":"","time":1}"#.into(),
+            400,
+            "text is empty",
+        ),
+        (
+            Some("application/json"),
+            r#"{"text":"   ","time":1}"#.into(),
+            400,
+            "text is empty",
+        ),
+        (
+            Some("application/json"),
+            format!(r#"{{"text":"{long}","time":1}}"#),
+            400,
+            "201 characters",
+        ),
+        (
+            Some("application/json"),
+            r#"{"text":"a\u0007b","time":1}"#.into(),
+            400,
+            "control character",
+        ),
+        (
+            Some("application/json"),
+            r#"{"text":"a","time":-1}"#.into(),
+            400,
+            "before the stream's start",
+        ),
+        (
+            Some("application/json"),
+            format!(r#"{{"text":"a","time":{future}}}"#),
+            400,
+            "ahead of the stream's newest frame",
+        ),
+        (
+            Some("application/json"),
+            r#"{"text":"a","program_date_time":"yesterday"}"#.into(),
+            400,
+            "not an RFC 3339 date",
+        ),
+        (
+            Some("application/json"),
+            r#"{"text":"a","program_date_time":"2001-01-01T00:00:00Z"}"#.into(),
+            400,
+            "before the stream's start",
+        ),
+        (
+            Some("application/json"),
+            r#"{"text":"a","time":1,"program_date_time":"2001-01-01T00:00:00Z"}"#.into(),
+            400,
+            "not both",
+        ),
+        (
+            Some("application/json"),
+            r#"{"text":"a"}"#.into(),
+            400,
+            "give the marker's instant",
+        ),
+        (
+            Some("application/json"),
+            r#"{"text":"a","time":1,"duration":-2}"#.into(),
+            400,
+            "duration",
+        ),
+        (
+            Some("application/json"),
+            r#"{"text":"a","time":1,"source":""}"#.into(),
+            400,
+            "source is empty",
+        ),
+        (
+            Some("application/json"),
+            format!(r#"{{"text":"a","time":1,"pad":"{}"}}"#, "x".repeat(17_000)),
+            413,
+            "16384 bytes",
+        ),
+    ];
+    for (ct, body, status, needle) in cases {
+        let (s, j) = post(&m, Some(TOKEN), Some(&bearer), ct, body.clone()).await;
+        assert_eq!(s.as_u16(), status, "{ct:?} {}", &body[..body.len().min(80)]);
+        let e = j["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error in {j}"));
+        assert!(e.contains(needle), "{e:?} should say {needle:?}");
+    }
+    assert!(log_lines(&m).is_empty(), "nothing stored");
+    assert_eq!(m.shared.markers.len(), 0);
+}
+
+/// 201 with the snapped marker; a repeated key is 200 with the first marker; GET after_id.
+#[actix_web::test]
+async fn created_snapped_to_a_frame_and_idempotent_by_key() {
+    let m = markers("29.97");
+    // 10.0 s at 29.97 lies between frame 299 (9.9766 s) and 300 (10.010 s).
+    let (s, j) = post_json(
+        &m,
+        serde_json::json!({"text": "door opened", "time": 10.0, "duration": 1.5,
+            "source": "cam-detector", "key": "evt-1"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{j}");
+    assert_eq!(j["id"], 1);
+    assert_eq!(j["time"].as_f64(), Some(10.01));
+    assert_eq!(j["timecode"], "00:00:10:00");
+    assert_eq!(j["source"], "cam-detector");
+    assert_eq!(j["duration"].as_f64(), Some(1.5));
+    assert_eq!(j["text"], "door opened");
+    let (s, again) = post_json(
+        &m,
+        serde_json::json!({"text": "retry", "time": 20.0, "key": "evt-1"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(again, j, "the first marker comes back");
+    // A marker's own time, posted back, lands on the same frame; the default source is "api".
+    let (s, k) = post_json(&m, serde_json::json!({"text": "b", "time": 10.01})).await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(
+        (k["time"].as_f64(), k["source"].as_str()),
+        (Some(10.01), Some("api"))
+    );
+    // By program date time: the frame's PDT truncated to the millisecond lands on that frame.
+    let slot = 1234u64;
+    let pdt = m.clock.program_date_time(m.clock.rate.time_of(slot));
+    let (s, p) = post_json(
+        &m,
+        serde_json::json!({"text": "c", "program_date_time": pdt}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(
+        p["time"].as_f64(),
+        Some(m.clock.rate.time_of(slot).as_secs_f64())
+    );
+    assert_eq!(p["program_date_time"], pdt);
+    let lines = log_lines(&m);
+    assert_eq!(lines.len(), 3);
+    let back = log::load(std::fs::read(&m.log_path).unwrap().as_slice());
+    assert_eq!(back.markers.len(), 3);
+    assert_eq!(back.markers[0].key.as_deref(), Some("evt-1"));
+
+    let app =
+        actest::init_service(App::new().configure(configure(&config(None), m.shared.clone())))
+            .await;
+    for (q, ids) in [
+        ("", vec![1, 2, 3]),
+        ("?after_id=1", vec![2, 3]),
+        ("?after_id=3", vec![]),
+    ] {
+        let req = actest::TestRequest::get()
+            .uri(&format!("/markers{q}"))
+            .to_request();
+        let body: serde_json::Value = actest::call_and_read_body_json(&app, req).await;
+        let got: Vec<u64> = body["markers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_u64().unwrap())
+            .collect();
+        assert_eq!(got, ids, "{q}");
+    }
+    let req = actest::TestRequest::get()
+        .uri("/markers?after_id=x")
+        .to_request();
+    assert_eq!(
+        actest::call_service(&app, req).await.status(),
+        StatusCode::BAD_REQUEST
+    );
+}
+
+/// Runs the real server on 127.0.0.1:0; returns its address and a stopper.
+fn serve(
+    m: &Markers,
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    std::thread::JoinHandle<()>,
+) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let shared = m.shared.clone();
+    let handle = std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            super::serve_listener(config(Some(TOKEN)), shared, listener, async move {
+                let _ = stop_rx.await;
+            })
+            .await
+            .unwrap();
+        })
+    });
+    (addr, stop_tx, handle)
+}
+
+/// One raw HTTP/1.1 POST; returns the status code.
+fn raw_post(addr: std::net::SocketAddr, body: &str) -> u16 {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST /markers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+/// 100 concurrent POSTs over real sockets: 100 markers, unique ids, 100 whole lines on disk.
+#[test]
+fn a_hundred_concurrent_posts_make_a_hundred_whole_lines() {
+    let m = markers("30");
+    let (addr, stop, server) = serve(&m);
+    let threads: Vec<_> = (0..100)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let body = format!(r#"{{"text":"event {i}","time":{}.5,"key":"k{i}"}}"#, i % 50);
+                raw_post(addr, &body)
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), 201);
+    }
+    let lines = log_lines(&m);
+    assert_eq!(lines.len(), 100);
+    let back = log::load(std::fs::read(&m.log_path).unwrap().as_slice());
+    assert!(back.corrupt.is_empty() && back.torn_bytes == 0);
+    let mut ids: Vec<u64> = back.markers.iter().map(|m| m.id).collect();
+    ids.dedup();
+    assert_eq!(ids, (1..=100).collect::<Vec<_>>());
+    let mut keys: Vec<String> = back
+        .markers
+        .iter()
+        .map(|m| m.key.clone().unwrap())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 100);
+    assert_eq!(m.shared.markers.len(), 100);
+    let _ = stop.send(());
+    server.join().unwrap();
+}
+
+/// Reads SSE lines until a `data:` line arrives; returns (id, data).
+fn next_event(r: &mut BufReader<TcpStream>) -> Option<(u64, serde_json::Value)> {
+    let mut id = None;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        if let Some(v) = line.strip_prefix("id: ") {
+            id = v.trim().parse().ok();
+        } else if let Some(v) = line.strip_prefix("data: ") {
+            return Some((id?, serde_json::from_str(v.trim()).unwrap()));
+        }
+    }
+}
+
+fn subscribe(addr: std::net::SocketAddr, last: Option<u64>) -> BufReader<TcpStream> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let last = last.map_or(String::new(), |l| format!("Last-Event-ID: {l}\r\n"));
+    write!(s, "GET /markers/events HTTP/1.1\r\nHost: x\r\n{last}\r\n").unwrap();
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+    let mut content_type = String::new();
+    loop {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        if line == "\r\n" {
+            break;
+        }
+        if line.to_ascii_lowercase().starts_with("content-type:") {
+            content_type = line.clone();
+        }
+    }
+    assert!(content_type.contains("text/event-stream"), "{content_type}");
+    r
+}
+
+/// A posted marker reaches a subscriber within 100 ms of being accepted; a reconnect with
+/// `Last-Event-ID` is given what it missed, then live events.
+#[test]
+fn events_arrive_at_once_and_a_reconnect_replays_what_it_missed() {
+    let m = markers("30");
+    let (addr, stop, server) = serve(&m);
+    let mut live = subscribe(addr, None);
+    // Let the subscription settle before the first POST.
+    std::thread::sleep(Duration::from_millis(100));
+    let mut worst = Duration::ZERO;
+    for i in 1..=5u64 {
+        let body = format!(r#"{{"text":"e{i}","time":{i}}}"#);
+        assert_eq!(raw_post(addr, &body), 201);
+        let acked = Instant::now();
+        let (id, data) = next_event(&mut live).expect("an event");
+        worst = worst.max(acked.elapsed());
+        assert_eq!((id, data["id"].as_u64()), (i, Some(i)));
+        assert_eq!(data["text"], format!("e{i}"));
+    }
+    assert!(
+        worst < Duration::from_millis(100),
+        "an event came {worst:?} after its POST was answered"
+    );
+    let mut again = subscribe(addr, Some(3));
+    assert_eq!(next_event(&mut again).unwrap().0, 4);
+    assert_eq!(next_event(&mut again).unwrap().0, 5);
+    assert_eq!(raw_post(addr, r#"{"text":"e6","time":6}"#), 201);
+    assert_eq!(next_event(&mut again).unwrap().0, 6);
+    assert_eq!(next_event(&mut live).unwrap().0, 6);
+    let _ = stop.send(());
+    server.join().unwrap();
+}
+
+/// A subscriber that stops reading falls behind the shared ring and is dropped: its stream
+/// ends, and the writer never waited for it.
+#[actix_web::test]
+async fn a_subscriber_that_never_reads_is_dropped_not_waited_for() {
+    use futures_util::StreamExt as _;
+    let m = markers("30");
+    let rx = m.shared.marker_events.subscribe();
+    let mut stream = std::pin::pin!(super::marker_api::live_events(rx, 0));
+    for i in 0..(crate::state::MARKER_EVENTS_CAPACITY as u64 * 3) {
+        let _ = m
+            .shared
+            .marker_events
+            .send(crate::markers::tests::marker(i + 1, i, None));
+    }
+    // (Sending never waits: broadcast::Sender::send is not async and has no back-pressure.)
+    assert!(
+        stream.next().await.is_none(),
+        "the lagging subscriber's stream ends"
+    );
+}
