@@ -11,19 +11,25 @@
 //! ```
 //!
 //! **Onset rule.** An onset is a picture whose top-left block is mint when the picture before it
-//! (in presentation order, across segment boundaries) was not. The state of "the picture
-//! before" is *unknown* at the start, after an `EXT-X-DISCONTINUITY`, after a gap (a segment that
-//! left the playlist before it was fetched, one that answered 404, one that did not decode, a
-//! media sequence that went down) and after a PTS jump between segments; a mint first picture
-//! after an unknown state is then not an onset. Its event began where we could not see it, so
-//! we do not know its first frame: posting this picture would put a marker on the wrong frame
-//! and, since the key names the frame, would not even be deduplicated against the marker a
-//! previous run of the detector may have posted for the real onset. A missed marker (logged)
-//! is better than a wrong or a duplicate one. The one onset this can miss in a clean stream is
-//! none: a restarted origin's first frame never shows an event (the generator starts events at
-//! frame 1 at the earliest), so the stream's own rule, "the first mint frame after one that is
-//! not", agrees.
+//! (in presentation order, across segment boundaries) was not. The picture before is *unknown*
+//! at the start, after a gap (a segment that left the playlist before it was fetched, one that
+//! answered 404, one that did not decode), after a media sequence that went down and after a PTS
+//! jump between segments without a discontinuity; a mint first picture after an unknown state
+//! is not an onset. Its event may have begun where we could not see it, so we do not know its
+//! first frame: posting this picture could put a marker on the wrong frame and, since the key
+//! names the frame, would not be deduplicated against the marker another run of the detector
+//! (one that saw the missing segment) posted for the real onset. A missed marker (logged) is
+//! better than a wrong or a duplicate one.
 //!
+//! An `EXT-X-DISCONTINUITY` alone (an origin restarted on the same stream) is *not* a gap when
+//! the segment before it was read whole: the playlist still holds every picture of the video,
+//! the last one before the restart and the first one after it, so the first picture after it is
+//! judged against the last one before it, exactly as the video shows them (a restarted generator
+//! may come back with its block already mint: that is the first mint frame of that event in the
+//! video). Every detector that judges that picture judges it the same way and posts the same key;
+//! one that did not see the picture before posts nothing; so no duplicate can arise. The PTS
+//! and the date map start again there.
+
 //! **Dates.** A picture's `program_date_time` is its segment's `EXT-X-PROGRAM-DATE-TIME` plus its
 //! PTS distance from the segment's first picture (PTS unwrapped past 2^33), refined across
 //! segments by [`media::WallMap`] and rounded *down* to the millisecond: the server snaps a date
@@ -440,12 +446,14 @@ impl Detector {
             return (Vec::new(), true);
         };
         let q0 = self.unwrap.unwrap(first.pts);
-        let contiguous = !discontinuity
-            && self.last.is_some_and(|l| {
-                l.sequence.is_some_and(|s| s + 1 == sequence)
-                    && l.last_pts
-                        .is_some_and(|p| q0 > p && q0 - p <= MAX_CONTIGUOUS_PTS_STEP)
-            });
+        // The picture before is known when the segment before was read whole. Across a
+        // discontinuity that is enough (its timestamps start a new line; nothing of the video
+        // is missing); otherwise the PTS must go on, too.
+        let contiguous = self.last.is_some_and(|l| {
+            l.sequence.is_some_and(|s| s + 1 == sequence)
+                && l.last_pts
+                    .is_some_and(|p| discontinuity || (q0 > p && q0 - p <= MAX_CONTIGUOUS_PTS_STEP))
+        });
         if !contiguous {
             self.prev_mint = None;
         }
