@@ -1,7 +1,9 @@
 //! `hls-detect`'s core over files: the streamer's own pipeline writes a run, the detector reads
 //! its playlist and segments through a file-backed [`Origin`] with a fake marker store, and its
 //! onsets must equal the generator's own markers, date and frame, with 0 frames error; across
-//! origin restarts, gaps, failed loads and lost replies, without a duplicate.
+//! origin restarts, gaps, failed loads and lost replies, without a duplicate. Then the binaries:
+//! flags, the token kept out of logs, and the real streamer (generator markers off) with the real
+//! detector on 127.0.0.1, the origin restarted midway, against the video decoded here.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -503,4 +505,190 @@ fn hls_detect_keeps_the_token_out_of_logs() {
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(log.contains("playlist: unreachable"), "{log}");
     assert!(!log.contains(token), "{log}");
+}
+
+/// The mint test of the independent oracle: the middle of the block, BT.601 limited mint
+/// (Y 170, Cb 166, Cr 16) against the board's greys (Cb = Cr = 128).
+fn oracle_is_mint((_, u, v): (u8, u8, u8)) -> bool {
+    (i32::from(u) - 166).abs() < 25 && (i32::from(v) - 16).abs() < 25
+}
+
+/// The mint onsets of the whole video in the playlist, decoded here independently of the
+/// detector: (date of the frame, RFC 3339 rounded down to the ms). Per run of segments between
+/// discontinuities, wall ticks = PTS + C; each segment's date (rounded down) bounds C from
+/// below, and the segments that start on a whole millisecond (at 30 fps with 1 s segments, all
+/// those cut on a second boundary) give it exactly: C is the largest bound.
+fn oracle_onsets(dir: &std::path::Path, playlist: &str) -> Vec<i64> {
+    let pl = m3u8_rs::parse_media_playlist_res(playlist.as_bytes()).unwrap();
+    // (segment date ms, pts of its pictures in order, mint of each)
+    let mut segs = Vec::new();
+    for s in &pl.segments {
+        let bytes = std::fs::read(dir.join(&s.uri)).unwrap();
+        let r = hls_testkit::check::read_segment(&bytes, None).unwrap();
+        let aus: Vec<_> = r
+            .aus
+            .iter()
+            .map(|a| (a.pts, a.keyframe, a.payload.clone()))
+            .collect();
+        let pixels = crate::decode_back::decode_top_left(&aus, 10, 10);
+        let mut pts: Vec<u64> = r.aus.iter().map(|a| a.pts).collect();
+        pts.sort_unstable();
+        assert_eq!(pixels.len(), pts.len(), "{}", s.uri);
+        let mint: Vec<bool> = pixels.into_iter().map(oracle_is_mint).collect();
+        segs.push((
+            s.discontinuity,
+            s.program_date_time.unwrap().timestamp_millis(),
+            pts,
+            mint,
+        ));
+    }
+    let mut run_c = vec![0i64; segs.len()];
+    let mut start = 0;
+    for i in 0..=segs.len() {
+        if i == segs.len() || (i > start && segs[i].0) {
+            let c = segs[start..i]
+                .iter()
+                .map(|(_, date, pts, _)| date * 90 - pts[0] as i64)
+                .max()
+                .unwrap();
+            run_c[start..i].fill(c);
+            start = i;
+        }
+    }
+    let mut prev = None;
+    let mut out = Vec::new();
+    for (k, (_, _, pts, mint)) in segs.iter().enumerate() {
+        for (p, &m) in pts.iter().zip(mint) {
+            if m && prev == Some(false) {
+                out.push((*p as i64 + run_c[k]).div_euclid(90));
+            }
+            prev = Some(m);
+        }
+    }
+    out
+}
+
+fn get_markers(base: &str) -> Vec<serde_json::Value> {
+    let text = ureq::get(&format!("{base}/markers"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["markers"].as_array().unwrap().clone()
+}
+
+fn wait_for(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within {secs} s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn sigterm(child: &std::process::Child) {
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+/// End to end on 127.0.0.1: the real streamer (generator markers off) and the real detector;
+/// the origin is stopped midway and restarted on the same directory. The markers the server
+/// holds are exactly the mint onsets of the video, decoded here independently, frame for frame,
+/// each once.
+#[test]
+fn hls_detect_live_markers_equal_the_onsets_across_an_origin_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = closed_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let token = "live-test-token-0123";
+    let playlist = dir.path().join("chessboard.m3u8");
+    let start = |seed: &str, linger: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hls-streamer"))
+            .args(["--size", "320x240", "--hls-time", "1", "--list-size", "60"])
+            .args([
+                "--event-mean",
+                "1.2",
+                "--event-duration",
+                "0.4",
+                "--seed",
+                seed,
+            ])
+            .args([
+                "--no-builtin-markers",
+                "--marker-token",
+                token,
+                "--linger",
+                linger,
+            ])
+            .args(["--bind", &format!("127.0.0.1:{port}"), "--out-dir"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut origin = start("1", "0");
+    wait_for("first playlist", 30, || playlist.exists());
+    let log_path = dir.path().join("detect.log");
+    let mut detector = hls_detect()
+        .args(["--base", &base])
+        .env("HLS_MARKER_TOKEN", token)
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(10));
+    sigterm(&origin);
+    assert!(origin.wait().unwrap().success());
+    std::thread::sleep(Duration::from_millis(1500)); // the origin is down
+    let mut origin = start("2", "0");
+    std::thread::sleep(Duration::from_secs(10));
+    // What the origin has published by now; the detector reloads within a target duration
+    // (1 s) and posts at once. Markers are compared up to the end of this playlist.
+    let snapshot = std::fs::read_to_string(&playlist).unwrap();
+    std::thread::sleep(Duration::from_millis(3000));
+    let markers = get_markers(&base);
+    sigterm(&origin);
+    assert!(origin.wait().unwrap().success());
+    sigterm(&detector);
+    assert!(detector.wait().unwrap().success());
+
+    let pl = m3u8_rs::parse_media_playlist_res(snapshot.as_bytes()).unwrap();
+    assert!(
+        pl.segments.iter().any(|s| s.discontinuity),
+        "the restart is in the playlist"
+    );
+    let last = pl.segments.last().unwrap();
+    let end_ms = last.program_date_time.unwrap().timestamp_millis()
+        + (f64::from(last.duration) * 1000.0) as i64;
+    let want = oracle_onsets(dir.path(), &snapshot);
+    assert!(want.len() >= 6, "several onsets in 20 s: {want:?}");
+    let ms = |m: &serde_json::Value| {
+        chrono::DateTime::parse_from_rfc3339(m["program_date_time"].as_str().unwrap())
+            .unwrap()
+            .timestamp_millis()
+    };
+    let got: Vec<i64> = markers.iter().map(ms).filter(|&d| d < end_ms).collect();
+    assert!(markers.iter().all(|m| m["source"] == "hls-detect"));
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    // Frame for frame: frames are 33 ms apart, and a date derived from a restarted run's
+    // playlist may lie up to 1 ms before the server's own date of the same frame (the first
+    // segment after a restart has its date rounded down, the ones after it add exact
+    // durations to it), so within 1 ms is the same frame.
+    let same = want.len() == got.len()
+        && want
+            .iter()
+            .zip(&got)
+            .all(|(w, g)| (0..=1).contains(&(g - w)));
+    assert!(
+        same,
+        "the server's markers are the video's onsets\nwant {want:?}\ngot  {got:?}\n{log}\n{snapshot}"
+    );
+    let ids: HashSet<u64> = markers.iter().map(|m| m["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids.len(), markers.len(), "no duplicate");
+    let keys: HashSet<i64> = markers.iter().map(ms).collect();
+    assert_eq!(keys.len(), markers.len(), "one marker per frame");
+    assert!(!log.contains(token), "the token is not logged");
 }
