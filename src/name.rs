@@ -28,6 +28,8 @@ pub(crate) enum MediaFile {
     Playlist,
     /// `NAME<seq>.ts`
     Segment(u64),
+    /// `NAME<seq>.<part>.ts`: part `part` (from 0) of segment `seq`, for low-latency HLS.
+    Part { sequence: u64, index: u32 },
 }
 
 impl StreamName {
@@ -92,24 +94,27 @@ impl StreamName {
             MediaFile::Segment(seq) => {
                 write!(out, "{seq}.ts").expect("writing to a String cannot fail")
             }
+            MediaFile::Part { sequence, index } => {
+                write!(out, "{sequence}.{index}.ts").expect("writing to a String cannot fail")
+            }
         }
     }
 
-    /// Which of this stream's files `file` names, if any: exactly `NAME.m3u8`, or `NAME<seq>.ts`
-    /// with `seq` canonical decimal that fits in a `u64`.
+    /// Which of this stream's files `file` names, if any: exactly `NAME.m3u8`, `NAME<seq>.ts`
+    /// or `NAME<seq>.<part>.ts`, each number canonical decimal that fits (`u64`, `u32`).
     pub(crate) fn parse_file(&self, file: &str) -> Option<MediaFile> {
         let rest = file.strip_prefix(self.0.as_str())?;
         if rest == ".m3u8" {
             return Some(MediaFile::Playlist);
         }
-        let digits = rest.strip_suffix(".ts")?;
-        let canonical = !digits.is_empty()
-            && digits.bytes().all(|b| b.is_ascii_digit())
-            && (digits == "0" || !digits.starts_with('0'));
-        if !canonical {
-            return None;
+        let numbers = rest.strip_suffix(".ts")?;
+        match numbers.split_once('.') {
+            None => canonical(numbers)?.parse().ok().map(MediaFile::Segment),
+            Some((seq, part)) => Some(MediaFile::Part {
+                sequence: canonical(seq)?.parse().ok()?,
+                index: canonical(part)?.parse().ok()?,
+            }),
         }
-        digits.parse().ok().map(MediaFile::Segment)
     }
 
     /// The sequence number if `file` is one of this stream's segments.
@@ -119,6 +124,14 @@ impl StreamName {
             _ => None,
         }
     }
+}
+
+/// `digits` if it is a number in canonical decimal: ASCII digits only, no leading zero.
+fn canonical(digits: &str) -> Option<&str> {
+    let ok = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'));
+    ok.then_some(digits)
 }
 
 impl FromStr for StreamName {
@@ -208,6 +221,14 @@ mod tests {
             "chessboard1%2ets",
             "chessboard 1.ts",
             "chessboard1.ts\0",
+            "chessboard1.01.ts",
+            "chessboard01.1.ts",
+            "chessboard1..ts",
+            "chessboard.1.ts",
+            "chessboard1.2.3.ts",
+            "chessboard1.4294967296.ts",
+            "chessboard1.-1.ts",
+            "chessboard1.+1.ts",
             "",
         ] {
             assert_eq!(n.parse_file(bad), None, "{bad}");
@@ -223,10 +244,29 @@ mod tests {
             MediaFile::Segment(7),
             MediaFile::Segment(907),
             MediaFile::Segment(u64::MAX),
+            MediaFile::Part {
+                sequence: 0,
+                index: 0,
+            },
+            MediaFile::Part {
+                sequence: 907,
+                index: 11,
+            },
+            MediaFile::Part {
+                sequence: u64::MAX,
+                index: u32::MAX,
+            },
         ] {
             assert_eq!(n.parse_file(&n.file(f)), Some(f));
         }
         assert_eq!(n.segment_file(12), "cam12.ts");
+        assert_eq!(
+            n.file(MediaFile::Part {
+                sequence: 12,
+                index: 3
+            }),
+            "cam12.3.ts"
+        );
         assert_eq!(n.playlist_file(), "cam.m3u8");
         assert_eq!("cam".parse::<StreamName>().unwrap(), n);
     }

@@ -5,11 +5,56 @@
 //! frame on the source thread). The encoder forces an IDR on those frames and the [`Segmenter`]
 //! cuts exactly on them, so every segment starts with PAT, PMT, SPS, PPS and an IDR
 //! (HLS R2, R3) and lasts `segment` at a steady frame rate (R4, R12).
+//!
+//! # Parts (low-latency HLS)
+//! With a [`PartPlan`] every segment is also cut into parts of a whole number of frames, each
+//! opening with its own PAT and PMT so it can be demultiplexed alone (R45). The segment's bytes
+//! are exactly its parts' bytes end to end: one muxer writes both, so continuity counters run on
+//! across parts and the segment is the same stream a part-by-part client receives. A part is
+//! closed as soon as its *last* frame is muxed, not when the next frame arrives: the segmenter
+//! mirrors the source's [`SegmentClock`] and the part grid, so it knows which frame is a part's
+//! last one (at a steady rate; with frames dropped at the end of a part it closes when the next
+//! frame comes). Part `j` of a segment starting on slot `s` spans the slots
+//! `[s + j*frames, s + (j+1)*frames)`, and never runs past the next segment boundary, so the
+//! last part of a segment may be shorter (allowed by rfc8216bis §4.4.4.9).
 
-#[cfg(doc)]
-use crate::time::SegmentClock;
-use crate::time::{Duration90k, Pts, StreamTime};
+use bytes::Bytes;
+
+use crate::time::{Duration90k, FrameRate, Pts, SegmentClock, StreamTime};
 use crate::ts::{AccessUnit, MuxError, TsMuxer};
+
+/// How segments are cut into low-latency parts.
+#[derive(Clone, Debug)]
+pub(crate) struct PartPlan {
+    /// Frames per part (the last part of a segment may have fewer); at least 1.
+    pub(crate) frames: u64,
+    pub(crate) rate: FrameRate,
+    /// The source's segment clock (a copy, before its first frame), mirrored here to see a
+    /// segment's last frame coming.
+    pub(crate) segments: SegmentClock,
+}
+
+/// A finished part: its bytes are complete and may be published before its segment is.
+#[derive(Clone, Debug)]
+pub(crate) struct ClosedPart {
+    /// Index within its segment, from 0, without gaps.
+    pub(crate) index: u32,
+    pub(crate) start: StreamTime,
+    pub(crate) duration: Duration90k,
+    /// Opens with an IDR (`INDEPENDENT=YES`).
+    pub(crate) independent: bool,
+    /// The next frame opens a new segment: the next part is part 0 of the next segment.
+    pub(crate) last_in_segment: bool,
+    /// Whole TS packets, starting with PAT and PMT.
+    pub(crate) bytes: Bytes,
+}
+
+/// What a frame finished: parts and segments, in the order they must be published.
+#[derive(Debug)]
+pub(crate) enum Cut {
+    Part(ClosedPart),
+    Segment(ClosedSegment),
+}
 
 /// One encoded frame on its way into a segment.
 #[derive(Clone, Copy, Debug)]
@@ -55,13 +100,34 @@ struct Open {
     frames: u32,
 }
 
-/// Wraps the TS muxer and cuts its output into segments.
+#[derive(Debug)]
+struct OpenPart {
+    index: u32,
+    start: StreamTime,
+    /// Where its bytes begin in the segment buffer.
+    offset: usize,
+    independent: bool,
+    /// The part may not last past this (the next part boundary).
+    end: StreamTime,
+}
+
+#[derive(Debug)]
+struct Parts {
+    plan: PartPlan,
+    /// First slot of the open segment.
+    segment_slot: u64,
+    open: Option<OpenPart>,
+    next_index: u32,
+}
+
+/// Wraps the TS muxer and cuts its output into segments (and, with a [`PartPlan`], parts).
 pub(crate) struct Segmenter {
     muxer: TsMuxer,
     pts_offset: Pts,
     open: Option<Open>,
     buf: Vec<u8>,
     spare: Vec<u8>,
+    parts: Option<Parts>,
 }
 
 impl Segmenter {
@@ -74,11 +140,43 @@ impl Segmenter {
             open: None,
             buf: Vec::new(),
             spare: Vec::new(),
+            parts: None,
         }
     }
 
-    /// Adds a frame. Returns the previous segment when this frame opens a new one.
+    /// A segmenter that also cuts every segment into parts (see the module documentation).
+    pub(crate) fn with_parts(pts_offset: Pts, plan: PartPlan) -> Self {
+        assert!(plan.frames >= 1, "a part holds at least one frame");
+        let mut s = Segmenter::new(pts_offset);
+        s.parts = Some(Parts {
+            plan,
+            segment_slot: 0,
+            open: None,
+            next_index: 0,
+        });
+        s
+    }
+
+    /// Adds a frame. Returns the previous segment when this frame opens a new one. Only for a
+    /// segmenter without parts (use [`Segmenter::push_cuts`] with parts).
     pub(crate) fn push(&mut self, au: &FrameAu<'_>) -> Result<Option<ClosedSegment>, SegmentError> {
+        debug_assert!(self.parts.is_none(), "parts would be lost: use push_cuts");
+        let mut closed = None;
+        self.push_cuts(au, &mut |cut| {
+            if let Cut::Segment(s) = cut {
+                closed = Some(s);
+            }
+        })?;
+        Ok(closed)
+    }
+
+    /// Adds a frame; `sink` gets what it finished, in publishing order: the previous segment's
+    /// last part, the previous segment, then this frame's part if this frame is its last.
+    pub(crate) fn push_cuts(
+        &mut self,
+        au: &FrameAu<'_>,
+        sink: &mut dyn FnMut(Cut),
+    ) -> Result<(), SegmentError> {
         if let Some(open) = &self.open {
             if au.at <= open.last {
                 return Err(SegmentError::NotIncreasing {
@@ -87,38 +185,124 @@ impl Segmenter {
                 });
             }
         }
-        let mut closed = None;
         if au.opens_segment {
             if !au.keyframe {
                 return Err(SegmentError::OpenWithoutKeyframe { at: au.at });
             }
-            closed = self.close(au.at);
-            self.muxer.start_segment(&mut self.buf);
-            self.open = Some(Open {
-                start: au.at,
-                last: au.at,
-                frames: 0,
-            });
-        }
-        let Some(open) = &mut self.open else {
+        } else if self.open.is_none() {
             return Err(SegmentError::NoOpenSegment { at: au.at });
-        };
+        }
         let unit = AccessUnit {
             data: au.data,
             pts: au.at.to_pts(self.pts_offset),
             dts: None,
             keyframe: au.keyframe,
         };
+        if au.opens_segment {
+            self.close_part(au.at, true, sink);
+            if let Some(closed) = self.close(au.at) {
+                sink(Cut::Segment(closed));
+            }
+            self.muxer.start_segment(&mut self.buf);
+            self.open = Some(Open {
+                start: au.at,
+                last: au.at,
+                frames: 0,
+            });
+            if let Some(p) = &mut self.parts {
+                p.segment_slot = p.plan.rate.first_frame_at_or_after(au.at);
+                p.next_index = 0;
+                p.plan.segments.opens_segment(au.at);
+            }
+        } else if let Some(end) = self
+            .parts
+            .as_ref()
+            .and_then(|p| p.open.as_ref())
+            .map(|o| o.end)
+        {
+            // Frames at the end of the open part were dropped: it ends now.
+            if au.at >= end {
+                self.close_part(au.at, false, sink);
+            }
+        }
+        self.open_part(au);
         self.muxer.push(&unit, &mut self.buf)?;
+        let open = self.open.as_mut().expect("a segment is open");
         open.frames += 1;
         open.last = au.at;
-        Ok(closed)
+        // Is this frame the last of its part? Then the part is complete now.
+        if let Some(p) = &self.parts {
+            if let Some(part) = &p.open {
+                let next = p
+                    .plan
+                    .rate
+                    .time_of(p.plan.rate.first_frame_at_or_after(au.at) + 1);
+                let segment_ends = p.plan.segments.would_open(next);
+                if next >= part.end || segment_ends {
+                    self.close_part(next, segment_ends, sink);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens a part for the frame `au` when none is open.
+    fn open_part(&mut self, au: &FrameAu<'_>) {
+        let Some(p) = &mut self.parts else { return };
+        if p.open.is_some() {
+            return;
+        }
+        let offset = if au.opens_segment {
+            // The segment's own PAT and PMT open its first part.
+            0
+        } else {
+            let offset = self.buf.len();
+            self.muxer.repeat_psi(&mut self.buf);
+            offset
+        };
+        let rate = p.plan.rate;
+        let slot = rate.first_frame_at_or_after(au.at);
+        let k = (slot - p.segment_slot) / p.plan.frames + 1;
+        p.open = Some(OpenPart {
+            index: p.next_index,
+            start: au.at,
+            offset,
+            independent: au.keyframe,
+            end: rate.time_of(p.segment_slot + k * p.plan.frames),
+        });
+        p.next_index += 1;
+    }
+
+    /// Closes the open part, if any, at `end` (capped at its boundary, so a part never lasts
+    /// longer than the part target even when the frames after it were dropped).
+    fn close_part(&mut self, end: StreamTime, last_in_segment: bool, sink: &mut dyn FnMut(Cut)) {
+        let Some(part) = self.parts.as_mut().and_then(|p| p.open.take()) else {
+            return;
+        };
+        let end = end.min(part.end);
+        sink(Cut::Part(ClosedPart {
+            index: part.index,
+            start: part.start,
+            duration: end - part.start,
+            independent: part.independent,
+            last_in_segment,
+            bytes: Bytes::copy_from_slice(&self.buf[part.offset..]),
+        }));
     }
 
     /// Closes the last segment at the end of the stream; `end` is the stream time just after
     /// its last frame (last frame time + one frame duration).
     pub(crate) fn finish(&mut self, end: StreamTime) -> Option<ClosedSegment> {
+        debug_assert!(self.parts.is_none(), "parts would be lost: use finish_cuts");
         self.close(end)
+    }
+
+    /// [`Segmenter::finish`] with parts: the open part, then the segment.
+    pub(crate) fn finish_cuts(&mut self, end: StreamTime, sink: &mut dyn FnMut(Cut)) {
+        self.close_part(end, true, sink);
+        if let Some(closed) = self.close(end) {
+            sink(Cut::Segment(closed));
+        }
     }
 
     /// Returns a segment's buffer for reuse.
@@ -253,5 +437,128 @@ mod tests {
             s.push(&au),
             Err(SegmentError::OpenWithoutKeyframe { .. })
         ));
+    }
+
+    /// Pushes `slots` (30 fps unless `rate` says otherwise) through a segmenter with parts of
+    /// `part_frames`, segments every 2 s; returns every cut with the slot whose push made it.
+    fn cut_with_parts(rate: FrameRate, part_frames: u64, slots: &[u64]) -> Vec<(u64, Cut)> {
+        let segment = Duration90k::from_secs(2);
+        let mut source_clock = SegmentClock::new(segment);
+        let mut s = Segmenter::with_parts(
+            Pts(0),
+            PartPlan {
+                frames: part_frames,
+                rate,
+                segments: SegmentClock::new(segment),
+            },
+        );
+        let idr = [0u8, 0, 0, 1, 0x65, 3, 3, 3];
+        let p = [0u8, 0, 0, 1, 0x41, 4, 5];
+        let mut cuts = Vec::new();
+        for &n in slots {
+            let at = rate.time_of(n);
+            let opens = source_clock.opens_segment(at);
+            let au = FrameAu {
+                data: if opens { &idr } else { &p },
+                at,
+                keyframe: opens,
+                opens_segment: opens,
+            };
+            s.push_cuts(&au, &mut |c| cuts.push((n, c))).unwrap();
+            s.check_invariants().unwrap();
+        }
+        let end = rate.time_of(slots.last().unwrap() + 1);
+        s.finish_cuts(end, &mut |c| cuts.push((u64::MAX, c)));
+        cuts
+    }
+
+    fn pid(packet: &[u8]) -> u16 {
+        (u16::from(packet[1] & 0x1f) << 8) | u16::from(packet[2])
+    }
+
+    #[test]
+    fn parts_are_cut_on_their_last_frame_and_make_up_the_segment() {
+        let rate = FrameRate::new(30, 1).unwrap();
+        let slots: Vec<u64> = (0..120).collect();
+        let cuts = cut_with_parts(rate, 6, &slots);
+        let mut parts: Vec<&ClosedPart> = Vec::new();
+        let mut segments = 0;
+        for (slot, cut) in &cuts {
+            match cut {
+                Cut::Part(p) => {
+                    // Published on its own last frame: no waiting for the next one.
+                    let last = rate.first_frame_at_or_after(p.start + p.duration) - 1;
+                    assert_eq!(*slot, last, "part {} of segment {segments}", p.index);
+                    parts.push(p);
+                }
+                Cut::Segment(seg) => {
+                    assert_eq!(parts.len(), 10, "segment {segments} has 10 parts");
+                    for (i, p) in parts.iter().enumerate() {
+                        assert_eq!(p.index, i as u32);
+                        assert_eq!(p.duration, Duration90k(6 * 3000));
+                        assert_eq!(p.start, seg.start + Duration90k(i as u64 * 18_000));
+                        assert_eq!(p.independent, i == 0, "INDEPENDENT only on the IDR part");
+                        assert_eq!(p.last_in_segment, i == 9);
+                        assert_eq!(pid(&p.bytes[..188]), 0, "a part opens with its own PAT");
+                        assert_eq!(p.bytes.len() % 188, 0);
+                    }
+                    let joined: Vec<u8> = parts.iter().flat_map(|p| p.bytes.to_vec()).collect();
+                    assert_eq!(joined, seg.bytes, "the parts end to end are the segment");
+                    parts.clear();
+                    segments += 1;
+                }
+            }
+        }
+        assert_eq!(segments, 2);
+        assert!(parts.is_empty());
+    }
+
+    #[test]
+    fn the_last_part_of_a_segment_is_shorter_and_never_crosses_a_boundary() {
+        // 29.97 fps: 2 s segments of 60 frames; parts of 7 frames: 8 x 7 + 4.
+        let rate = FrameRate::new(30_000, 1001).unwrap();
+        let slots: Vec<u64> = (0..180).collect();
+        let cuts = cut_with_parts(rate, 7, &slots);
+        let mut frames_per_part = Vec::new();
+        for (_, cut) in &cuts {
+            match cut {
+                Cut::Part(p) => frames_per_part.push(p.duration.as_u64() / 3003),
+                Cut::Segment(seg) => {
+                    assert_eq!(frames_per_part, vec![7, 7, 7, 7, 7, 7, 7, 7, 4]);
+                    assert_eq!(seg.frames, 60);
+                    frames_per_part.clear();
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn dropped_frames_close_a_part_late_but_never_stretch_it() {
+        let rate = FrameRate::new(30, 1).unwrap();
+        // Slots 10 and 11, the end of part 1 (slots 6..12), are dropped: part 1 ends when slot 12
+        // arrives. Slots 13..19 are dropped too: part 2 (12..18) holds one frame and ends at its
+        // boundary when slot 19 arrives, not at 19; part 3 starts late, at 19.
+        let slots: Vec<u64> = (0..60)
+            .filter(|n| !(10..12).contains(n) && !(13..19).contains(n))
+            .chain([60])
+            .collect();
+        let cuts = cut_with_parts(rate, 6, &slots);
+        let parts: Vec<(u64, u32, u64, u64)> = cuts
+            .iter()
+            .filter_map(|(slot, c)| match c {
+                Cut::Part(p) => Some((
+                    *slot,
+                    p.index,
+                    p.start.as_u64() / 3000,
+                    p.duration.as_u64() / 3000,
+                )),
+                Cut::Segment(_) => None,
+            })
+            .take(4)
+            .collect();
+        assert_eq!(
+            parts,
+            vec![(5, 0, 0, 6), (12, 1, 6, 6), (19, 2, 12, 6), (23, 3, 19, 5)]
+        );
     }
 }

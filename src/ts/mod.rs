@@ -238,6 +238,8 @@ pub struct TsMuxer {
     /// `start_segment` has been called at least once.
     in_segment: bool,
     segments: u64,
+    /// PAT/PMT pairs written inside segments ([`TsMuxer::repeat_psi`]).
+    psi_repeats: u64,
     aus: u64,
     aus_in_segment: u64,
     pcr_only_packets: u64,
@@ -263,6 +265,7 @@ impl TsMuxer {
             video_pid: Pid::new(VIDEO_PID).expect("VIDEO_PID is a 13-bit PID"),
             in_segment: false,
             segments: 0,
+            psi_repeats: 0,
             aus: 0,
             aus_in_segment: 0,
             pcr_only_packets: 0,
@@ -305,6 +308,16 @@ impl TsMuxer {
         self.segments += 1;
         self.in_segment = true;
         self.aus_in_segment = 0;
+    }
+
+    /// Repeats PAT and PMT inside a segment, so what follows (a low-latency part) can be
+    /// demultiplexed on its own; continuity counters go on as in any other packet.
+    pub fn repeat_psi(&mut self, out: &mut Vec<u8>) {
+        out.reserve(2 * PACKET_SIZE);
+        psi::write_psi(&psi::PAT_PACKET, self.pat.take().as_u8(), out);
+        psi::write_psi(&psi::PMT_PACKET, self.pmt.take().as_u8(), out);
+        self.packets += 2;
+        self.psi_repeats += 1;
     }
 
     /// Appends one access unit: AUD NAL (00 00 00 01 09 F0) + the AU bytes in one PES (stream_id
@@ -386,10 +399,11 @@ impl TsMuxer {
                 ));
             }
         }
-        if self.pat.payload_packets != self.segments || self.pmt.payload_packets != self.segments {
+        let psi = self.segments + self.psi_repeats;
+        if self.pat.payload_packets != psi || self.pmt.payload_packets != psi {
             return Err(format!(
-                "{} segments but {} PAT and {} PMT packets",
-                self.segments, self.pat.payload_packets, self.pmt.payload_packets
+                "{} segments and {} repeats but {} PAT and {} PMT packets",
+                self.segments, self.psi_repeats, self.pat.payload_packets, self.pmt.payload_packets
             ));
         }
         let psi = self.pat.payload_packets + self.pmt.payload_packets;
