@@ -78,7 +78,10 @@ use crate::name::{MediaFile, StreamName};
 use crate::time::{Duration90k, FrameRate, TICKS_PER_MS, TICKS_PER_SEC};
 
 pub mod attributes;
+pub mod low_latency;
 pub(crate) mod resume;
+
+pub use low_latency::{LiveEdge, LowLatency, Part, Render};
 
 /// The `EXT-X-VERSION` we write: decimal-floating-point EXTINF needs 3 (RFC 8216 §7); PDT,
 /// DATERANGE and INDEPENDENT-SEGMENTS add no requirement (R11).
@@ -243,6 +246,23 @@ pub enum PlaylistError {
         /// End of the previous segment in 90 kHz ticks since the Unix epoch.
         previous_end_ticks: i64,
     },
+    /// A part target of zero or longer than the target duration (rfc8216bis §4.4.3.7).
+    #[error("part target {} must be positive and at most the target duration {target_duration_secs} s", Secs(*.part_target))]
+    BadPartTarget {
+        part_target: Duration90k,
+        target_duration_secs: u64,
+    },
+    /// A part was pushed to a playlist without low latency.
+    #[error("low latency is off: no parts")]
+    NotLowLatency,
+    /// A part is empty or longer than `PART-TARGET` (R41).
+    #[error("segment {sequence} part {index}: duration {} outside (0, PART-TARGET {}]", Secs(*.duration), Secs(*.part_target))]
+    PartTooLong {
+        sequence: u64,
+        index: usize,
+        duration: Duration90k,
+        part_target: Duration90k,
+    },
     /// The media sequence number space is exhausted (R22 forbids wrapping).
     #[error("media sequence number space exhausted")]
     SequenceExhausted,
@@ -304,6 +324,8 @@ struct Entry {
     pdt_text: String,
     /// Duration of the longest published playlist that contained this segment (R25).
     longest_playlist: u64,
+    /// Its parts while it is among the newest segments (low latency only).
+    parts: Vec<Part>,
 }
 
 /// A date range waiting for or inside the window.
@@ -338,6 +360,8 @@ pub struct Playlist {
     since_anchor: u64,
     pending: VecDeque<PendingDelete>,
     ranges: Vec<HeldRange>,
+    /// Low-latency state ([`Playlist::enable_low_latency`]).
+    ll: Option<low_latency::LlState>,
 }
 
 /// `WallClock` as 90 kHz ticks since the Unix epoch (exact: 90 ticks per ms).
@@ -402,6 +426,7 @@ impl Playlist {
             since_anchor: 0,
             pending: VecDeque::new(),
             ranges: Vec::new(),
+            ll: None,
             cfg,
         })
     }
@@ -582,7 +607,12 @@ impl Playlist {
             },
             pdt_text: program_date_time.to_rfc3339(),
             longest_playlist: 0,
+            parts: Vec::new(),
         });
+        let parts = self.settle_parts();
+        if let Some(e) = self.window.back_mut() {
+            e.parts = parts;
+        }
         self.window_ticks += duration.as_u64();
 
         // R22/R23: remove oldest first; R24: never below three target durations.
@@ -625,6 +655,8 @@ impl Playlist {
             }
             !due
         });
+
+        self.trim_parts();
 
         // R36: a range is dropped once it ended before the window's first date.
         if let Some((start, _)) = self.date_span() {
@@ -677,6 +709,7 @@ impl Playlist {
 
     /// Marks the presentation as finished: `EXT-X-ENDLIST` from now on (R29); later pushes fail.
     pub fn end(&mut self) {
+        self.abandon_parts();
         self.ended = true;
     }
 
@@ -687,18 +720,38 @@ impl Playlist {
         out
     }
 
-    /// Renders into `out`, replacing its content (reuses its allocation).
+    /// Renders into `out`, replacing its content (reuses its allocation): [`Render::Full`].
     pub fn render_into(&self, out: &mut String) {
+        self.render_with(out, Render::Full);
+    }
+
+    /// Renders one form of the playlist into `out`, replacing its content. Without low latency
+    /// every form is the classic playlist; a delta update with nothing to skip is the full one.
+    pub fn render_with(&self, out: &mut String, form: Render) {
         out.clear();
         let w = "writing to a String cannot fail";
+        let ll = self.ll.is_some() && form != Render::Classic;
+        let skipped = if form == Render::Delta {
+            self.skipped_segments()
+        } else {
+            0
+        };
         out.push_str("#EXTM3U\n");
-        writeln!(out, "#EXT-X-VERSION:{PROTOCOL_VERSION}").expect(w);
+        let version = if skipped > 0 {
+            low_latency::DELTA_PROTOCOL_VERSION
+        } else {
+            PROTOCOL_VERSION
+        };
+        writeln!(out, "#EXT-X-VERSION:{version}").expect(w);
         writeln!(
             out,
             "#EXT-X-TARGETDURATION:{}",
             self.cfg.target_duration_secs
         )
         .expect(w);
+        if ll {
+            self.render_ll_header(out);
+        }
         writeln!(out, "#EXT-X-MEDIA-SEQUENCE:{}", self.media_sequence).expect(w);
         if self.signal_discontinuity_sequence {
             writeln!(
@@ -725,11 +778,17 @@ impl Playlist {
                 writeln!(out, ",{DATERANGE_LABEL_ATTRIBUTE}=\"{}\"", r.range.label).expect(w);
             }
         }
-        for e in &self.window {
+        if skipped > 0 {
+            writeln!(out, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}").expect(w);
+        }
+        for e in self.window.iter().skip(skipped) {
             if e.segment.discontinuity {
                 out.push_str("#EXT-X-DISCONTINUITY\n");
             }
             writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", e.pdt_text).expect(w);
+            if ll {
+                self.render_parts(out, e.segment.sequence, &e.parts);
+            }
             out.push_str("#EXTINF:");
             write_millis(out, ticks_to_millis(e.segment.duration));
             out.push_str(",\n");
@@ -738,6 +797,9 @@ impl Playlist {
                 .write_file(out, MediaFile::Segment(e.segment.sequence));
             out.push('\n');
         }
+        if ll {
+            self.render_open(out);
+        }
         if self.ended {
             out.push_str("#EXT-X-ENDLIST\n");
         }
@@ -745,6 +807,7 @@ impl Playlist {
 
     /// Checks every rule the state must keep; `Err` describes the first one broken.
     pub fn check_invariants(&self) -> Result<(), String> {
+        self.check_low_latency()?;
         let td = self.cfg.target_duration_secs;
         let len = self.window.len();
         // R22-R24: window bound, with the R24 exception.

@@ -48,6 +48,7 @@
 
 pub mod check;
 mod input;
+mod low_latency;
 mod playlist_text;
 mod playlist_window;
 mod seeds;
@@ -55,6 +56,7 @@ mod ts_demux;
 mod ts_mux;
 
 pub use input::*;
+pub use low_latency::*;
 pub use playlist_text::*;
 pub use playlist_window::*;
 pub use seeds::*;
