@@ -139,6 +139,16 @@ pub struct Args {
     #[arg(long)]
     pub(crate) no_server: bool,
 
+    /// Low-latency HLS: length of a part in seconds, rounded to the nearest whole number of
+    /// frames (at least one); shorter than --hls-time. Players hold back three parts.
+    #[arg(long, default_value_t = 0.2)]
+    pub(crate) part_duration: f64,
+
+    /// Classic HLS only: no parts, no blocking playlist reload, no delta updates (players then
+    /// hold back three segments).
+    #[arg(long)]
+    pub(crate) no_low_latency: bool,
+
     /// Accept markers from outside (`POST /markers`) from clients that send
     /// `Authorization: Bearer TOKEN`. Off unless given; prefer the environment variable, which
     /// other users cannot read from the process list.
@@ -238,6 +248,10 @@ pub struct Config {
     pub marker_token: Option<MarkerToken>,
     /// Make markers for the generator's events.
     pub builtin_markers: bool,
+    /// `--part-duration` as asked (rounded to frames in [`Config::part_frames`]).
+    part_duration: Duration90k,
+    /// Frames per low-latency part; `None` with `--no-low-latency`.
+    pub part_frames: Option<u64>,
     /// What the command line asked for, where an input's format can change the outcome.
     requested: Requested,
 }
@@ -396,6 +410,8 @@ impl Args {
             pts_offset: Pts(self.pts_offset),
             marker_token: self.marker_token,
             builtin_markers: !self.no_builtin_markers,
+            part_duration: secs_to_ticks("part-duration", self.part_duration)?,
+            part_frames: (!self.no_low_latency).then_some(0),
             requested: Requested {
                 size_given: self.size.is_some(),
                 rate: requested_rate,
@@ -431,6 +447,20 @@ impl Config {
         self.height = height;
         self.rate = rate;
         self.target_duration_secs = target_duration_secs(rate, self.segment);
+        if self.part_frames.is_some() {
+            let frames = (self.part_duration.as_secs_f64() * rate.as_f64())
+                .round()
+                .max(1.0) as u64;
+            if rate.time_of(frames).since_start() >= self.segment {
+                return Err(invalid(format!(
+                    "--part-duration {:.3} s ({frames} frames) must be shorter than --hls-time {:.3} s \
+                     (or turn parts off with --no-low-latency)",
+                    self.part_duration.as_secs_f64(),
+                    self.segment.as_secs_f64()
+                )));
+            }
+            self.part_frames = Some(frames);
+        }
         self.segment_lifetime =
             planned_segment_lifetime(longest_segment(rate, self.segment), self.list_size);
         self.frame_limit = match (self.requested.frames, self.requested.duration) {
@@ -510,6 +540,14 @@ impl Config {
     }
 
     /// Frames per segment at a steady rate (the GOP length).
+    /// The longest part (`PART-TARGET`): `part_frames` frames, one tick more where the frame
+    /// grid is not whole ticks (a part between two rounded frame times may be that long).
+    pub fn part_target(&self) -> Option<Duration90k> {
+        self.part_frames.map(|n| {
+            self.rate.time_of(n).since_start() + Duration90k(u64::from(!self.rate.is_exact(n)))
+        })
+    }
+
     pub fn gop_frames(&self) -> u32 {
         self.rate.frames_covering(self.segment).max(1) as u32
     }

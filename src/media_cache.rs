@@ -4,13 +4,22 @@
 //! open. The files on disk stay the durable copy: a request for a segment no longer held here
 //! (an old DVR position, a previous run's leftovers) falls back to the file, under the media
 //! directory's confinement rules ([`crate::server::media`]).
+//!
+//! With low latency it also holds the parts (only here: they are never written to disk), the
+//! delta update beside the full playlist, and the live edge as a `watch` channel: a blocking
+//! playlist request or a request for the hinted part awaits a change of it (no polling), and the
+//! publisher sends it only after the playlist that contains the change is in place.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::RwLock;
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use tokio::sync::watch;
+
+use crate::playlist::LiveEdge;
 
 /// Segments held in memory: the live edge and a little behind it (20 s at 2 s segments). A player
 /// at the live edge asks for the newest three or four; the rest of the DVR window is on disk.
@@ -31,19 +40,45 @@ pub(crate) struct CachedSegment {
     pub(crate) published: SystemTime,
 }
 
-#[derive(Debug, Default)]
+/// The playlist forms of one version: the full one and, with low latency, the delta update.
+#[derive(Clone, Debug)]
+pub(crate) struct PlaylistBodies {
+    pub(crate) full: PlaylistBody,
+    /// `None` when a delta update would skip nothing (answer with the full one).
+    pub(crate) delta: Option<PlaylistBody>,
+}
+
+#[derive(Debug)]
 pub struct MediaCache {
     inner: RwLock<Inner>,
+    /// Segments (and their parts) held: at least [`MEMORY_SEGMENTS`].
+    keep: AtomicUsize,
+    /// Low latency is on: parts, blocking reloads and delta updates are served.
+    low_latency: AtomicBool,
+    edge: watch::Sender<LiveEdge>,
+}
+
+impl Default for MediaCache {
+    fn default() -> Self {
+        MediaCache {
+            inner: RwLock::default(),
+            keep: AtomicUsize::new(MEMORY_SEGMENTS),
+            low_latency: AtomicBool::new(false),
+            edge: watch::Sender::new(LiveEdge::default()),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
 struct Inner {
-    playlist: Option<PlaylistBody>,
+    playlist: Option<PlaylistBodies>,
     segments: BTreeMap<u64, CachedSegment>,
+    /// Parts by (media sequence number, index).
+    parts: BTreeMap<(u64, u32), CachedSegment>,
 }
 
 /// gzip of `text` at the default level (a playlist is a few kilobytes: well under a millisecond).
-fn gzip(text: &[u8]) -> Bytes {
+pub(crate) fn gzip(text: &[u8]) -> Bytes {
     let mut e = flate2::write::GzEncoder::new(
         Vec::with_capacity(text.len() / 4 + 64),
         flate2::Compression::default(),
@@ -61,15 +96,53 @@ impl MediaCache {
         self.inner.read().expect("media cache lock poisoned")
     }
 
-    /// Holds segment `sequence` (just written); the oldest beyond [`MEMORY_SEGMENTS`] go.
+    /// Holds at least `segments` segments and their parts (for parts to stay downloadable three
+    /// target durations after they leave the playlist, R42); never fewer than
+    /// [`MEMORY_SEGMENTS`].
+    pub(crate) fn keep_segments(&self, segments: usize) {
+        self.keep
+            .store(segments.max(MEMORY_SEGMENTS), Ordering::Relaxed);
+    }
+
+    /// Says that the stream publishes parts (blocking reloads and delta updates are served).
+    pub(crate) fn set_low_latency(&self, on: bool) {
+        self.low_latency.store(on, Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_low_latency(&self) -> bool {
+        self.low_latency.load(Ordering::Relaxed)
+    }
+
+    /// Holds segment `sequence` (just written); the oldest beyond the kept count go, with the
+    /// parts of segments that old.
     pub(crate) fn put_segment(&self, sequence: u64, bytes: Bytes, published: SystemTime) {
+        let keep = self.keep.load(Ordering::Relaxed);
         let mut inner = self.write();
         inner
             .segments
             .insert(sequence, CachedSegment { bytes, published });
-        while inner.segments.len() > MEMORY_SEGMENTS {
+        while inner.segments.len() > keep {
             inner.segments.pop_first();
         }
+        let oldest = sequence.saturating_sub(keep as u64 - 1);
+        while inner
+            .parts
+            .first_key_value()
+            .is_some_and(|(k, _)| k.0 < oldest)
+        {
+            inner.parts.pop_first();
+        }
+    }
+
+    /// Holds part `index` of segment `sequence` (complete).
+    pub(crate) fn put_part(&self, sequence: u64, index: u32, bytes: Bytes, published: SystemTime) {
+        self.write()
+            .parts
+            .insert((sequence, index), CachedSegment { bytes, published });
+    }
+
+    pub(crate) fn part(&self, sequence: u64, index: u32) -> Option<CachedSegment> {
+        self.read().parts.get(&(sequence, index)).cloned()
     }
 
     /// Forgets segment `sequence` (its file is being deleted).
@@ -79,18 +152,45 @@ impl MediaCache {
 
     /// The new playlist version (just renamed into place). Compressed before the lock is taken.
     pub(crate) fn put_playlist(&self, text: &str) {
-        let body = PlaylistBody {
+        self.put_playlists(text, None);
+    }
+
+    /// The new playlist version, full and (with low latency) delta. Compressed before the lock
+    /// is taken.
+    pub(crate) fn put_playlists(&self, full: &str, delta: Option<&str>) {
+        let body = |text: &str| PlaylistBody {
             plain: Bytes::copy_from_slice(text.as_bytes()),
             gzip: gzip(text.as_bytes()),
         };
-        self.write().playlist = Some(body);
+        let bodies = PlaylistBodies {
+            full: body(full),
+            delta: delta.map(body),
+        };
+        self.write().playlist = Some(bodies);
+    }
+
+    /// Announces a new live edge: call after the playlist that shows it is in place.
+    pub(crate) fn set_edge(&self, edge: LiveEdge) {
+        self.edge.send_replace(edge);
+    }
+
+    /// Requests waiting on the live edge now.
+    #[cfg(test)]
+    pub(crate) fn edge_watchers(&self) -> usize {
+        self.edge.receiver_count()
+    }
+
+    /// The live edge, to await a change of it.
+    pub(crate) fn watch_edge(&self) -> watch::Receiver<LiveEdge> {
+        self.edge.subscribe()
     }
 
     pub(crate) fn segment(&self, sequence: u64) -> Option<CachedSegment> {
         self.read().segments.get(&sequence).cloned()
     }
 
-    pub(crate) fn playlist(&self) -> Option<PlaylistBody> {
+    /// Both forms of the newest playlist version.
+    pub(crate) fn playlists(&self) -> Option<PlaylistBodies> {
         self.read().playlist.clone()
     }
 }
@@ -111,10 +211,10 @@ mod tests {
         assert_eq!(c.segment(3).unwrap().bytes[0], 3);
         c.remove_segment(3);
         assert!(c.segment(3).is_none());
-        assert!(c.playlist().is_none());
+        assert!(c.playlists().is_none());
         let text = "#EXTM3U\n".repeat(100);
         c.put_playlist(&text);
-        let p = c.playlist().unwrap();
+        let p = c.playlists().unwrap().full;
         assert_eq!(p.plain, text.as_bytes());
         let mut back = String::new();
         flate2::read::GzDecoder::new(&p.gzip[..])

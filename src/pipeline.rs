@@ -36,8 +36,9 @@ use crate::markers::log::JsonlFile;
 use crate::markers::writer::{self, MarkerWriter, NewMarker, Request};
 use crate::markers::GENERATOR_SOURCE;
 use crate::overlay::{Timecode, TimecodeOverlay, DEFAULT_FONT};
+use crate::playlist::LowLatency;
 use crate::publish::Publisher;
-use crate::segmenter::{FrameAu, Segmenter};
+use crate::segmenter::{Cut, FrameAu, PartPlan, Segmenter};
 use crate::source::{Checkerboard, FrameInfo, Source};
 use crate::state::Shared;
 use crate::store::MediaDir;
@@ -226,6 +227,13 @@ fn run_prepared(
     let clock = publisher.clock();
     let first_slot = publisher.first_slot();
     shared.set_clock(clock);
+    if let Some(part_target) = cfg.part_target() {
+        // Parts stay downloadable three target durations after they leave the playlist, which
+        // lists them for three target durations (R42): six behind the live edge, plus margin.
+        let td = Duration90k::from_secs(cfg.target_duration_secs);
+        let keep = (td.as_u64() * 6).div_ceil(cfg.segment.as_u64()) as usize + 2;
+        publisher.enable_low_latency(LowLatency { part_target }, keep)?;
+    }
 
     // Markers: the log read back first (earlier runs' markers in the API and the playlist),
     // then the writer thread, the only one that adds markers.
@@ -333,7 +341,17 @@ fn run_prepared(
     };
 
     // The segmenter runs here.
-    let mut segmenter = Segmenter::new(cfg.pts_offset);
+    let mut segmenter = match cfg.part_frames {
+        Some(frames) => Segmenter::with_parts(
+            cfg.pts_offset,
+            PartPlan {
+                frames,
+                rate: cfg.rate,
+                segments: SegmentClock::starting_at(cfg.segment, cfg.rate.time_of(first_slot)),
+            },
+        ),
+        None => Segmenter::new(cfg.pts_offset),
+    };
     let mut last_slot = None;
     let mut frames_encoded = 0u64;
     let mut seg_result = Ok(());
@@ -342,8 +360,11 @@ fn run_prepared(
             Item::Frame(ef) => ef,
             Item::Gap { end } => {
                 // The input stalled: what it gave so far is published now.
-                if let Some(closed) = segmenter.finish(end) {
-                    let bytes = publisher.publish(closed, frames_encoded);
+                let mut spare = None;
+                segmenter.finish_cuts(end, &mut |cut| {
+                    publish_cut(&mut publisher, cut, frames_encoded, &mut spare)
+                });
+                if let Some(bytes) = spare {
                     segmenter.recycle(bytes);
                 }
                 publisher.discontinue();
@@ -356,16 +377,16 @@ fn run_prepared(
             keyframe: ef.keyframe,
             opens_segment: ef.opens_segment,
         };
-        match segmenter.push(&au) {
-            Ok(Some(closed)) => {
-                let bytes = publisher.publish(closed, frames_encoded);
-                segmenter.recycle(bytes);
-            }
-            Ok(None) => {}
-            Err(e) => {
-                seg_result = Err(Error::from(e));
-                break;
-            }
+        let mut spare = None;
+        let pushed = segmenter.push_cuts(&au, &mut |cut| {
+            publish_cut(&mut publisher, cut, frames_encoded, &mut spare)
+        });
+        if let Some(bytes) = spare {
+            segmenter.recycle(bytes);
+        }
+        if let Err(e) = pushed {
+            seg_result = Err(Error::from(e));
+            break;
         }
         last_slot = Some(ef.slot);
         frames_encoded += 1;
@@ -403,9 +424,9 @@ fn run_prepared(
         input_error = Some(e.to_string());
     }
     if let Some(slot) = last_slot {
-        if let Some(closed) = segmenter.finish(cfg.rate.time_of(slot + 1)) {
-            publisher.publish(closed, frames_encoded);
-        }
+        segmenter.finish_cuts(cfg.rate.time_of(slot + 1), &mut |cut| {
+            publish_cut(&mut publisher, cut, frames_encoded, &mut None)
+        });
     }
     publisher.end(frames_encoded);
     markers_done?;
@@ -427,6 +448,19 @@ fn run_prepared(
     };
     info!(?summary, "stream finished");
     Ok(summary)
+}
+
+/// Publishes what the segmenter finished; a segment's buffer comes back in `spare`.
+fn publish_cut<S: crate::store::Storage>(
+    publisher: &mut Publisher<'_, S>,
+    cut: Cut,
+    frames_encoded: u64,
+    spare: &mut Option<Vec<u8>>,
+) {
+    match cut {
+        Cut::Part(part) => publisher.publish_part(part),
+        Cut::Segment(seg) => *spare = Some(publisher.publish(seg, frames_encoded)),
+    }
 }
 
 fn spawn<T: Send + 'static>(

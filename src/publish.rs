@@ -24,8 +24,10 @@ use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::markers::Marker;
 use crate::playlist::resume::{self, Previous};
-use crate::playlist::{DateRange, Playlist, PlaylistConfig, PlaylistError};
-use crate::segmenter::ClosedSegment;
+use crate::playlist::{
+    DateRange, LowLatency, Part, Playlist, PlaylistConfig, PlaylistError, Render,
+};
+use crate::segmenter::{ClosedPart, ClosedSegment};
 use crate::state::Shared;
 use crate::store::Storage;
 use crate::time::Duration90k;
@@ -79,6 +81,11 @@ pub(crate) struct Publisher<'o, S: Storage> {
     segments: u64,
     last_sequence: Option<u64>,
     text: String,
+    /// The delta update's text (low latency).
+    delta: String,
+    /// The open segment's parts were refused (a part too long, a lost segment): the rest of
+    /// its parts are left out too, and the segment is listed whole.
+    parts_broken: bool,
     observer: &'o mut dyn FnMut(&str),
 }
 
@@ -180,6 +187,8 @@ impl<'o, S: Storage> Publisher<'o, S> {
             segments: 0,
             last_sequence: None,
             text: String::new(),
+            delta: String::new(),
+            parts_broken: false,
             observer,
         })
     }
@@ -204,6 +213,70 @@ impl<'o, S: Storage> Publisher<'o, S> {
         self.last_sequence
     }
 
+    /// Turns low-latency HLS on (before the first segment): every segment is also published
+    /// part by part ([`Publisher::publish_part`]). `keep_segments`: how many segments (and their
+    /// parts) the server holds in memory.
+    pub(crate) fn enable_low_latency(
+        &mut self,
+        ll: LowLatency,
+        keep_segments: usize,
+    ) -> Result<()> {
+        self.playlist
+            .enable_low_latency(ll)
+            .map_err(|e| Error::new(ErrorKind::InvalidArgument, e.to_string()))?;
+        self.shared.media.keep_segments(keep_segments);
+        self.shared.media.set_low_latency(true);
+        Ok(())
+    }
+
+    /// Publishes one finished part of the open segment: its bytes to the server, then the
+    /// playlist that lists it, then the news to blocked requests. Parts live in memory only; the
+    /// segment they make up is written whole when it closes.
+    pub(crate) fn publish_part(&mut self, part: ClosedPart) {
+        let seq = self.playlist.next_sequence();
+        if part.index == 0 {
+            self.parts_broken = false;
+        }
+        if self.parts_broken {
+            return;
+        }
+        let published = std::time::SystemTime::now();
+        self.shared
+            .media
+            .put_part(seq, part.index, part.bytes, published);
+        let pdt = self.clock.epoch.at(part.segment_start);
+        let entry = Part {
+            duration: part.duration,
+            independent: part.independent,
+        };
+        if let Err(e) =
+            self.playlist
+                .push_part(entry, pdt, self.discontinuity, part.last_in_segment)
+        {
+            warn!(sequence = seq, part = part.index, error = %e, "part refused; the segment will be listed whole");
+            self.playlist.abandon_parts();
+            self.parts_broken = true;
+        }
+        self.publish_in_memory();
+        // Capture to publication of the part's last frame.
+        let last_frame = part.start + part.duration - self.clock.rate.frame_duration();
+        let lag_ms = WallClock::now().unix_millis() - self.clock.epoch.at(last_frame).unix_millis();
+        self.shared.record_part_lag(lag_ms);
+    }
+
+    /// Renders the full playlist and the delta update for the server, then moves the live edge.
+    fn publish_in_memory(&mut self) {
+        self.playlist.render_with(&mut self.text, Render::Full);
+        let skipped = self.playlist.skipped_segments();
+        if skipped > 0 {
+            self.playlist.render_with(&mut self.delta, Render::Delta);
+        }
+        self.shared
+            .media
+            .put_playlists(&self.text, (skipped > 0).then_some(self.delta.as_str()));
+        self.shared.media.set_edge(self.playlist.live_edge());
+    }
+
     /// Publishes one segment; returns its buffer for reuse. Write errors are logged and never
     /// stop the encoder: the lost segment is left out and the next one carries a discontinuity.
     pub(crate) fn publish(&mut self, seg: ClosedSegment, frames_encoded: u64) -> Vec<u8> {
@@ -211,6 +284,7 @@ impl<'o, S: Storage> Publisher<'o, S> {
         if let Err(e) = self.store.write_segment(seq, &seg.bytes) {
             warn!(sequence = seq, error = %e, "segment not written; it is left out of the playlist");
             self.discontinuity = true;
+            self.playlist.abandon_parts();
             return seg.bytes;
         }
         let pdt = self.clock.epoch.at(seg.start);
@@ -219,6 +293,7 @@ impl<'o, S: Storage> Publisher<'o, S> {
             Err(e) => {
                 warn!(sequence = seq, error = %e, "segment refused by the playlist");
                 self.discontinuity = true;
+                self.playlist.abandon_parts();
                 return seg.bytes;
             }
         };
@@ -322,13 +397,19 @@ impl<'o, S: Storage> Publisher<'o, S> {
         });
     }
 
+    /// Writes the durable copy (the classic form: what a restart reads back), then serves the
+    /// new version from memory.
     fn write_playlist(&mut self) {
-        self.text.clear();
-        self.playlist.render_into(&mut self.text);
+        self.playlist.render_with(&mut self.text, Render::Classic);
         match self.store.write_playlist(&self.text) {
             Ok(()) => {
-                self.shared.media.put_playlist(&self.text);
-                (self.observer)(&self.text)
+                (self.observer)(&self.text);
+                if self.playlist.low_latency().is_some() {
+                    self.publish_in_memory();
+                } else {
+                    self.shared.media.put_playlist(&self.text);
+                    self.shared.media.set_edge(self.playlist.live_edge());
+                }
             }
             Err(e) => warn!(error = %e, "playlist not updated"),
         }
@@ -338,6 +419,7 @@ impl<'o, S: Storage> Publisher<'o, S> {
     /// `EXT-X-DISCONTINUITY` (R6), with its own program date time.
     pub(crate) fn discontinue(&mut self) {
         self.discontinuity = true;
+        self.playlist.abandon_parts();
     }
 
     /// Writes the playlist with `EXT-X-ENDLIST` (R29): the stream is over.

@@ -39,6 +39,8 @@ pub(crate) struct PartPlan {
 pub(crate) struct ClosedPart {
     /// Index within its segment, from 0, without gaps.
     pub(crate) index: u32,
+    /// Stream time of its segment's first frame.
+    pub(crate) segment_start: StreamTime,
     pub(crate) start: StreamTime,
     pub(crate) duration: Duration90k,
     /// Opens with an IDR (`INDEPENDENT=YES`).
@@ -159,6 +161,7 @@ impl Segmenter {
 
     /// Adds a frame. Returns the previous segment when this frame opens a new one. Only for a
     /// segmenter without parts (use [`Segmenter::push_cuts`] with parts).
+    #[cfg_attr(not(test), allow(dead_code))] // the RTSP passthrough cuts without parts
     pub(crate) fn push(&mut self, au: &FrameAu<'_>) -> Result<Option<ClosedSegment>, SegmentError> {
         debug_assert!(self.parts.is_none(), "parts would be lost: use push_cuts");
         let mut closed = None;
@@ -280,8 +283,10 @@ impl Segmenter {
             return;
         };
         let end = end.min(part.end);
+        let segment_start = self.open.as_ref().map_or(part.start, |o| o.start);
         sink(Cut::Part(ClosedPart {
             index: part.index,
+            segment_start,
             start: part.start,
             duration: end - part.start,
             independent: part.independent,
@@ -292,6 +297,7 @@ impl Segmenter {
 
     /// Closes the last segment at the end of the stream; `end` is the stream time just after
     /// its last frame (last frame time + one frame duration).
+    #[cfg_attr(not(test), allow(dead_code))] // the RTSP passthrough cuts without parts
     pub(crate) fn finish(&mut self, end: StreamTime) -> Option<ClosedSegment> {
         debug_assert!(self.parts.is_none(), "parts would be lost: use finish_cuts");
         self.close(end)

@@ -33,6 +33,20 @@ pub struct Shared {
     /// Generator markers handed to the writer, and those it has finished (saved or not).
     generator_markers: Mutex<(u64, u64)>,
     generator_markers_done: Condvar,
+    /// Capture to publication of each recent part's last frame, in ms (low latency).
+    part_lags: Mutex<std::collections::VecDeque<i64>>,
+}
+
+/// Parts whose publication lag `/healthz` summarises.
+pub(crate) const PART_LAGS_KEPT: usize = 256;
+
+/// Median and 90th percentile of the recent parts' publication lag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct PartLag {
+    pub(crate) parts: usize,
+    pub(crate) median_ms: i64,
+    pub(crate) p90_ms: i64,
+    pub(crate) max_ms: i64,
 }
 
 impl Default for Shared {
@@ -47,6 +61,7 @@ impl Default for Shared {
             newest_frame: AtomicU64::new(0),
             generator_markers: Mutex::new((0, 0)),
             generator_markers_done: Condvar::new(),
+            part_lags: Mutex::new(std::collections::VecDeque::with_capacity(PART_LAGS_KEPT)),
         }
     }
 }
@@ -143,6 +158,37 @@ impl Shared {
 
     pub(crate) fn status(&self) -> Status {
         self.status.read().expect("status lock poisoned").clone()
+    }
+
+    /// Records one part's capture-to-publication lag (no allocation: a ring).
+    pub(crate) fn record_part_lag(&self, ms: i64) {
+        let mut lags = self.part_lags.lock().expect("part lag lock poisoned");
+        if lags.len() == PART_LAGS_KEPT {
+            lags.pop_front();
+        }
+        lags.push_back(ms);
+    }
+
+    /// The recent parts' publication lag, if any part was published.
+    pub(crate) fn part_lag(&self) -> Option<PartLag> {
+        let mut v: Vec<i64> = self
+            .part_lags
+            .lock()
+            .expect("part lag lock poisoned")
+            .iter()
+            .copied()
+            .collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_unstable();
+        let at = |q: usize| v[((v.len() - 1) * q).div_ceil(100)];
+        Some(PartLag {
+            parts: v.len(),
+            median_ms: at(50),
+            p90_ms: at(90),
+            max_ms: *v.last().expect("not empty"),
+        })
     }
 
     pub(crate) fn update_status(&self, f: impl FnOnce(&mut Status)) {

@@ -39,7 +39,7 @@ use actix_files::NamedFile;
 use actix_web::dev::Service;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
-use actix_web::middleware::{Compress, DefaultHeaders};
+use actix_web::middleware::DefaultHeaders;
 use actix_web::{guard, web, App, HttpRequest, HttpResponse, HttpServer, Resource, ResponseError};
 use serde::Serialize;
 
@@ -123,6 +123,10 @@ pub(crate) struct AppState {
     segment_lifetime: Duration,
     health_deadline: Duration,
     playlist_cache_control: HeaderValue,
+    /// `Cache-Control` of an answer to a blocking playlist request.
+    blocking_cache_control: HeaderValue,
+    /// Longest hold of a blocking request or a request for a part not yet out (3 TD, R43).
+    hold_cap: Duration,
     cors: CorsPolicy,
     shared: Arc<Shared>,
     marker_token: Option<crate::config::MarkerToken>,
@@ -154,6 +158,12 @@ pub(crate) fn configure(
         health_deadline: cfg.health_deadline(),
         playlist_cache_control: HeaderValue::try_from(cfg.playlist_cache_control())
             .expect("cache-control built from ASCII"),
+        blocking_cache_control: HeaderValue::try_from(format!(
+            "public, max-age={}",
+            cfg.target_duration_secs
+        ))
+        .expect("cache-control built from ASCII"),
+        hold_cap: Duration::from_secs(3 * cfg.target_duration_secs),
         cors: cors.clone(),
         shared,
         marker_token: cfg.marker_token.clone(),
@@ -177,7 +187,13 @@ pub(crate) fn configure(
                     let mut res = fut.await?;
                     if enabled {
                         let h = res.headers_mut();
-                        h.append(header::VARY, HeaderValue::from_static("Origin"));
+                        // One Vary header, so a cache reading only the first sees both.
+                        let vary = match h.get(header::VARY).and_then(|v| v.to_str().ok()) {
+                            Some(v) => HeaderValue::try_from(format!("{v}, Origin"))
+                                .unwrap_or(HeaderValue::from_static("Origin")),
+                            None => HeaderValue::from_static("Origin"),
+                        };
+                        h.insert(header::VARY, vary);
                         if let Some(origin) = allowed_origin {
                             h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
                             h.insert(
@@ -196,11 +212,7 @@ pub(crate) fn configure(
             )
             .service(read_only("/", preflight).to(index))
             .service(read_only("/static/{path:.*}", preflight).to(static_asset))
-            .service(
-                read_only("/video/{file:[^/]+\\.m3u8}", preflight)
-                    .to(playlist)
-                    .wrap(Compress::default()),
-            )
+            .service(read_only("/video/{file:[^/]+\\.m3u8}", preflight).to(playlist))
             .service(read_only("/video/{file}", preflight).to(segment))
             .service(markers_resource(preflight))
             .service(read_only("/markers/events", preflight).to(marker_api::events))
@@ -421,23 +433,113 @@ fn serve_bytes(
     res.content_type(content_type).body(body)
 }
 
-/// True when `Accept-Encoding` takes gzip (`gzip` or `*`, with a non-zero quality).
+/// True when `Accept-Encoding` takes gzip (RFC 9110 §12.5.3): `gzip` with a non-zero quality,
+/// or, when gzip is not named, `*` with a non-zero quality. `gzip;q=0, *` refuses gzip.
 fn accepts_gzip(req: &HttpRequest) -> bool {
-    req.headers()
+    let mut gzip = None;
+    let mut any = None;
+    for item in req
+        .headers()
         .get_all(header::ACCEPT_ENCODING)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|item| {
-            let mut parts = item.split(';');
-            let coding = parts.next().unwrap_or("").trim();
-            let q_zero = parts.any(|p| {
-                p.trim()
-                    .strip_prefix("q=")
-                    .and_then(|q| q.trim().parse::<f32>().ok())
-                    .is_some_and(|q| q <= 0.0)
-            });
-            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !q_zero
-        })
+    {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or("").trim();
+        let q = parts
+            .find_map(|p| {
+                let p = p.trim();
+                p.strip_prefix("q=")
+                    .or_else(|| p.strip_prefix("Q="))
+                    .map(|q| q.trim().parse::<f32>().unwrap_or(0.0))
+            })
+            .unwrap_or(1.0);
+        if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+            gzip = Some(q > 0.0);
+        } else if coding == "*" {
+            any = Some(q > 0.0);
+        }
+    }
+    gzip.or(any).unwrap_or(false)
+}
+
+/// The low-latency directives of a playlist request (rfc8216bis §6.2.5).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct HlsQuery {
+    pub(crate) msn: Option<u64>,
+    pub(crate) part: Option<u32>,
+    pub(crate) skip: bool,
+}
+
+/// Reads `_HLS_msn`, `_HLS_part` and `_HLS_skip` (other parameters are left alone, as a cache
+/// busting parameter may be there): each at most once, numbers in decimal, `_HLS_part` only with
+/// `_HLS_msn` (R43), `_HLS_skip` `YES` or `v2`.
+pub(crate) fn parse_hls_query(query: &str) -> Result<HlsQuery, Error> {
+    let mut q = HlsQuery::default();
+    let mut seen = [false; 3];
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let slot = match name {
+            "_HLS_msn" => 0,
+            "_HLS_part" => 1,
+            "_HLS_skip" => 2,
+            _ => continue,
+        };
+        if std::mem::replace(&mut seen[slot], true) {
+            crate::bail!(InvalidArgument, "{name} given twice");
+        }
+        let number = || {
+            (!value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| value.parse::<u64>().ok())
+                .flatten()
+                .ok_or_else(|| {
+                    crate::err!(
+                        InvalidArgument,
+                        "{name} must be a decimal integer, got {value:?}"
+                    )
+                })
+        };
+        match slot {
+            0 => q.msn = Some(number()?),
+            1 => {
+                q.part =
+                    Some(u32::try_from(number()?).map_err(|_| {
+                        crate::err!(InvalidArgument, "_HLS_part {value} is too large")
+                    })?)
+            }
+            _ => {
+                if value != "YES" && value != "v2" {
+                    crate::bail!(
+                        InvalidArgument,
+                        "_HLS_skip must be YES or v2, got {value:?}"
+                    );
+                }
+                q.skip = true;
+            }
+        }
+    }
+    if q.part.is_some() && q.msn.is_none() {
+        crate::bail!(
+            InvalidArgument,
+            "_HLS_part needs _HLS_msn (rfc8216bis §6.2.5.2)"
+        );
+    }
+    Ok(q)
+}
+
+/// Waits until the live edge satisfies `ready`, at most `cap`; `false` on timeout. An async
+/// wait on the publisher's notification: no polling, and a request whose client went away is
+/// dropped with its future.
+async fn wait_for_edge(
+    state: &AppState,
+    cap: Duration,
+    mut ready: impl FnMut(&crate::playlist::LiveEdge) -> bool,
+) -> bool {
+    let mut rx = state.shared.media.watch_edge();
+    let satisfied = tokio::time::timeout(cap, rx.wait_for(|e| ready(e)))
+        .await
+        .is_ok_and(|r| r.is_ok());
+    satisfied
 }
 
 async fn playlist(
@@ -448,33 +550,120 @@ async fn playlist(
     if state.name.parse_file(&file) != Some(MediaFile::Playlist) {
         return Err(not_found_error());
     }
+    let media = &state.shared.media;
+    let low_latency = media.is_low_latency();
+    // Without low latency the directives are ignored: a classic server.
+    let q = if low_latency {
+        parse_hls_query(req.query_string())?
+    } else {
+        HlsQuery::default()
+    };
+    if let Some(msn) = q.msn {
+        // R43: block until the playlist holds segment `msn` (or its part), at most 3 TD.
+        let edge = *media.watch_edge().borrow();
+        if !edge.ended && msn > edge.open_sequence.saturating_add(1) {
+            return Err(crate::err!(
+                InvalidArgument,
+                "_HLS_msn {msn} is beyond the next segment ({}) plus one",
+                edge.open_sequence
+            ));
+        }
+        if !edge.satisfies(msn, q.part)
+            && !wait_for_edge(&state, state.hold_cap, |e| e.satisfies(msn, q.part)).await
+        {
+            return Err(crate::err!(
+                Unavailable,
+                "segment {msn}{} did not come within {} s",
+                q.part.map(|p| format!(" part {p}")).unwrap_or_default(),
+                state.hold_cap.as_secs()
+            ));
+        }
+    }
     // This run's newest version, rendered and compressed once by the publisher.
-    if let Some(body) = state.shared.media.playlist() {
+    if let Some(bodies) = media.playlists() {
+        let body = match (q.skip, bodies.delta) {
+            (true, Some(delta)) => delta,
+            _ => bodies.full,
+        };
+        let cache_control = match (low_latency, q.msn.is_some()) {
+            // Any answer to the same blocking request holds what it asked for: a shared cache
+            // may give it to every client asking the same (R48).
+            (true, true) => state.blocking_cache_control.clone(),
+            // The live edge moves every part: always revalidate.
+            (true, false) => HeaderValue::from_static("no-cache"),
+            (false, _) => state.playlist_cache_control.clone(),
+        };
         let mut res = HttpResponse::Ok();
         res.content_type(PLAYLIST_CONTENT_TYPE)
-            .insert_header((header::CACHE_CONTROL, state.playlist_cache_control.clone()))
+            .insert_header((header::CACHE_CONTROL, cache_control))
             .insert_header((header::VARY, "Accept-Encoding"));
         return Ok(if accepts_gzip(&req) {
             res.insert_header((header::CONTENT_ENCODING, "gzip"))
                 .body(body.gzip)
         } else {
-            // `identity`: the compression middleware leaves an encoded answer alone.
-            res.insert_header((header::CONTENT_ENCODING, "identity"))
-                .body(body.plain)
+            res.body(body.plain)
         });
     }
+    // A previous run's playlist, before this run published one.
     let dir = state.media_dir.clone();
-    let body = web::block(move || media::read_playlist(&dir, &file))
-        .await
-        .map_err(blocking_error)?
-        .map_err(|e| match e.kind() {
-            ErrorKind::NotFound => Error::new(ErrorKind::NotFound, "no playlist yet"),
-            _ => e,
-        })?;
-    Ok(HttpResponse::Ok()
-        .content_type(PLAYLIST_CONTENT_TYPE)
+    let gzip = accepts_gzip(&req);
+    let body = web::block(move || {
+        media::read_playlist(&dir, &file).map(|b| {
+            if gzip {
+                crate::media_cache::gzip(&b)
+            } else {
+                web::Bytes::from(b)
+            }
+        })
+    })
+    .await
+    .map_err(blocking_error)?
+    .map_err(|e| match e.kind() {
+        ErrorKind::NotFound => Error::new(ErrorKind::NotFound, "no playlist yet"),
+        _ => e,
+    })?;
+    let mut res = HttpResponse::Ok();
+    res.content_type(PLAYLIST_CONTENT_TYPE)
         .insert_header((header::CACHE_CONTROL, state.playlist_cache_control.clone()))
-        .body(body))
+        .insert_header((header::VARY, "Accept-Encoding"));
+    if gzip {
+        res.insert_header((header::CONTENT_ENCODING, "gzip"));
+    }
+    Ok(res.body(body))
+}
+
+/// A part: from memory only (parts are never written to disk). The hinted part, or any part of
+/// the open segment or the next one, may be asked for before it is complete (R44): the request
+/// is held until it is published (at most 3 TD), then answered whole.
+async fn part(
+    req: &HttpRequest,
+    state: &AppState,
+    sequence: u64,
+    index: u32,
+) -> Result<HttpResponse, Error> {
+    let media = &state.shared.media;
+    if let Some(cached) = media.part(sequence, index) {
+        return Ok(segment_from_memory(req, cached, state.segment_lifetime));
+    }
+    let edge = *media.watch_edge().borrow();
+    let may_come = media.is_low_latency()
+        && !edge.ended
+        && (sequence == edge.open_sequence
+            || (sequence == edge.open_sequence.saturating_add(1) && index == 0));
+    if may_come {
+        // Published (the part is put in memory before the edge moves), or its segment is
+        // complete without it: stop waiting.
+        wait_for_edge(state, state.hold_cap, |e| {
+            e.ended
+                || e.open_sequence > sequence
+                || (e.open_sequence == sequence && e.open_parts > index)
+        })
+        .await;
+        if let Some(cached) = media.part(sequence, index) {
+            return Ok(segment_from_memory(req, cached, state.segment_lifetime));
+        }
+    }
+    Err(not_found_error())
 }
 
 async fn segment(
@@ -482,8 +671,12 @@ async fn segment(
     file: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
-    let Some(MediaFile::Segment(seq)) = state.name.parse_file(&file) else {
-        return Err(not_found_error());
+    let seq = match state.name.parse_file(&file) {
+        Some(MediaFile::Segment(seq)) => seq,
+        Some(MediaFile::Part { sequence, index }) => {
+            return part(&req, &state, sequence, index).await
+        }
+        _ => return Err(not_found_error()),
     };
     if let Some(cached) = state.shared.media.segment(seq) {
         return Ok(segment_from_memory(&req, cached, state.segment_lifetime));
@@ -670,6 +863,9 @@ pub(crate) struct Health {
     pub(crate) frames_encoded: u64,
     pub(crate) frames_dropped: u64,
     pub(crate) markers: usize,
+    /// Low latency: capture of a part's last frame to the part's publication, recent parts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) part_publish_lag: Option<crate::state::PartLag>,
 }
 
 impl Health {
@@ -699,6 +895,7 @@ pub(crate) fn health(shared: &Shared, deadline: Duration) -> Health {
         frames_encoded: s.frames_encoded,
         frames_dropped: s.frames_dropped,
         markers: shared.markers.len(),
+        part_publish_lag: shared.part_lag(),
     }
 }
 
@@ -738,6 +935,8 @@ async fn preflight(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
         .finish()
 }
 
+#[cfg(test)]
+mod ll_tests;
 #[cfg(test)]
 mod marker_tests;
 #[cfg(test)]
