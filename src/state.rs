@@ -35,6 +35,8 @@ pub struct Shared {
     /// Generator markers handed to the writer, and those it has finished (saved or not).
     generator_markers: Mutex<(u64, u64)>,
     generator_markers_done: Condvar,
+    /// Generator markers that could not be written.
+    generator_markers_lost: AtomicU64,
 }
 
 impl Default for Shared {
@@ -50,6 +52,7 @@ impl Default for Shared {
             newest_frame: AtomicU64::new(0),
             generator_markers: Mutex::new((0, 0)),
             generator_markers_done: Condvar::new(),
+            generator_markers_lost: AtomicU64::new(0),
         }
     }
 }
@@ -84,9 +87,29 @@ pub(crate) struct Status {
 }
 
 impl Shared {
-    /// Hands a marker request to the writer without waiting.
+    /// Hands a posted marker request to the writer without waiting; `Busy` once
+    /// [`INBOX_CAPACITY`](crate::markers::writer::INBOX_CAPACITY) requests wait (the rest of
+    /// the inbox is the generator's).
     pub(crate) fn submit_marker(&self, req: Request) -> Result<(), SubmitError> {
+        self.submit(req, crate::markers::writer::INBOX_CAPACITY)
+    }
+
+    /// Hands a generator marker to the writer without waiting, into the whole inbox (its
+    /// reserve included); a failure is counted as a lost built-in marker.
+    pub(crate) fn submit_generator_marker(&self, req: Request) -> Result<(), SubmitError> {
+        let r = self.submit(req, usize::MAX);
+        match r {
+            Ok(()) => self.generator_marker_submitted(),
+            Err(_) => self.generator_markers_lost(1),
+        }
+        r
+    }
+
+    fn submit(&self, req: Request, room: usize) -> Result<(), SubmitError> {
         let inbox = self.marker_inbox.read().expect("inbox lock poisoned");
+        if inbox.as_ref().is_some_and(|tx| tx.len() >= room) {
+            return Err(SubmitError::Busy);
+        }
         match inbox.as_ref().map(|tx| tx.try_send(req)) {
             None | Some(Err(TrySendError::Disconnected(_)))
                 if self.markers_ended.load(Ordering::Acquire) =>
@@ -108,8 +131,19 @@ impl Shared {
         *slot = inbox;
     }
 
+    /// `n` built-in markers could not be written (the inbox was full, the disk refused them
+    /// for too long, the log broke); each is also logged where it is lost.
+    pub(crate) fn generator_markers_lost(&self, n: u64) {
+        self.generator_markers_lost.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Built-in markers lost so far.
+    pub(crate) fn generator_markers_lost_count(&self) -> u64 {
+        self.generator_markers_lost.load(Ordering::Relaxed)
+    }
+
     /// The encoder handed a generator marker to the writer.
-    pub(crate) fn generator_marker_submitted(&self) {
+    fn generator_marker_submitted(&self) {
         self.generator_markers.lock().expect("lock poisoned").0 += 1;
     }
 

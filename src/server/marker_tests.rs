@@ -48,9 +48,9 @@ fn markers(fps: &str) -> Markers {
     };
     shared.set_clock(clock);
     shared.set_newest_frame(clock.now());
-    let (log, loaded) = JsonlFile::open(&log_path).unwrap();
-    let (tx, rx) = crossbeam_channel::bounded(writer::INBOX_CAPACITY);
-    let w = MarkerWriter::new(log, shared.clone(), clock, loaded.next_id());
+    let log = JsonlFile::open(&log_path).unwrap();
+    let (tx, rx) = crossbeam_channel::bounded(writer::INBOX_CAPACITY + writer::GENERATOR_RESERVE);
+    let w = MarkerWriter::open(log, shared.clone(), clock).unwrap();
     let writer = std::thread::spawn(move || w.run(rx));
     shared.set_marker_inbox(Some(tx));
     Markers {
