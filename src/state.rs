@@ -37,6 +37,17 @@ pub struct Shared {
     generator_markers_done: Condvar,
     /// Generator markers that could not be written.
     generator_markers_lost: AtomicU64,
+    /// Open `GET /markers/events` responses (their bodies not yet dropped by the server).
+    event_clients: std::sync::Arc<AtomicU64>,
+}
+
+/// Counts one open event-stream response while it lives.
+pub(crate) struct EventClient(std::sync::Arc<AtomicU64>);
+
+impl Drop for EventClient {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Default for Shared {
@@ -53,6 +64,7 @@ impl Default for Shared {
             generator_markers: Mutex::new((0, 0)),
             generator_markers_done: Condvar::new(),
             generator_markers_lost: AtomicU64::new(0),
+            event_clients: Default::default(),
         }
     }
 }
@@ -135,6 +147,18 @@ impl Shared {
     /// for too long, the log broke); each is also logged where it is lost.
     pub(crate) fn generator_markers_lost(&self, n: u64) {
         self.generator_markers_lost.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// A new event-stream response; dropping the guard ends it.
+    pub(crate) fn event_client(&self) -> EventClient {
+        self.event_clients.fetch_add(1, Ordering::Relaxed);
+        EventClient(self.event_clients.clone())
+    }
+
+    /// Event-stream responses the server still holds.
+    #[cfg(test)]
+    pub(crate) fn event_clients(&self) -> u64 {
+        self.event_clients.load(Ordering::Relaxed)
     }
 
     /// Built-in markers lost so far.

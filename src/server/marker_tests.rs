@@ -654,3 +654,163 @@ async fn a_subscriber_that_never_reads_is_dropped_not_waited_for() {
         "the lagging subscriber's stream ends"
     );
 }
+
+/// A real client on 127.0.0.1 that subscribes and never reads while thousands of markers are
+/// posted: the server stops queueing for it (a bounded queue, its socket's buffers), closes it
+/// within the write deadline and lets go of its subscription; the posts are answered at once
+/// throughout, and a client that reads gets every event.
+#[test]
+fn a_client_that_never_reads_is_closed_and_costs_a_bounded_amount() {
+    let m = markers("30");
+    let (addr, stop, server) = serve(&m);
+    let stuck = subscribe(addr, None);
+    let mut reader = subscribe(addr, None);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(m.shared.marker_events.receiver_count(), 2);
+    assert_eq!(m.shared.event_clients(), 2);
+    const N: u64 = 3000;
+    let reading = std::thread::spawn(move || {
+        let mut last = 0;
+        while last < N {
+            last = next_event(&mut reader)
+                .expect("the reading client gets every event")
+                .0;
+        }
+        last
+    });
+    let text = "x".repeat(crate::markers::MAX_TEXT_CHARS);
+    let source = "s".repeat(crate::markers::MAX_SOURCE_CHARS);
+    let started = Instant::now();
+    let posters: Vec<_> = (0..4u64)
+        .map(|t| {
+            let (text, source) = (text.clone(), source.clone());
+            std::thread::spawn(move || {
+                let mut worst = Duration::ZERO;
+                for i in (t..N).step_by(4) {
+                    let body = format!(
+                        r#"{{"text":"{text}","source":"{source}","time":{}}}"#,
+                        i % 50
+                    );
+                    let t0 = Instant::now();
+                    assert_eq!(raw_post(addr, &body), 201);
+                    worst = worst.max(t0.elapsed());
+                }
+                worst
+            })
+        })
+        .collect();
+    let worst = posters
+        .into_iter()
+        .map(|p| p.join().unwrap())
+        .max()
+        .unwrap();
+    assert!(
+        worst < Duration::from_secs(2),
+        "a post waited {worst:?} while a client did not read"
+    );
+    assert_eq!(reading.join().unwrap(), N);
+    // The stalled client is closed within the write deadline of its last queued event.
+    // Its response is gone on the server's side (not merely waiting to be polled) before the
+    // client reads a single byte more.
+    let deadline = Instant::now() + super::marker_api::WRITE_DEADLINE + Duration::from_secs(5);
+    while (m.shared.marker_events.receiver_count() > 1 || m.shared.event_clients() > 1)
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        (
+            m.shared.marker_events.receiver_count(),
+            m.shared.event_clients()
+        ),
+        (1, 1),
+        "the stalled client is still held {:?} after the posts began",
+        started.elapsed()
+    );
+    // What it finally reads is what the bounded buffers held, then the end of the stream.
+    // (The last event may be cut off mid-line: counted by its id line.)
+    let mut stuck = stuck;
+    let mut got = 0;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match stuck.read_until(b'\n', &mut line) {
+            Ok(0) => break,
+            Err(e) => {
+                assert!(
+                    !matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ),
+                    "the server never closed the stalled connection"
+                );
+                break;
+            }
+            Ok(_) => got += u64::from(line.starts_with(b"id: ")),
+        }
+    }
+    assert!(
+        got < N,
+        "the server queued everything for it ({got} events)"
+    );
+    let _ = stop.send(());
+    server.join().unwrap();
+}
+
+/// `GET /markers` pages: `limit` (default 1000, at most 5000), `after_id` forward with
+/// `next_after_id` while more follow; without `after_id` the newest. An event stream from
+/// `last_event_id=0` replays everything, read from the store page by page.
+#[test]
+fn markers_are_served_in_pages_and_replayed_in_steps() {
+    let m = markers("30");
+    for i in 1..=1500u64 {
+        m.shared
+            .markers
+            .insert(crate::markers::tests::marker(i, i, None));
+    }
+    let (addr, stop, server) = serve(&m);
+    let get = |q: &str| -> (u16, serde_json::Value) {
+        let mut s = TcpStream::connect(addr).unwrap();
+        write!(
+            s,
+            "GET /markers{q} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        let status = out.split(' ').nth(1).unwrap().parse().unwrap();
+        let body = out.split("\r\n\r\n").nth(1).unwrap();
+        (status, serde_json::from_str(body).unwrap())
+    };
+    let ids = |j: &serde_json::Value| -> Vec<u64> {
+        j["markers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_u64().unwrap())
+            .collect()
+    };
+    let (s, j) = get("");
+    assert_eq!(s, 200);
+    assert_eq!(ids(&j), (501..=1500).collect::<Vec<_>>(), "the newest 1000");
+    assert!(j.get("next_after_id").is_none());
+    let (_, j) = get("?after_id=0&limit=600");
+    assert_eq!(ids(&j), (1..=600).collect::<Vec<_>>());
+    assert_eq!(j["next_after_id"], 600);
+    let (_, j) = get("?after_id=1200&limit=600");
+    assert_eq!(ids(&j), (1201..=1500).collect::<Vec<_>>());
+    assert!(j.get("next_after_id").is_none());
+    let (_, j) = get("?limit=3&ts_start=10");
+    assert_eq!(ids(&j), vec![1498, 1499, 1500]);
+    for bad in ["?limit=0", "?limit=5001", "?limit=x", "?limit=1&limit=2"] {
+        let (s, j) = get(bad);
+        assert_eq!(s, 400, "{bad}: {j}");
+        assert!(j["error"].as_str().unwrap().contains("limit"), "{j}");
+    }
+    let mut all = subscribe(addr, Some(0));
+    for want in 1..=1500u64 {
+        assert_eq!(next_event(&mut all).unwrap().0, want);
+    }
+    let _ = stop.send(());
+    server.join().unwrap();
+}
