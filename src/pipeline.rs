@@ -237,20 +237,12 @@ fn run_prepared(
 
     // Markers: the log read back first (earlier runs' markers in the API and the playlist),
     // then the writer thread, the only one that adds markers.
-    let (log, loaded) =
-        JsonlFile::open(&markers_path).map_err(|e| Error::io("opening the marker log", e))?;
-    if !loaded.markers.is_empty() {
-        info!(
-            markers = loaded.markers.len(),
-            next_id = loaded.next_id(),
-            "markers of earlier runs read back"
-        );
-    }
-    let next_id = loaded.next_id();
-    shared.markers.replace(loaded.markers);
-    let (inbox_tx, inbox_rx) = bounded::<Request>(writer::INBOX_CAPACITY);
+    let log = JsonlFile::open(&markers_path).map_err(|e| Error::io("opening the marker log", e))?;
+    let w = MarkerWriter::open(log, shared.clone(), clock)
+        .map_err(|e| Error::io("reading the marker log", e))?;
+    let (inbox_tx, inbox_rx) =
+        bounded::<Request>(writer::INBOX_CAPACITY + writer::GENERATOR_RESERVE);
     let marker_thread = {
-        let w = MarkerWriter::new(log, shared.clone(), clock, next_id);
         spawn("markers", move || {
             w.run(inbox_rx);
             Ok(())
@@ -405,6 +397,13 @@ fn run_prepared(
     // before the last segment and its DATERANGEs are published.
     shared.set_marker_inbox(None);
     let markers_done = join(marker_thread, "markers");
+    let lost = shared.generator_markers_lost_count();
+    if lost > 0 {
+        warn!(
+            markers = lost,
+            "built-in markers lost in this run (see the errors above)"
+        );
+    }
 
     let mut input_error = None;
     if let Ok(SourceEnd {
@@ -624,9 +623,12 @@ impl EncoderJob {
                     },
                     reply: None,
                 };
-                match self.shared.submit_marker(req) {
-                    Ok(()) => self.shared.generator_marker_submitted(),
-                    Err(e) => warn!(?e, time = at.as_secs_f64(), "generator marker not taken"),
+                if let Err(e) = self.shared.submit_generator_marker(req) {
+                    tracing::error!(
+                        ?e,
+                        time = at.as_secs_f64(),
+                        "built-in marker lost: the marker writer's inbox is full"
+                    );
                 }
             }
             last_event = info.event;

@@ -46,17 +46,52 @@ pub(crate) fn playlist_config(cfg: &Config) -> PlaylistConfig {
 /// Longest wait for the marker writer before a segment is published.
 const GENERATOR_MARKER_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// `NAME.clock.json`: the stream's epoch. `epoch` is for people reading the file; the program
-/// reads `epoch_unix_ms`.
+/// `NAME.clock.json`: the stream's epoch and frame rate. `epoch` is for people reading the
+/// file; the program reads `epoch_unix_ms`. A file from before `frame_rate` was kept has none.
 #[derive(Debug, Serialize, Deserialize)]
 struct ClockFile {
     epoch: String,
     epoch_unix_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    frame_rate: Option<ClockRate>,
 }
 
-fn read_epoch(bytes: &[u8]) -> Option<WallClock> {
+/// The stream's exact frame rate, `num/den` frames per second.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct ClockRate {
+    num: u32,
+    den: u32,
+}
+
+impl ClockFile {
+    fn new(epoch: WallClock, rate: crate::time::FrameRate) -> Self {
+        ClockFile {
+            epoch: epoch.to_rfc3339(),
+            epoch_unix_ms: epoch.unix_millis(),
+            frame_rate: Some(ClockRate {
+                num: rate.num,
+                den: rate.den,
+            }),
+        }
+    }
+
+    fn to_text(&self) -> String {
+        serde_json::to_string(self).expect("the clock file serialises")
+    }
+}
+
+/// The epoch and (if the file has one) the frame rate of a clock file.
+fn read_clock_file(bytes: &[u8]) -> Option<(WallClock, Option<ClockRate>)> {
     let f: ClockFile = serde_json::from_slice(bytes).ok()?;
-    WallClock::try_from_unix_millis(f.epoch_unix_ms)
+    Some((
+        WallClock::try_from_unix_millis(f.epoch_unix_ms)?,
+        f.frame_rate,
+    ))
+}
+
+#[cfg(test)]
+fn read_epoch(bytes: &[u8]) -> Option<WallClock> {
+    read_clock_file(bytes).map(|(e, _)| e)
 }
 
 /// Publishes closed segments: segment file, then playlist, then deletions (R5, R20, R25).
@@ -133,7 +168,7 @@ impl<'o, S: Storage> Publisher<'o, S> {
             .map_err(|e| Error::io("reading the stream clock", e))?
         {
             None => None,
-            Some(bytes) => Some(read_epoch(&bytes).ok_or_else(|| {
+            Some(bytes) => Some(read_clock_file(&bytes).ok_or_else(|| {
                 Error::new(
                     ErrorKind::FailedPrecondition,
                     format!(
@@ -144,17 +179,58 @@ impl<'o, S: Storage> Publisher<'o, S> {
                 )
             })?),
         };
+        let rate_now = ClockRate {
+            num: cfg.rate.num,
+            den: cfg.rate.den,
+        };
+        match stored_epoch {
+            Some((_, Some(rate))) if rate != rate_now => {
+                // Stream time is kept in ticks, but frame slots, timecodes and every stored
+                // marker's frame follow from the rate: a new rate would put them on frames that
+                // do not exist. Refused rather than silently re-slotted.
+                return Err(Error::new(
+                    ErrorKind::InvalidArgument,
+                    format!(
+                        "{} says this stream runs at {}/{} frames per second, this run at {}/{}:                          its timecodes and markers would not match their frames; start it with                          the stream's --fps, or start a new stream with --fresh",
+                        cfg.name.clock_file(),
+                        rate.num,
+                        rate.den,
+                        rate_now.num,
+                        rate_now.den
+                    ),
+                ));
+            }
+            None if store
+                .has_marker_log()
+                .map_err(|e| Error::io("looking for the marker log", e))? =>
+            {
+                // The markers' times count from an epoch that is gone: a new one would move
+                // every one of them to another instant.
+                return Err(Error::new(
+                    ErrorKind::InvalidArgument,
+                    format!(
+                        "{} is missing but {} exists: its markers count from the stream's                          first frame, which that file kept; restore {}, or start a new stream                          (deleting both) with --fresh",
+                        cfg.name.clock_file(),
+                        cfg.name.markers_file(),
+                        cfg.name.clock_file()
+                    ),
+                ));
+            }
+            _ => {}
+        }
         let r = resume::resume(playlist_config(cfg), previous, &files, now, cfg.segment)?;
         let epoch = match stored_epoch {
-            Some(e) => e,
-            None => {
-                let text = serde_json::to_string(&ClockFile {
-                    epoch: now.to_rfc3339(),
-                    epoch_unix_ms: now.unix_millis(),
-                })
-                .expect("the clock file serialises");
+            Some((e, Some(_))) => e,
+            Some((e, None)) => {
+                // A clock file from before the rate was kept: it gets this run's.
                 store
-                    .write_clock(&text)
+                    .write_clock(&ClockFile::new(e, cfg.rate).to_text())
+                    .map_err(|e| Error::io("writing the stream clock", e))?;
+                e
+            }
+            None => {
+                store
+                    .write_clock(&ClockFile::new(now, cfg.rate).to_text())
                     .map_err(|e| Error::io("writing the stream clock", e))?;
                 now
             }

@@ -26,6 +26,8 @@ pub struct Shared {
     pub(crate) marker_events: broadcast::Sender<Marker>,
     /// The marker writer's inbox while the stream runs.
     marker_inbox: RwLock<Option<Sender<Request>>>,
+    /// The inbox was open and has been closed: the stream ended.
+    markers_ended: std::sync::atomic::AtomicBool,
     /// The stream's clock, once the pipeline has read it (epoch kept across restarts).
     clock: RwLock<Option<StreamClock>>,
     /// Stream time of the newest frame encoded, plus one tick (0: none yet).
@@ -35,6 +37,10 @@ pub struct Shared {
     generator_markers_done: Condvar,
     /// Capture to publication of each recent part's last frame, in ms (low latency).
     part_lags: Mutex<std::collections::VecDeque<i64>>,
+    /// Generator markers that could not be written.
+    generator_markers_lost: AtomicU64,
+    /// Open `GET /markers/events` responses (their bodies not yet dropped by the server).
+    event_clients: std::sync::Arc<AtomicU64>,
 }
 
 /// Parts whose publication lag `/healthz` summarises.
@@ -49,6 +55,15 @@ pub(crate) struct PartLag {
     pub(crate) max_ms: i64,
 }
 
+/// Counts one open event-stream response while it lives.
+pub(crate) struct EventClient(std::sync::Arc<AtomicU64>);
+
+impl Drop for EventClient {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl Default for Shared {
     fn default() -> Self {
         Shared {
@@ -57,11 +72,14 @@ impl Default for Shared {
             status: RwLock::default(),
             marker_events: broadcast::channel(MARKER_EVENTS_CAPACITY).0,
             marker_inbox: RwLock::new(None),
+            markers_ended: std::sync::atomic::AtomicBool::new(false),
             clock: RwLock::new(None),
             newest_frame: AtomicU64::new(0),
             generator_markers: Mutex::new((0, 0)),
             generator_markers_done: Condvar::new(),
             part_lags: Mutex::new(std::collections::VecDeque::with_capacity(PART_LAGS_KEPT)),
+            generator_markers_lost: AtomicU64::new(0),
+            event_clients: Default::default(),
         }
     }
 }
@@ -69,8 +87,10 @@ impl Default for Shared {
 /// Why a marker could not be handed to the writer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SubmitError {
-    /// No writer: the stream has not started or has ended.
+    /// No writer yet: the stream has not started.
     Closed,
+    /// The stream has ended: no writer will come back in this process.
+    Ended,
     /// The inbox is full.
     Busy,
 }
@@ -94,10 +114,35 @@ pub(crate) struct Status {
 }
 
 impl Shared {
-    /// Hands a marker request to the writer without waiting.
+    /// Hands a posted marker request to the writer without waiting; `Busy` once
+    /// [`INBOX_CAPACITY`](crate::markers::writer::INBOX_CAPACITY) requests wait (the rest of
+    /// the inbox is the generator's).
     pub(crate) fn submit_marker(&self, req: Request) -> Result<(), SubmitError> {
+        self.submit(req, crate::markers::writer::INBOX_CAPACITY)
+    }
+
+    /// Hands a generator marker to the writer without waiting, into the whole inbox (its
+    /// reserve included); a failure is counted as a lost built-in marker.
+    pub(crate) fn submit_generator_marker(&self, req: Request) -> Result<(), SubmitError> {
+        let r = self.submit(req, usize::MAX);
+        match r {
+            Ok(()) => self.generator_marker_submitted(),
+            Err(_) => self.generator_markers_lost(1),
+        }
+        r
+    }
+
+    fn submit(&self, req: Request, room: usize) -> Result<(), SubmitError> {
         let inbox = self.marker_inbox.read().expect("inbox lock poisoned");
+        if inbox.as_ref().is_some_and(|tx| tx.len() >= room) {
+            return Err(SubmitError::Busy);
+        }
         match inbox.as_ref().map(|tx| tx.try_send(req)) {
+            None | Some(Err(TrySendError::Disconnected(_)))
+                if self.markers_ended.load(Ordering::Acquire) =>
+            {
+                Err(SubmitError::Ended)
+            }
             None | Some(Err(TrySendError::Disconnected(_))) => Err(SubmitError::Closed),
             Some(Err(TrySendError::Full(_))) => Err(SubmitError::Busy),
             Some(Ok(())) => Ok(()),
@@ -106,11 +151,38 @@ impl Shared {
 
     /// Opens (`Some`) or closes (`None`) the marker inbox; closing lets the writer finish.
     pub(crate) fn set_marker_inbox(&self, inbox: Option<Sender<Request>>) {
-        *self.marker_inbox.write().expect("inbox lock poisoned") = inbox;
+        let mut slot = self.marker_inbox.write().expect("inbox lock poisoned");
+        if inbox.is_some() || slot.is_some() {
+            self.markers_ended.store(inbox.is_none(), Ordering::Release);
+        }
+        *slot = inbox;
+    }
+
+    /// `n` built-in markers could not be written (the inbox was full, the disk refused them
+    /// for too long, the log broke); each is also logged where it is lost.
+    pub(crate) fn generator_markers_lost(&self, n: u64) {
+        self.generator_markers_lost.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// A new event-stream response; dropping the guard ends it.
+    pub(crate) fn event_client(&self) -> EventClient {
+        self.event_clients.fetch_add(1, Ordering::Relaxed);
+        EventClient(self.event_clients.clone())
+    }
+
+    /// Event-stream responses the server still holds.
+    #[cfg(test)]
+    pub(crate) fn event_clients(&self) -> u64 {
+        self.event_clients.load(Ordering::Relaxed)
+    }
+
+    /// Built-in markers lost so far.
+    pub(crate) fn generator_markers_lost_count(&self) -> u64 {
+        self.generator_markers_lost.load(Ordering::Relaxed)
     }
 
     /// The encoder handed a generator marker to the writer.
-    pub(crate) fn generator_marker_submitted(&self) {
+    fn generator_marker_submitted(&self) {
         self.generator_markers.lock().expect("lock poisoned").0 += 1;
     }
 

@@ -29,6 +29,8 @@ pub(crate) trait Storage {
     fn read_clock(&self) -> io::Result<Option<Vec<u8>>>;
     /// Writes the stream clock file, durably (it outlives every run).
     fn write_clock(&mut self, text: &str) -> io::Result<()>;
+    /// A marker log of this stream exists (its markers are on the stored clock).
+    fn has_marker_log(&self) -> io::Result<bool>;
 }
 
 /// The media directory of one stream: `NAME.m3u8` and `NAME<seq>.ts`.
@@ -110,11 +112,14 @@ impl Storage for MediaDir {
     }
 
     fn write_clock(&mut self, text: &str) -> io::Result<()> {
-        let file = self.name.clock_file();
-        self.write_atomic(&file, text.as_bytes())?;
-        // Unlike a segment, this file must survive a power cut: sync it and its directory entry.
-        fs::File::open(self.dir.join(&file))?.sync_all()?;
-        fs::File::open(&self.dir)?.sync_all()
+        // Unlike a segment, this file must survive a power cut: its bytes are synced before the
+        // rename (else a crash may leave an empty file under the final name) and the directory
+        // entry after it.
+        self.write_atomic_durable(&self.name.clock_file(), text.as_bytes())
+    }
+
+    fn has_marker_log(&self) -> io::Result<bool> {
+        self.dir.join(self.name.markers_file()).try_exists()
     }
 }
 
@@ -161,14 +166,31 @@ impl MediaDir {
     }
 
     fn write_atomic(&self, file: &str, bytes: &[u8]) -> io::Result<()> {
+        // No fsync: atomicity for readers comes from rename; durability across a power cut is
+        // not worth a disk flush per segment for a live stream.
+        self.write_via_temp(file, bytes, false)
+    }
+
+    /// [`Self::write_atomic`], and durable: the file's bytes are on disk before the rename
+    /// makes them visible, and the rename is on disk before this returns.
+    fn write_atomic_durable(&self, file: &str, bytes: &[u8]) -> io::Result<()> {
+        self.write_via_temp(file, bytes, true)
+    }
+
+    fn write_via_temp(&self, file: &str, bytes: &[u8], durable: bool) -> io::Result<()> {
         let tmp = self.dir.join(self.temp_name(file));
-        let result = (|| {
+        let result = (|| -> io::Result<()> {
             let mut f = fs::File::create(&tmp)?;
             f.write_all(bytes)?;
-            // No fsync: atomicity for readers comes from rename; durability across a power cut
-            // is not worth a disk flush per segment for a live stream.
+            if durable {
+                f.sync_all()?;
+            }
             drop(f);
-            fs::rename(&tmp, self.dir.join(file))
+            fs::rename(&tmp, self.dir.join(file))?;
+            if durable {
+                fs::File::open(&self.dir)?.sync_all()?;
+            }
+            Ok(())
         })();
         if let Err(e) = result {
             let _ = fs::remove_file(&tmp);

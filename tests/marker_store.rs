@@ -211,3 +211,66 @@ fn the_binary_takes_markers_from_outside_only_and_never_logs_the_token() {
     assert_eq!(text.matches("#EXT-X-DATERANGE:").count(), 1, "{text}");
     assert!(text.contains("person at the door"), "{text}");
 }
+
+/// The binary on a stream directory whose clock does not fit: exit 2, a message naming the
+/// files and the way out, and nothing touched.
+fn refused(dir: &std::path::Path, extra: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hls-streamer"))
+        .args(["--out-dir", dir.to_str().unwrap(), "--no-server"])
+        .args(ARGS)
+        .args(["--frames", "30", "--no-pacing"])
+        .args(extra)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    stderr
+}
+
+/// The clock file keeps the frame rate; a restart at another rate is refused, and so is a
+/// restart whose clock file is gone while its markers are still there (they would silently
+/// move to another instant). `--fresh` starts over in both cases.
+#[test]
+fn a_restart_without_its_clock_or_at_another_rate_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    run_in(dir.path(), &["--frames", "60", "--seed", "3"]);
+    let clock_path = dir.path().join("chessboard.clock.json");
+    let log_path = dir.path().join("chessboard.markers.jsonl");
+    let clock: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&clock_path).unwrap()).unwrap();
+    assert_eq!(
+        clock["frame_rate"],
+        serde_json::json!({"num": 30, "den": 1}),
+        "{clock}"
+    );
+    let before = std::fs::read_dir(dir.path()).unwrap().count();
+
+    let e = refused(dir.path(), &["--fps", "25"]);
+    assert!(e.contains("chessboard.clock.json"), "{e}");
+    assert!(e.contains("30/1") && e.contains("25/1"), "{e}");
+    assert!(e.contains("--fresh") && e.contains("--fps"), "{e}");
+
+    let clock_text = std::fs::read(&clock_path).unwrap();
+    std::fs::remove_file(&clock_path).unwrap();
+    let log_before = std::fs::read(&log_path).unwrap();
+    let e = refused(dir.path(), &[]);
+    assert!(
+        e.contains("chessboard.clock.json is missing")
+            && e.contains("chessboard.markers.jsonl")
+            && e.contains("--fresh"),
+        "{e}"
+    );
+    assert!(!clock_path.exists(), "no new clock was made");
+    assert_eq!(
+        std::fs::read(&log_path).unwrap(),
+        log_before,
+        "markers untouched"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), before - 1);
+
+    // The file restored, the stream goes on; --fresh at another rate starts a new one.
+    std::fs::write(&clock_path, &clock_text).unwrap();
+    run_in(dir.path(), &["--frames", "30", "--seed", "3"]);
+    let fresh = run_in(dir.path(), &["--frames", "30", "--fps", "25", "--fresh"]);
+    assert!(fresh.markers.since(None).iter().all(|m| m.id < 10));
+}

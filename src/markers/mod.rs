@@ -153,14 +153,61 @@ impl MarkerStore {
         out
     }
 
+    /// One page of `GET /markers`: the markers with `time > ts_start` (all when `None`) and
+    /// an id above `after_id`, at most `limit` of them, in time order (ties by id). With
+    /// `after_id` the page holds the lowest such ids (paging forward); without, the newest.
+    /// Also returns the `after_id` of the next page when more markers match beyond this one.
+    pub fn page(
+        &self,
+        ts_start: Option<f64>,
+        after_id: Option<u64>,
+        limit: usize,
+    ) -> (Vec<Marker>, Option<u64>) {
+        let (mut out, next) = {
+            let inner = self.read();
+            let matching = |m: &&Marker| {
+                ts_start.is_none_or(|s| m.time > s) && after_id.is_none_or(|a| m.id > a)
+            };
+            match after_id {
+                Some(_) => {
+                    let mut it = inner.markers.iter().filter(matching);
+                    let page: Vec<Marker> = it.by_ref().take(limit).cloned().collect();
+                    let more = it.next().is_some();
+                    let next = page.last().map(|m| m.id).filter(|_| more);
+                    (page, next)
+                }
+                None => {
+                    let mut page: Vec<Marker> = inner
+                        .markers
+                        .iter()
+                        .rev()
+                        .filter(matching)
+                        .take(limit)
+                        .cloned()
+                        .collect();
+                    page.reverse();
+                    (page, None)
+                }
+            }
+        };
+        out.sort_by(|a, b| a.at.cmp(&b.at).then(a.id.cmp(&b.id)));
+        (out, next)
+    }
+
     /// Markers with an id above `id`, in id order (the order they were accepted).
     pub fn after_id(&self, id: u64) -> Vec<Marker> {
+        self.after_id_at_most(id, usize::MAX)
+    }
+
+    /// The first `limit` markers with an id above `id`, in id order.
+    pub(crate) fn after_id_at_most(&self, id: u64, limit: usize) -> Vec<Marker> {
         let inner = self.read();
         let newer = inner.markers.iter().rev().take_while(|m| m.id > id).count();
         inner
             .markers
             .iter()
             .skip(inner.markers.len() - newer)
+            .take(limit)
             .cloned()
             .collect()
     }
@@ -250,5 +297,26 @@ pub(crate) mod tests {
         assert_eq!(ids, vec![2, 3, 1]);
         let ids: Vec<u64> = s.after_id(1).iter().map(|m| m.id).collect();
         assert_eq!(ids, vec![2, 3]);
+    }
+
+    /// Paging: forward by `after_id` in id order, the newest without it; time order inside.
+    #[test]
+    fn pages_forward_by_id_or_the_newest() {
+        let s = MarkerStore::new(10);
+        for (id, slot) in [(1, 90), (2, 30), (3, 60), (4, 120), (5, 150)] {
+            s.insert(marker(id, slot, None));
+        }
+        let ids = |v: Vec<Marker>| v.iter().map(|m| m.id).collect::<Vec<_>>();
+        let (p, next) = s.page(None, Some(0), 2);
+        assert_eq!((ids(p), next), (vec![2, 1], Some(2)));
+        let (p, next) = s.page(None, Some(2), 2);
+        assert_eq!((ids(p), next), (vec![3, 4], Some(4)));
+        let (p, next) = s.page(None, Some(4), 2);
+        assert_eq!((ids(p), next), (vec![5], None));
+        let (p, next) = s.page(None, None, 2);
+        assert_eq!((ids(p), next), (vec![4, 5], None));
+        let (p, _) = s.page(Some(2.5), None, 10);
+        assert_eq!(ids(p), vec![1, 4, 5]);
+        assert_eq!(ids(s.after_id_at_most(1, 2)), vec![2, 3]);
     }
 }

@@ -13,7 +13,7 @@ use crossbeam_channel::Receiver;
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
-use super::log::{self, MarkerLog};
+use super::log::{self, AppendError, MarkerLog};
 use super::Marker;
 use crate::clock::StreamClock;
 use crate::error::{Error, ErrorKind};
@@ -21,10 +21,18 @@ use crate::overlay::Timecode;
 use crate::state::Shared;
 use crate::time::{Duration90k, StreamTime};
 
-/// Requests that may wait in the inbox; a full inbox answers `503` (posters retry).
+/// Posted requests that may wait in the inbox; a full inbox answers `503` (posters retry).
 pub(crate) const INBOX_CAPACITY: usize = 1024;
+/// Room in the inbox beyond [`INBOX_CAPACITY`] that only the generator may use, so posters
+/// that fill the inbox never crowd out a built-in event.
+pub(crate) const GENERATOR_RESERVE: usize = 256;
 /// Most requests committed with one sync.
 const MAX_BATCH: usize = 256;
+/// Generator markers kept for another try after the disk refused them; beyond, they are lost
+/// (counted and logged).
+const RETRY_CAPACITY: usize = 1024;
+/// How long the writer waits before trying refused generator markers again.
+const RETRY_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A marker to be made: where, how long, what it says, who sent it.
 #[derive(Clone, Debug, PartialEq)]
@@ -61,7 +69,10 @@ pub(crate) struct MarkerWriter<L: MarkerLog> {
     shared: Arc<Shared>,
     clock: StreamClock,
     next_id: u64,
-    lines: Vec<u8>,
+    /// Generator markers the disk refused, for another try.
+    retry: std::collections::VecDeque<NewMarker>,
+    /// The log could not be repaired after a failed write: nothing more is accepted.
+    broken: bool,
 }
 
 impl<L: MarkerLog> MarkerWriter<L> {
@@ -72,16 +83,55 @@ impl<L: MarkerLog> MarkerWriter<L> {
             shared,
             clock,
             next_id: next_id.max(1),
-            lines: Vec::with_capacity(64 * 1024),
+            retry: std::collections::VecDeque::new(),
+            broken: false,
         }
     }
 
+    /// Reads the store back (compacting it when long), puts its markers in
+    /// [`Shared::markers`] and numbers new markers after every id it ever held.
+    pub(crate) fn open(
+        mut log: L,
+        shared: Arc<Shared>,
+        clock: StreamClock,
+    ) -> std::io::Result<Self> {
+        let loaded = log::load_and_compact(&mut log)?;
+        let next_id = loaded.next_id();
+        if !loaded.markers.is_empty() {
+            info!(
+                markers = loaded.markers.len(),
+                next_id, "markers of earlier runs read back"
+            );
+        }
+        shared.markers.replace(loaded.markers);
+        Ok(MarkerWriter::new(log, shared, clock, next_id))
+    }
+
     /// Serves the inbox until every sender is gone (the pipeline closes it when the stream
-    /// ends), then returns; every request taken from it has been answered.
+    /// ends), then returns; every request taken from it has been answered. Generator markers
+    /// the disk refused are tried again every [`RETRY_EVERY`] and with every later batch.
     pub(crate) fn run(mut self, inbox: Receiver<Request>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
-        while let Ok(first) = inbox.recv() {
-            batch.push(first);
+        loop {
+            let first = if self.retry.is_empty() {
+                inbox.recv().ok()
+            } else {
+                match inbox.recv_timeout(RETRY_EVERY) {
+                    Ok(r) => Some(r),
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                        // One last try at the end of the stream.
+                        self.commit(&mut batch);
+                        self.give_up_retries("the stream ended");
+                        return;
+                    }
+                }
+            };
+            match first {
+                Some(r) => batch.push(r),
+                None if self.retry.is_empty() => return,
+                None => {}
+            }
             while batch.len() < MAX_BATCH {
                 match inbox.try_recv() {
                     Ok(r) => batch.push(r),
@@ -89,6 +139,20 @@ impl<L: MarkerLog> MarkerWriter<L> {
                 }
             }
             self.commit(&mut batch);
+        }
+    }
+
+    /// Counts and logs the generator markers still waiting for the disk as lost.
+    fn give_up_retries(&mut self, why: &str) {
+        if !self.retry.is_empty() {
+            let n = self.retry.len() as u64;
+            self.shared.generator_markers_lost(n);
+            tracing::error!(
+                markers = n,
+                reason = why,
+                "built-in markers lost: the disk refused them"
+            );
+            self.retry.clear();
         }
     }
 
@@ -109,19 +173,45 @@ impl<L: MarkerLog> MarkerWriter<L> {
         }
     }
 
-    /// Decides, writes, syncs, then publishes and answers one batch.
+    /// Decides, writes, syncs, then publishes and answers one batch (after the generator
+    /// markers waiting for another try).
     fn commit(&mut self, batch: &mut Vec<Request>) {
-        // Nobody waits for the generator's markers but the segmenter, through this count.
+        // Nobody waits for the generator's markers but the segmenter, through this count (a
+        // marker that has to be tried again is finished for it: it joins the playlist later,
+        // as a posted marker for an older frame does).
         let generated = batch.iter().filter(|r| r.reply.is_none()).count() as u64;
-        self.commit_batch(batch);
+        let retried = self.retry.drain(..).map(|new| Request { new, reply: None });
+        let mut all: Vec<Request> = retried.collect();
+        all.append(batch);
+        self.commit_batch(&mut all);
         self.shared.generator_markers_finished(generated);
     }
 
     fn commit_batch(&mut self, batch: &mut Vec<Request>) {
+        if self.broken {
+            let mut lost = 0;
+            for req in batch.drain(..) {
+                match req.reply {
+                    Some(reply) => {
+                        let _ = reply.send(Err(broken_error()));
+                    }
+                    None => lost += 1,
+                }
+            }
+            if lost > 0 {
+                self.shared.generator_markers_lost(lost);
+                tracing::error!(
+                    markers = lost,
+                    "built-in markers lost: the marker log is broken"
+                );
+            }
+            return;
+        }
         let mut made: Vec<(Marker, Option<Reply>)> = Vec::new();
+        // The generator's requests as they came, for another try if the disk refuses them.
+        let mut generated: Vec<NewMarker> = Vec::new();
         // Repeats of a key made earlier in this batch: (index into `made`, reply).
         let mut repeats: Vec<(usize, Reply)> = Vec::new();
-        self.lines.clear();
         for req in batch.drain(..) {
             if let Some(key) = &req.new.key {
                 if let Some(m) = self.shared.markers.by_key(key) {
@@ -139,21 +229,45 @@ impl<L: MarkerLog> MarkerWriter<L> {
             }
             let id = self.next_id;
             self.next_id += 1;
+            if req.reply.is_none() {
+                generated.push(req.new.clone());
+            }
             let m = self.make(id, req.new);
-            log::write_line(&m, &mut self.lines);
             made.push((m, req.reply));
         }
         if made.is_empty() {
             return;
         }
-        if let Err(e) = self.log.append(&self.lines) {
+        let markers: Vec<Marker> = made.iter().map(|(m, _)| m.clone()).collect();
+        if let Err(e) = self.log.append(&markers) {
             // Not on disk: not acknowledged, not shown. The ids are simply skipped.
             warn!(error = %e, markers = made.len(), "markers not saved");
+            let broken = matches!(e, AppendError::Broken(_));
+            if broken {
+                tracing::error!(error = %e, "the marker log is broken: no more markers are accepted");
+                self.broken = true;
+                self.shared.generator_markers_lost(generated.len() as u64);
+            } else {
+                let room = RETRY_CAPACITY.saturating_sub(self.retry.len());
+                if generated.len() > room {
+                    let lost = (generated.len() - room) as u64;
+                    self.shared.generator_markers_lost(lost);
+                    tracing::error!(
+                        markers = lost,
+                        "built-in markers lost: too many wait for the disk"
+                    );
+                }
+                self.retry.extend(generated.into_iter().take(room));
+            }
             let refuse = || {
-                Err(Error::new(
-                    ErrorKind::Unavailable,
-                    "the marker could not be saved (the server's disk refused the write); retry later",
-                ))
+                Err(if broken {
+                    broken_error()
+                } else {
+                    Error::new(
+                        ErrorKind::Unavailable,
+                        "the marker could not be saved (the server's disk refused the write); retry later",
+                    )
+                })
             };
             for (_, reply) in made {
                 if let Some(reply) = reply {
@@ -182,6 +296,14 @@ impl<L: MarkerLog> MarkerWriter<L> {
     }
 }
 
+fn broken_error() -> Error {
+    Error::new(
+        ErrorKind::Unavailable,
+        "the marker log is damaged (a failed write could not be taken back); markers are no \
+         longer accepted until the streamer is restarted",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,19 +312,55 @@ mod tests {
     use std::io;
     use std::sync::Mutex;
 
-    /// A log in memory that can be told to fail.
+    /// How the in-memory store answers an append.
+    #[derive(Clone, Copy, Debug, Default, PartialEq)]
+    enum Fail {
+        #[default]
+        No,
+        Refuse,
+        Break,
+    }
+
+    /// The marker store in memory (the [`MarkerLog`] trait's second implementation): markers
+    /// and a high-water mark, and appends that can be told to fail.
     #[derive(Clone, Default)]
     struct MemLog {
-        bytes: Arc<Mutex<Vec<u8>>>,
-        fail: Arc<Mutex<bool>>,
+        markers: Arc<Mutex<Vec<Marker>>>,
+        next_id: Arc<Mutex<u64>>,
+        fail: Arc<Mutex<Fail>>,
     }
 
     impl MarkerLog for MemLog {
-        fn append(&mut self, lines: &[u8]) -> io::Result<()> {
-            if *self.fail.lock().unwrap() {
-                return Err(io::Error::other("disk full"));
+        fn load(&mut self) -> io::Result<log::Loaded> {
+            let markers = self.markers.lock().unwrap().clone();
+            let lines = markers.len();
+            let max_id = markers
+                .iter()
+                .map(|m| m.id)
+                .max()
+                .unwrap_or(0)
+                .max(self.next_id.lock().unwrap().saturating_sub(1));
+            Ok(log::Loaded {
+                markers,
+                lines,
+                max_id,
+                ..log::Loaded::default()
+            })
+        }
+
+        fn append(&mut self, markers: &[Marker]) -> Result<(), AppendError> {
+            match *self.fail.lock().unwrap() {
+                Fail::No => {}
+                Fail::Refuse => return Err(AppendError::Refused(io::Error::other("disk full"))),
+                Fail::Break => return Err(AppendError::Broken(io::Error::other("EIO"))),
             }
-            self.bytes.lock().unwrap().extend_from_slice(lines);
+            self.markers.lock().unwrap().extend_from_slice(markers);
+            Ok(())
+        }
+
+        fn compact(&mut self, keep: &[Marker], next_id: u64) -> io::Result<()> {
+            *self.markers.lock().unwrap() = keep.to_vec();
+            *self.next_id.lock().unwrap() = next_id;
             Ok(())
         }
     }
@@ -267,12 +425,7 @@ mod tests {
             rd.try_recv().unwrap().unwrap(),
             Accepted::Existing(m.clone())
         );
-        let text = String::from_utf8(log.bytes.lock().unwrap().clone()).unwrap();
-        assert_eq!(text.lines().count(), 2, "{text}");
-        assert_eq!(
-            log::load(text.as_bytes()).markers,
-            vec![m.clone(), m3.clone()]
-        );
+        assert_eq!(*log.markers.lock().unwrap(), vec![m.clone(), m3.clone()]);
         assert_eq!(shared.markers.len(), 2);
         assert_eq!(events.try_recv().unwrap(), m);
         assert_eq!(events.try_recv().unwrap(), m3);
@@ -285,15 +438,134 @@ mod tests {
         let shared = Arc::new(Shared::default());
         let log = MemLog::default();
         let mut w = MarkerWriter::new(log.clone(), shared.clone(), clock(), 1);
-        *log.fail.lock().unwrap() = true;
+        *log.fail.lock().unwrap() = Fail::Refuse;
         let (a, mut ra) = request(new(0, Some("k")));
         w.commit(&mut vec![a]);
         let e = ra.try_recv().unwrap().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unavailable);
         assert_eq!(shared.markers.len(), 0);
-        *log.fail.lock().unwrap() = false;
+        *log.fail.lock().unwrap() = Fail::No;
         let (b, mut rb) = request(new(0, Some("k")));
         w.commit(&mut vec![b]);
         assert!(matches!(rb.try_recv().unwrap(), Ok(Accepted::Created(m)) if m.id == 2));
+    }
+
+    fn generator(at: u64) -> Request {
+        Request {
+            new: NewMarker {
+                at: StreamTime(at),
+                length: Duration90k::from_secs(2),
+                text: None,
+                source: crate::markers::GENERATOR_SOURCE.into(),
+                key: None,
+            },
+            reply: None,
+        }
+    }
+
+    /// The writer over the in-memory store: it reads back what the store holds and numbers
+    /// after the store's high-water mark (ids of compacted-away markers are not reused).
+    #[test]
+    fn open_reads_the_store_back_and_numbers_after_its_high_water_mark() {
+        let shared = Arc::new(Shared::default());
+        let mut log = MemLog::default();
+        log.compact(&[crate::markers::tests::marker(4, 30, None)], 9)
+            .unwrap();
+        let mut w = MarkerWriter::open(log.clone(), shared.clone(), clock()).unwrap();
+        assert_eq!(shared.markers.len(), 1);
+        let (a, mut ra) = request(new(0, None));
+        w.commit(&mut vec![a]);
+        assert!(matches!(ra.try_recv().unwrap(), Ok(Accepted::Created(m)) if m.id == 9));
+        assert_eq!(log.markers.lock().unwrap().len(), 2);
+    }
+
+    /// A built-in marker the disk refuses is not lost: it is tried again and saved once the
+    /// disk takes it; nobody waits for it meanwhile.
+    #[test]
+    fn a_refused_generator_marker_is_retried_until_saved() {
+        let shared = Arc::new(Shared::default());
+        let log = MemLog::default();
+        let mut w = MarkerWriter::new(log.clone(), shared.clone(), clock(), 1);
+        *log.fail.lock().unwrap() = Fail::Refuse;
+        w.commit(&mut vec![generator(3003)]);
+        assert_eq!(shared.markers.len(), 0);
+        assert_eq!(w.retry.len(), 1);
+        // Still failing: kept.
+        w.commit(&mut Vec::new());
+        assert_eq!(w.retry.len(), 1);
+        *log.fail.lock().unwrap() = Fail::No;
+        let (a, mut ra) = request(new(6006, None));
+        w.commit(&mut vec![a]);
+        assert!(matches!(ra.try_recv().unwrap(), Ok(Accepted::Created(_))));
+        let saved = log.markers.lock().unwrap().clone();
+        assert_eq!(saved.len(), 2);
+        assert_eq!(saved[0].source, "generator");
+        assert_eq!(saved[0].at, StreamTime(3003));
+        assert!(w.retry.is_empty());
+        assert_eq!(shared.generator_markers_lost_count(), 0);
+    }
+
+    /// The retry also runs on its own, with no new request to carry it.
+    #[test]
+    fn the_writer_thread_retries_on_a_timer() {
+        let shared = Arc::new(Shared::default());
+        let log = MemLog::default();
+        *log.fail.lock().unwrap() = Fail::Refuse;
+        let w = MarkerWriter::new(log.clone(), shared.clone(), clock(), 1);
+        let (tx, rx) = crossbeam_channel::bounded(8);
+        let t = std::thread::spawn(move || w.run(rx));
+        tx.send(generator(3003)).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert_eq!(shared.markers.len(), 0);
+        *log.fail.lock().unwrap() = Fail::No;
+        let deadline = std::time::Instant::now() + RETRY_EVERY * 3;
+        while shared.markers.len() == 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(shared.markers.len(), 1, "saved by the timed retry");
+        drop(tx);
+        t.join().unwrap();
+    }
+
+    /// A broken log: posters are told markers are no longer accepted, built-in markers are
+    /// counted as lost, nothing more is appended.
+    #[test]
+    fn a_broken_log_stops_the_writer_with_a_clear_error() {
+        let shared = Arc::new(Shared::default());
+        let log = MemLog::default();
+        let mut w = MarkerWriter::new(log.clone(), shared.clone(), clock(), 1);
+        *log.fail.lock().unwrap() = Fail::Break;
+        let (a, mut ra) = request(new(0, None));
+        w.commit(&mut vec![a, generator(3003)]);
+        let e = ra.try_recv().unwrap().unwrap_err();
+        assert!(e.message().contains("no longer accepted"), "{e}");
+        assert_eq!(shared.generator_markers_lost_count(), 1);
+        *log.fail.lock().unwrap() = Fail::No;
+        let (b, mut rb) = request(new(0, None));
+        w.commit(&mut vec![b, generator(6006)]);
+        assert!(rb.try_recv().unwrap().is_err(), "still refused");
+        assert!(log.markers.lock().unwrap().is_empty());
+        assert_eq!(shared.generator_markers_lost_count(), 2);
+    }
+
+    /// Posters that fill the inbox get 503 (Busy); the generator still has its reserve.
+    #[test]
+    fn posters_cannot_take_the_generators_reserve() {
+        let shared = Shared::default();
+        let (tx, _rx) = crossbeam_channel::bounded(INBOX_CAPACITY + GENERATOR_RESERVE);
+        shared.set_marker_inbox(Some(tx));
+        for _ in 0..INBOX_CAPACITY {
+            shared.submit_marker(request(new(0, None)).0).unwrap();
+        }
+        assert_eq!(
+            shared.submit_marker(request(new(0, None)).0),
+            Err(crate::state::SubmitError::Busy)
+        );
+        for _ in 0..GENERATOR_RESERVE {
+            shared.submit_generator_marker(generator(0)).unwrap();
+        }
+        // The reserve is spent: that one is lost, and counted.
+        assert!(shared.submit_generator_marker(generator(0)).is_err());
+        assert_eq!(shared.generator_markers_lost_count(), 1);
     }
 }

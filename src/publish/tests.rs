@@ -25,6 +25,8 @@ struct MemoryStore {
     clock: Option<String>,
     events: Vec<Event>,
     fail: Vec<u64>,
+    /// A marker log exists beside the stream.
+    marker_log: bool,
 }
 
 impl Storage for &mut MemoryStore {
@@ -73,6 +75,10 @@ impl Storage for &mut MemoryStore {
     fn write_clock(&mut self, text: &str) -> io::Result<()> {
         self.clock = Some(text.to_owned());
         Ok(())
+    }
+
+    fn has_marker_log(&self) -> io::Result<bool> {
+        Ok(self.marker_log)
     }
 }
 
@@ -218,7 +224,8 @@ fn r22_a_restart_continues_the_stored_playlist() {
     let mut p = Publisher::new(&cfg, &mut mem, shared.clone(), &mut observer).unwrap();
     // One clock: the same epoch, and the new run starts after the old one's 2 s.
     assert_eq!(p.clock().epoch, epoch);
-    assert!(p.first_slot() >= 60, "first slot {}", p.first_slot());
+    // The first run published 2 s (60 frames) in no time: its end is the new start.
+    assert_eq!(p.first_slot(), 60, "first slot {}", p.first_slot());
     // The reloaded marker is already in the playlist (read back): not added twice.
     p.publish(seg(2), 30);
     drop(p);
@@ -258,4 +265,44 @@ fn r36_markers_join_the_playlist_when_their_frame_is_published() {
     assert_eq!(ids(&texts[1]).len(), 1, "{}", texts[1]);
     assert!(ids(&texts[1])[0].ends_with("-2\""), "{}", texts[1]);
     assert_eq!(ids(&texts[2]).len(), 2, "{}", texts[2]);
+}
+
+/// A clock file from before the frame rate was kept is read (its epoch goes on) and gets the
+/// rate; the file written for a new stream has it.
+#[test]
+fn an_old_clock_file_gets_the_frame_rate() {
+    let cfg = config(5);
+    let mut mem = store();
+    mem.clock =
+        Some(r#"{"epoch":"2026-01-01T00:00:00.000Z","epoch_unix_ms":1767225600000}"#.into());
+    let shared = Arc::new(Shared::default());
+    let mut observer = |_: &str| {};
+    let p = Publisher::new(&cfg, &mut mem, shared, &mut observer).unwrap();
+    assert_eq!(p.clock().epoch.unix_millis(), 1_767_225_600_000);
+    drop(p);
+    let (epoch, rate) = read_clock_file(mem.clock.as_ref().unwrap().as_bytes()).unwrap();
+    assert_eq!(epoch.unix_millis(), 1_767_225_600_000);
+    assert_eq!(
+        rate,
+        Some(ClockRate {
+            num: cfg.rate.num,
+            den: cfg.rate.den
+        })
+    );
+}
+
+/// No clock but a marker log: refused before anything is written.
+#[test]
+fn markers_without_their_clock_are_refused() {
+    let cfg = config(5);
+    let mut mem = store();
+    mem.marker_log = true;
+    let shared = Arc::new(Shared::default());
+    let mut observer = |_: &str| {};
+    let e = Publisher::new(&cfg, &mut mem, shared, &mut observer)
+        .err()
+        .expect("refused");
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert!(e.message().contains("--fresh"), "{e}");
+    assert!(mem.clock.is_none() && mem.events.is_empty());
 }

@@ -11,12 +11,23 @@
 //! `GET /markers/events` is a Server-Sent Events stream: one `data:` event per new marker, its
 //! `id:` the marker id, so a reconnecting `EventSource` sends `Last-Event-ID` and is first given
 //! what it missed (also `?last_event_id=N`, for a first connection that already holds markers up
-//! to N). A comment line every [`HEARTBEAT`] keeps proxies from closing an idle stream. Each
-//! subscriber reads from one shared ring of [`crate::state::MARKER_EVENTS_CAPACITY`] markers:
-//! one that falls that far behind (it stopped reading) is disconnected, so a stalled client
-//! costs a bounded amount of memory and never slows the writer.
+//! to N; the replay is read from the store [`REPLAY_PAGE`] markers at a time, as the client
+//! takes them). A comment line every [`HEARTBEAT`] keeps proxies from closing an idle stream.
+//!
+//! Each client is bounded: its events wait in a queue of [`CONNECTION_QUEUE`], its socket's
+//! send buffer is small, and an event that cannot be queued within [`WRITE_DEADLINE`] (the
+//! client stopped reading and everything between is full) or a client that falls a whole ring
+//! of [`crate::state::MARKER_EVENTS_CAPACITY`] behind gets its connection closed by the server
+//! (the socket is shut down under actix, which stops polling a body whose socket is full). A
+//! stalled client so costs a bounded amount of memory for a bounded time and never slows the
+//! writer, the segments or another client.
+//!
+//! `GET /markers` answers pages of at most `limit` markers ([`DEFAULT_LIST_LIMIT`], at most
+//! [`MAX_LIST_LIMIT`]): the newest without `after_id`, forward from `after_id` with
+//! `next_after_id` while more follow.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::header::{self, HeaderValue};
@@ -24,7 +35,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_lab::sse;
 use futures_util::StreamExt as _;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use tokio::sync::{broadcast, oneshot};
 
@@ -94,9 +105,7 @@ fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), Error> {
     let given = req
         .headers()
         .get(header::AUTHORIZATION)
-        .map(|v| v.as_bytes())
-        .and_then(|v| v.strip_prefix(b"Bearer "))
-        .map(<[u8]>::trim_ascii);
+        .and_then(|v| bearer_credentials(v.as_bytes()));
     match given {
         None => Err(Error::new(
             ErrorKind::Unauthenticated,
@@ -105,6 +114,18 @@ fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), Error> {
         Some(g) if bool::from(g.ct_eq(token.as_bytes())) => Ok(()),
         Some(_) => Err(Error::new(ErrorKind::Unauthenticated, "wrong marker token")),
     }
+}
+
+/// The credentials of an `Authorization: Bearer TOKEN` value. The auth-scheme is matched
+/// case-insensitively (RFC 7235 §2.1: `bearer`, `BEARER` are the same scheme), followed by one
+/// or more spaces; `None` for any other scheme or no credentials.
+fn bearer_credentials(value: &[u8]) -> Option<&[u8]> {
+    let value = value.trim_ascii_start();
+    let (scheme, rest) = value.split_at(value.iter().position(|&b| b == b' ')?);
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return None;
+    }
+    Some(rest.trim_ascii()).filter(|t| !t.is_empty())
 }
 
 /// `application/json`, with or without parameters such as `charset=utf-8`.
@@ -248,7 +269,13 @@ async fn submit(state: &AppState, new: NewMarker) -> Result<Accepted, Error> {
         Err(SubmitError::Closed) => {
             return Err(Error::new(
                 ErrorKind::Unavailable,
-                "the stream is not running; markers cannot be added now",
+                "the stream is not running yet; retry in a moment",
+            ))
+        }
+        Err(SubmitError::Ended) => {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                "the stream has ended; markers are no longer accepted",
             ))
         }
     }
@@ -286,6 +313,47 @@ pub(crate) async fn post(
         .json(marker))
 }
 
+/// Markers one `GET /markers` answers when the query names no `limit`.
+pub(crate) const DEFAULT_LIST_LIMIT: usize = 1000;
+/// Largest `limit` of `GET /markers`.
+pub(crate) const MAX_LIST_LIMIT: usize = 5000;
+/// Markers replayed per step of an event stream (read from the store as the client takes them).
+const REPLAY_PAGE: usize = 64;
+
+/// `GET /markers` body.
+#[derive(Serialize)]
+struct ListBody {
+    markers: Vec<Marker>,
+    /// Set when more markers match beyond this page: the `after_id` of the next one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_after_id: Option<u64>,
+}
+
+/// `GET /markers?ts_start=S&after_id=N&limit=L`: at most `limit` markers (default
+/// [`DEFAULT_LIST_LIMIT`], at most [`MAX_LIST_LIMIT`]) in time order. Without `after_id`, the
+/// newest; with it, the lowest ids above it and `next_after_id` while more follow.
+pub(crate) fn list(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, Error> {
+    let query = req.query_string();
+    let ts_start = super::parse_ts_start(query)?;
+    let after_id = parse_id_param(query, "after_id")?;
+    let limit = match parse_id_param(query, "limit")? {
+        None => DEFAULT_LIST_LIMIT,
+        Some(l) if (1..=MAX_LIST_LIMIT as u64).contains(&l) => l as usize,
+        Some(l) => {
+            return Err(invalid(format!(
+                "limit must be between 1 and {MAX_LIST_LIMIT}, got {l}"
+            )))
+        }
+    };
+    let (markers, next_after_id) = state.shared.markers.page(ts_start, after_id, limit);
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .json(ListBody {
+            markers,
+            next_after_id,
+        }))
+}
+
 /// Reads a non-negative integer query parameter given at most once.
 pub(crate) fn parse_id_param(query: &str, name: &str) -> Result<Option<u64>, Error> {
     let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
@@ -299,9 +367,12 @@ pub(crate) fn parse_id_param(query: &str, name: &str) -> Result<Option<u64>, Err
     }
     raw.parse().map(Some).map_err(|_| {
         let shown: String = raw.chars().take(40).collect();
-        invalid(format!(
-            "{name} must be a marker id (0 or more), got {shown:?}"
-        ))
+        let what = if name == "limit" {
+            "a whole number"
+        } else {
+            "a marker id (0 or more)"
+        };
+        invalid(format!("{name} must be {what}, got {shown:?}"))
     })
 }
 
@@ -310,9 +381,108 @@ fn event(m: &Marker) -> sse::Event {
     sse::Data::new(json).id(m.id.to_string()).into()
 }
 
+/// Events that may wait for one event-stream client (beyond what its socket buffers hold).
+pub(crate) const CONNECTION_QUEUE: usize = 32;
+/// How long an event may wait for a client that does not read before the connection is closed.
+pub(crate) const WRITE_DEADLINE: Duration = Duration::from_secs(5);
+/// Kernel send buffer of an event-stream connection: the socket's share of the bound.
+const EVENT_SOCKET_SNDBUF: usize = 32 * 1024;
+
+/// A second handle on a connection's socket (taken when it is accepted), so that a stalled
+/// event stream can be closed even though actix no longer polls its body.
+#[derive(Clone, Debug)]
+pub(crate) struct ConnSocket(Arc<std::net::TcpStream>);
+
+/// `HttpServer::on_connect`: keeps a [`ConnSocket`] with every connection (a duplicated
+/// descriptor, closed with the connection).
+pub(crate) fn remember_socket(conn: &dyn std::any::Any, ext: &mut actix_web::dev::Extensions) {
+    use std::os::fd::AsFd as _;
+    if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        if let Ok(fd) = tcp.as_fd().try_clone_to_owned() {
+            ext.insert(ConnSocket(Arc::new(std::net::TcpStream::from(fd))));
+        }
+    }
+}
+
+/// Why an event stream's feeder stops.
+enum Stop {
+    /// The client is gone (the body was dropped).
+    Gone,
+    /// The client stopped reading: the connection is closed.
+    Stalled(&'static str),
+}
+
+/// One event-stream client: the events it is sent wait in a queue of [`CONNECTION_QUEUE`]; one
+/// that cannot be queued within [`WRITE_DEADLINE`] (the client stopped reading and its
+/// socket's buffers are full) ends the connection, as does falling a whole broadcast ring
+/// behind. A stalled client so costs at most its queue, its socket's buffers and a ring
+/// position, for at most the deadline, and never slows the writer or another client.
+struct Feeder {
+    tx: tokio::sync::mpsc::Sender<sse::Event>,
+    deadline: Duration,
+}
+
+impl Feeder {
+    async fn send(&self, ev: sse::Event) -> Result<(), Stop> {
+        match tokio::time::timeout(self.deadline, self.tx.send(ev)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Stop::Gone),
+            Err(_) => Err(Stop::Stalled("write deadline passed")),
+        }
+    }
+
+    /// Replays the markers above `sent` (a page at a time, from the store), then forwards live
+    /// ones, with a heartbeat comment whenever nothing was sent for `heartbeat`.
+    async fn run(
+        &self,
+        store: &crate::state::Shared,
+        mut rx: broadcast::Receiver<Marker>,
+        replay_from: Option<u64>,
+        heartbeat: Duration,
+    ) -> Stop {
+        let mut sent = 0;
+        if let Some(from) = replay_from {
+            sent = from;
+            loop {
+                let page = store.markers.after_id_at_most(sent, REPLAY_PAGE);
+                let Some(last) = page.last().map(|m| m.id) else {
+                    break;
+                };
+                for m in &page {
+                    if let Err(stop) = self.send(event(m)).await {
+                        return stop;
+                    }
+                }
+                sent = last;
+            }
+        }
+        loop {
+            match tokio::time::timeout(heartbeat, rx.recv()).await {
+                Err(_) => {
+                    if let Err(stop) = self.send(sse::Event::Comment("keep-alive".into())).await {
+                        return stop;
+                    }
+                }
+                Ok(Ok(m)) if m.id <= sent => {}
+                Ok(Ok(m)) => {
+                    sent = sent.max(m.id);
+                    if let Err(stop) = self.send(event(&m)).await {
+                        return stop;
+                    }
+                }
+                Ok(Err(broadcast::error::RecvError::Lagged(_))) => {
+                    return Stop::Stalled("fell a whole event ring behind")
+                }
+                Ok(Err(broadcast::error::RecvError::Closed)) => return Stop::Gone,
+            }
+        }
+    }
+}
+
 /// The live part of an event stream: markers above id `sent`, as they are accepted. Ends when
 /// the subscriber has fallen a whole ring behind (it stopped reading): dropped, so it costs at
 /// most the shared ring; its `EventSource` reconnects with `Last-Event-ID` if it is still there.
+#[cfg(test)]
 pub(crate) fn live_events(
     rx: broadcast::Receiver<Marker>,
     sent: u64,
@@ -351,21 +521,35 @@ pub(crate) async fn events(
         .transpose()?;
     let last = header_id.or(parse_id_param(req.query_string(), "last_event_id")?);
     // Subscribe before reading the store: nothing falls between the replay and the live events.
-    let rx = state.shared.marker_events.subscribe();
-    let replay = match last {
-        Some(id) => state.shared.markers.after_id(id),
-        None => Vec::new(),
-    };
     // Without a last id: everything accepted from the moment of subscribing.
-    let sent = replay.last().map(|m| m.id).or(last).unwrap_or(0);
-    let replay = futures_util::stream::iter(
-        replay
-            .iter()
-            .map(|m| Ok::<_, Infallible>(event(m)))
-            .collect::<Vec<_>>(),
-    );
-    let live = live_events(rx, sent);
-    let sse = sse::Sse::from_stream(replay.chain(live)).with_keep_alive(HEARTBEAT);
+    let rx = state.shared.marker_events.subscribe();
+    let socket = req.conn_data::<ConnSocket>().cloned();
+    if let Some(s) = &socket {
+        // The kernel's buffer for this client is part of its bound.
+        let _ = rustix::net::sockopt::set_socket_send_buffer_size(&*s.0, EVENT_SOCKET_SNDBUF);
+    }
+    let (tx, body) = tokio::sync::mpsc::channel(CONNECTION_QUEUE);
+    let shared = state.shared.clone();
+    actix_web::rt::spawn(async move {
+        let feeder = Feeder {
+            tx,
+            deadline: WRITE_DEADLINE,
+        };
+        if let Stop::Stalled(why) = feeder.run(&shared, rx, last, HEARTBEAT).await {
+            tracing::debug!(reason = why, "marker event client stopped reading; closed");
+            // actix no longer polls a body whose socket is full: close the socket under it.
+            if let Some(s) = socket {
+                let _ = s.0.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    });
+    // The body holds the count of open event responses until the server drops it.
+    let client = state.shared.event_client();
+    let body = futures_util::stream::unfold((body, client), |(mut rx, client)| async move {
+        let ev = rx.recv().await?;
+        Some((Ok::<_, Infallible>(ev), (rx, client)))
+    });
+    let sse = sse::Sse::from_stream(body);
     let mut res = actix_web::Responder::respond_to(sse, &req).map_into_boxed_body();
     let h = res.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

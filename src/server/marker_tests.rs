@@ -48,9 +48,9 @@ fn markers(fps: &str) -> Markers {
     };
     shared.set_clock(clock);
     shared.set_newest_frame(clock.now());
-    let (log, loaded) = JsonlFile::open(&log_path).unwrap();
-    let (tx, rx) = crossbeam_channel::bounded(writer::INBOX_CAPACITY);
-    let w = MarkerWriter::new(log, shared.clone(), clock, loaded.next_id());
+    let log = JsonlFile::open(&log_path).unwrap();
+    let (tx, rx) = crossbeam_channel::bounded(writer::INBOX_CAPACITY + writer::GENERATOR_RESERVE);
+    let w = MarkerWriter::open(log, shared.clone(), clock).unwrap();
     let writer = std::thread::spawn(move || w.run(rx));
     shared.set_marker_inbox(Some(tx));
     Markers {
@@ -150,6 +150,122 @@ async fn posting_is_off_without_a_token_and_needs_the_right_one() {
     let (s, _) = post_json(&m, serde_json::json!({"text": "door", "time": 1.0})).await;
     assert_eq!(s, StatusCode::CREATED);
     assert_eq!(log_lines(&m).len(), 1);
+    // RFC 7235 §2.1: the auth-scheme is case-insensitive; the token is not.
+    for scheme in ["bearer", "BEARER", "BeArEr"] {
+        let auth = format!("{scheme} {TOKEN}");
+        let (s, j) = post(
+            &m,
+            Some(TOKEN),
+            Some(&auth),
+            Some("application/json"),
+            body.clone(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{scheme}: {j}");
+    }
+    let upper = format!("Bearer {}", TOKEN.to_uppercase());
+    let (s, _) = post(
+        &m,
+        Some(TOKEN),
+        Some(&upper),
+        Some("application/json"),
+        body.clone(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(log_lines(&m).len(), 4);
+}
+
+/// The future bound is exact: a marker one frame ahead of the newest frame is taken, two
+/// frames ahead is refused.
+#[actix_web::test]
+async fn one_frame_ahead_is_accepted_two_are_not() {
+    let m = markers("30");
+    let slot = 9_000u64;
+    // The newest frame is 5 min ahead of the wall clock's stream time (an unpaced run), so the
+    // bound is the frame's, not the clock's.
+    m.shared.set_newest_frame(m.clock.rate.time_of(slot));
+    let secs = |s: u64| m.clock.rate.time_of(s).as_secs_f64();
+    let (s, j) = post_json(&m, serde_json::json!({"text": "a", "time": secs(slot + 1)})).await;
+    assert_eq!(s, StatusCode::CREATED, "{j}");
+    assert_eq!(j["time"].as_f64(), Some(secs(slot + 1)));
+    let (s, j) = post_json(&m, serde_json::json!({"text": "b", "time": secs(slot + 2)})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{j}");
+    assert!(
+        j["error"]
+            .as_str()
+            .unwrap()
+            .contains("at most one frame ahead"),
+        "{j}"
+    );
+}
+
+/// A body sent in chunks (no Content-Length) is refused with 413 as soon as it passes the
+/// limit, like a declared one, over a real socket.
+#[test]
+fn a_chunked_body_over_the_limit_is_413() {
+    let m = markers("30");
+    let (addr, stop, server) = serve(&m);
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST /markers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\
+         Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut body = br#"{"text":"a","time":1,"pad":""#.to_vec();
+    body.extend(std::iter::repeat_n(b'x', super::marker_api::MAX_BODY_BYTES));
+    body.extend_from_slice(b"\"}");
+    // Written chunk by chunk; the server may answer and close before the last one.
+    for c in body.chunks(1000) {
+        if write!(s, "{:x}\r\n", c.len()).is_err()
+            || s.write_all(c).is_err()
+            || s.write_all(b"\r\n").is_err()
+        {
+            break;
+        }
+    }
+    let _ = s.write_all(b"0\r\n\r\n");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.starts_with("HTTP/1.1 413"), "{out}");
+    assert!(out.contains("16384 bytes"), "{out}");
+    assert!(log_lines(&m).is_empty());
+    let _ = stop.send(());
+    server.join().unwrap();
+}
+
+/// After the stream ended the route says so, instead of a bare 503.
+#[actix_web::test]
+async fn posting_after_the_stream_ended_says_it_ended() {
+    let m = markers("30");
+    m.shared.set_marker_inbox(None);
+    let (s, j) = post_json(&m, serde_json::json!({"text": "late", "time": 1.0})).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        j["error"],
+        "the stream has ended; markers are no longer accepted"
+    );
+    // Before the stream starts it is a retry.
+    let fresh = Shared::default();
+    fresh.set_clock(m.clock);
+    let app = actest::init_service(
+        App::new().configure(configure(&config(Some(TOKEN)), Arc::new(fresh))),
+    )
+    .await;
+    let req = actest::TestRequest::post()
+        .uri("/markers")
+        .insert_header(("Authorization", format!("Bearer {TOKEN}")))
+        .insert_header(("Content-Type", "application/json"))
+        .set_payload(r#"{"text":"early","time":0}"#)
+        .to_request();
+    let res = actest::call_service(&app, req).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let j: serde_json::Value = serde_json::from_slice(&actest::read_body(res).await).unwrap();
+    assert!(j["error"].as_str().unwrap().contains("retry"), "{j}");
 }
 
 /// Every bad input is a 4xx with a JSON error that says what is wrong, and nothing is stored.
@@ -537,4 +653,164 @@ async fn a_subscriber_that_never_reads_is_dropped_not_waited_for() {
         stream.next().await.is_none(),
         "the lagging subscriber's stream ends"
     );
+}
+
+/// A real client on 127.0.0.1 that subscribes and never reads while thousands of markers are
+/// posted: the server stops queueing for it (a bounded queue, its socket's buffers), closes it
+/// within the write deadline and lets go of its subscription; the posts are answered at once
+/// throughout, and a client that reads gets every event.
+#[test]
+fn a_client_that_never_reads_is_closed_and_costs_a_bounded_amount() {
+    let m = markers("30");
+    let (addr, stop, server) = serve(&m);
+    let stuck = subscribe(addr, None);
+    let mut reader = subscribe(addr, None);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(m.shared.marker_events.receiver_count(), 2);
+    assert_eq!(m.shared.event_clients(), 2);
+    const N: u64 = 3000;
+    let reading = std::thread::spawn(move || {
+        let mut last = 0;
+        while last < N {
+            last = next_event(&mut reader)
+                .expect("the reading client gets every event")
+                .0;
+        }
+        last
+    });
+    let text = "x".repeat(crate::markers::MAX_TEXT_CHARS);
+    let source = "s".repeat(crate::markers::MAX_SOURCE_CHARS);
+    let started = Instant::now();
+    let posters: Vec<_> = (0..4u64)
+        .map(|t| {
+            let (text, source) = (text.clone(), source.clone());
+            std::thread::spawn(move || {
+                let mut worst = Duration::ZERO;
+                for i in (t..N).step_by(4) {
+                    let body = format!(
+                        r#"{{"text":"{text}","source":"{source}","time":{}}}"#,
+                        i % 50
+                    );
+                    let t0 = Instant::now();
+                    assert_eq!(raw_post(addr, &body), 201);
+                    worst = worst.max(t0.elapsed());
+                }
+                worst
+            })
+        })
+        .collect();
+    let worst = posters
+        .into_iter()
+        .map(|p| p.join().unwrap())
+        .max()
+        .unwrap();
+    assert!(
+        worst < Duration::from_secs(2),
+        "a post waited {worst:?} while a client did not read"
+    );
+    assert_eq!(reading.join().unwrap(), N);
+    // The stalled client is closed within the write deadline of its last queued event.
+    // Its response is gone on the server's side (not merely waiting to be polled) before the
+    // client reads a single byte more.
+    let deadline = Instant::now() + super::marker_api::WRITE_DEADLINE + Duration::from_secs(5);
+    while (m.shared.marker_events.receiver_count() > 1 || m.shared.event_clients() > 1)
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        (
+            m.shared.marker_events.receiver_count(),
+            m.shared.event_clients()
+        ),
+        (1, 1),
+        "the stalled client is still held {:?} after the posts began",
+        started.elapsed()
+    );
+    // What it finally reads is what the bounded buffers held, then the end of the stream.
+    // (The last event may be cut off mid-line: counted by its id line.)
+    let mut stuck = stuck;
+    let mut got = 0;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match stuck.read_until(b'\n', &mut line) {
+            Ok(0) => break,
+            Err(e) => {
+                assert!(
+                    !matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ),
+                    "the server never closed the stalled connection"
+                );
+                break;
+            }
+            Ok(_) => got += u64::from(line.starts_with(b"id: ")),
+        }
+    }
+    assert!(
+        got < N,
+        "the server queued everything for it ({got} events)"
+    );
+    let _ = stop.send(());
+    server.join().unwrap();
+}
+
+/// `GET /markers` pages: `limit` (default 1000, at most 5000), `after_id` forward with
+/// `next_after_id` while more follow; without `after_id` the newest. An event stream from
+/// `last_event_id=0` replays everything, read from the store page by page.
+#[test]
+fn markers_are_served_in_pages_and_replayed_in_steps() {
+    let m = markers("30");
+    for i in 1..=1500u64 {
+        m.shared
+            .markers
+            .insert(crate::markers::tests::marker(i, i, None));
+    }
+    let (addr, stop, server) = serve(&m);
+    let get = |q: &str| -> (u16, serde_json::Value) {
+        let mut s = TcpStream::connect(addr).unwrap();
+        write!(
+            s,
+            "GET /markers{q} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        let status = out.split(' ').nth(1).unwrap().parse().unwrap();
+        let body = out.split("\r\n\r\n").nth(1).unwrap();
+        (status, serde_json::from_str(body).unwrap())
+    };
+    let ids = |j: &serde_json::Value| -> Vec<u64> {
+        j["markers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_u64().unwrap())
+            .collect()
+    };
+    let (s, j) = get("");
+    assert_eq!(s, 200);
+    assert_eq!(ids(&j), (501..=1500).collect::<Vec<_>>(), "the newest 1000");
+    assert!(j.get("next_after_id").is_none());
+    let (_, j) = get("?after_id=0&limit=600");
+    assert_eq!(ids(&j), (1..=600).collect::<Vec<_>>());
+    assert_eq!(j["next_after_id"], 600);
+    let (_, j) = get("?after_id=1200&limit=600");
+    assert_eq!(ids(&j), (1201..=1500).collect::<Vec<_>>());
+    assert!(j.get("next_after_id").is_none());
+    let (_, j) = get("?limit=3&ts_start=10");
+    assert_eq!(ids(&j), vec![1498, 1499, 1500]);
+    for bad in ["?limit=0", "?limit=5001", "?limit=x", "?limit=1&limit=2"] {
+        let (s, j) = get(bad);
+        assert_eq!(s, 400, "{bad}: {j}");
+        assert!(j["error"].as_str().unwrap().contains("limit"), "{j}");
+    }
+    let mut all = subscribe(addr, Some(0));
+    for want in 1..=1500u64 {
+        assert_eq!(next_event(&mut all).unwrap().0, want);
+    }
+    let _ = stop.send(());
+    server.join().unwrap();
 }

@@ -6,7 +6,7 @@
 //! | `GET /static/{path}` | the page's scripts, styles and the vendored hls.js |
 //! | `GET /video/{name}.m3u8` | the live playlist: `application/vnd.apple.mpegurl`, `Cache-Control: public, max-age=⌊TD/2⌋` (RFC 8216 §6.3.4: a client reloads no sooner than half a target duration, so a shared cache may hold it that long, R39), gzip when accepted (§6.2.1, R31) |
 //! | `GET /video/{name}{seq}.ts` | a segment: `video/mp2t`, never compressed, byte ranges, `Cache-Control: public, max-age=<remaining>, immutable` and `Expires` = publication + planned lifetime (RFC 8216 §6.2.2, R27) |
-//! | `GET /markers?ts_start=S` | `{"markers": [{"id", "time", "text", "program_date_time"}]}`, `time > S`; a `ts_start` that is not a finite number is `400 {"error": ...}` |
+//! | `GET /markers?ts_start=S&after_id=N&limit=L` | `{"markers": [...], "next_after_id"?}`, `time > S`, at most `limit` (default 1000, max 5000): the newest, or forward from `after_id`; bad parameters are `400 {"error": ...}` |
 //! | `GET /stream` | `{"name", "playlist", "frame_rate": {"num", "den"}, "fps", "target_duration"}`: the exact frame rate for the page's timecodes ([`stream_info`]) |
 //! | `GET /healthz` | `200` while segments arrive within 1.5 × target duration (rfc8216bis §6.2.1, R28), `503` before the first segment or when they stop; `200` with `"status": "ended"` once the playlist has `EXT-X-ENDLIST` |
 //!
@@ -44,7 +44,6 @@ use actix_web::{guard, web, App, HttpRequest, HttpResponse, HttpServer, Resource
 use serde::Serialize;
 
 use crate::error::{Error, ErrorKind};
-use crate::markers::Marker;
 use crate::name::{MediaFile, StreamName};
 use crate::state::Shared;
 use cors::CorsPolicy;
@@ -338,6 +337,7 @@ pub async fn serve_listener(
         // A segment is headers then a large body: without TCP_NODELAY the second write waits for
         // the client's delayed ACK (40 ms), which caps a connection at 25 segments a second.
         .tcp_nodelay(true)
+        .on_connect(marker_api::remember_socket)
         // actix copies a body into the connection's write buffer and frees a buffer above
         // this size after each answer; a 720p segment fits, so it is not reallocated per
         // request (+60 % segment req/s, at most this much kept per connection).
@@ -783,11 +783,6 @@ pub(crate) fn segment_cache_headers(
     )
 }
 
-#[derive(Serialize)]
-struct MarkersBody {
-    markers: Vec<Marker>,
-}
-
 /// Reads `ts_start` from a query string: absent is `None`; present it must be a finite number,
 /// given once.
 pub(crate) fn parse_ts_start(query: &str) -> Result<Option<f64>, Error> {
@@ -816,15 +811,7 @@ pub(crate) fn parse_ts_start(query: &str) -> Result<Option<f64>, Error> {
 }
 
 async fn markers(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Error> {
-    let ts_start = parse_ts_start(req.query_string())?;
-    let after_id = marker_api::parse_id_param(req.query_string(), "after_id")?;
-    let mut markers = state.shared.markers.since(ts_start);
-    if let Some(id) = after_id {
-        markers.retain(|m| m.id > id);
-    }
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .json(MarkersBody { markers }))
+    marker_api::list(&req, &state)
 }
 
 /// How the stream is doing, as `/healthz` reports it.
