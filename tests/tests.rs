@@ -21,3 +21,5 @@ mod detect;
 mod spec_refs;
 // YUV4MPEG2 input (ffmpeg, GStreamer, files, stdin, a stalling FIFO) decoded back frame by frame.
 mod y4m;
+// Low-latency HLS over HTTP from the binary: parts, blocking reload, hints, delta updates.
+mod low_latency;

@@ -37,6 +37,7 @@ const el = {
   overlay: $('overlay'),
   clock: $('clock'),
   goLive: $('go-live'),
+  latency: $('latency'),
   ended: $('ended-banner'),
   health: $('health'),
 };
@@ -209,6 +210,17 @@ function render() {
   const date = st.hls ? st.hls.playingDate : (v.getStartDate && Number.isFinite(v.getStartDate().getTime())
     ? new Date(v.getStartDate().getTime() + v.currentTime * 1000) : null);
   el.clock.textContent = date ? fmtWall(date.getTime()) : '--:--:--';
+  // Glass-to-glass: now minus the wall clock of the picture on screen.
+  const lat = latency();
+  el.latency.textContent = lat === null ? '' : `Latency ${lat.toFixed(1)} s`;
+  el.latency.hidden = lat === null;
+}
+
+/** Seconds from the capture of the frame on screen to now, while playing live; else null. */
+function latency() {
+  const d = st.hls ? st.hls.playingDate : null;
+  if (!d || st.ended || el.video.paused || !Number.isFinite(d.getTime())) return null;
+  return Math.max(0, (Date.now() - d.getTime()) / 1000);
 }
 
 function showOverlay(text) {
@@ -324,7 +336,13 @@ function startHlsJs(Hls) {
     // the window (hls.js #6934).
     liveDurationInfinity: true,
     backBufferLength: 150,
-    lowLatencyMode: false,
+    // Low-latency HLS when the playlist advertises parts (EXT-X-PART-INF): blocking reloads,
+    // parts, PART-HOLD-BACK from the edge. A classic playlist plays as before.
+    lowLatencyMode: true,
+    // Live catch-up: hls.js plays up to 1.25x while it is less than target + one target
+    // duration behind the live target (it starts at the IDR before PART-HOLD-BACK, so up to a
+    // segment late). Further back, a DVR seek, it plays at 1x and stays where it was put.
+    maxLiveSyncPlaybackRate: 1.25,
     enableWorker: true,
   });
   st.hls = hls;
@@ -389,6 +407,10 @@ window.hlsPlayer = {
   get frameRate() { return st.rate; },
   get ended() { return st.ended; },
   get selected() { return st.selected; },
+  /** Seconds from capture to screen of the frame shown (null unless playing). */
+  get latency() { return latency(); },
+  /** The playlist advertises low-latency parts and hls.js plays them. */
+  get lowLatency() { return Boolean(st.details && st.details.partTarget); },
   /** The /markers/events stream is connected (markers are pushed, not polled). */
   get eventsOpen() { return st.eventsOpen; },
   windowRange,

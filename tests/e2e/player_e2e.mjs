@@ -31,6 +31,8 @@ if (!BASE) {
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const ARTIFACTS = process.env.ARTIFACT_DIR || 'tests/artifacts';
 const EXPECT_END = process.env.EXPECT_END === '1';
+// The server publishes low-latency parts (EXPECT_LL=0 for a --no-low-latency run).
+const EXPECT_LL = process.env.EXPECT_LL !== '0';
 const STREAM_DURATION = Number(process.env.STREAM_DURATION || 90);
 const BLOCK = Number(process.env.BLOCK || 20);
 const PLAYLIST = process.env.PLAYLIST || '/video/chessboard.m3u8';
@@ -125,10 +127,36 @@ async function main() {
     return v.currentTime > 0 && !v.paused && v.readyState >= 3;
   }, null, { timeout: 60_000 });
   const ct = () => page.evaluate(() => document.getElementById('video').currentTime);
+  // Stalls: hls.js reports a buffer that ran dry while playing.
+  await page.evaluate(() => {
+    window.__stalls = 0;
+    window.hlsPlayer.hls.on(Hls.Events.ERROR, (_e, d) => {
+      if (d.details === 'bufferStalledError') window.__stalls += 1;
+    });
+  });
+  const latencies = async (seconds) => {
+    const out = [];
+    for (let i = 0; i < seconds * 2; i++) {
+      await sleep(500);
+      const l = await page.evaluate(() => window.hlsPlayer.latency);
+      if (l !== null) out.push(l);
+    }
+    return out.sort((a, b) => a - b);
+  };
+  const median = (xs) => (xs.length ? xs[Math.floor(xs.length / 2)] : Infinity);
   const t0 = await ct();
-  await sleep(10_000);
+  const live = await latencies(10);
   const t1 = await ct();
   check('video plays: currentTime advances over 10 s', t1 - t0 >= 8.5, `${t0.toFixed(3)} -> ${t1.toFixed(3)}`);
+  if (EXPECT_LL) {
+    check('hls.js plays low-latency parts (EXT-X-PART-INF)', await page.evaluate(() => window.hlsPlayer.lowLatency));
+    check('glass-to-glass latency median under 1.5 s (LL-HLS)', median(live) < 1.5,
+      `median ${median(live).toFixed(3)} s, p90 ${live[Math.floor(live.length * 0.9)]?.toFixed(3)} s over ${live.length} samples`);
+    check('no stall while playing live', (await page.evaluate(() => window.__stalls)) === 0,
+      `${await page.evaluate(() => window.__stalls)} stalls`);
+    check('the page shows the latency', /^Latency \d+\.\d s$/.test(
+      await page.evaluate(() => document.getElementById('latency').textContent)));
+  }
   const pill = () => page.evaluate(() => document.getElementById('state').textContent);
   check('state shows live while playing at the edge', (await pill()) === 'Live', await pill());
 
@@ -288,6 +316,11 @@ async function main() {
   });
   check('"Go live" returns near the live edge', latency < 12 && (await pill()) === 'Live',
     `${latency.toFixed(2)} s from the edge, state ${await pill()}`);
+  if (EXPECT_LL) {
+    const back = await latencies(3);
+    check('"Go live" returns to under 1.5 s glass to glass', median(back) < 1.5,
+      `median ${median(back).toFixed(3)} s`);
+  }
 
   // ---- 6. phone width ----------------------------------------------------------------------
   await page.setViewportSize({ width: 390, height: 844 });
