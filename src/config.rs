@@ -140,8 +140,9 @@ pub struct Args {
     pub(crate) no_server: bool,
 
     /// Low-latency HLS: length of a part in seconds, rounded to the nearest whole number of
-    /// frames (at least one); shorter than --hls-time. Players hold back three parts.
-    #[arg(long, default_value_t = 0.2)]
+    /// frames (at least one; 10 at 30 fps); shorter than --hls-time. Players hold back three
+    /// parts: 1 s by default (0.2 s parts stall hls.js at 720p on two cores, see the README).
+    #[arg(long, default_value_t = 0.333)]
     pub(crate) part_duration: f64,
 
     /// Classic HLS only: no parts, no blocking playlist reload, no delta updates (players then

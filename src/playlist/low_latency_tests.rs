@@ -202,7 +202,7 @@ fn r42_parts_are_listed_for_the_last_three_target_durations_only() {
     for (_, parts) in &r.segment_parts {
         assert_eq!(parts.len(), 10);
         let independent: Vec<bool> = parts.iter().map(|p| p.independent).collect();
-        assert_eq!(independent[0], true);
+        assert!(independent[0]);
         assert!(
             independent[1..].iter().all(|i| !i),
             "R45: only the IDR part"
