@@ -60,7 +60,7 @@ pub struct Error {
 }
 
 impl Error {
-    pub(crate) fn new(kind: ErrorKind, msg: impl Into<String>) -> Self {
+    pub fn new(kind: ErrorKind, msg: impl Into<String>) -> Self {
         Error {
             kind,
             msg: msg.into(),

@@ -234,6 +234,11 @@ fn run_prepared(
         let keep = (td.as_u64() * 6).div_ceil(cfg.segment.as_u64()) as usize + 2;
         publisher.enable_low_latency(LowLatency { part_target }, keep)?;
     }
+    if let Some(end) = publisher.previous_end_slot() {
+        // No frame between the previous run's last and this run's first: markers posted for an
+        // instant in between go to this run's first frame.
+        shared.add_frame_gap(end, first_slot);
+    }
 
     // Markers: the log read back first (earlier runs' markers in the API and the playlist),
     // then the writer thread, the only one that adds markers.
@@ -593,6 +598,8 @@ impl EncoderJob {
         let mut encoder = H264Encoder::new(self.settings.clone())?;
         let mut last_event = None;
         let mut encoded = 0u64;
+        // The slot after the newest frame encoded: slots skipped from there have no frame.
+        let mut expected_slot: Option<u64> = None;
         for item in frames.iter() {
             let RawFrame {
                 slot,
@@ -609,6 +616,11 @@ impl EncoderJob {
                 }
             };
             let at = rate.time_of(slot);
+            if let Some(e) = expected_slot {
+                // Dropped slots: a marker posted for one goes to this frame instead.
+                self.shared.add_frame_gap(e, slot);
+            }
+            expected_slot = Some(slot + 1);
             // The marker goes on the first frame of the event that actually reaches the
             // encoder, so it always points at a frame that exists in the stream.
             if self.builtin_markers && info.event.is_some() && info.event != last_event {

@@ -279,6 +279,17 @@ impl<'o, S: Storage> Publisher<'o, S> {
         self.first_slot
     }
 
+    /// The slot after the previous run's last frame, as far as the continued playlist tells
+    /// (its last segment's end); `None` when no old segment is listed.
+    pub(crate) fn previous_end_slot(&self) -> Option<u64> {
+        let last = self.playlist.segments().last()?;
+        let end = last.program_date_time + last.duration;
+        let at = self
+            .clock
+            .time_of_unix_nanos(i128::from(end.unix_millis()) * 1_000_000)?;
+        Some(self.clock.slot_at_or_after(at))
+    }
+
     /// Segments published so far.
     pub(crate) fn segments(&self) -> u64 {
         self.segments

@@ -12,6 +12,9 @@ use crate::markers::writer::Request;
 use crate::markers::{Marker, MarkerStore};
 use crate::time::StreamTime;
 
+/// Frame gaps remembered for snapping markers to frames that exist; the oldest go first.
+const FRAME_GAPS_CAPACITY: usize = 4096;
+
 /// New markers kept for slow subscribers; one that falls further behind is dropped.
 pub(crate) const MARKER_EVENTS_CAPACITY: usize = 256;
 
@@ -39,6 +42,9 @@ pub struct Shared {
     part_lags: Mutex<std::collections::VecDeque<i64>>,
     /// Generator markers that could not be written.
     generator_markers_lost: AtomicU64,
+    /// Frame slots known not to exist: `[first, next)` ranges, oldest first, bounded (the gap
+    /// before this run's first frame and the slots the source dropped).
+    frame_gaps: Mutex<std::collections::VecDeque<(u64, u64)>>,
     /// Open `GET /markers/events` responses (their bodies not yet dropped by the server).
     event_clients: std::sync::Arc<AtomicU64>,
 }
@@ -80,6 +86,7 @@ impl Default for Shared {
             part_lags: Mutex::new(std::collections::VecDeque::with_capacity(PART_LAGS_KEPT)),
             generator_markers_lost: AtomicU64::new(0),
             event_clients: Default::default(),
+            frame_gaps: Mutex::default(),
         }
     }
 }
@@ -162,6 +169,27 @@ impl Shared {
     /// for too long, the log broke); each is also logged where it is lost.
     pub(crate) fn generator_markers_lost(&self, n: u64) {
         self.generator_markers_lost.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Slots `first..next` have no frame (never encoded: a restart's gap, a dropped slot).
+    pub(crate) fn add_frame_gap(&self, first: u64, next: u64) {
+        if first >= next {
+            return;
+        }
+        let mut gaps = self.frame_gaps.lock().expect("lock poisoned");
+        if gaps.len() == FRAME_GAPS_CAPACITY {
+            gaps.pop_front();
+        }
+        gaps.push_back((first, next));
+    }
+
+    /// `slot` if a frame exists there (as far as the recorded gaps tell), else the first slot
+    /// after its gap: the next frame that exists.
+    pub(crate) fn existing_slot(&self, slot: u64) -> u64 {
+        let gaps = self.frame_gaps.lock().expect("lock poisoned");
+        gaps.iter()
+            .find(|&&(first, next)| (first..next).contains(&slot))
+            .map_or(slot, |&(_, next)| next)
     }
 
     /// A new event-stream response; dropping the guard ends it.

@@ -157,7 +157,11 @@ impl<L: MarkerLog> MarkerWriter<L> {
     }
 
     fn make(&self, id: u64, new: NewMarker) -> Marker {
-        let slot = self.clock.slot_at_or_after(new.at);
+        // The first frame at or after the instant that exists: an instant in the gap between
+        // two runs or on a dropped slot goes to the frame after the gap.
+        let slot = self
+            .shared
+            .existing_slot(self.clock.slot_at_or_after(new.at));
         let at = self.clock.rate.time_of(slot);
         Marker {
             id,
@@ -567,5 +571,47 @@ mod tests {
         // The reserve is spent: that one is lost, and counted.
         assert!(shared.submit_generator_marker(generator(0)).is_err());
         assert_eq!(shared.generator_markers_lost_count(), 1);
+    }
+
+    /// A marker in the gap between two runs, or on a slot the source dropped, goes to the next
+    /// frame that exists, not to a frame slot that was never encoded.
+    #[test]
+    fn a_marker_in_a_gap_snaps_to_the_next_frame_that_exists() {
+        let shared = Arc::new(Shared::default());
+        let c = clock();
+        // The previous run ended before slot 300, this one starts at slot 330; slot 400 was
+        // dropped, and 402-404.
+        shared.add_frame_gap(300, 330);
+        shared.add_frame_gap(400, 401);
+        shared.add_frame_gap(402, 405);
+        let mut w = MarkerWriter::new(MemLog::default(), shared.clone(), c, 1);
+        let slot_of = |w: &mut MarkerWriter<MemLog>, at: StreamTime| {
+            let (r, mut rx) = request(NewMarker { at, ..new(0, None) });
+            w.commit(&mut vec![r]);
+            let Ok(Accepted::Created(m)) = rx.try_recv().unwrap() else {
+                panic!("created")
+            };
+            (m.at, m.timecode)
+        };
+        let at = |slot| c.rate.time_of(slot);
+        assert_eq!(
+            slot_of(&mut w, at(299)).0,
+            at(299),
+            "before the gap: its own frame"
+        );
+        assert_eq!(
+            slot_of(&mut w, at(300)).0,
+            at(330),
+            "in the gap between runs"
+        );
+        assert_eq!(
+            slot_of(&mut w, at(315) + Duration90k(1)).0,
+            at(330),
+            "between two slots of the gap"
+        );
+        assert_eq!(slot_of(&mut w, at(400)).0, at(401), "a dropped slot");
+        let (t, tc) = slot_of(&mut w, at(403));
+        assert_eq!(t, at(405));
+        assert_eq!(tc, Timecode::from_frame(405, c.rate).to_string());
     }
 }

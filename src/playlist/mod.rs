@@ -322,6 +322,12 @@ impl fmt::Display for EpochTicks {
 struct Entry {
     segment: Segment,
     pdt_text: String,
+    /// The instant `pdt_text` was formatted from.
+    pdt_text_of: WallClock,
+    /// [`Playlist::check_invariants`] has compared `pdt_text` with `pdt_text_of` formatted
+    /// (once per entry: both are set together and never change; every later check compares
+    /// the instants, numerically).
+    pdt_text_checked: std::cell::Cell<bool>,
     /// Duration of the longest published playlist that contained this segment (R25).
     longest_playlist: u64,
     /// Its parts while it is among the newest segments (low latency only).
@@ -606,6 +612,8 @@ impl Playlist {
                 discontinuity,
             },
             pdt_text: program_date_time.to_rfc3339(),
+            pdt_text_of: program_date_time,
+            pdt_text_checked: std::cell::Cell::new(false),
             longest_playlist: 0,
             parts: Vec::new(),
         });
@@ -883,7 +891,10 @@ impl Playlist {
                     Secs(Duration90k(e.longest_playlist))
                 ));
             }
-            if e.pdt_text != s.program_date_time.to_rfc3339() {
+            if e.pdt_text_of != s.program_date_time
+                || (!e.pdt_text_checked.replace(true)
+                    && e.pdt_text != s.program_date_time.to_rfc3339())
+            {
                 return Err(format!(
                     "segment {}: stale PDT text {}",
                     s.sequence, e.pdt_text

@@ -1101,3 +1101,21 @@ fn errors_carry_context() {
     };
     assert!(e.to_string().contains("\"marker-9\""));
 }
+
+/// `check_invariants` still catches a cached PDT text that does not show the segment's PDT,
+/// whether the text or the instant is what went wrong, with the text compared only once.
+#[test]
+fn check_invariants_catches_a_stale_pdt_text_or_instant() {
+    let fresh = || {
+        let mut pl = Playlist::new(config(3, 2)).expect("valid");
+        pl.push(Duration90k(180_000), t0(), false).unwrap();
+        pl
+    };
+    let mut pl = fresh();
+    pl.window[0].pdt_text = "2001-01-01T00:00:00.000Z".into();
+    assert!(pl.check_invariants().unwrap_err().contains("stale PDT"));
+    let mut pl = fresh();
+    pl.check_invariants().unwrap();
+    pl.window[0].segment.program_date_time = t0() + Duration90k(90);
+    assert!(pl.check_invariants().unwrap_err().contains("stale PDT"));
+}
