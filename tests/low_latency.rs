@@ -185,7 +185,10 @@ fn ll_parts_make_up_the_segments_and_decode_alone() {
         std::thread::sleep(Duration::from_millis(100));
     };
     agree_with_python(&text, &r);
-    let hint = r.preload_hint.clone().expect("a live LL playlist hints the next part");
+    let hint = r
+        .preload_hint
+        .clone()
+        .expect("a live LL playlist hints the next part");
     let (seq, index) = parse_part(&hint);
     let (_, held) = s.playlist(&format!("?_HLS_msn={seq}&_HLS_part={index}"));
     let listed = held
@@ -194,10 +197,16 @@ fn ll_parts_make_up_the_segments_and_decode_alone() {
         .flat_map(|(_, p)| p)
         .chain(&held.open_parts)
         .any(|p| p.uri == hint);
-    assert!(listed, "the answer lists the part it was asked for ({hint})");
+    assert!(
+        listed,
+        "the answer lists the part it was asked for ({hint})"
+    );
     let (status, part) = s.get(&format!("/video/{hint}"));
     assert_eq!(status, 200);
-    assert_eq!(read_segment(&part, None).unwrap().first_pids[..2], [0, 0x1000]);
+    assert_eq!(
+        read_segment(&part, None).unwrap().first_pids[..2],
+        [0, 0x1000]
+    );
     // A bad directive is a 400.
     let (status, _) = s.get(&format!("/video/chessboard.m3u8?_HLS_msn={}", seq + 5));
     assert_eq!(status, 400);
@@ -234,13 +243,17 @@ fn ll_parts_make_up_the_segments_and_decode_alone() {
             let (status, bytes) = s.get(&format!("/video/{}", p.uri));
             assert_eq!(status, 200, "{}", p.uri);
             // R45: alone, a part demultiplexes from its own PAT and PMT ...
-            let report =
-                read_segment(&bytes, None).unwrap_or_else(|e| panic!("{}: {e}", p.uri));
+            let report = read_segment(&bytes, None).unwrap_or_else(|e| panic!("{}: {e}", p.uri));
             assert_eq!(report.first_pids[..2], [0, 0x1000], "{}", p.uri);
             assert!(!report.aus.is_empty());
             // ... and is flagged independent exactly when it opens with an IDR.
             assert_eq!(p.independent, report.aus[0].keyframe, "{}", p.uri);
-            assert_eq!(p.independent, k == 0, "{}: only the first part has the IDR", p.uri);
+            assert_eq!(
+                p.independent,
+                k == 0,
+                "{}: only the first part has the IDR",
+                p.uri
+            );
             joined.extend_from_slice(&bytes);
         }
         assert_eq!(joined, segment, "{uri} is its parts end to end");
