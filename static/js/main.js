@@ -110,6 +110,11 @@ function seekToMarker(id) {
 function goLive() {
   const h = st.hls;
   const w = windowRange();
+  // Back to the lowest latency the playlist allows: undo what stalls added to hls.js's target.
+  const holdBack = st.details && st.details.partHoldBack;
+  if (h && holdBack > 0 && h.lowLatencyMode) {
+    try { h.targetLatency = holdBack; } catch (_e) { /* older hls.js: no setter */ }
+  }
   let t = h && Number.isFinite(h.liveSyncPosition) ? h.liveSyncPosition : null;
   if (t === null && w) t = w.end - 3 * targetDuration();
   if (t !== null) seekTo(t);
@@ -343,6 +348,9 @@ function startHlsJs(Hls) {
     // duration behind the live target (it starts at the IDR before PART-HOLD-BACK, so up to a
     // segment late). Further back, a DVR seek, it plays at 1x and stays where it was put.
     maxLiveSyncPlaybackRate: 1.25,
+    // A stall moves the live target back by half a second (hls.js default: a whole one), up to
+    // a target duration; "Go live" resets it to PART-HOLD-BACK.
+    liveSyncOnStallIncrease: 0.5,
     enableWorker: true,
   });
   st.hls = hls;
