@@ -12,6 +12,7 @@ use clap::Parser;
 use crate::error::{Error, ErrorKind};
 use crate::name::StreamName;
 use crate::playlist::{longest_segment, planned_segment_lifetime, target_duration_secs};
+use crate::rtsp::RtspTransport;
 use crate::time::{Duration90k, FrameRate, Pts, StreamTime};
 
 pub(crate) const DEFAULT_BIND: &str = "127.0.0.1:5000";
@@ -143,6 +144,11 @@ pub struct Args {
     #[arg(long)]
     pub(crate) no_builtin_markers: bool,
 
+    /// How an RTSP camera's video travels: `tcp` (interleaved on the RTSP connection; works
+    /// through NAT and firewalls) or `udp` (RTP and RTCP on ports of their own; LAN only).
+    #[arg(long, value_enum, default_value_t = RtspTransport::Tcp)]
+    pub(crate) rtsp_transport: RtspTransport,
+
     /// PTS of the first frame in 90 kHz ticks (e.g. 8589754592 to test the 33-bit wrap).
     #[arg(long, default_value_t = DEFAULT_PTS_OFFSET.as_u64(), hide_short_help = true)]
     pub(crate) pts_offset: u64,
@@ -223,6 +229,8 @@ pub struct Config {
     pub marker_token: Option<MarkerToken>,
     /// Make markers for the generator's events.
     pub builtin_markers: bool,
+    /// `--rtsp-transport`.
+    pub rtsp_transport: RtspTransport,
 }
 
 fn invalid(msg: impl Into<String>) -> Error {
@@ -361,6 +369,7 @@ impl Args {
             pts_offset: Pts(self.pts_offset),
             marker_token: self.marker_token,
             builtin_markers: !self.no_builtin_markers,
+            rtsp_transport: self.rtsp_transport,
         })
     }
 }

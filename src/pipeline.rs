@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 
-use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use tracing::{debug, info, warn};
 
 use crate::clock::{Clock, RealClock};
@@ -35,7 +35,10 @@ use crate::markers::log::JsonlFile;
 use crate::markers::writer::{self, MarkerWriter, NewMarker, Request};
 use crate::markers::GENERATOR_SOURCE;
 use crate::overlay::{Timecode, TimecodeOverlay, DEFAULT_FONT};
+use crate::playlist::planned_segment_lifetime;
 use crate::publish::Publisher;
+use crate::rtsp::passthrough::{target_for_gop, Passthrough};
+use crate::rtsp::{self, Camera, CameraFrame, Event};
 use crate::segmenter::{FrameAu, Segmenter};
 use crate::source::{Checkerboard, FrameInfo, Source};
 use crate::state::Shared;
@@ -463,6 +466,405 @@ impl EncoderJob {
             encoded += 1;
         }
         Ok(encoded)
+    }
+}
+
+/// Camera events in flight from the RTSP thread to the segmenter (about 8 s at 30 fps).
+const EVENT_QUEUE: usize = 256;
+
+/// Longest wait, in camera time, for the first GOP (two IDRs) after a session starts playing.
+const GOP_PROBE_LIMIT: Duration90k = Duration90k::from_secs(30);
+
+/// A camera whose first GOP has been measured ([`prepare_rtsp`]), for [`run_rtsp_prepared`].
+pub struct RtspOpened {
+    camera: String,
+    events: Receiver<Event>,
+    client: thread::JoinHandle<Result<()>>,
+    client_stop: Arc<AtomicBool>,
+    /// From the first IDR to the second, both included: replayed into the first segment.
+    first_gop: Vec<CameraFrame>,
+    gop: Duration90k,
+    frames_received: u64,
+}
+
+impl RtspOpened {
+    /// Stops the client thread and returns how it ended.
+    fn close(self) -> Result<()> {
+        self.client_stop.store(true, Ordering::SeqCst);
+        drop(self.events);
+        join(self.client, "rtsp")
+    }
+}
+
+/// Connects to the camera on its own thread and waits for its first GOP (two IDRs): the GOP
+/// decides TARGETDURATION, fixed for the playlist's life (R14), so nothing is published before
+/// it is known. Returns the configuration with that target. While the camera cannot be reached
+/// the client keeps retrying (with back-off) and `shared` says why it is down; `stop` gives up.
+/// Errors that retrying cannot fix (wrong credentials, a codec other than H.264, no IDR) end it.
+pub fn prepare_rtsp(
+    cfg: &Config,
+    camera: Camera,
+    shared: &Shared,
+    stop: &AtomicBool,
+) -> Result<(Config, RtspOpened)> {
+    let label = camera.to_string();
+    let (tx, events) = bounded::<Event>(EVENT_QUEUE);
+    let client_stop = Arc::new(AtomicBool::new(false));
+    let client = {
+        let stop = client_stop.clone();
+        spawn("rtsp", move || rtsp::run_client(camera, tx, stop))?
+    };
+    let mut opened = RtspOpened {
+        camera: label,
+        events,
+        client,
+        client_stop,
+        first_gop: Vec::new(),
+        gop: Duration90k::ZERO,
+        frames_received: 0,
+    };
+    // RTP time of the first frame of the session, and of its first IDR.
+    let mut session_start: Option<i64> = None;
+    let mut first_idr: Option<i64> = None;
+    let mut format = String::new();
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            opened.close()?;
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                "stopped before the camera sent its first GOP",
+            ));
+        }
+        match opened.events.recv_timeout(rtsp_poll()) {
+            Ok(Event::Frame(f)) => {
+                opened.frames_received += 1;
+                let start = *session_start.get_or_insert(f.rtp);
+                match first_idr {
+                    None if !f.keyframe => {
+                        if Duration90k((f.rtp - start).max(0) as u64) > GOP_PROBE_LIMIT {
+                            let camera = opened.camera.clone();
+                            opened.close()?;
+                            return Err(no_idr_error(&camera));
+                        }
+                    }
+                    None => {
+                        first_idr = Some(f.rtp);
+                        opened.first_gop.push(f);
+                    }
+                    Some(first) => {
+                        let since = Duration90k((f.rtp - first).max(0) as u64);
+                        let keyframe = f.keyframe;
+                        opened.first_gop.push(f);
+                        if keyframe {
+                            opened.gop = since;
+                            break;
+                        }
+                        if since > GOP_PROBE_LIMIT {
+                            let camera = opened.camera.clone();
+                            opened.close()?;
+                            return Err(no_idr_error(&camera));
+                        }
+                    }
+                }
+            }
+            Ok(Event::Down { reason }) => {
+                // A new session starts from scratch.
+                opened.first_gop.clear();
+                session_start = None;
+                first_idr = None;
+                shared.update_status(|s| {
+                    s.input_stalled = true;
+                    s.input_down = Some(reason);
+                });
+            }
+            Ok(Event::Connected { width, height, fps }) => {
+                format = match fps {
+                    Some(fps) => format!("{width}x{height} at {fps:.3} fps"),
+                    None => format!("{width}x{height}"),
+                };
+                shared.update_status(|s| {
+                    s.input_stalled = false;
+                    s.input_down = None;
+                });
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                let camera = opened.camera.clone();
+                opened.close()?;
+                return Err(Error::new(
+                    ErrorKind::Internal,
+                    format!("camera {camera}: the RTSP client ended before the first GOP"),
+                ));
+            }
+        }
+    }
+    let (longest, target) = target_for_gop(cfg.segment, opened.gop);
+    let frame = match opened.first_gop.as_slice() {
+        [a, b, ..] => Duration90k((b.rtp - a.rtp).max(1) as u64),
+        _ => cfg.rate.frame_duration(),
+    };
+    info!(
+        camera = %opened.camera,
+        format,
+        gop_secs = opened.gop.as_secs_f64(),
+        gop_frames = opened.first_gop.len() - 1,
+        target_duration = target,
+        "first GOP measured: segments cut at the camera's IDRs"
+    );
+    if longest > cfg.segment {
+        let fit = (cfg.segment.as_u64() / frame.as_u64().max(1)).max(1);
+        warn!(
+            camera = %opened.camera,
+            "the camera's GOP ({:.3} s) does not fit --hls-time {:.3} s: segments will last up to \
+             {:.3} s (TARGETDURATION {target}). Set the camera's I-frame interval (GOP length) to \
+             {fit} frames or a divisor of it, or use --transcode",
+            opened.gop.as_secs_f64(),
+            cfg.segment.as_secs_f64(),
+            longest.as_secs_f64(),
+        );
+    }
+    let mut cfg = cfg.clone();
+    cfg.target_duration_secs = target;
+    cfg.segment_lifetime = planned_segment_lifetime(longest, cfg.list_size);
+    Ok((cfg, opened))
+}
+
+fn no_idr_error(camera: &str) -> Error {
+    Error::new(
+        ErrorKind::InvalidArgument,
+        format!(
+            "camera {camera}: no IDR within {} s; set the camera's I-frame interval (GOP \
+             length) to a few seconds",
+            GOP_PROBE_LIMIT.as_secs_ceil()
+        ),
+    )
+}
+
+fn rtsp_poll() -> std::time::Duration {
+    std::time::Duration::from_millis(100)
+}
+
+/// [`prepare_rtsp`] then [`run_rtsp_prepared`]: a whole camera stream on the calling thread.
+pub fn run_rtsp(
+    cfg: &Config,
+    camera: Camera,
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+    observer: &mut dyn FnMut(&str),
+) -> Result<Summary> {
+    let (cfg, opened) = prepare_rtsp(cfg, camera, &shared, &stop)?;
+    run_rtsp_prepared(&cfg, opened, shared, stop, observer)
+}
+
+/// Passes the camera's H.264 through to segments until `stop`, the frame limit, or an error the
+/// stream cannot go on from (B-frames). A camera that drops or stalls ends the segment in
+/// progress; its next session continues after `EXT-X-DISCONTINUITY`.
+pub fn run_rtsp_prepared(
+    cfg: &Config,
+    opened: RtspOpened,
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+    observer: &mut dyn FnMut(&str),
+) -> Result<Summary> {
+    let dir =
+        MediaDir::open(&cfg.out_dir, &cfg.name).map_err(|e| Error::io("media directory", e))?;
+    if cfg.fresh {
+        let n = dir
+            .clean()
+            .map_err(|e| Error::io(format!("cleaning {}", dir.path().display()), e))?;
+        info!(files = n, dir = %dir.path().display(), "--fresh: removed the previous stream");
+    }
+    let markers_path = dir.markers_path();
+    let mut publisher = Publisher::new(cfg, dir, shared.clone(), observer)?;
+    let clock = publisher.clock();
+    shared.set_clock(clock);
+    let marker_thread = start_marker_writer(&markers_path, &shared, clock)?;
+
+    let mut sink = RtspSink {
+        pass: Passthrough::new(
+            cfg.segment,
+            cfg.target_duration_secs,
+            opened.gop,
+            clock.epoch.unix_millis(),
+            cfg.rate.time_of(publisher.first_slot()),
+        ),
+        segmenter: Segmenter::new(cfg.pts_offset),
+        pts_offset: cfg.pts_offset,
+        target_secs: cfg.target_duration_secs,
+        segment: cfg.segment,
+        camera: opened.camera.clone(),
+        publisher: &mut publisher,
+        shared: &shared,
+        frames: 0,
+        limit: cfg.frame_limit,
+    };
+    let RtspOpened {
+        events,
+        client,
+        client_stop,
+        first_gop,
+        mut frames_received,
+        ..
+    } = opened;
+    let mut result = Ok(());
+    for f in first_gop {
+        if let Err(e) = sink.frame(f) {
+            result = Err(e);
+            break;
+        }
+    }
+    shared.update_status(|s| {
+        s.input_stalled = false;
+        s.input_down = None;
+    });
+    while result.is_ok()
+        && !stop.load(Ordering::Relaxed)
+        && sink.limit.is_none_or(|l| sink.frames < l)
+    {
+        match events.recv_timeout(rtsp_poll()) {
+            Ok(Event::Frame(f)) => {
+                frames_received += 1;
+                result = sink.frame(f);
+            }
+            Ok(Event::Down { reason }) => sink.down(reason),
+            Ok(Event::Connected { .. }) => {}
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    // Stop the client; its own error (if it ended first) is the stream's.
+    client_stop.store(true, Ordering::SeqCst);
+    drop(events);
+    let client_result = join(client, "rtsp");
+    shared.set_marker_inbox(None);
+    let markers_done = join(marker_thread, "markers");
+    let frames = sink.frames;
+    sink.finish();
+    publisher.end(frames);
+    markers_done?;
+    result?;
+    client_result?;
+    let summary = Summary {
+        frames_generated: frames_received,
+        frames_dropped: 0,
+        frames_encoded: frames,
+        segments: publisher.segments(),
+        markers: shared.markers.len() as u64,
+        last_sequence: publisher.last_sequence(),
+    };
+    info!(?summary, "camera stream finished");
+    Ok(summary)
+}
+
+/// Reads the marker log back and starts the one thread that adds markers.
+fn start_marker_writer(
+    path: &std::path::Path,
+    shared: &Arc<Shared>,
+    clock: crate::clock::StreamClock,
+) -> Result<thread::JoinHandle<Result<()>>> {
+    let (log, loaded) =
+        JsonlFile::open(path).map_err(|e| Error::io("opening the marker log", e))?;
+    let next_id = loaded.next_id();
+    shared.markers.replace(loaded.markers);
+    let (inbox_tx, inbox_rx) = bounded::<Request>(writer::INBOX_CAPACITY);
+    let w = MarkerWriter::new(log, shared.clone(), clock, next_id);
+    let handle = spawn("markers", move || {
+        w.run(inbox_rx);
+        Ok(())
+    })?;
+    shared.set_marker_inbox(Some(inbox_tx));
+    Ok(handle)
+}
+
+/// The camera's frames into segments (runs on the segmenter thread).
+struct RtspSink<'p, 'o> {
+    pass: Passthrough,
+    segmenter: Segmenter,
+    pts_offset: crate::time::Pts,
+    target_secs: u64,
+    segment: Duration90k,
+    camera: String,
+    publisher: &'p mut Publisher<'o, MediaDir>,
+    shared: &'p Shared,
+    /// Frames placed in segments.
+    frames: u64,
+    /// `--frames`: the stream ends after this many.
+    limit: Option<u64>,
+}
+
+impl RtspSink<'_, '_> {
+    fn frame(&mut self, f: CameraFrame) -> Result<()> {
+        if self.limit.is_some_and(|l| self.frames >= l) {
+            return Ok(());
+        }
+        let placed = self.pass.push(&f).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidArgument,
+                format!("camera {}: {e}", self.camera),
+            )
+        })?;
+        let Some(p) = placed else { return Ok(()) };
+        if p.starts_run {
+            // A new session: a new muxer after the discontinuity (counters start again).
+            self.segmenter = Segmenter::new(self.pts_offset);
+            self.shared.update_status(|s| {
+                s.input_stalled = false;
+                s.input_down = None;
+            });
+        }
+        let au = FrameAu {
+            data: &f.data,
+            at: p.at,
+            keyframe: p.keyframe,
+            opens_segment: p.opens_segment,
+        };
+        if let Some(closed) = self.segmenter.push(&au).map_err(Error::from)? {
+            self.publish(closed);
+        }
+        self.shared.set_newest_frame(p.at);
+        self.frames += 1;
+        Ok(())
+    }
+
+    fn publish(&mut self, closed: crate::segmenter::ClosedSegment) {
+        // R13: the playlist cannot list a segment whose EXTINF rounds above the target.
+        if closed.duration.as_millis_rounded() >= self.target_secs * 1000 + 500 {
+            warn!(
+                camera = %self.camera,
+                "a {:.3} s segment is longer than TARGETDURATION {} s: the camera's GOP grew to \
+                 {:.3} s. It is left out (the stream goes on after a discontinuity); set the \
+                 camera's I-frame interval (GOP length) to at most {:.3} s, or use --transcode",
+                closed.duration.as_secs_f64(),
+                self.target_secs,
+                self.pass.longest_gop().as_secs_f64(),
+                self.segment.as_secs_f64(),
+            );
+        }
+        let bytes = self.publisher.publish(closed, self.frames);
+        self.segmenter.recycle(bytes);
+    }
+
+    /// The camera dropped: what it sent is published now; the next session follows a
+    /// discontinuity.
+    fn down(&mut self, reason: String) {
+        if let Some(end) = self.pass.end_run() {
+            if let Some(closed) = self.segmenter.finish(end) {
+                self.publish(closed);
+            }
+            self.publisher.discontinue();
+        }
+        self.shared.update_status(|s| {
+            s.input_stalled = true;
+            s.input_down = Some(reason);
+        });
+    }
+
+    fn finish(mut self) {
+        if let Some(end) = self.pass.end() {
+            if let Some(closed) = self.segmenter.finish(end) {
+                self.publish(closed);
+            }
+        }
     }
 }
 

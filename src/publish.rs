@@ -318,6 +318,12 @@ impl<'o, S: Storage> Publisher<'o, S> {
         }
     }
 
+    /// The input stalled: the next segment follows a gap in stream time and carries
+    /// `EXT-X-DISCONTINUITY` (R6), with its own program date time.
+    pub(crate) fn discontinue(&mut self) {
+        self.discontinuity = true;
+    }
+
     /// Writes the playlist with `EXT-X-ENDLIST` (R29): the stream is over.
     pub(crate) fn end(&mut self, frames_encoded: u64) {
         self.playlist.end();

@@ -70,6 +70,11 @@ pub(crate) struct Status {
     pub(crate) frames_encoded: u64,
     /// Frames the source dropped because the encoder was behind.
     pub(crate) frames_dropped: u64,
+    /// The input (a Y4M pipe) stopped or fell more than a segment behind real time, and has not
+    /// delivered a frame since: `/healthz` says stalled whatever the newest segment's age.
+    pub(crate) input_stalled: bool,
+    /// Why the camera is down (an RTSP input reconnecting), credentials never included.
+    pub(crate) input_down: Option<String>,
 }
 
 impl Shared {
@@ -133,6 +138,11 @@ impl Shared {
             0 => None,
             t => Some(StreamTime(t - 1)),
         }
+    }
+
+    /// Why the input (an RTSP camera) is down right now, if it is.
+    pub fn input_down(&self) -> Option<String> {
+        self.status().input_down
     }
 
     pub(crate) fn status(&self) -> Status {

@@ -15,5 +15,7 @@ mod lifecycle;
 mod long_run;
 // The committed fuzz corpus, replayed through the fuzzers' property checks.
 mod corpus_replay;
+// An RTSP camera (GStreamer's RTSP server): passthrough, reconnects, errors.
+mod rtsp;
 // Every rule cited in the code (R1...) is defined in docs/spec.md.
 mod spec_refs;

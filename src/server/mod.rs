@@ -548,7 +548,7 @@ pub(crate) enum HealthStatus {
     Starting,
     /// Segments keep coming within the deadline.
     Live,
-    /// The newest segment is older than the deadline.
+    /// The newest segment is older than the deadline, or the input stalled (a Y4M pipe).
     Stalled,
     /// `EXT-X-ENDLIST` written; the server still serves what remains.
     Ended,
@@ -576,6 +576,9 @@ pub(crate) struct Health {
     pub(crate) frames_encoded: u64,
     pub(crate) frames_dropped: u64,
     pub(crate) markers: usize,
+    /// Why the camera is down (an RTSP input while it reconnects).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) input_down: Option<String>,
 }
 
 impl Health {
@@ -590,6 +593,7 @@ pub(crate) fn health(shared: &Shared, deadline: Duration) -> Health {
     let age = s.newest_segment_at.map(|t| t.elapsed());
     let status = match age {
         _ if s.ended => HealthStatus::Ended,
+        _ if s.input_stalled => HealthStatus::Stalled,
         None => HealthStatus::Starting,
         Some(a) if a <= deadline => HealthStatus::Live,
         Some(_) => HealthStatus::Stalled,
@@ -604,6 +608,7 @@ pub(crate) fn health(shared: &Shared, deadline: Duration) -> Health {
         frames_encoded: s.frames_encoded,
         frames_dropped: s.frames_dropped,
         markers: shared.markers.len(),
+        input_down: s.input_down,
     }
 }
 
