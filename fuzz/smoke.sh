@@ -25,9 +25,20 @@ export RUSTC_BOOTSTRAP=1
 # -s none: no sanitizer (the code under test is safe Rust; builds and runs about twice as fast).
 # -a: debug assertions, so integer overflow panics as in `cargo test`.
 flags=(-s none -a)
+# The reference readers (mpeg2ts, m3u8-rs, nom, hls-testkit-readers) without comparison
+# tracing; see fuzz/rustc-wrapper and fuzz/README.md ("Throughput").
+export RUSTC_WRAPPER="$PWD/fuzz/rustc-wrapper"
+# Cargo does not know what the wrapper changes: rebuild those crates once in a target
+# directory that was built without it.
+host=$(rustc -vV | sed -n 's/^host: //p')
+stamp="${CARGO_TARGET_DIR:-target}/$host/release/.reference-readers-untraced"
+if [ ! -e "$stamp" ] && [ -d "${CARGO_TARGET_DIR:-target}/$host/release" ]; then
+    cargo clean --release --target "$host" -p mpeg2ts -p m3u8-rs -p nom -p hls-testkit-readers
+fi
 
 echo "fuzz smoke: building ${targets[*]}"
 cargo fuzz build "${flags[@]}"
+mkdir -p "$(dirname "$stamp")" && touch "$stamp"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use clap::Parser;
 
 use crate::error::{Error, ErrorKind};
+use crate::input::Input;
 use crate::name::StreamName;
 use crate::playlist::{longest_segment, planned_segment_lifetime, target_duration_secs};
 use crate::rtsp::RtspTransport;
@@ -39,13 +40,24 @@ pub struct Args {
     #[arg(long, default_value = DEFAULT_BIND)]
     pub(crate) bind: SocketAddr,
 
-    /// Frame size WIDTHxHEIGHT (even numbers, at most 3840x2160).
-    #[arg(long, default_value = DEFAULT_SIZE)]
-    pub(crate) size: String,
+    /// Where the pictures come from: `checkerboard` (the synthetic board with events and
+    /// markers), `-` (YUV4MPEG2 on standard input, e.g. `ffmpeg ... -f yuv4mpegpipe - |
+    /// hls-streamer --input -`), or the path of a YUV4MPEG2 file or FIFO. A Y4M input brings its
+    /// own frame size and rate (its header's; `--fps` overrides the rate), is paced at its frame
+    /// rate (`--no-pacing`: as fast as it can be read) and ends the stream at its end. RTSP URLs
+    /// (`rtsp://[user:pass@]host[:port]/path`) are recognised but not supported by this build.
+    #[arg(long, default_value = "checkerboard", value_parser = clap::value_parser!(Input))]
+    pub(crate) input: Input,
 
-    /// Frame rate: an integer, a decimal, or a fraction such as 30000/1001 (29.97 means that).
-    #[arg(long, default_value = DEFAULT_FPS)]
-    pub(crate) fps: String,
+    /// Frame size WIDTHxHEIGHT of the checkerboard (even numbers, at most 3840x2160) [default:
+    /// 1280x720]. Not with a Y4M input, whose header gives the size (nothing is scaled).
+    #[arg(long)]
+    pub(crate) size: Option<String>,
+
+    /// Frame rate: an integer, a decimal, or a fraction such as 30000/1001 (29.97 means that)
+    /// [default: 30, or a Y4M input's header rate, which this overrides].
+    #[arg(long)]
+    pub(crate) fps: Option<String>,
 
     /// Target segment duration in seconds; every segment opens with an IDR.
     #[arg(long, default_value_t = DEFAULT_HLS_TIME)]
@@ -193,6 +205,9 @@ impl std::str::FromStr for MarkerToken {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub bind: SocketAddr,
+    /// `--input`; a Y4M input's size and rate below are its header's once
+    /// [`crate::pipeline::prepare`] has read it (see [`Config::with_input_format`]).
+    pub input: Input,
     pub width: usize,
     pub height: usize,
     pub rate: FrameRate,
@@ -231,6 +246,18 @@ pub struct Config {
     pub builtin_markers: bool,
     /// `--rtsp-transport`.
     pub rtsp_transport: RtspTransport,
+    /// What the command line asked for, where an input's format can change the outcome.
+    requested: Requested,
+}
+
+/// The flags whose meaning depends on the input's frame size and rate.
+#[derive(Debug, Clone)]
+struct Requested {
+    size_given: bool,
+    rate: Option<FrameRate>,
+    bitrate_bps: Option<u32>,
+    frames: Option<u64>,
+    duration: Option<Duration90k>,
 }
 
 fn invalid(msg: impl Into<String>) -> Error {
@@ -270,6 +297,9 @@ pub fn parse_size(s: &str) -> Result<(usize, usize), Error> {
 }
 
 fn parse_size_str(s: &str) -> Result<(usize, usize), String> {
+    if s.trim().is_empty() {
+        return Err("--size: expected WIDTHxHEIGHT, e.g. 1280x720".into());
+    }
     let (w, h) = s
         .split_once(['x', 'X'])
         .ok_or_else(|| format!("--size {s:?}: expected WIDTHxHEIGHT, e.g. 1280x720"))?;
@@ -293,15 +323,24 @@ impl Args {
     /// Checks every flag (all of them, whatever `--no-server` or `--fresh` say) and builds the
     /// configuration. Touches nothing.
     pub fn validate(self) -> Result<Config, Error> {
-        let (width, height) = parse_size(&self.size)?;
-        let rate = FrameRate::parse(&self.fps).map_err(|e| invalid(format!("--fps: {e}")))?;
-        if rate.as_f64() > 240.0 {
-            return Err(invalid(format!("--fps {} is above 240", self.fps)));
+        let y4m = matches!(self.input, Input::Y4m(_));
+        if y4m && self.size.is_some() {
+            return Err(invalid(
+                "--size cannot be used with a Y4M --input: the frame size is the stream header's \
+                 (nothing is scaled); drop --size",
+            ));
         }
+        let (width, height) = parse_size(self.size.as_deref().unwrap_or(DEFAULT_SIZE))?;
+        let requested_rate = self
+            .fps
+            .as_deref()
+            .map(|fps| {
+                let rate = FrameRate::parse(fps).map_err(|e| invalid(format!("--fps: {e}")))?;
+                check_rate(rate).map_err(|e| invalid(format!("--fps: {}", e.message())))?;
+                Ok::<_, Error>(rate)
+            })
+            .transpose()?;
         let segment = secs_to_ticks("hls-time", self.hls_time)?;
-        if segment < rate.frame_duration() {
-            return Err(invalid("--hls-time is shorter than one frame"));
-        }
         if self.list_size < crate::playlist::MIN_LIST_SIZE {
             return Err(invalid(format!(
                 "--list-size {} is too small: a live playlist must hold at least {} segments (RFC 8216 §6.3.3)",
@@ -310,15 +349,13 @@ impl Args {
             )));
         }
         let name = StreamName::new(&self.name).map_err(|e| invalid(format!("--name: {e}")))?;
-        let frame_limit = match (self.frames, self.duration) {
-            (Some(0), _) => return Err(invalid("--frames must be at least 1")),
-            (Some(n), _) => Some(n),
-            (None, Some(d)) => Some(
-                rate.first_frame_at_or_after(StreamTime::ZERO + secs_to_ticks("duration", d)?)
-                    .max(1),
-            ),
-            (None, None) => None,
-        };
+        if self.frames == Some(0) {
+            return Err(invalid("--frames must be at least 1"));
+        }
+        let duration = self
+            .duration
+            .map(|d| secs_to_ticks("duration", d))
+            .transpose()?;
         let cors_origins = self
             .cors_origins
             .iter()
@@ -333,24 +370,22 @@ impl Args {
         if self.block_size == 0 {
             return Err(invalid("--block-size must be positive"));
         }
-        let bitrate_bps = self.bitrate.unwrap_or_else(|| {
-            // About 0.09 bit per pixel per frame: 2.5 Mbit/s at 720p30, 5.6 Mbit/s at 1080p30.
-            let bpp = width as f64 * height as f64 * rate.as_f64() * 0.09;
-            bpp.clamp(100_000.0, 50_000_000.0) as u32
-        });
-        Ok(Config {
+        let rate = match requested_rate {
+            Some(r) => r,
+            None => FrameRate::parse(DEFAULT_FPS)?,
+        };
+        let mut cfg = Config {
             bind: self.bind,
+            input: self.input,
             width,
             height,
             rate,
-            target_duration_secs: target_duration_secs(rate, segment),
-            segment_lifetime: planned_segment_lifetime(
-                longest_segment(rate, segment),
-                self.list_size,
-            ),
+            // Set by `settle` below, from the size and rate.
+            target_duration_secs: 0,
+            segment_lifetime: Duration90k::ZERO,
             segment,
             list_size: self.list_size,
-            bitrate_bps,
+            bitrate_bps: 0,
             out_dir: self.out_dir,
             name,
             event_mean: secs_to_ticks("event-mean", self.event_mean)?,
@@ -363,18 +398,97 @@ impl Args {
             cors_origins,
             linger: std::time::Duration::from_secs_f64(self.linger),
             fresh: self.fresh,
-            frame_limit,
+            frame_limit: None,
             pacing: !self.no_pacing,
             serve: !self.no_server,
             pts_offset: Pts(self.pts_offset),
             marker_token: self.marker_token,
             builtin_markers: !self.no_builtin_markers,
             rtsp_transport: self.rtsp_transport,
-        })
+            requested: Requested {
+                size_given: self.size.is_some(),
+                rate: requested_rate,
+                bitrate_bps: self.bitrate,
+                frames: self.frames,
+                duration,
+            },
+        };
+        cfg.settle(width, height, rate)?;
+        Ok(cfg)
     }
 }
 
+fn check_rate(rate: FrameRate) -> Result<(), Error> {
+    if rate.as_f64() > 240.0 {
+        return Err(invalid(format!(
+            "frame rate {}/{} is above 240",
+            rate.num, rate.den
+        )));
+    }
+    Ok(())
+}
+
 impl Config {
+    /// Sets the frame size and rate and everything that follows from them: the bitrate's
+    /// default, TARGETDURATION, a segment's lifetime, the frame limit of `--duration`.
+    fn settle(&mut self, width: usize, height: usize, rate: FrameRate) -> Result<(), Error> {
+        check_rate(rate)?;
+        if self.segment < rate.frame_duration() {
+            return Err(invalid("--hls-time is shorter than one frame"));
+        }
+        self.width = width;
+        self.height = height;
+        self.rate = rate;
+        self.target_duration_secs = target_duration_secs(rate, self.segment);
+        self.segment_lifetime =
+            planned_segment_lifetime(longest_segment(rate, self.segment), self.list_size);
+        self.frame_limit = match (self.requested.frames, self.requested.duration) {
+            (Some(n), _) => Some(n),
+            (None, Some(d)) => Some(rate.first_frame_at_or_after(StreamTime::ZERO + d).max(1)),
+            (None, None) => None,
+        };
+        self.bitrate_bps = self.requested.bitrate_bps.unwrap_or_else(|| {
+            // About 0.09 bit per pixel per frame: 2.5 Mbit/s at 720p30, 5.6 Mbit/s at 1080p30.
+            let bpp = width as f64 * height as f64 * rate.as_f64() * 0.09;
+            bpp.clamp(100_000.0, 50_000_000.0) as u32
+        });
+        Ok(())
+    }
+
+    /// This configuration for an input that brings its own frame size and, unless `--fps` was
+    /// given, its own rate (a Y4M header's; `None` when the header has none). An error when the
+    /// rate is missing or out of range, or `--size` was given.
+    pub(crate) fn with_input_format(
+        &self,
+        width: usize,
+        height: usize,
+        rate: Option<FrameRate>,
+    ) -> Result<Config, Error> {
+        if self.requested.size_given {
+            return Err(invalid(format!(
+                "--size cannot be used with {}: the frame size is the input's ({width}x{height})",
+                self.input
+            )));
+        }
+        let rate = self.requested.rate.or(rate).ok_or_else(|| {
+            invalid(format!(
+                "{} gives no frame rate (no F in its header): give one with --fps",
+                self.input
+            ))
+        })?;
+        let mut cfg = self.clone();
+        cfg.settle(width, height, rate).map_err(|e| {
+            invalid(format!(
+                "{} at {}/{} fps: {}",
+                self.input,
+                rate.num,
+                rate.den,
+                e.message()
+            ))
+        })?;
+        Ok(cfg)
+    }
+
     /// Parses and validates a command line (first element: the program name). clap's own
     /// errors (an unknown flag, `--help`) come back as [`ErrorKind::InvalidArgument`] with its
     /// text; the binary uses [`Args`] directly so that `--help` goes to stdout.

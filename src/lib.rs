@@ -6,12 +6,16 @@
 //! and only [`store`] touches the media directory.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub(crate) mod chroma;
 pub mod clock;
 pub mod config;
+pub mod detect;
 pub mod encode;
 pub mod error;
 pub mod frame;
+pub mod input;
 pub mod markers;
+pub mod media_cache;
 pub mod name;
 pub mod overlay;
 pub mod pipeline;

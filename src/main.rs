@@ -50,7 +50,12 @@ fn run(cfg: Config) -> Result<(), Error> {
             hls::encode::NASM_HINT
         );
     }
+    // The input is opened first: a Y4M stream's header and first frame are read (a FIFO waits
+    // for its writer); a bad one exits 2 before anything is touched.
+    let prepared = hls::pipeline::prepare(&cfg)?;
+    let cfg = prepared.config().clone();
     info!(
+        input = %cfg.input,
         size = format!("{}x{}", cfg.width, cfg.height),
         fps = cfg.rate.as_f64(),
         segment_secs = cfg.segment.as_secs_f64(),
@@ -87,9 +92,7 @@ fn run(cfg: Config) -> Result<(), Error> {
     let done = Arc::new(tokio::sync::Notify::new());
     let pipeline = {
         let done = done.clone();
-        hls::pipeline::start(&cfg, shared.clone(), stop.clone(), move || {
-            done.notify_one()
-        })?
+        prepared.start(shared.clone(), stop.clone(), move || done.notify_one())?
     };
 
     let served = match listener {

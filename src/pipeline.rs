@@ -24,13 +24,14 @@ use std::sync::Arc;
 use std::thread;
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::clock::{Clock, RealClock};
 use crate::config::Config;
 use crate::encode::{EncoderSettings, H264Encoder};
 use crate::error::{Error, ErrorKind, Result};
 use crate::frame::{RgbFrame, YuvFrame};
+use crate::input::{self, Opened};
 use crate::markers::log::JsonlFile;
 use crate::markers::writer::{self, MarkerWriter, NewMarker, Request};
 use crate::markers::GENERATOR_SOURCE;
@@ -43,7 +44,7 @@ use crate::segmenter::{FrameAu, Segmenter};
 use crate::source::{Checkerboard, FrameInfo, Source};
 use crate::state::Shared;
 use crate::store::MediaDir;
-use crate::time::{Duration90k, FrameRate, SegmentClock};
+use crate::time::{Duration90k, FrameRate, SegmentClock, StreamTime};
 use crate::yuv::rgb_to_i420;
 
 /// I420 frames in flight between source and encoder.
@@ -61,15 +62,36 @@ pub struct Summary {
     pub markers: u64,
     /// Media sequence number of the last segment written.
     pub(crate) last_sequence: Option<u64>,
+    /// The input failed after the first segment was published: the stream ended there, cleanly
+    /// (last segment, `EXT-X-ENDLIST`), and this says why.
+    pub input_error: Option<String>,
+}
+
+/// What travels down the pipeline: frames, and the gaps of an input that stalled.
+pub(crate) enum Item<F> {
+    Frame(F),
+    /// The input stalled: the segment in progress ends at `end` (just after its last frame) and
+    /// is published at once; the next frame opens a segment after `EXT-X-DISCONTINUITY`.
+    Gap {
+        end: StreamTime,
+    },
 }
 
 /// A painted frame on its way to the encoder.
-struct RawFrame {
-    slot: u64,
-    yuv: YuvFrame,
-    info: FrameInfo,
+pub(crate) struct RawFrame {
+    pub(crate) slot: u64,
+    pub(crate) yuv: YuvFrame,
+    pub(crate) info: FrameInfo,
     /// The frame opens a segment: IDR, and the segmenter cuts here.
-    opens_segment: bool,
+    pub(crate) opens_segment: bool,
+}
+
+/// How a source thread ended.
+pub(crate) struct SourceEnd {
+    pub(crate) sent: u64,
+    pub(crate) dropped: u64,
+    /// The input failed (a bad frame in a Y4M stream).
+    pub(crate) input_error: Option<Error>,
 }
 
 /// An encoded frame on its way to the segmenter.
@@ -92,11 +114,52 @@ impl Running {
     }
 }
 
+/// A configuration whose input is open: see [`prepare`].
+pub struct Prepared {
+    cfg: Config,
+    opened: Opened,
+}
+
+/// Opens the input before anything else is touched: a Y4M stream's header and first frame are
+/// read here (a FIFO waits for its writer), and a bad one is an
+/// [`ErrorKind::InvalidArgument`] error (exit code 2) with no file created or deleted. The
+/// configuration it gives ([`Prepared::config`]) has the input's frame size and rate.
+pub fn prepare(cfg: &Config) -> Result<Prepared> {
+    let (cfg, opened) = input::open(cfg)?;
+    Ok(Prepared { cfg, opened })
+}
+
+impl Prepared {
+    /// The configuration the stream runs with (a Y4M input's size and rate).
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// [`start`] with this input.
+    pub fn start(
+        self,
+        shared: Arc<Shared>,
+        stop: Arc<AtomicBool>,
+        on_exit: impl FnOnce() + Send + 'static,
+    ) -> Result<Running> {
+        start_prepared(self, shared, stop, on_exit)
+    }
+}
+
 /// Starts the media path on its own threads and returns at once. When the stream ends, however
 /// it ends (a panic included), `stop` is set and `on_exit` runs on the segmenter thread, so a
-/// server waiting on it never waits forever.
+/// server waiting on it never waits forever. The input is opened first ([`prepare`]).
 pub fn start(
     cfg: &Config,
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+    on_exit: impl FnOnce() + Send + 'static,
+) -> Result<Running> {
+    start_prepared(prepare(cfg)?, shared, stop, on_exit)
+}
+
+fn start_prepared(
+    prepared: Prepared,
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
     on_exit: impl FnOnce() + Send + 'static,
@@ -111,11 +174,10 @@ pub fn start(
             }
         }
     }
-    let cfg = cfg.clone();
     let guard = OnExit(Some(on_exit), stop.clone());
     let segmenter = spawn("segmenter", move || {
         let _guard = guard;
-        run(&cfg, shared, stop)
+        run_prepared(prepared, shared, stop, &mut |_| {})
     })?;
     Ok(Running { segmenter })
 }
@@ -134,6 +196,17 @@ pub fn run_observed(
     stop: Arc<AtomicBool>,
     observer: &mut dyn FnMut(&str),
 ) -> Result<Summary> {
+    run_prepared(prepare(cfg)?, shared, stop, observer)
+}
+
+fn run_prepared(
+    prepared: Prepared,
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+    observer: &mut dyn FnMut(&str),
+) -> Result<Summary> {
+    let Prepared { cfg, opened } = prepared;
+    let cfg = &cfg;
     let dir =
         MediaDir::open(&cfg.out_dir, &cfg.name).map_err(|e| Error::io("media directory", e))?;
     if cfg.fresh {
@@ -144,8 +217,13 @@ pub fn run_observed(
     }
     let overlay = TimecodeOverlay::new(DEFAULT_FONT, cfg.width, cfg.height)
         .map_err(|e| Error::new(ErrorKind::Internal, format!("timecode font: {e}")))?;
-    let source = Checkerboard::new(cfg.checkerboard())
-        .map_err(|e| Error::new(ErrorKind::InvalidArgument, e))?;
+    let board = match opened {
+        Opened::Checkerboard => Some(
+            Checkerboard::new(cfg.checkerboard())
+                .map_err(|e| Error::new(ErrorKind::InvalidArgument, e))?,
+        ),
+        Opened::Y4m(_) => None,
+    };
     let markers_path = dir.markers_path();
     let mut publisher = Publisher::new(cfg, dir, shared.clone(), observer)?;
     let clock = publisher.clock();
@@ -176,9 +254,9 @@ pub fn run_observed(
     shared.set_marker_inbox(Some(inbox_tx));
 
     let (free_tx, free_rx) = bounded::<YuvFrame>(FRAME_POOL);
-    let (frame_tx, frame_rx) = bounded::<RawFrame>(FRAME_POOL);
+    let (frame_tx, frame_rx) = bounded::<Item<RawFrame>>(FRAME_POOL);
     let (free_au_tx, free_au_rx) = bounded::<Vec<u8>>(AU_POOL);
-    let (au_tx, au_rx) = bounded::<EncodedFrame>(AU_POOL);
+    let (au_tx, au_rx) = bounded::<Item<EncodedFrame>>(AU_POOL);
     for _ in 0..FRAME_POOL {
         free_tx
             .send(YuvFrame::new(cfg.width, cfg.height))
@@ -190,21 +268,54 @@ pub fn run_observed(
             .expect("pool channel has room");
     }
 
-    let source_thread = {
-        let job = SourceJob {
-            source: Box::new(source),
-            overlay: Some(overlay),
-            rgb: RgbFrame::new(cfg.width, cfg.height),
-            clock: Box::new(RealClock),
-            rate: cfg.rate,
-            first_slot,
-            segments: SegmentClock::starting_at(cfg.segment, cfg.rate.time_of(first_slot)),
-            frame_limit: cfg.frame_limit,
-            pacing: cfg.pacing,
-            stop: stop.clone(),
-            shared: shared.clone(),
-        };
-        spawn("source", move || Ok(job.run(free_rx, frame_tx)))?
+    let source_thread = match (board, opened) {
+        (Some(board), _) => {
+            let job = SourceJob {
+                source: Box::new(board),
+                overlay: Some(overlay),
+                rgb: RgbFrame::new(cfg.width, cfg.height),
+                clock: Box::new(RealClock),
+                rate: cfg.rate,
+                first_slot,
+                segments: SegmentClock::starting_at(cfg.segment, cfg.rate.time_of(first_slot)),
+                frame_limit: cfg.frame_limit,
+                pacing: cfg.pacing,
+                stop: stop.clone(),
+                shared: shared.clone(),
+            };
+            spawn("source", move || {
+                let (sent, dropped) = job.run(free_rx, frame_tx);
+                Ok(SourceEnd {
+                    sent,
+                    dropped,
+                    input_error: None,
+                })
+            })?
+        }
+        (None, Opened::Y4m(y)) => {
+            let input::y4m_source::Y4mOpened {
+                input,
+                reader,
+                first,
+            } = *y;
+            let job = input::y4m_source::Y4mJob {
+                input,
+                reader,
+                first: Some(first),
+                overlay: Some(overlay),
+                clock: Box::new(RealClock),
+                rate: cfg.rate,
+                first_slot,
+                segments: SegmentClock::starting_at(cfg.segment, cfg.rate.time_of(first_slot)),
+                stall_after: cfg.segment,
+                frame_limit: cfg.frame_limit,
+                pacing: cfg.pacing,
+                stop: stop.clone(),
+                shared: shared.clone(),
+            };
+            spawn("source", move || Ok(job.run(free_rx, frame_tx)))?
+        }
+        (None, Opened::Checkerboard) => unreachable!("the board is made for a checkerboard input"),
     };
     let encoder_thread = {
         let job = EncoderJob {
@@ -229,7 +340,19 @@ pub fn run_observed(
     let mut last_slot = None;
     let mut frames_encoded = 0u64;
     let mut seg_result = Ok(());
-    for ef in au_rx.iter() {
+    for item in au_rx.iter() {
+        let ef = match item {
+            Item::Frame(ef) => ef,
+            Item::Gap { end } => {
+                // The input stalled: what it gave so far is published now.
+                if let Some(closed) = segmenter.finish(end) {
+                    let bytes = publisher.publish(closed, frames_encoded);
+                    segmenter.recycle(bytes);
+                }
+                publisher.discontinue();
+                continue;
+            }
+        };
         let au = FrameAu {
             data: &ef.data,
             at: cfg.rate.time_of(ef.slot),
@@ -265,6 +388,23 @@ pub fn run_observed(
     shared.set_marker_inbox(None);
     let markers_done = join(marker_thread, "markers");
 
+    let mut input_error = None;
+    if let Ok(SourceEnd {
+        input_error: Some(e),
+        ..
+    }) = &generated
+    {
+        if publisher.segments() == 0 {
+            // Nothing was published: the run fails as a bad input does before it starts
+            // (exit code 2), and the playlist is left as it was.
+            return Err(Error::new(
+                e.kind(),
+                format!("{} (before the first segment)", e.message()),
+            ));
+        }
+        error!("{e}; the stream ends after the frames before it (EXT-X-ENDLIST)");
+        input_error = Some(e.to_string());
+    }
     if let Some(slot) = last_slot {
         if let Some(closed) = segmenter.finish(cfg.rate.time_of(slot + 1)) {
             publisher.publish(closed, frames_encoded);
@@ -274,7 +414,11 @@ pub fn run_observed(
     markers_done?;
     seg_result?;
     encoded?;
-    let (frames_generated, frames_dropped) = generated?;
+    let SourceEnd {
+        sent: frames_generated,
+        dropped: frames_dropped,
+        ..
+    } = generated?;
     let summary = Summary {
         frames_generated,
         frames_dropped,
@@ -282,6 +426,7 @@ pub fn run_observed(
         segments: publisher.segments(),
         markers: shared.markers.len() as u64,
         last_sequence: publisher.last_sequence(),
+        input_error,
     };
     info!(?summary, "stream finished");
     Ok(summary)
@@ -326,7 +471,7 @@ impl SourceJob {
     /// frame and burns in the timecode (straight into a pooled I420 buffer when the source can,
     /// else in RGB, then converted), hands it on.
     /// Returns (frames sent, frames dropped).
-    fn run(mut self, free: Receiver<YuvFrame>, out: Sender<RawFrame>) -> (u64, u64) {
+    fn run(mut self, free: Receiver<YuvFrame>, out: Sender<Item<RawFrame>>) -> (u64, u64) {
         let t0 = self.clock.now();
         let (mut sent, mut dropped) = (0u64, 0u64);
         let first = self.first_slot;
@@ -387,7 +532,7 @@ impl SourceJob {
                 info,
                 opens_segment,
             };
-            if out.send(frame).is_err() {
+            if out.send(Item::Frame(frame)).is_err() {
                 break;
             }
             sent += 1;
@@ -409,22 +554,30 @@ struct EncoderJob {
 impl EncoderJob {
     fn run(
         self,
-        frames: Receiver<RawFrame>,
+        frames: Receiver<Item<RawFrame>>,
         free: Sender<YuvFrame>,
-        out: Sender<EncodedFrame>,
+        out: Sender<Item<EncodedFrame>>,
         free_au: Receiver<Vec<u8>>,
     ) -> Result<u64> {
         let rate = self.settings.rate;
         let mut encoder = H264Encoder::new(self.settings.clone())?;
         let mut last_event = None;
         let mut encoded = 0u64;
-        for RawFrame {
-            slot,
-            yuv,
-            info,
-            opens_segment,
-        } in frames.iter()
-        {
+        for item in frames.iter() {
+            let RawFrame {
+                slot,
+                yuv,
+                info,
+                opens_segment,
+            } = match item {
+                Item::Frame(f) => f,
+                Item::Gap { end } => {
+                    if out.send(Item::Gap { end }).is_err() {
+                        break;
+                    }
+                    continue;
+                }
+            };
             let at = rate.time_of(slot);
             // The marker goes on the first frame of the event that actually reaches the
             // encoder, so it always points at a frame that exists in the stream.
@@ -453,12 +606,12 @@ impl EncoderJob {
             // The source may have stopped; then the buffer is simply freed.
             let _ = free.try_send(yuv);
             if out
-                .send(EncodedFrame {
+                .send(Item::Frame(EncodedFrame {
                     slot,
                     data,
                     keyframe: e.keyframe,
                     opens_segment,
-                })
+                }))
                 .is_err()
             {
                 break;
@@ -751,6 +904,7 @@ pub fn run_rtsp_prepared(
         segments: publisher.segments(),
         markers: shared.markers.len() as u64,
         last_sequence: publisher.last_sequence(),
+        input_error: None,
     };
     info!(?summary, "camera stream finished");
     Ok(summary)
@@ -938,6 +1092,9 @@ mod tests {
         let source = thread::spawn(move || job.run(free_rx, tx));
         let mut slots = Vec::new();
         for f in rx.iter() {
+            let Item::Frame(f) = f else {
+                panic!("the board never stalls")
+            };
             assert_eq!(
                 f.yuv.y[0],
                 luma_of_slot(f.slot),
@@ -981,6 +1138,9 @@ mod tests {
         let source = thread::spawn(move || job.run(free_rx, tx));
         let mut slots = Vec::new();
         for f in rx.iter() {
+            let Item::Frame(f) = f else {
+                panic!("the board never stalls")
+            };
             assert_eq!(f.yuv.y[0], luma_of_slot(f.slot));
             slots.push(f.slot);
             std::thread::sleep(std::time::Duration::from_millis(1));

@@ -60,6 +60,7 @@ fn read_epoch(bytes: &[u8]) -> Option<WallClock> {
 /// Publishes closed segments: segment file, then playlist, then deletions (R5, R20, R25).
 pub(crate) struct Publisher<'o, S: Storage> {
     store: S,
+    name: crate::name::StreamName,
     playlist: Playlist,
     shared: Arc<Shared>,
     clock: StreamClock,
@@ -162,6 +163,7 @@ impl<'o, S: Storage> Publisher<'o, S> {
         }
         Ok(Publisher {
             store,
+            name: cfg.name.clone(),
             playlist: r.playlist,
             shared,
             clock: StreamClock {
@@ -231,8 +233,17 @@ impl<'o, S: Storage> Publisher<'o, S> {
             );
         }
         self.add_markers(seg.start + seg.duration);
+        let len = seg.bytes.len();
+        // The server answers from memory from now on (the bytes move; no copy).
+        let bytes = bytes::Bytes::from(seg.bytes);
+        self.shared
+            .media
+            .put_segment(seq, bytes, std::time::SystemTime::now());
         self.write_playlist();
         for f in &outcome.delete_now {
+            if let Some(s) = self.name.parse_segment_file(f) {
+                self.shared.media.remove_segment(s);
+            }
             if let Err(e) = self.store.delete_segment(f) {
                 warn!(file = %f, error = %e, "could not delete an expired segment");
             }
@@ -256,7 +267,7 @@ impl<'o, S: Storage> Publisher<'o, S> {
             sequence = outcome.sequence,
             duration = seg.duration.as_secs_f64(),
             frames = seg.frames,
-            bytes = seg.bytes.len(),
+            bytes = len,
             deleted = outcome.delete_now.len(),
             "segment"
         );
@@ -266,7 +277,9 @@ impl<'o, S: Storage> Publisher<'o, S> {
             s.segments_written += 1;
             s.frames_encoded = frames_encoded;
         });
-        seg.bytes
+        // The segment's bytes now belong to the server: the next one gets a new buffer of about
+        // the same size (one allocation per segment, none per frame).
+        Vec::with_capacity(len + len / 4)
     }
 
     /// Puts every marker whose frame is now published (before `end`) into the playlist as an
@@ -313,7 +326,10 @@ impl<'o, S: Storage> Publisher<'o, S> {
         self.text.clear();
         self.playlist.render_into(&mut self.text);
         match self.store.write_playlist(&self.text) {
-            Ok(()) => (self.observer)(&self.text),
+            Ok(()) => {
+                self.shared.media.put_playlist(&self.text);
+                (self.observer)(&self.text)
+            }
             Err(e) => warn!(error = %e, "playlist not updated"),
         }
     }

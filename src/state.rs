@@ -19,11 +19,15 @@ pub(crate) const MARKER_EVENTS_CAPACITY: usize = 256;
 #[derive(Debug)]
 pub struct Shared {
     pub markers: MarkerStore,
+    /// The newest segments and the playlist, as the server sends them.
+    pub(crate) media: crate::media_cache::MediaCache,
     pub(crate) status: RwLock<Status>,
     /// Every marker once it is on disk (`GET /markers/events`).
     pub(crate) marker_events: broadcast::Sender<Marker>,
     /// The marker writer's inbox while the stream runs.
     marker_inbox: RwLock<Option<Sender<Request>>>,
+    /// The inbox was open and has been closed: the stream ended.
+    markers_ended: std::sync::atomic::AtomicBool,
     /// The stream's clock, once the pipeline has read it (epoch kept across restarts).
     clock: RwLock<Option<StreamClock>>,
     /// Stream time of the newest frame encoded, plus one tick (0: none yet).
@@ -37,9 +41,11 @@ impl Default for Shared {
     fn default() -> Self {
         Shared {
             markers: MarkerStore::default(),
+            media: Default::default(),
             status: RwLock::default(),
             marker_events: broadcast::channel(MARKER_EVENTS_CAPACITY).0,
             marker_inbox: RwLock::new(None),
+            markers_ended: std::sync::atomic::AtomicBool::new(false),
             clock: RwLock::new(None),
             newest_frame: AtomicU64::new(0),
             generator_markers: Mutex::new((0, 0)),
@@ -51,8 +57,10 @@ impl Default for Shared {
 /// Why a marker could not be handed to the writer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SubmitError {
-    /// No writer: the stream has not started or has ended.
+    /// No writer yet: the stream has not started.
     Closed,
+    /// The stream has ended: no writer will come back in this process.
+    Ended,
     /// The inbox is full.
     Busy,
 }
@@ -82,6 +90,11 @@ impl Shared {
     pub(crate) fn submit_marker(&self, req: Request) -> Result<(), SubmitError> {
         let inbox = self.marker_inbox.read().expect("inbox lock poisoned");
         match inbox.as_ref().map(|tx| tx.try_send(req)) {
+            None | Some(Err(TrySendError::Disconnected(_)))
+                if self.markers_ended.load(Ordering::Acquire) =>
+            {
+                Err(SubmitError::Ended)
+            }
             None | Some(Err(TrySendError::Disconnected(_))) => Err(SubmitError::Closed),
             Some(Err(TrySendError::Full(_))) => Err(SubmitError::Busy),
             Some(Ok(())) => Ok(()),
@@ -90,7 +103,11 @@ impl Shared {
 
     /// Opens (`Some`) or closes (`None`) the marker inbox; closing lets the writer finish.
     pub(crate) fn set_marker_inbox(&self, inbox: Option<Sender<Request>>) {
-        *self.marker_inbox.write().expect("inbox lock poisoned") = inbox;
+        let mut slot = self.marker_inbox.write().expect("inbox lock poisoned");
+        if inbox.is_some() || slot.is_some() {
+            self.markers_ended.store(inbox.is_none(), Ordering::Release);
+        }
+        *slot = inbox;
     }
 
     /// The encoder handed a generator marker to the writer.

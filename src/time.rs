@@ -111,6 +111,11 @@ impl Duration90k {
         self.0.div_ceil(TICKS_PER_SEC)
     }
 
+    /// A monotonic-clock interval on the 90 kHz base, rounded down to the tick.
+    pub(crate) fn from_std(d: std::time::Duration) -> Self {
+        Duration90k((d.as_nanos() * u128::from(TICKS_PER_SEC) / 1_000_000_000) as u64)
+    }
+
     pub(crate) fn as_std(self) -> std::time::Duration {
         std::time::Duration::from_nanos(
             (u128::from(self.0) * 1_000_000_000 / u128::from(TICKS_PER_SEC)) as u64,
@@ -372,15 +377,18 @@ impl SegmentClock {
     /// time order, at or after the origin; frames may be skipped (dropped), the first one at or
     /// after a boundary opens.
     pub fn opens_segment(&mut self, at: StreamTime) -> bool {
-        match self.next_boundary {
-            Some(b) if at < b => false,
-            _ => {
-                let since = at.0.saturating_sub(self.origin.0);
-                let k = since / self.segment.0 + 1;
-                self.next_boundary = Some(StreamTime(self.origin.0 + k * self.segment.0));
-                true
-            }
+        let opens = self.would_open(at);
+        if opens {
+            let since = at.0.saturating_sub(self.origin.0);
+            let k = since / self.segment.0 + 1;
+            self.next_boundary = Some(StreamTime(self.origin.0 + k * self.segment.0));
         }
+        opens
+    }
+
+    /// What [`SegmentClock::opens_segment`] would say for `at`, without deciding anything.
+    pub(crate) fn would_open(&self, at: StreamTime) -> bool {
+        self.next_boundary.is_none_or(|b| at >= b)
     }
 }
 

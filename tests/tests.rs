@@ -17,5 +17,9 @@ mod long_run;
 mod corpus_replay;
 // An RTSP camera (GStreamer's RTSP server): passthrough, reconnects, errors.
 mod rtsp;
+// hls-detect: its core over a run's files (onsets equal the generator's markers), and live.
+mod detect;
 // Every rule cited in the code (R1...) is defined in docs/spec.md.
 mod spec_refs;
+// YUV4MPEG2 input (ffmpeg, GStreamer, files, stdin, a stalling FIFO) decoded back frame by frame.
+mod y4m;

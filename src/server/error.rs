@@ -43,7 +43,8 @@ impl ResponseError for Error {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
-        if status.is_server_error() {
+        // Only our own failures hide their message; a 503 says why and when to retry.
+        if matches!(self.kind(), ErrorKind::Io | ErrorKind::Internal) {
             tracing::warn!(error = %self, "answering 500");
             return json_error(status, "internal error");
         }
@@ -79,5 +80,19 @@ mod tests {
         );
         let bad = crate::err!(InvalidArgument, "ts_start must be a number");
         assert_eq!(bad.error_response().status(), StatusCode::BAD_REQUEST);
+        // A 503 is ours to explain: the client is told why and that it may retry.
+        let busy = crate::err!(
+            Unavailable,
+            "too many markers are waiting; retry in a moment"
+        );
+        let res = busy.error_response();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = actix_web::body::to_bytes(res.into_body());
+        let body = futures_util::FutureExt::now_or_never(body)
+            .unwrap()
+            .unwrap();
+        assert!(std::str::from_utf8(&body)
+            .unwrap()
+            .contains("retry in a moment"));
     }
 }

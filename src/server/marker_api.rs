@@ -94,9 +94,7 @@ fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), Error> {
     let given = req
         .headers()
         .get(header::AUTHORIZATION)
-        .map(|v| v.as_bytes())
-        .and_then(|v| v.strip_prefix(b"Bearer "))
-        .map(<[u8]>::trim_ascii);
+        .and_then(|v| bearer_credentials(v.as_bytes()));
     match given {
         None => Err(Error::new(
             ErrorKind::Unauthenticated,
@@ -105,6 +103,18 @@ fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), Error> {
         Some(g) if bool::from(g.ct_eq(token.as_bytes())) => Ok(()),
         Some(_) => Err(Error::new(ErrorKind::Unauthenticated, "wrong marker token")),
     }
+}
+
+/// The credentials of an `Authorization: Bearer TOKEN` value. The auth-scheme is matched
+/// case-insensitively (RFC 7235 §2.1: `bearer`, `BEARER` are the same scheme), followed by one
+/// or more spaces; `None` for any other scheme or no credentials.
+fn bearer_credentials(value: &[u8]) -> Option<&[u8]> {
+    let value = value.trim_ascii_start();
+    let (scheme, rest) = value.split_at(value.iter().position(|&b| b == b' ')?);
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return None;
+    }
+    Some(rest.trim_ascii()).filter(|t| !t.is_empty())
 }
 
 /// `application/json`, with or without parameters such as `charset=utf-8`.
@@ -248,7 +258,13 @@ async fn submit(state: &AppState, new: NewMarker) -> Result<Accepted, Error> {
         Err(SubmitError::Closed) => {
             return Err(Error::new(
                 ErrorKind::Unavailable,
-                "the stream is not running; markers cannot be added now",
+                "the stream is not running yet; retry in a moment",
+            ))
+        }
+        Err(SubmitError::Ended) => {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                "the stream has ended; markers are no longer accepted",
             ))
         }
     }

@@ -150,6 +150,122 @@ async fn posting_is_off_without_a_token_and_needs_the_right_one() {
     let (s, _) = post_json(&m, serde_json::json!({"text": "door", "time": 1.0})).await;
     assert_eq!(s, StatusCode::CREATED);
     assert_eq!(log_lines(&m).len(), 1);
+    // RFC 7235 §2.1: the auth-scheme is case-insensitive; the token is not.
+    for scheme in ["bearer", "BEARER", "BeArEr"] {
+        let auth = format!("{scheme} {TOKEN}");
+        let (s, j) = post(
+            &m,
+            Some(TOKEN),
+            Some(&auth),
+            Some("application/json"),
+            body.clone(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{scheme}: {j}");
+    }
+    let upper = format!("Bearer {}", TOKEN.to_uppercase());
+    let (s, _) = post(
+        &m,
+        Some(TOKEN),
+        Some(&upper),
+        Some("application/json"),
+        body.clone(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(log_lines(&m).len(), 4);
+}
+
+/// The future bound is exact: a marker one frame ahead of the newest frame is taken, two
+/// frames ahead is refused.
+#[actix_web::test]
+async fn one_frame_ahead_is_accepted_two_are_not() {
+    let m = markers("30");
+    let slot = 9_000u64;
+    // The newest frame is 5 min ahead of the wall clock's stream time (an unpaced run), so the
+    // bound is the frame's, not the clock's.
+    m.shared.set_newest_frame(m.clock.rate.time_of(slot));
+    let secs = |s: u64| m.clock.rate.time_of(s).as_secs_f64();
+    let (s, j) = post_json(&m, serde_json::json!({"text": "a", "time": secs(slot + 1)})).await;
+    assert_eq!(s, StatusCode::CREATED, "{j}");
+    assert_eq!(j["time"].as_f64(), Some(secs(slot + 1)));
+    let (s, j) = post_json(&m, serde_json::json!({"text": "b", "time": secs(slot + 2)})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{j}");
+    assert!(
+        j["error"]
+            .as_str()
+            .unwrap()
+            .contains("at most one frame ahead"),
+        "{j}"
+    );
+}
+
+/// A body sent in chunks (no Content-Length) is refused with 413 as soon as it passes the
+/// limit, like a declared one, over a real socket.
+#[test]
+fn a_chunked_body_over_the_limit_is_413() {
+    let m = markers("30");
+    let (addr, stop, server) = serve(&m);
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST /markers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\
+         Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut body = br#"{"text":"a","time":1,"pad":""#.to_vec();
+    body.extend(std::iter::repeat_n(b'x', super::marker_api::MAX_BODY_BYTES));
+    body.extend_from_slice(b"\"}");
+    // Written chunk by chunk; the server may answer and close before the last one.
+    for c in body.chunks(1000) {
+        if write!(s, "{:x}\r\n", c.len()).is_err()
+            || s.write_all(c).is_err()
+            || s.write_all(b"\r\n").is_err()
+        {
+            break;
+        }
+    }
+    let _ = s.write_all(b"0\r\n\r\n");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.starts_with("HTTP/1.1 413"), "{out}");
+    assert!(out.contains("16384 bytes"), "{out}");
+    assert!(log_lines(&m).is_empty());
+    let _ = stop.send(());
+    server.join().unwrap();
+}
+
+/// After the stream ended the route says so, instead of a bare 503.
+#[actix_web::test]
+async fn posting_after_the_stream_ended_says_it_ended() {
+    let m = markers("30");
+    m.shared.set_marker_inbox(None);
+    let (s, j) = post_json(&m, serde_json::json!({"text": "late", "time": 1.0})).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        j["error"],
+        "the stream has ended; markers are no longer accepted"
+    );
+    // Before the stream starts it is a retry.
+    let fresh = Shared::default();
+    fresh.set_clock(m.clock);
+    let app = actest::init_service(
+        App::new().configure(configure(&config(Some(TOKEN)), Arc::new(fresh))),
+    )
+    .await;
+    let req = actest::TestRequest::post()
+        .uri("/markers")
+        .insert_header(("Authorization", format!("Bearer {TOKEN}")))
+        .insert_header(("Content-Type", "application/json"))
+        .set_payload(r#"{"text":"early","time":0}"#)
+        .to_request();
+    let res = actest::call_service(&app, req).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let j: serde_json::Value = serde_json::from_slice(&actest::read_body(res).await).unwrap();
+    assert!(j["error"].as_str().unwrap().contains("retry"), "{j}");
 }
 
 /// Every bad input is a 4xx with a JSON error that says what is wrong, and nothing is stored.

@@ -323,6 +323,13 @@ pub async fn serve_listener(
         .workers(workers)
         .disable_signals()
         .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+        // A segment is headers then a large body: without TCP_NODELAY the second write waits for
+        // the client's delayed ACK (40 ms), which caps a connection at 25 segments a second.
+        .tcp_nodelay(true)
+        // actix copies a body into the connection's write buffer and frees a buffer above
+        // this size after each answer; a 720p segment fits, so it is not reallocated per
+        // request (+60 % segment req/s, at most this much kept per connection).
+        .h1_write_buffer_size(512 * 1024)
         .client_request_timeout(Duration::from_secs(5))
         .client_disconnect_timeout(Duration::from_secs(1))
         .listen(listener)
@@ -414,12 +421,47 @@ fn serve_bytes(
     res.content_type(content_type).body(body)
 }
 
+/// True when `Accept-Encoding` takes gzip (`gzip` or `*`, with a non-zero quality).
+fn accepts_gzip(req: &HttpRequest) -> bool {
+    req.headers()
+        .get_all(header::ACCEPT_ENCODING)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';');
+            let coding = parts.next().unwrap_or("").trim();
+            let q_zero = parts.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !q_zero
+        })
+}
+
 async fn playlist(
+    req: HttpRequest,
     file: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
     if state.name.parse_file(&file) != Some(MediaFile::Playlist) {
         return Err(not_found_error());
+    }
+    // This run's newest version, rendered and compressed once by the publisher.
+    if let Some(body) = state.shared.media.playlist() {
+        let mut res = HttpResponse::Ok();
+        res.content_type(PLAYLIST_CONTENT_TYPE)
+            .insert_header((header::CACHE_CONTROL, state.playlist_cache_control.clone()))
+            .insert_header((header::VARY, "Accept-Encoding"));
+        return Ok(if accepts_gzip(&req) {
+            res.insert_header((header::CONTENT_ENCODING, "gzip"))
+                .body(body.gzip)
+        } else {
+            // `identity`: the compression middleware leaves an encoded answer alone.
+            res.insert_header((header::CONTENT_ENCODING, "identity"))
+                .body(body.plain)
+        });
     }
     let dir = state.media_dir.clone();
     let body = web::block(move || media::read_playlist(&dir, &file))
@@ -440,8 +482,11 @@ async fn segment(
     file: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
-    if !matches!(state.name.parse_file(&file), Some(MediaFile::Segment(_))) {
+    let Some(MediaFile::Segment(seq)) = state.name.parse_file(&file) else {
         return Err(not_found_error());
+    };
+    if let Some(cached) = state.shared.media.segment(seq) {
+        return Ok(segment_from_memory(&req, cached, state.segment_lifetime));
     }
     let dir = state.media_dir.clone();
     let (named, published) = web::block(move || {
@@ -475,6 +520,55 @@ async fn segment(
         HeaderValue::try_from(expires.to_string()).expect("HTTP date is ASCII"),
     );
     Ok(res)
+}
+
+/// A segment held in memory: the whole of it, or one byte range (`206`; `416` when the range is
+/// outside it), with the same headers as from the file.
+fn segment_from_memory(
+    req: &HttpRequest,
+    cached: crate::media_cache::CachedSegment,
+    lifetime: Duration,
+) -> HttpResponse {
+    let (cache_control, expires) = segment_cache_headers(cached.published, lifetime);
+    let total = cached.bytes.len() as u64;
+    let range = req
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<header::Range>().ok());
+    // (status, Content-Range, body); no range, or several, is the whole segment (RFC 9110 §14.2).
+    let (status, content_range, body) = match range {
+        Some(header::Range::Bytes(specs)) if specs.len() == 1 => {
+            match specs[0].to_satisfiable_range(total) {
+                Some((first, last)) => (
+                    StatusCode::PARTIAL_CONTENT,
+                    Some(format!("bytes {first}-{last}/{total}")),
+                    cached.bytes.slice(first as usize..=last as usize),
+                ),
+                None => (
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    Some(format!("bytes */{total}")),
+                    web::Bytes::new(),
+                ),
+            }
+        }
+        _ => (StatusCode::OK, None, cached.bytes),
+    };
+    let mut res = HttpResponse::build(status);
+    res.insert_header((header::ACCEPT_RANGES, "bytes"))
+        .insert_header((header::CACHE_CONTROL, cache_control))
+        .insert_header((header::EXPIRES, expires.to_string()))
+        .insert_header((
+            header::LAST_MODIFIED,
+            header::HttpDate::from(cached.published).to_string(),
+        ));
+    if let Some(cr) = content_range {
+        res.insert_header((header::CONTENT_RANGE, cr));
+    }
+    if status != StatusCode::RANGE_NOT_SATISFIABLE {
+        res.content_type(SEGMENT_CONTENT_TYPE);
+    }
+    res.body(body)
 }
 
 /// `Cache-Control` and `Expires` of a segment published at `published` that stays on the server

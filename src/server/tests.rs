@@ -1173,3 +1173,101 @@ fn push_marker(shared: &Shared, at: StreamTime, length: Duration90k, epoch: Wall
         .markers
         .insert(crate::markers::tests::marker_at(id, at, length, epoch));
 }
+
+/// The newest segments and the playlist come from memory (what the publisher handed over), with
+/// the same headers as from disk, byte ranges, and the playlist gzipped once; a segment not in
+/// memory still comes from its file.
+#[actix_web::test]
+async fn media_from_memory_with_ranges_and_gzip() {
+    let f = fixture();
+    let published = SystemTime::now();
+    let seg = segment_bytes(40, 20);
+    f.shared
+        .media
+        .put_segment(40, web::Bytes::from(seg.clone()), published);
+    let text = format!("{PLAYLIST}#EXTINF:2.000,\nchessboard40.ts\n");
+    f.shared.media.put_playlist(&text);
+
+    let res = get(&f, "/video/chessboard40.ts").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        header_str(&res, header::CONTENT_TYPE).as_deref(),
+        Some("video/mp2t")
+    );
+    let cc = header_str(&res, header::CACHE_CONTROL).unwrap();
+    assert!(cc.ends_with(", immutable"), "{cc}");
+    assert!(max_age(&cc) <= LIFETIME_SECS && max_age(&cc) + 2 >= LIFETIME_SECS);
+    assert!(header_str(&res, header::EXPIRES).is_some());
+    assert_eq!(body_of(res).await, seg);
+
+    let cfg = config(&f.media);
+    let ranged = |range: &'static str| {
+        call(
+            &cfg,
+            &f.shared,
+            actest::TestRequest::get()
+                .uri("/video/chessboard40.ts")
+                .insert_header((header::RANGE, range)),
+        )
+    };
+    let res = ranged("bytes=188-375").await;
+    assert_eq!(res.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        header_str(&res, header::CONTENT_RANGE).as_deref(),
+        Some("bytes 188-375/3760")
+    );
+    assert_eq!(body_of(res).await, &seg[188..376]);
+    let res = ranged("bytes=-188").await;
+    assert_eq!(body_of(res).await, &seg[seg.len() - 188..]);
+    let res = ranged("bytes=5000-").await;
+    assert_eq!(res.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(
+        header_str(&res, header::CONTENT_RANGE).as_deref(),
+        Some("bytes */3760")
+    );
+
+    // Not in memory: the file (the fixture's segment 1).
+    let res = get(&f, "/video/chessboard1.ts").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(body_of(res).await, segment_bytes(1, 100));
+
+    let res = get(&f, "/video/chessboard.m3u8").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        header_str(&res, header::CONTENT_TYPE).as_deref(),
+        Some(PLAYLIST_CONTENT_TYPE)
+    );
+    assert_eq!(
+        header_str(&res, header::CACHE_CONTROL).as_deref(),
+        Some("public, max-age=1")
+    );
+    assert_eq!(body_of(res).await, text.as_bytes());
+    for (accept, gzip) in [
+        ("gzip", true),
+        ("br, gzip;q=0.5", true),
+        ("gzip;q=0", false),
+        ("*", true),
+        ("br", false),
+    ] {
+        let res = call(
+            &config(&f.media),
+            &f.shared,
+            actest::TestRequest::get()
+                .uri("/video/chessboard.m3u8")
+                .insert_header((header::ACCEPT_ENCODING, accept)),
+        )
+        .await;
+        let enc = header_str(&res, header::CONTENT_ENCODING);
+        let body = body_of(res).await;
+        if gzip {
+            assert_eq!(enc.as_deref(), Some("gzip"), "{accept}");
+            let mut back = String::new();
+            std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut back)
+                .unwrap();
+            assert_eq!(back, text, "{accept}");
+        } else {
+            assert_ne!(enc.as_deref(), Some("gzip"), "{accept}");
+            assert_eq!(body, text.as_bytes(), "{accept}");
+        }
+    }
+}

@@ -389,6 +389,8 @@ window.hlsPlayer = {
   get frameRate() { return st.rate; },
   get ended() { return st.ended; },
   get selected() { return st.selected; },
+  /** The /markers/events stream is connected (markers are pushed, not polled). */
+  get eventsOpen() { return st.eventsOpen; },
   windowRange,
   markers: () => st.markers.items.map((m) => ({
     id: m.id,
@@ -397,6 +399,7 @@ window.hlsPlayer = {
     program_date_time: m.pdt,
     frame: m.frame,
     timecode: m.timecode,
+    source: m.source,
     state: locate(m.pdtMs).where,
   })),
   markerPlayerTime: (id) => (st.markers.get(id) ? markerPlayerTime(st.markers.get(id)) : null),

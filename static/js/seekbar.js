@@ -56,6 +56,7 @@ export class SeekBar {
       if (!tick) {
         tick = document.createElement('div');
         tick.className = 'tick';
+        tick.dataset.id = String(e.id);
         tick.addEventListener('pointerdown', (ev) => { ev.stopPropagation(); });
         tick.addEventListener('click', (ev) => { ev.stopPropagation(); this.on.jump(e.id); });
         this.el.ticks.append(tick);

@@ -15,9 +15,11 @@
 use std::collections::BTreeMap;
 
 use mpeg2ts::ts::payload::{Pat, Pes, Pmt};
-use mpeg2ts::ts::{
-    AdaptationField, ReadTsPacket, TransportScramblingControl, TsPacketReader, TsPayload,
-};
+use mpeg2ts::ts::{AdaptationField, TransportScramblingControl, TsPacket, TsPayload};
+
+use hls_testkit_readers::SliceTsReader;
+/// Packets kept by [`read_segment_keeping`], replayed to `mpeg2ts`'s PES reader.
+pub use hls_testkit_readers::{ParsedPackets, ParsedPesReader};
 
 use hls::ts::{
     MAX_PCR_INTERVAL, PACKET_SIZE, PAT_PID, PMT_PID, PROGRAM_NUMBER, STREAM_TYPE_H264,
@@ -74,6 +76,18 @@ pub fn read_segment(
     bytes: &[u8],
     prev_cc: Option<&BTreeMap<u16, u8>>,
 ) -> Result<SegmentReport, String> {
+    read_segment_keeping(bytes, prev_cc, None)
+}
+
+/// [`read_segment`], which also appends every packet `mpeg2ts` parsed, in order, to `keep`
+/// (when given): a caller that feeds them to `mpeg2ts`'s `PesPacketReader` (through
+/// [`ParsedPesReader`]) gets the same PES packets as from the bytes, without parsing each byte a
+/// second time ([`ParsedPesReader`]). On `Err`, `keep` holds the packets read before the error.
+pub fn read_segment_keeping(
+    bytes: &[u8],
+    prev_cc: Option<&BTreeMap<u16, u8>>,
+    mut keep: Option<&mut Vec<TsPacket>>,
+) -> Result<SegmentReport, String> {
     if bytes.is_empty() {
         return Err("empty segment: expected PAT, PMT and access units".to_owned());
     }
@@ -87,15 +101,18 @@ pub fn read_segment(
         prev_cc,
         ..SegmentReader::default()
     };
-    let mut ts = TsPacketReader::new(bytes);
+    let mut ts = SliceTsReader::new(bytes);
     for (index, raw) in bytes.chunks_exact(PACKET_SIZE).enumerate() {
         let pid = u16::from_be_bytes([raw[1] & 0x1F, raw[2]]);
-        reader.packet(index, pid, raw, &mut ts).map_err(|e| {
+        let packet = reader.packet(index, pid, raw, &mut ts).map_err(|e| {
             format!(
                 "packet {index} (byte {}), PID {pid:#06x}: {e}",
                 index * PACKET_SIZE
             )
         })?;
+        if let Some(keep) = keep.as_deref_mut() {
+            keep.push(packet);
+        }
     }
     reader
         .finish_au()
@@ -123,8 +140,8 @@ impl SegmentReader<'_> {
         index: usize,
         pid: u16,
         raw: &[u8],
-        ts: &mut TsPacketReader<&[u8]>,
-    ) -> Result<(), String> {
+        ts: &mut SliceTsReader<'_>,
+    ) -> Result<TsPacket, String> {
         self.report.packets += 1;
         if raw[0] != 0x47 {
             return Err(format!("sync byte {:#04x}, expected 0x47", raw[0]));
@@ -208,7 +225,7 @@ impl SegmentReader<'_> {
         if let Some(pcr) = af.and_then(|a| a.pcr) {
             self.note_pcr(pcr.as_u64())?;
         }
-        Ok(())
+        Ok(packet)
     }
 
     fn check_cc(&mut self, pid: u16, cc: u8, has_payload: bool) -> Result<(), String> {
@@ -410,6 +427,7 @@ mod tests {
     use crate::crc32_mpeg2;
     use hls::time::Pts;
     use hls::ts::{AccessUnit, TsMuxer};
+    use mpeg2ts::ts::{ReadTsPacket, TsPacketReader};
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 

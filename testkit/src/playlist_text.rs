@@ -107,6 +107,46 @@ fn date_range(list: &str) -> Result<RenderedRange, String> {
 /// R37 attribute lists) and the rules R11, R13, R15-R18, R32, R34-R36 on its tags. m3u8-rs is
 /// too lenient to check these.
 pub fn check_playlist_text(text: &str) -> Result<RenderedPlaylist, String> {
+    read_playlist_text(text, None).map(|r| r.parsed)
+}
+
+/// What [`check_playlist_text_after`] keeps of one text for the next: the reading, and where
+/// the segments' lines are.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StrictRead {
+    pub parsed: RenderedPlaylist,
+    /// Byte offset and line index of each segment's first line.
+    segment_starts: Vec<(usize, usize)>,
+    /// Byte offset and line index just after the last segment's URI line.
+    segments_end: (usize, usize),
+    /// DATERANGEs read before the first segment's first line, and before the last URI.
+    ranges_at: (usize, usize),
+    /// Byte range of each DATERANGE line (`parsed.date_ranges`, in order).
+    range_lines: Vec<(usize, usize)>,
+}
+
+/// [`check_playlist_text`] of a text that follows `previous` (the reading of `previous_text`,
+/// the render before): the same result, `Ok` or `Err` with the same message, without reading
+/// again the segments the two texts share. The segment lines of `previous_text` that the new
+/// text keeps right after its own header (the playlist slid by EXT-X-MEDIA-SEQUENCE minus the
+/// previous one) are compared byte for byte. Every check on such a line depends only on the line,
+/// on the other lines of its segment, on the segment tags being after the header, and on
+/// EXT-X-ENDLIST being absent and EXT-X-DISCONTINUITY-SEQUENCE present (for EXT-X-DISCONTINUITY)
+/// before it. The reader checks those conditions on the new header and otherwise reads every
+/// line; the checks over all segments (R13 against the target duration) run on every reading.
+/// `tests::incremental_strict_reader_agrees_with_the_full_one` holds it against
+/// [`check_playlist_text`] on every render of the corpus and of mutated seeds.
+pub fn check_playlist_text_after(
+    text: &str,
+    previous: Option<(&str, &StrictRead)>,
+) -> Result<StrictRead, String> {
+    read_playlist_text(text, previous)
+}
+
+fn read_playlist_text(
+    text: &str,
+    previous: Option<(&str, &StrictRead)>,
+) -> Result<StrictRead, String> {
     if text.starts_with('\u{feff}') {
         return Err("R9: byte order mark".into());
     }
@@ -116,18 +156,166 @@ pub fn check_playlist_text(text: &str) -> Result<RenderedPlaylist, String> {
     if !text.ends_with('\n') {
         return Err("R9: the last line does not end in LF".into());
     }
-    let mut pl = RenderedPlaylist::default();
-    let (mut version, mut target, mut msn) = (None, None, None);
-    let mut segment = RenderedSegment::default();
-    let (mut extinf_seen, mut pdt_seen, mut in_segment) = (false, false, false);
-    for (n, line) in text.split_terminator('\n').enumerate() {
+    let mut r = LineReader {
+        previous,
+        ..LineReader::default()
+    };
+    let mut reuse = previous;
+    let (mut pos, mut n) = (0, 0);
+    while pos < text.len() {
+        let end = text[pos..].find('\n').map_or(text.len(), |i| pos + i);
+        let line = &text[pos..end];
+        if let Some((prev_text, prev)) = reuse {
+            if r.segment_is_fresh() && is_segment_tag(line) {
+                reuse = None; // tried once: at the first segment tag
+                if let Some((len, lines)) =
+                    r.reuse_segments(&text[pos..], (pos, n), prev_text, prev)
+                {
+                    pos += len;
+                    n += lines;
+                    continue;
+                }
+            }
+        }
+        r.line(n, pos, line)?;
+        pos = end + 1;
+        n += 1;
+    }
+    r.finish()
+}
+
+/// Whether `line` is a tag that can open a media segment.
+fn is_segment_tag(line: &str) -> bool {
+    line == "#EXT-X-DISCONTINUITY"
+        || line.starts_with("#EXT-X-PROGRAM-DATE-TIME:")
+        || line.starts_with("#EXTINF:")
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Segments [`check_playlist_text_after`] took from the previous text without reading.
+    pub(crate) static REUSED_SEGMENTS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// The state of [`check_playlist_text`] between lines.
+#[derive(Default)]
+struct LineReader<'p> {
+    /// The previous text and its reading, for [`check_playlist_text_after`].
+    previous: Option<(&'p str, &'p StrictRead)>,
+    /// Where [`Self::known_range`] looks first among the previous text's DATERANGEs.
+    range_cursor: Option<usize>,
+    pl: RenderedPlaylist,
+    version: Option<u64>,
+    target: Option<u64>,
+    msn: Option<u64>,
+    segment: RenderedSegment,
+    extinf_seen: bool,
+    pdt_seen: bool,
+    in_segment: bool,
+    /// Byte offset and line index of the current segment's first line.
+    segment_start: Option<(usize, usize)>,
+    read: StrictRead,
+}
+
+impl LineReader<'_> {
+    /// No segment tag read since the last URI (or the header).
+    fn segment_is_fresh(&self) -> bool {
+        !self.extinf_seen && !self.pdt_seen && !self.segment.discontinuity
+    }
+
+    /// Takes the segment lines that `text` (from a segment tag right after the header, no
+    /// segment read yet) shares with the previous text: the segments from this header's media
+    /// sequence on. Returns the bytes and lines taken; `None` if the texts differ there or the
+    /// conditions of [`check_playlist_text_after`] do not hold (then every line is read).
+    fn reuse_segments(
+        &mut self,
+        text: &str,
+        (pos, n): (usize, usize),
+        prev_text: &str,
+        prev: &StrictRead,
+    ) -> Option<(usize, usize)> {
+        if !self.pl.segments.is_empty() || self.pl.endlist {
+            return None;
+        }
+        let removed = usize::try_from(self.msn?.checked_sub(prev.parsed.media_sequence)?).ok()?;
+        let kept = prev.parsed.segments.get(removed..)?;
+        let &(from, from_line) = prev.segment_starts.get(removed)?;
+        let (to, to_line) = prev.segments_end;
+        let (before, after) = prev.ranges_at;
+        // DATERANGE lines among the segment lines, or EXT-X-DISCONTINUITY without the
+        // sequence in this header: read every line.
+        if after != before
+            || (self.pl.discontinuity_sequence.is_none() && kept.iter().any(|s| s.discontinuity))
+        {
+            return None;
+        }
+        let shared = prev_text.get(from..to)?;
+        if !text.starts_with(shared) {
+            return None;
+        }
+        for &(offset, line) in &prev.segment_starts[removed..] {
+            self.read
+                .segment_starts
+                .push((pos + offset - from, n + line - from_line));
+        }
+        self.pl.segments.extend_from_slice(kept);
+        #[cfg(test)]
+        REUSED_SEGMENTS.set(REUSED_SEGMENTS.get() + kept.len());
+        self.in_segment = true;
+        let ranges = self.pl.date_ranges.len();
+        self.read.ranges_at = (ranges, ranges);
+        let lines = to_line - from_line;
+        self.read.segments_end = (pos + shared.len(), n + lines);
+        Some((shared.len(), lines))
+    }
+
+    /// The reading of `line` if the previous text has the same DATERANGE line (the previous
+    /// text's DATERANGEs are in the same order: looked for from after the last one found).
+    fn known_range(&mut self, line: &str) -> Option<RenderedRange> {
+        let (text, prev) = self.previous?;
+        if !line.starts_with("#EXT-X-DATERANGE:") {
+            return None;
+        }
+        let same = |k: usize| {
+            let &(from, to) = prev.range_lines.get(k)?;
+            (text.get(from..to) == Some(line)).then_some(k)
+        };
+        let k = match self.range_cursor {
+            Some(k) => same(k)?,
+            None => (0..prev.range_lines.len()).find_map(same)?,
+        };
+        self.range_cursor = Some(k + 1);
+        prev.parsed.date_ranges.get(k).cloned()
+    }
+
+    /// A DATERANGE line's reading, held against the other DATERANGEs.
+    fn add_range(&mut self, r: RenderedRange, pos: usize, line: &str) -> Result<(), String> {
+        if self.pl.date_ranges.iter().any(|o| o.id == r.id) {
+            return Err("R35/R36: DATERANGE ID twice".into());
+        }
+        self.pl.date_ranges.push(r);
+        self.read.range_lines.push((pos, pos + line.len()));
+        Ok(())
+    }
+
+    /// Reads line `n` (0-based), which starts at byte `pos`.
+    fn line(&mut self, n: usize, pos: usize, line: &str) -> Result<(), String> {
         let at = |what: &str| format!("line {}: {what}: {line:?}", n + 1);
+        let fresh = self.segment_is_fresh();
+        let pl = &mut self.pl;
         if line.is_empty() {
             return Err(at("empty line"));
         }
         if pl.endlist {
             return Err(at("a line after EXT-X-ENDLIST"));
         }
+        if let Some(r) = self.known_range(line) {
+            // A DATERANGE line the previous text had: its characters and attributes were
+            // read there (n > 0, as line 0 is #EXTM3U); what depends on the other lines is
+            // checked here as below.
+            return self.add_range(r, pos, line).map_err(|e| at(&e));
+        }
+        let pl = &mut self.pl;
         // Printable ASCII without spaces has no control character and no whitespace; this
         // test is one traced comparison per byte in the fuzz build, the loop below five.
         let plain = line.bytes().all(|b| (0x21..=0x7E).contains(&b));
@@ -143,21 +331,31 @@ pub fn check_playlist_text(text: &str) -> Result<RenderedPlaylist, String> {
             }
         }
         if n == 0 {
-            continue; // #EXTM3U, checked above
+            return Ok(()); // #EXTM3U, checked above
         }
         let Some(tag) = line.strip_prefix('#') else {
             // A URI line closes the segment.
-            if !extinf_seen || line.contains('"') {
+            if !self.extinf_seen || line.contains('"') {
                 return Err(at("URI without EXTINF, or with a quote"));
             }
-            if !pdt_seen {
+            if !self.pdt_seen {
                 return Err(at("R32/R33: segment without EXT-X-PROGRAM-DATE-TIME"));
             }
-            segment.uri = line.to_owned();
-            pl.segments.push(std::mem::take(&mut segment));
-            (extinf_seen, pdt_seen) = (false, false);
-            continue;
+            self.segment.uri = line.to_owned();
+            pl.segments.push(std::mem::take(&mut self.segment));
+            let start = self.segment_start.take().unwrap_or((pos, n));
+            self.read.segment_starts.push(start);
+            self.read.segments_end = (pos + line.len() + 1, n + 1);
+            self.read.ranges_at.1 = pl.date_ranges.len();
+            (self.extinf_seen, self.pdt_seen) = (false, false);
+            return Ok(());
         };
+        if fresh && is_segment_tag(line) {
+            self.segment_start = Some((pos, n));
+            if pl.segments.is_empty() {
+                self.read.ranges_at.0 = pl.date_ranges.len();
+            }
+        }
         let (name, value) = match tag.split_once(':') {
             Some((name, value)) => (name, Some(value)),
             None => (tag, None),
@@ -167,6 +365,7 @@ pub fn check_playlist_text(text: &str) -> Result<RenderedPlaylist, String> {
                 .and_then(decimal_integer)
                 .ok_or_else(|| at("decimal-integer"))
         };
+        let in_segment = self.in_segment;
         let header = |seen: bool| {
             if in_segment {
                 Err(at("R15/R16: playlist tag after the first media segment"))
@@ -178,16 +377,16 @@ pub fn check_playlist_text(text: &str) -> Result<RenderedPlaylist, String> {
         };
         match (name, value) {
             ("EXT-X-VERSION", Some(_)) => {
-                header(version.is_some())?;
-                version = Some(integer()?);
+                header(self.version.is_some())?;
+                self.version = Some(integer()?);
             }
             ("EXT-X-TARGETDURATION", Some(_)) => {
-                header(target.is_some())?;
-                target = Some(integer()?);
+                header(self.target.is_some())?;
+                self.target = Some(integer()?);
             }
             ("EXT-X-MEDIA-SEQUENCE", Some(_)) => {
-                header(msn.is_some())?;
-                msn = Some(integer()?);
+                header(self.msn.is_some())?;
+                self.msn = Some(integer()?);
             }
             ("EXT-X-DISCONTINUITY-SEQUENCE", Some(_)) => {
                 header(pl.discontinuity_sequence.is_some())?;
@@ -199,10 +398,7 @@ pub fn check_playlist_text(text: &str) -> Result<RenderedPlaylist, String> {
             }
             ("EXT-X-DATERANGE", Some(list)) => {
                 let r = date_range(list).map_err(|e| at(&e))?;
-                if pl.date_ranges.iter().any(|o| o.id == r.id) {
-                    return Err(at("R35/R36: DATERANGE ID twice"));
-                }
-                pl.date_ranges.push(r);
+                self.add_range(r, pos, line).map_err(|e| at(&e))?;
             }
             ("EXT-X-DISCONTINUITY", None) => {
                 if pl.discontinuity_sequence.is_none() {
@@ -210,30 +406,30 @@ pub fn check_playlist_text(text: &str) -> Result<RenderedPlaylist, String> {
                         "R16: EXT-X-DISCONTINUITY before EXT-X-DISCONTINUITY-SEQUENCE",
                     ));
                 }
-                in_segment = true;
-                segment.discontinuity = true;
+                self.in_segment = true;
+                self.segment.discontinuity = true;
             }
             ("EXT-X-PROGRAM-DATE-TIME", Some(v)) => {
-                if !is_date_with_ms(v) || pdt_seen {
+                if !is_date_with_ms(v) || self.pdt_seen {
                     return Err(at(
                         "R32: PDT must be UTC with milliseconds, once per segment",
                     ));
                 }
-                in_segment = true;
-                pdt_seen = true;
-                segment.program_date_time = v.to_owned();
+                self.in_segment = true;
+                self.pdt_seen = true;
+                self.segment.program_date_time = v.to_owned();
             }
             ("EXTINF", Some(v)) => {
                 let ms = v
                     .strip_suffix(',')
                     .and_then(millis_decimal)
                     .ok_or_else(|| at("R12: EXTINF must be <seconds>.<3 decimals>,"))?;
-                if extinf_seen {
+                if self.extinf_seen {
                     return Err(at("two EXTINF for one segment"));
                 }
-                in_segment = true;
-                extinf_seen = true;
-                segment.extinf_ms = ms;
+                self.in_segment = true;
+                self.extinf_seen = true;
+                self.segment.extinf_ms = ms;
             }
             ("EXT-X-ENDLIST", None) => pl.endlist = true,
             _ => {
@@ -242,36 +438,50 @@ pub fn check_playlist_text(text: &str) -> Result<RenderedPlaylist, String> {
                 ))
             }
         }
+        Ok(())
     }
-    if extinf_seen || pdt_seen || segment.discontinuity {
-        return Err("segment tags without a URI at the end".into());
-    }
-    pl.version = version.ok_or("R11: no EXT-X-VERSION")?;
-    pl.target_duration = target.ok_or("R13: no EXT-X-TARGETDURATION")?;
-    pl.media_sequence = msn.ok_or("R15/R22: no EXT-X-MEDIA-SEQUENCE")?;
-    if pl.version != u64::from(PROTOCOL_VERSION) {
-        return Err(format!(
-            "R11: EXT-X-VERSION {} (decimal EXTINF needs 3, nothing needs more)",
-            pl.version
-        ));
-    }
-    if pl.target_duration == 0 {
-        return Err("R13: EXT-X-TARGETDURATION 0".into());
-    }
-    for s in &pl.segments {
-        if (s.extinf_ms + 500) / 1000 > pl.target_duration {
+
+    /// The checks at the end of the text.
+    fn finish(self) -> Result<StrictRead, String> {
+        if !self.segment_is_fresh() {
+            return Err("segment tags without a URI at the end".into());
+        }
+        let LineReader {
+            mut pl,
+            version,
+            target,
+            msn,
+            mut read,
+            ..
+        } = self;
+        pl.version = version.ok_or("R11: no EXT-X-VERSION")?;
+        pl.target_duration = target.ok_or("R13: no EXT-X-TARGETDURATION")?;
+        pl.media_sequence = msn.ok_or("R15/R22: no EXT-X-MEDIA-SEQUENCE")?;
+        if pl.version != u64::from(PROTOCOL_VERSION) {
             return Err(format!(
-                "R13: EXTINF {}.{:03} rounds above EXT-X-TARGETDURATION {}",
-                s.extinf_ms / 1000,
-                s.extinf_ms % 1000,
-                pl.target_duration
+                "R11: EXT-X-VERSION {} (decimal EXTINF needs 3, nothing needs more)",
+                pl.version
             ));
         }
+        if pl.target_duration == 0 {
+            return Err("R13: EXT-X-TARGETDURATION 0".into());
+        }
+        for s in &pl.segments {
+            if (s.extinf_ms + 500) / 1000 > pl.target_duration {
+                return Err(format!(
+                    "R13: EXTINF {}.{:03} rounds above EXT-X-TARGETDURATION {}",
+                    s.extinf_ms / 1000,
+                    s.extinf_ms % 1000,
+                    pl.target_duration
+                ));
+            }
+        }
+        if !pl.date_ranges.is_empty() && pl.segments.is_empty() {
+            return Err("R34: DATERANGE without EXT-X-PROGRAM-DATE-TIME".into());
+        }
+        read.parsed = pl;
+        Ok(read)
     }
-    if !pl.date_ranges.is_empty() && pl.segments.is_empty() {
-        return Err("R34: DATERANGE without EXT-X-PROGRAM-DATE-TIME".into());
-    }
-    Ok(pl)
 }
 
 /// R21: between two versions of a live playlist the server may only append lines, remove

@@ -239,3 +239,130 @@ fn ts_checks_catch_a_skipped_counter_and_a_foreign_reader_result() {
     // The error-context check itself fails on a made-up message.
     assert!(check_error_context(&seg, "packet 99999 (byte 0), PID 0x0100: x").is_err());
 }
+
+/// xorshift64*, for the deterministic mutations below.
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+}
+
+#[test]
+fn incremental_strict_reader_agrees_with_the_full_one() {
+    // Over the committed corpus and mutations of the seeds, check_render holds every render's
+    // incremental reading against check_playlist_text (cross_check_strict_reader).
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fuzz/corpus/playlist_window"
+    );
+    let mut inputs: Vec<Vec<u8>> = std::fs::read_dir(dir)
+        .expect("the corpus")
+        .map(|e| std::fs::read(e.expect("an entry").path()).expect("a corpus file"))
+        .collect();
+    let mut rng = 0x5eed_u64;
+    for (_, seed) in playlist_window_seeds() {
+        for _ in 0..30 {
+            let mut v = seed.clone();
+            for _ in 0..1 + xorshift(&mut rng) % 4 {
+                let at = (xorshift(&mut rng) as usize) % (v.len() + 1);
+                match xorshift(&mut rng) % 3 {
+                    0 if at < v.len() => v[at] ^= 1 << (xorshift(&mut rng) % 8),
+                    1 => v.insert(at, xorshift(&mut rng) as u8),
+                    _ if at < v.len() => {
+                        v.remove(at);
+                    }
+                    _ => v.push(xorshift(&mut rng) as u8),
+                }
+            }
+            inputs.push(v);
+        }
+    }
+    inputs.push(one_ms_segments());
+    inputs.push(short_window());
+    REUSED_SEGMENTS.set(0);
+    for input in &inputs {
+        playlist_window_run(input);
+    }
+    assert!(REUSED_SEGMENTS.get() > 10_000, "{}", REUSED_SEGMENTS.get());
+
+    // Broken texts after a valid one: the same error (or reading) as the full reader.
+    let cfg = PlaylistConfig {
+        name: StreamName::new("chessboard").expect("a valid name"),
+        target_duration_secs: 2,
+        list_size: 3,
+        start_sequence: 7,
+        start_discontinuity_sequence: 1,
+    };
+    let mut pl = Playlist::new(cfg).expect("a valid config");
+    let t0 = WallClock::from_unix_millis(1_795_608_000_000);
+    let mut renders = vec![pl.render()];
+    let mut at = t0;
+    for i in 0..12u64 {
+        let d = Duration90k(if i % 3 == 0 { 90_000 } else { 180_000 });
+        pl.push(d, at, i == 5).expect("a valid push");
+        at = at + d;
+        if i == 4 {
+            let range = DateRange {
+                id: "ad".into(),
+                start: at,
+                duration: Duration90k(90_000),
+                label: "a \"b\"".into(),
+            };
+            pl.add_date_range(range).expect("a valid range");
+        }
+        renders.push(pl.render());
+    }
+    pl.end();
+    renders.push(pl.render());
+    let edits: [&dyn Fn(&str) -> String; 8] = [
+        &|t| t.replacen("#EXT-X-DISCONTINUITY-SEQUENCE:1\n", "", 1),
+        &|t| {
+            t.replacen(
+                "#EXT-X-INDEPENDENT-SEGMENTS\n",
+                "#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-ENDLIST\n",
+                1,
+            )
+        },
+        &|t| {
+            t.replacen("#EXTINF", "#EXT-X-DATERANGE:ID=\"z\",START-DATE=\"2026-11-25T12:00:00.000Z\",DURATION=1.000\n#EXTINF", 2)
+        },
+        &|t| t.replacen(".ts\n", ".ts\n#EXT-X-VERSION:3\n", 1),
+        &|t| {
+            t.replacen(
+                ".ts\n#EXT-X-PROGRAM-DATE-TIME",
+                ".ts\n\n#EXT-X-PROGRAM-DATE-TIME",
+                1,
+            )
+        },
+        &|t| t.replacen("#EXTINF:2.000,\n", "", 1),
+        &|t| t.replacen("#EXT-X-TARGETDURATION:2", "#EXT-X-TARGETDURATION:1", 1),
+        &|t| format!("{t}#EXT-X-DISCONTINUITY\n"),
+    ];
+    let mut checked = 0;
+    REUSED_SEGMENTS.set(0);
+    for pair in renders.windows(2) {
+        let prev = check_playlist_text_after(&pair[0], None).expect("a valid render");
+        let mut texts: Vec<String> = edits.iter().map(|e| e(&pair[1])).collect();
+        for _ in 0..40 {
+            let mut b = pair[1].clone().into_bytes();
+            let i = (xorshift(&mut rng) as usize) % b.len();
+            b[i] = b"\n\r \"#:,.0123456789AZaz\x7f"[(xorshift(&mut rng) % 23) as usize];
+            texts.push(String::from_utf8(b).expect("ASCII"));
+        }
+        texts.push(pair[1].clone());
+        for text in &texts {
+            let incremental =
+                check_playlist_text_after(text, Some((&pair[0], &prev))).map(|r| r.parsed);
+            assert_eq!(
+                incremental,
+                check_playlist_text(text),
+                "after:\n{}\n{text}",
+                pair[0]
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 500);
+    assert!(REUSED_SEGMENTS.get() > 200, "{}", REUSED_SEGMENTS.get());
+}

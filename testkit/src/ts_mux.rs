@@ -11,11 +11,12 @@ const MUX_MAX_OPS: usize = 512;
 /// Largest access unit one operation builds (an IDR at a high bit rate is ~150 kB).
 const MUX_MAX_AU_LEN: usize = 256 * 1024;
 /// TS bytes (PCR-only packets included) one input may have written before its operation list
-/// ends. Every byte is read back three times, so this bounds the run time of one input: a DTS
-/// step of up to 60 s adds up to 600 PCR-only packets, so 512 steps without this budget could
-/// write 57 MB from 3 kB of input. The hand-written seeds stay under it
-/// (`tests::seeds_fit_the_budgets`).
-const MUX_MAX_OUTPUT: usize = 512 * 1024;
+/// ends. Every byte is read back (the raw scan, then `read_segment` with mpeg2ts's packet
+/// reader, whose packets mpeg2ts's PES reader reassembles), so this bounds the run time of one
+/// input: a DTS step of up to 60 s adds up to 600 PCR-only packets, so 512 steps without this
+/// budget could write 57 MB from 3 kB of input. 192 KiB leaves room for the 150 kB IDR seed;
+/// the hand-written seeds stay under it (`tests::seeds_fit_the_budgets`).
+const MUX_MAX_OUTPUT: usize = 192 * 1024;
 /// One frame at 30 fps.
 pub(crate) const FRAME_TICKS: u64 = 3_000;
 /// Where the pipeline starts its stream clock (above `PCR_LEAD`, so the first PCR is positive).
@@ -445,19 +446,25 @@ pub(crate) fn verify_ts_output(
     // reads every packet with mpeg2ts's packet reader, checks PAT, PMT, stream_id, AUDs, DTS
     // order and PCR spacing within the file) and compared with what was sent: payloads,
     // PTS/DTS, random_access_indicator = keyframe, PCR = (DTS - PCR_LEAD) x 300 on every AU,
-    // counters. A segment without access units (PAT and PMT only) goes through mpeg2ts's packet
-    // reader directly, as `read_segment` refuses it. The PCRs of all files are chained below.
+    // counters. A segment without access units (PAT and PMT only), which `read_segment`
+    // refuses, is checked on the packets mpeg2ts parsed. The PCRs of all files are chained
+    // below. `packets` keeps every packet mpeg2ts parsed, for its PES reader after the loop: a
+    // fresh TsPacketReader per file parses the same packets as one over the whole stream, as
+    // every file starts with PAT and PMT.
     let mut last_pcr: Option<(usize, u64)> = None;
+    let mut packets: Vec<TsPacket> =
+        Vec::with_capacity(segments.iter().map(|s| s.bytes.len() / PACKET_SIZE).sum());
     for (s, seg) in segments.iter().enumerate() {
         let end_cc = starts.get(s + 1).unwrap_or(&last_cc);
-        let pcrs = match read_segment(&seg.bytes, Some(&starts[s])) {
+        let first = packets.len();
+        let pcrs = match read_segment_keeping(&seg.bytes, Some(&starts[s]), Some(&mut packets)) {
             Err(e) if seg.aus.is_empty() => {
                 if !e.starts_with("no access units") {
                     return Err(format!(
                         "segment {s} (no AUs sent): read_segment refuses it for another reason: {e}"
                     ));
                 }
-                psi_only_segment(s, &seg.bytes)?
+                psi_only_segment(s, &packets[first..])?
             }
             Ok(_) if seg.aus.is_empty() => {
                 return Err(format!(
@@ -490,11 +497,8 @@ pub(crate) fn verify_ts_output(
 
     let sent: Vec<&SentAu> = segments.iter().flat_map(|s| &s.aus).collect();
     // The whole stream through mpeg2ts's PES reassembly: payloads equal the input plus AUD.
-    let mut all: Vec<u8> = Vec::with_capacity(segments.iter().map(|s| s.bytes.len()).sum());
-    for seg in segments {
-        all.extend_from_slice(&seg.bytes);
-    }
-    let mut reader = PesPacketReader::new(TsPacketReader::new(&all[..]));
+    // It reads the packets mpeg2ts's packet reader parsed above, each byte once.
+    let mut reader = ParsedPesReader::new(packets);
     let mut k = 0;
     loop {
         let pes = match reader.read_pes_packet() {
@@ -533,18 +537,13 @@ pub(crate) fn verify_ts_output(
     Ok(())
 }
 
-/// A segment the muxer wrote without access units, through mpeg2ts's packet reader: PAT and
-/// PMT describing our program, nothing else but PCR-only packets. Returns its PCRs.
-fn psi_only_segment(s: usize, bytes: &[u8]) -> Result<Vec<u64>, String> {
-    let mut reader = TsPacketReader::new(bytes);
+/// A segment the muxer wrote without access units, as mpeg2ts's packet reader parsed it (all
+/// of it: `read_segment` refuses it only at the end): PAT and PMT describing our program,
+/// nothing else but PCR-only packets. Returns its PCRs.
+fn psi_only_segment(s: usize, packets: &[TsPacket]) -> Result<Vec<u64>, String> {
     let mut pcrs = Vec::new();
-    for i in 0.. {
+    for (i, packet) in packets.iter().enumerate() {
         let at = || format!("segment {s} packet {i}");
-        let packet = match reader.read_ts_packet() {
-            Ok(Some(p)) => p,
-            Ok(None) => break,
-            Err(e) => return Err(format!("{}: mpeg2ts refuses it: {e}", at())),
-        };
         match (&packet.payload, i) {
             (Some(TsPayload::Pat(pat)), 0) => {
                 let ok = matches!(&pat.table[..], [p] if p.program_num == PROGRAM_NUMBER

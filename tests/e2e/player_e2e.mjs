@@ -11,7 +11,9 @@
 //   - the seek stays where it landed inside the DVR window (hls.js does not jump back to live),
 //   - "Go live" returns to the live edge,
 //   - the layout fits a phone width without horizontal scrolling,
-//   - when the stream ends (EXT-X-ENDLIST) the page says so and keeps playing, with no reload.
+//   - when the stream ends (EXT-X-ENDLIST) the page says so and keeps playing, with no reload,
+//   - a marker POSTed while the page is open is pushed to it (Server-Sent Events): it appears in
+//     the table and on the seek bar without a reload, and clicking it lands on its frame.
 //
 // Environment: BASE_URL (required), CHROMIUM (default /usr/bin/chromium), ARTIFACT_DIR (screenshots),
 // EXPECT_END=1 to wait for the end of the stream, STREAM_DURATION (s, for that wait), BLOCK (px of
@@ -32,6 +34,7 @@ const EXPECT_END = process.env.EXPECT_END === '1';
 const STREAM_DURATION = Number(process.env.STREAM_DURATION || 90);
 const BLOCK = Number(process.env.BLOCK || 20);
 const PLAYLIST = process.env.PLAYLIST || '/video/chessboard.m3u8';
+const MARKER_TOKEN = process.env.MARKER_TOKEN || '';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const started = Date.now();
@@ -179,6 +182,32 @@ async function main() {
   const marker = playable[playable.length - 1];
   log(`marker ${marker.id} at stream time ${marker.time} (${marker.program_date_time})`);
 
+  // ---- 2c. a marker from outside is pushed to the open page ----------------------------------
+  // Five frames into the generator's event: still mint, and a frame of its own.
+  let posted = null;
+  if (MARKER_TOKEN) {
+    const frame = overlayTimecode(marker.time, num, den).frame + 5;
+    const eventsOpen = await page.evaluate(() => window.hlsPlayer.eventsOpen);
+    check('the page holds the marker event stream open', eventsOpen === true);
+    const res = await fetch(BASE + '/markers', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${MARKER_TOKEN}` },
+      body: JSON.stringify({ text: 'posted from outside', time: (frame * den) / num, source: 'e2e', key: `e2e-${frame}` }),
+    });
+    posted = await res.json();
+    check('POST /markers creates the marker', res.status === 201 && posted.source === 'e2e'
+      && posted.timecode === overlayTimecode(posted.time, num, den).text, `${res.status} ${JSON.stringify(posted)}`);
+    const t0 = Date.now();
+    const shown = await page.waitForSelector(`#markers tbody tr[data-id="${posted.id}"]`, { timeout: 10_000 })
+      .then(() => true, () => false);
+    const ms = Date.now() - t0;
+    // Pushed, not polled: the safety poll runs every 15 s.
+    check('the posted marker appears in the table without a reload', shown && ms < 2000, `${ms} ms`);
+    const tick = await page.waitForSelector(`#ticks .tick[data-id="${posted.id}"]`, { timeout: 5000 })
+      .then(() => true, () => false);
+    check('and on the seek bar', tick);
+  }
+
   // ---- 3. clicking it seeks to its frame ---------------------------------------------------
   await page.evaluate(() => document.getElementById('video').pause());
   await page.click(`#markers tbody tr[data-id="${marker.id}"] .jump`);
@@ -230,6 +259,15 @@ async function main() {
   await settle();
   const again = await sample();
   check('seeking to the marker again shows the mint frame again', isMint(again.rgb), `rgb(${again.rgb})`);
+
+  if (posted) {
+    await page.click(`#markers tbody tr[data-id="${posted.id}"] .jump`);
+    await settle();
+    const p = await sample();
+    const want = await page.evaluate((id) => window.hlsPlayer.markerPlayerTime(id), posted.id);
+    check('clicking the posted marker lands on its frame', isMint(p.rgb) && Math.abs(p.t - want) < 0.002,
+      `rgb(${p.rgb}) at ${p.t.toFixed(4)}, mapped ${want.toFixed(4)}`);
+  }
 
   // ---- 4. the seek stays inside the window -------------------------------------------------
   const landed = await ct();

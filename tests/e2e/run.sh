@@ -35,6 +35,8 @@ work="$(mktemp -d)"
 log="$work/server.log"
 mkdir -p "$artifacts"
 
+token="e2e-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+HLS_MARKER_TOKEN="$token" \
 "$bin" --size 320x180 --fps "$fps" --seed 7 --event-mean 4 --bind "127.0.0.1:$port" \
   --out-dir "$work/video" --duration "$duration" --linger 60 >"$log" 2>&1 &
 server=$!
@@ -52,7 +54,7 @@ cleanup() {
 trap cleanup EXIT
 
 status=0
-BASE_URL="http://127.0.0.1:$port" CHROMIUM="$chromium" ARTIFACT_DIR="$artifacts" \
+BASE_URL="http://127.0.0.1:$port" CHROMIUM="$chromium" ARTIFACT_DIR="$artifacts" MARKER_TOKEN="$token" \
   EXPECT_END=1 STREAM_DURATION="$duration" BLOCK=20 \
   node "$here/player_e2e.mjs" || status=$?
 

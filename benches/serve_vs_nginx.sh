@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Serving benchmark: hls-streamer's own HTTP origin against nginx (sendfile) serving the very
+# same files, side by side in one run, with wrk on 127.0.0.1.
+#
+#   bash benches/serve_vs_nginx.sh            # 720p30 stream, wrk -t2 -c64 -d10s per target
+#   SECONDS_PER_RUN=20 CONNECTIONS=128 bash benches/serve_vs_nginx.sh
+#
+# It starts the streamer (release build), waits for its playlist, starts nginx on another port
+# with the stream's directory as its root, then loads with wrk, one target at a time: the newest
+# segment (which the streamer holds in memory) and the playlist. It prints requests per second
+# and the ratio ours / nginx. Needs wrk and nginx (apt-get install -y wrk nginx). Both servers
+# run while the stream is live, so the encoder competes with them for the two cores, as in
+# production. Every run is bounded: the streamer stops by itself (--duration), nginx is stopped.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+secs="${SECONDS_PER_RUN:-10}"
+conns="${CONNECTIONS:-64}"
+threads="${THREADS:-2}"
+for tool in wrk nginx; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool not found (apt-get install -y wrk nginx)" >&2; exit 1; }
+done
+(cd "$root" && cargo build --release --locked --bin hls-streamer)
+
+work="$(mktemp -d)"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+ours_port="$(free_port)"
+nginx_port="$(free_port)"
+"$root/target/release/hls-streamer" --out-dir "$work/video" --bind "127.0.0.1:$ours_port" \
+  --duration $((secs * 4 + 60)) --fresh >"$work/streamer.log" 2>&1 &
+streamer=$!
+nginx_pid=""
+cleanup() {
+  kill -INT "$streamer" 2>/dev/null || true
+  [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+for _ in $(seq 120); do
+  if [ "$(grep -c '\.ts$' "$work/video/chessboard.m3u8" 2>/dev/null || echo 0)" -ge 3 ]; then break; fi
+  sleep 0.5
+done
+newest="$(grep '\.ts$' "$work/video/chessboard.m3u8" | tail -n 1)"
+size="$(stat -c %s "$work/video/$newest")"
+
+cat >"$work/nginx.conf" <<EOF
+worker_processes 2;
+daemon off;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  types { application/vnd.apple.mpegurl m3u8; video/mp2t ts; }
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location /video/ { alias $work/video/; }
+  }
+}
+EOF
+nginx -c "$work/nginx.conf" -p "$work" &
+nginx_pid=$!
+sleep 1
+
+rps() { wrk -t"$threads" -c"$conns" -d"${secs}s" "$1" | awk '/Requests\/sec/ {print $2}'; }
+printf '%-28s %12s %12s %8s\n' target "ours req/s" "nginx req/s" ratio
+for target in "segment $newest ($((size / 1024)) KiB):/video/$newest" "playlist:/video/chessboard.m3u8"; do
+  name="${target%%:*}"
+  path="${target#*:}"
+  ours="$(rps "http://127.0.0.1:$ours_port$path")"
+  theirs="$(rps "http://127.0.0.1:$nginx_port$path")"
+  ratio="$(python3 -c "print(f'{$ours / $theirs:.2f}')")"
+  printf '%-28s %12s %12s %8s\n' "$name" "$ours" "$theirs" "$ratio"
+done

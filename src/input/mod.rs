@@ -1,0 +1,333 @@
+//! Where the pictures come from: `--input`.
+//!
+//! | `--input` | [`Input`] | source |
+//! | --- | --- | --- |
+//! | `checkerboard` (default) | [`Input::Checkerboard`] | the synthetic board ([`crate::source`]) |
+//! | `-` | [`Input::Y4m`] with [`Y4mInput::Stdin`] | YUV4MPEG2 on standard input ([`y4m`]) |
+//! | a path | [`Input::Y4m`] with [`Y4mInput::Path`] | YUV4MPEG2 from a file or a FIFO |
+//! | `rtsp://[user:pass@]host[:port]/path` | [`Input::Rtsp`] | an RTSP camera: parsed, not built yet |
+//!
+//! Parsing checks the syntax only; nothing is opened. [`crate::pipeline::prepare`] opens the input
+//! and reads a Y4M stream's header and first frame before anything else is touched (a bad input
+//! is an [`crate::error::ErrorKind::InvalidArgument`] error, exit code 2). An RTSP URL is
+//! accepted by the parser (so scripts written for a build with RTSP fail with a clear message,
+//! not a usage error) and refused by `prepare` as not supported in this build.
+
+pub(crate) mod y4m;
+pub(crate) mod y4m_source;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::error::{Error, ErrorKind, Result};
+use crate::frame::YuvFrame;
+use y4m::{Forever, Frame, Polled, Y4mError, Y4mReader};
+
+/// The `--input` flag, parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// The synthetic checkerboard with its events and markers.
+    Checkerboard,
+    /// A YUV4MPEG2 stream.
+    Y4m(Y4mInput),
+    /// An RTSP camera (`rtsp://`); not supported by this build.
+    Rtsp(RtspUrl),
+}
+
+/// Where a YUV4MPEG2 stream is read from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Y4mInput {
+    /// `-`: standard input.
+    Stdin,
+    /// A regular file (paced at its frame rate unless `--no-pacing`) or a FIFO.
+    Path(PathBuf),
+}
+
+impl Y4mInput {
+    /// An error about this input: `--input clip.y4m: frame 3 ...`.
+    pub(crate) fn error(&self, e: Y4mError) -> Error {
+        let e = Error::from(e);
+        Error::new(e.kind(), format!("--input {self}: {}", e.message()))
+    }
+}
+
+impl fmt::Display for Y4mInput {
+    /// As given on the command line: `-` or the path.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Y4mInput::Stdin => f.write_str("-"),
+            Y4mInput::Path(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// An input opened by [`crate::pipeline::prepare`], for the source thread.
+pub(crate) enum Opened {
+    Checkerboard,
+    /// A Y4M stream whose header and first frame have been read.
+    Y4m(Box<y4m_source::Y4mOpened>),
+}
+
+/// Opens `cfg`'s input and reads what must be known before anything else is touched: for a Y4M
+/// stream its header and first frame (a FIFO waits here for its writer, then for that frame).
+/// Returns the configuration with the input's frame size and rate. Errors are
+/// [`ErrorKind::InvalidArgument`] (exit code 2) for anything wrong with the input itself.
+pub(crate) fn open(cfg: &Config) -> Result<(Config, Opened)> {
+    match &cfg.input {
+        Input::Checkerboard => Ok((cfg.clone(), Opened::Checkerboard)),
+        // Where an RTSP client plugs in: connect, DESCRIBE, take the size and rate from the SDP,
+        // and return the configuration with them and the session for its source thread.
+        Input::Rtsp(url) => Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!(
+                "--input {url}: RTSP input is not supported by this build of hls-streamer \
+                 (inputs: checkerboard, - for YUV4MPEG2 on standard input, a Y4M file or FIFO)"
+            ),
+        )),
+        Input::Y4m(input) => {
+            let file = Polled::open(input).map_err(|e| {
+                Error::new(
+                    ErrorKind::InvalidArgument,
+                    format!("--input {input}: cannot open it"),
+                )
+                .with_source(e)
+            })?;
+            let mut reader = Y4mReader::new(file, &mut Forever).map_err(|e| input.error(e))?;
+            let format = reader.format().clone();
+            let cfg = cfg.with_input_format(format.width, format.height, format.rate)?;
+            let mut first = YuvFrame::new(format.width, format.height);
+            match reader.read_frame(&mut first, &mut Forever) {
+                Ok(Frame::Read) => {}
+                Ok(Frame::End | Frame::Stopped) => return Err(input.error(Y4mError::NoFrames)),
+                Err(e) => return Err(input.error(e)),
+            }
+            info!(
+                input = %input,
+                size = format!("{}x{}", format.width, format.height),
+                fps = format!("{}/{}", cfg.rate.num, cfg.rate.den),
+                colour_space = %format.colour_space,
+                "YUV4MPEG2 input"
+            );
+            if let Some(i @ ('t' | 'b' | 'm')) = format.interlace {
+                warn!(
+                    interlace = %i,
+                    "the Y4M input is interlaced; its frames are encoded as progressive pictures"
+                );
+            }
+            Ok((
+                cfg,
+                Opened::Y4m(Box::new(y4m_source::Y4mOpened {
+                    input: input.clone(),
+                    reader,
+                    first,
+                })),
+            ))
+        }
+    }
+}
+
+/// An `rtsp://` URL whose syntax was checked. Its credentials are never shown: [`fmt::Display`]
+/// and [`fmt::Debug`] print `***` in their place.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RtspUrl {
+    url: String,
+    /// Byte range of `user:pass` in `url`, if any.
+    credentials: Option<(usize, usize)>,
+}
+
+impl RtspUrl {
+    /// Checks `rtsp://[user[:pass]@]host[:port][/path]`: a host, a numeric port if any, no
+    /// whitespace or control characters.
+    pub fn parse(s: &str) -> Result<RtspUrl, String> {
+        const SCHEME: &str = "rtsp://";
+        if !s
+            .get(..SCHEME.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(SCHEME))
+        {
+            return Err("an RTSP input starts with rtsp://".into());
+        }
+        if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("an RTSP URL has no spaces or control characters".into());
+        }
+        let rest = &s[SCHEME.len()..];
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let authority = &rest[..authority_end];
+        let (credentials, host_port) = match authority.rfind('@') {
+            Some(at) => (
+                Some((SCHEME.len(), SCHEME.len() + at)),
+                &authority[at + 1..],
+            ),
+            None => (None, authority),
+        };
+        let (host, port) = match host_port.strip_prefix('[') {
+            // An IPv6 literal: [::1]:554
+            Some(v6) => {
+                let close = v6
+                    .find(']')
+                    .ok_or("an IPv6 host needs its closing bracket")?;
+                (&v6[..close], v6[close + 1..].strip_prefix(':'))
+            }
+            None => match host_port.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (host_port, None),
+            },
+        };
+        if host.is_empty() {
+            return Err("an RTSP URL needs a host: rtsp://[user:pass@]host[:port]/path".into());
+        }
+        if let Some(p) = port {
+            if p.parse::<u16>().map_or(true, |p| p == 0) {
+                return Err(format!("bad port {p:?} (1 to 65535)"));
+            }
+        }
+        Ok(RtspUrl {
+            url: s.to_owned(),
+            credentials,
+        })
+    }
+
+    /// The URL as given, credentials included: for the RTSP client only, never for a message.
+    pub fn expose(&self) -> &str {
+        &self.url
+    }
+}
+
+impl fmt::Display for RtspUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.credentials {
+            Some((from, to)) => write!(f, "{}***{}", &self.url[..from], &self.url[to..]),
+            None => f.write_str(&self.url),
+        }
+    }
+}
+
+impl fmt::Debug for RtspUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RtspUrl({self})")
+    }
+}
+
+impl std::str::FromStr for Input {
+    type Err = String;
+
+    /// `checkerboard`, `-`, `rtsp://...`, or a path. Any other `scheme://` is refused, so a
+    /// URL is never taken for a file name.
+    fn from_str(s: &str) -> Result<Input, String> {
+        match s {
+            "" => Err("empty --input (checkerboard, -, a Y4M file or FIFO, or rtsp://...)".into()),
+            "checkerboard" => Ok(Input::Checkerboard),
+            "-" => Ok(Input::Y4m(Y4mInput::Stdin)),
+            _ if s.len() >= 7 && s[..7].eq_ignore_ascii_case("rtsp://") => {
+                RtspUrl::parse(s).map(Input::Rtsp)
+            }
+            _ => match s.split_once("://") {
+                Some((scheme, _))
+                    if !scheme.is_empty()
+                        && scheme
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+                {
+                    Err(format!(
+                        "unsupported input URL scheme {scheme}:// (inputs: checkerboard, -, a Y4M \
+                         file or FIFO, rtsp://)"
+                    ))
+                }
+                _ => Ok(Input::Y4m(Y4mInput::Path(PathBuf::from(s)))),
+            },
+        }
+    }
+}
+
+impl fmt::Display for Input {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Input::Checkerboard => f.write_str("checkerboard"),
+            Input::Y4m(Y4mInput::Stdin) => f.write_str("the Y4M input on standard input"),
+            Input::Y4m(Y4mInput::Path(p)) => write!(f, "the Y4M input {}", p.display()),
+            Input::Rtsp(url) => write!(f, "the RTSP input {url}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Input, String> {
+        s.parse()
+    }
+
+    #[test]
+    fn each_form_parses() {
+        assert_eq!(parse("checkerboard"), Ok(Input::Checkerboard));
+        assert_eq!(parse("-"), Ok(Input::Y4m(Y4mInput::Stdin)));
+        assert_eq!(
+            parse("clip.y4m"),
+            Ok(Input::Y4m(Y4mInput::Path("clip.y4m".into())))
+        );
+        assert_eq!(
+            parse("/tmp/a fifo"),
+            Ok(Input::Y4m(Y4mInput::Path("/tmp/a fifo".into())))
+        );
+        // A file called like a word is a file; only the exact keyword is the board.
+        assert_eq!(
+            parse("Checkerboard"),
+            Ok(Input::Y4m(Y4mInput::Path("Checkerboard".into())))
+        );
+        for url in [
+            "rtsp://cam/stream",
+            "rtsp://cam",
+            "RTSP://cam.local:8554/live?x=1",
+            "rtsp://user:pa:ss@10.0.0.2:554/h264",
+            "rtsp://[::1]:8554/test",
+        ] {
+            assert!(
+                matches!(parse(url), Ok(Input::Rtsp(_))),
+                "{url}: {:?}",
+                parse(url)
+            );
+        }
+    }
+
+    #[test]
+    fn bad_forms_are_refused_with_a_reason() {
+        for bad in [
+            "",
+            "rtsp://",
+            "rtsp:///path",
+            "rtsp://user@/path",
+            "rtsp://cam:0/x",
+            "rtsp://cam:99999/x",
+            "rtsp://cam:port/x",
+            "rtsp://cam/a b",
+            "rtsp://[::1/x",
+            "http://cam/stream.y4m",
+            "file:///tmp/x.y4m",
+        ] {
+            let e = parse(bad).expect_err(bad);
+            assert!(!e.is_empty(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn credentials_never_show() {
+        let Ok(Input::Rtsp(url)) = parse("rtsp://admin:s3cret@cam:554/live") else {
+            panic!("parses")
+        };
+        assert_eq!(url.to_string(), "rtsp://***@cam:554/live");
+        assert_eq!(format!("{url:?}"), "RtspUrl(rtsp://***@cam:554/live)");
+        assert_eq!(
+            Input::Rtsp(url.clone()).to_string(),
+            "the RTSP input rtsp://***@cam:554/live"
+        );
+        assert_eq!(url.expose(), "rtsp://admin:s3cret@cam:554/live");
+        // An @ in the path is not a credential.
+        let Ok(Input::Rtsp(url)) = parse("rtsp://cam/a@b") else {
+            panic!("parses")
+        };
+        assert_eq!(url.to_string(), "rtsp://cam/a@b");
+    }
+}
