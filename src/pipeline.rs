@@ -39,6 +39,7 @@ use crate::overlay::{Timecode, TimecodeOverlay, DEFAULT_FONT};
 use crate::playlist::planned_segment_lifetime;
 use crate::publish::Publisher;
 use crate::rtsp::passthrough::{target_for_gop, Passthrough};
+use crate::rtsp::transcode::TranscodeJob;
 use crate::rtsp::{self, Camera, CameraFrame, Event};
 use crate::segmenter::{FrameAu, Segmenter};
 use crate::source::{Checkerboard, FrameInfo, Source};
@@ -207,14 +208,6 @@ fn run_prepared(
 ) -> Result<Summary> {
     let Prepared { cfg, opened } = prepared;
     let cfg = &cfg;
-    let dir =
-        MediaDir::open(&cfg.out_dir, &cfg.name).map_err(|e| Error::io("media directory", e))?;
-    if cfg.fresh {
-        let n = dir
-            .clean()
-            .map_err(|e| Error::io(format!("cleaning {}", dir.path().display()), e))?;
-        info!(files = n, dir = %dir.path().display(), "--fresh: removed the previous stream");
-    }
     let overlay = TimecodeOverlay::new(DEFAULT_FONT, cfg.width, cfg.height)
         .map_err(|e| Error::new(ErrorKind::Internal, format!("timecode font: {e}")))?;
     let board = match opened {
@@ -223,50 +216,13 @@ fn run_prepared(
                 .map_err(|e| Error::new(ErrorKind::InvalidArgument, e))?,
         ),
         Opened::Y4m(_) => None,
+        // A camera connects first (its GOP or its size decides the configuration), then runs
+        // its own way: passthrough, or decoded into the encoder below.
+        Opened::Rtsp(camera) => return run_rtsp(cfg, camera, shared, stop, observer),
     };
-    let markers_path = dir.markers_path();
-    let mut publisher = Publisher::new(cfg, dir, shared.clone(), observer)?;
-    let clock = publisher.clock();
+    let (mut publisher, marker_thread) = open_output(cfg, &shared, observer)?;
     let first_slot = publisher.first_slot();
-    shared.set_clock(clock);
-
-    // Markers: the log read back first (earlier runs' markers in the API and the playlist),
-    // then the writer thread, the only one that adds markers.
-    let (log, loaded) =
-        JsonlFile::open(&markers_path).map_err(|e| Error::io("opening the marker log", e))?;
-    if !loaded.markers.is_empty() {
-        info!(
-            markers = loaded.markers.len(),
-            next_id = loaded.next_id(),
-            "markers of earlier runs read back"
-        );
-    }
-    let next_id = loaded.next_id();
-    shared.markers.replace(loaded.markers);
-    let (inbox_tx, inbox_rx) = bounded::<Request>(writer::INBOX_CAPACITY);
-    let marker_thread = {
-        let w = MarkerWriter::new(log, shared.clone(), clock, next_id);
-        spawn("markers", move || {
-            w.run(inbox_rx);
-            Ok(())
-        })?
-    };
-    shared.set_marker_inbox(Some(inbox_tx));
-
-    let (free_tx, free_rx) = bounded::<YuvFrame>(FRAME_POOL);
-    let (frame_tx, frame_rx) = bounded::<Item<RawFrame>>(FRAME_POOL);
-    let (free_au_tx, free_au_rx) = bounded::<Vec<u8>>(AU_POOL);
-    let (au_tx, au_rx) = bounded::<Item<EncodedFrame>>(AU_POOL);
-    for _ in 0..FRAME_POOL {
-        free_tx
-            .send(YuvFrame::new(cfg.width, cfg.height))
-            .expect("pool channel has room");
-    }
-    for _ in 0..AU_POOL {
-        free_au_tx
-            .send(Vec::with_capacity(64 * 1024))
-            .expect("pool channel has room");
-    }
+    let pool = FramePool::new(cfg);
 
     let source_thread = match (board, opened) {
         (Some(board), _) => {
@@ -283,6 +239,7 @@ fn run_prepared(
                 stop: stop.clone(),
                 shared: shared.clone(),
             };
+            let (free_rx, frame_tx) = (pool.free_rx.clone(), pool.frame_tx.clone());
             spawn("source", move || {
                 let (sent, dropped) = job.run(free_rx, frame_tx);
                 Ok(SourceEnd {
@@ -313,10 +270,103 @@ fn run_prepared(
                 stop: stop.clone(),
                 shared: shared.clone(),
             };
+            let (free_rx, frame_tx) = (pool.free_rx.clone(), pool.frame_tx.clone());
             spawn("source", move || Ok(job.run(free_rx, frame_tx)))?
         }
-        (None, Opened::Checkerboard) => unreachable!("the board is made for a checkerboard input"),
+        (None, Opened::Checkerboard | Opened::Rtsp(_)) => {
+            unreachable!("the board is made for a checkerboard input, a camera returned above")
+        }
     };
+    encode_and_segment(
+        cfg,
+        &mut publisher,
+        &shared,
+        &stop,
+        marker_thread,
+        source_thread,
+        pool,
+    )
+}
+
+/// The media directory (cleaned with `--fresh`), the publisher, the stream clock and the
+/// marker writer: what every input's run opens first.
+fn open_output<'o>(
+    cfg: &Config,
+    shared: &Arc<Shared>,
+    observer: &'o mut dyn FnMut(&str),
+) -> Result<(Publisher<'o, MediaDir>, thread::JoinHandle<Result<()>>)> {
+    let dir =
+        MediaDir::open(&cfg.out_dir, &cfg.name).map_err(|e| Error::io("media directory", e))?;
+    if cfg.fresh {
+        let n = dir
+            .clean()
+            .map_err(|e| Error::io(format!("cleaning {}", dir.path().display()), e))?;
+        info!(files = n, dir = %dir.path().display(), "--fresh: removed the previous stream");
+    }
+    let markers_path = dir.markers_path();
+    let publisher = Publisher::new(cfg, dir, shared.clone(), observer)?;
+    let clock = publisher.clock();
+    shared.set_clock(clock);
+    // Markers: the log read back first (earlier runs' markers in the API and the playlist),
+    // then the writer thread, the only one that adds markers.
+    let marker_thread = start_marker_writer(&markers_path, shared, clock)?;
+    Ok((publisher, marker_thread))
+}
+
+/// The I420 frames between a source and the encoder: a pool of free buffers and the queue of
+/// painted ones, both bounded.
+struct FramePool {
+    free_tx: Sender<YuvFrame>,
+    free_rx: Receiver<YuvFrame>,
+    frame_tx: Sender<Item<RawFrame>>,
+    frame_rx: Receiver<Item<RawFrame>>,
+}
+
+impl FramePool {
+    fn new(cfg: &Config) -> Self {
+        let (free_tx, free_rx) = bounded::<YuvFrame>(FRAME_POOL);
+        let (frame_tx, frame_rx) = bounded::<Item<RawFrame>>(FRAME_POOL);
+        for _ in 0..FRAME_POOL {
+            free_tx
+                .send(YuvFrame::new(cfg.width, cfg.height))
+                .expect("pool channel has room");
+        }
+        FramePool {
+            free_tx,
+            free_rx,
+            frame_tx,
+            frame_rx,
+        }
+    }
+}
+
+/// The encoder thread and, on the calling thread, the segmenter, fed by `source_thread`
+/// through `pool`; then the end of the stream in order (threads joined, the marker writer
+/// drained, the last segment and `EXT-X-ENDLIST`).
+fn encode_and_segment(
+    cfg: &Config,
+    publisher: &mut Publisher<'_, MediaDir>,
+    shared: &Arc<Shared>,
+    stop: &Arc<AtomicBool>,
+    marker_thread: thread::JoinHandle<Result<()>>,
+    source_thread: thread::JoinHandle<Result<SourceEnd>>,
+    pool: FramePool,
+) -> Result<Summary> {
+    let FramePool {
+        free_tx,
+        free_rx,
+        frame_tx,
+        frame_rx,
+    } = pool;
+    // The source thread holds its own ends: when it stops, the encoder sees the end.
+    drop((free_rx, frame_tx));
+    let (free_au_tx, free_au_rx) = bounded::<Vec<u8>>(AU_POOL);
+    let (au_tx, au_rx) = bounded::<Item<EncodedFrame>>(AU_POOL);
+    for _ in 0..AU_POOL {
+        free_au_tx
+            .send(Vec::with_capacity(64 * 1024))
+            .expect("pool channel has room");
+    }
     let encoder_thread = {
         let job = EncoderJob {
             settings: EncoderSettings {
@@ -447,6 +497,36 @@ fn join<T>(h: thread::JoinHandle<Result<T>>, name: &str) -> Result<T> {
         .map_err(|_| Error::new(ErrorKind::Internal, format!("the {name} thread panicked")))?
 }
 
+/// The encoder thread is gone: the source stops.
+pub(crate) struct EncoderGone;
+
+/// A free I420 buffer for the next frame: at once if the pool has one; else, when the frame
+/// `must_deliver` (it opens a segment, or nothing is ever dropped), waited for; else `None`,
+/// and the caller drops the frame.
+pub(crate) fn take_buffer(
+    free: &Receiver<YuvFrame>,
+    must_deliver: bool,
+) -> std::result::Result<Option<YuvFrame>, EncoderGone> {
+    match free.try_recv() {
+        Ok(b) => Ok(Some(b)),
+        Err(TryRecvError::Empty) if must_deliver => free.recv().map(Some).map_err(|_| EncoderGone),
+        Err(TryRecvError::Empty) => Ok(None),
+        Err(TryRecvError::Disconnected) => Err(EncoderGone),
+    }
+}
+
+/// Counts a frame dropped for a busy encoder (`dropped` so far, this one included) in the
+/// status; logs at each power of two, not per frame.
+pub(crate) fn count_drop(shared: &Shared, dropped: u64, slot: u64, what: &str) {
+    shared.update_status(|s| s.frames_dropped = dropped);
+    if dropped.is_power_of_two() {
+        warn!(
+            dropped,
+            slot, "encoder is behind real time: dropping {what}"
+        );
+    }
+}
+
 struct SourceJob {
     source: Box<dyn Source>,
     /// The burnt-in timecode; `None` leaves the picture as the source painted it.
@@ -486,26 +566,15 @@ impl SourceJob {
             }
             let opens_segment = self.segments.opens_segment(self.rate.time_of(n));
             let must_deliver = !self.pacing || opens_segment;
-            let buf = match free.try_recv() {
-                Ok(b) => b,
-                Err(TryRecvError::Empty) if must_deliver => match free.recv() {
-                    Ok(b) => b,
-                    Err(_) => break,
-                },
-                Err(TryRecvError::Empty) => {
+            let buf = match take_buffer(&free, must_deliver) {
+                Ok(Some(b)) => b,
+                Ok(None) => {
                     dropped += 1;
-                    self.shared.update_status(|s| s.frames_dropped = dropped);
-                    if dropped.is_power_of_two() {
-                        warn!(
-                            dropped,
-                            slot = n,
-                            "encoder is behind real time: dropping frames"
-                        );
-                    }
+                    count_drop(&self.shared, dropped, n, "frames");
                     n += 1;
                     continue;
                 }
-                Err(TryRecvError::Disconnected) => break,
+                Err(EncoderGone) => break,
             };
             let mut yuv = buf;
             let tc = Timecode::from_frame(n, self.rate);
@@ -638,6 +707,10 @@ pub struct RtspOpened {
     first_gop: Vec<CameraFrame>,
     gop: Duration90k,
     frames_received: u64,
+    /// The picture size and frame rate the camera's SPS gives (0x0 when it gave none).
+    width: u32,
+    height: u32,
+    fps: Option<f64>,
 }
 
 impl RtspOpened {
@@ -675,6 +748,9 @@ pub fn prepare_rtsp(
         first_gop: Vec::new(),
         gop: Duration90k::ZERO,
         frames_received: 0,
+        width: 0,
+        height: 0,
+        fps: None,
     };
     // RTP time of the first frame of the session, and of its first IDR.
     let mut session_start: Option<i64> = None;
@@ -731,6 +807,7 @@ pub fn prepare_rtsp(
                 });
             }
             Ok(Event::Connected { width, height, fps }) => {
+                (opened.width, opened.height, opened.fps) = (width, height, fps);
                 format = match fps {
                     Some(fps) => format!("{width}x{height} at {fps:.3} fps"),
                     None => format!("{width}x{height}"),
@@ -761,9 +838,18 @@ pub fn prepare_rtsp(
         format,
         gop_secs = opened.gop.as_secs_f64(),
         gop_frames = opened.first_gop.len() - 1,
-        target_duration = target,
-        "first GOP measured: segments cut at the camera's IDRs"
+        target_duration = if cfg.transcode { cfg.target_duration_secs } else { target },
+        "{}",
+        if cfg.transcode {
+            "first GOP measured: the camera's pictures are decoded and re-encoded (--transcode)"
+        } else {
+            "first GOP measured: segments cut at the camera's IDRs"
+        }
     );
+    if cfg.transcode {
+        let cfg = transcode_config(cfg, &opened, frame)?;
+        return Ok((cfg, opened));
+    }
     if longest > cfg.segment {
         let fit = (cfg.segment.as_u64() / frame.as_u64().max(1)).max(1);
         warn!(
@@ -782,6 +868,49 @@ pub fn prepare_rtsp(
     Ok((cfg, opened))
 }
 
+/// The configuration for `--transcode`: the camera's picture size, its frame rate (the SPS's,
+/// else measured over the first GOP) unless `--fps` says otherwise; TARGETDURATION stays ours.
+fn transcode_config(cfg: &Config, opened: &RtspOpened, frame: Duration90k) -> Result<Config> {
+    let camera = &opened.camera;
+    let (w, h) = (opened.width as usize, opened.height as usize);
+    if w == 0 || h == 0 {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("camera {camera}: its H.264 parameters give no picture size"),
+        ));
+    }
+    if w % 2 != 0 || h % 2 != 0 || w < 16 || h < 16 || w.max(h) > 3840 || w.min(h) > 2160 {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!(
+                "camera {camera}: --transcode needs an even picture size from 16x16 up to \
+                 3840x2160; the camera's is {w}x{h}"
+            ),
+        ));
+    }
+    let measured = 90_000.0 / frame.as_u64().max(1) as f64;
+    let rate = camera_rate(opened.fps.unwrap_or(measured));
+    cfg.with_input_format(w, h, rate)
+        .map_err(|e| Error::new(e.kind(), format!("camera {camera}: {}", e.message())))
+}
+
+/// A camera's frame rate as an exact fraction: an integer rate or an NTSC one (`n*1000/1001`)
+/// when within 0.1 % of it, else to the millihertz; `None` when out of any sensible range.
+fn camera_rate(fps: f64) -> Option<FrameRate> {
+    if !(1.0..=240.0).contains(&fps) {
+        return None;
+    }
+    let n = fps.round();
+    if (fps - n).abs() <= n * 0.001 {
+        return FrameRate::new(n as u32, 1).ok();
+    }
+    let ntsc = (fps * 1.001).round();
+    if (fps - ntsc * 1000.0 / 1001.0).abs() <= fps * 0.001 {
+        return FrameRate::new(ntsc as u32 * 1000, 1001).ok();
+    }
+    FrameRate::new((fps * 1000.0).round() as u32, 1000).ok()
+}
+
 fn no_idr_error(camera: &str) -> Error {
     Error::new(
         ErrorKind::InvalidArgument,
@@ -797,7 +926,9 @@ fn rtsp_poll() -> std::time::Duration {
     std::time::Duration::from_millis(100)
 }
 
-/// [`prepare_rtsp`] then [`run_rtsp_prepared`]: a whole camera stream on the calling thread.
+/// [`prepare_rtsp`] then [`run_rtsp_prepared`] (or, with `--transcode`, the decoder, encoder
+/// and segmenter threads): a whole camera stream on the calling thread. `--input rtsp://...`
+/// comes here through [`run`] and [`start`] like every other input.
 pub fn run_rtsp(
     cfg: &Config,
     camera: Camera,
@@ -806,7 +937,85 @@ pub fn run_rtsp(
     observer: &mut dyn FnMut(&str),
 ) -> Result<Summary> {
     let (cfg, opened) = prepare_rtsp(cfg, camera, &shared, &stop)?;
-    run_rtsp_prepared(&cfg, opened, shared, stop, observer)
+    // The server was started before the camera's GOP was known: its health deadline follows
+    // the target chosen now.
+    shared.update_status(|s| s.target_duration_secs = Some(cfg.target_duration_secs));
+    if cfg.transcode {
+        run_rtsp_transcode(&cfg, opened, shared, stop, observer)
+    } else {
+        run_rtsp_prepared(&cfg, opened, shared, stop, observer)
+    }
+}
+
+/// `--transcode`: the camera's pictures decoded on their own thread ([`TranscodeJob`]), stamped
+/// with our slots and timecode, and encoded and cut by the same threads as the other inputs:
+/// fixed GOP, segments of exactly `--hls-time`.
+fn run_rtsp_transcode(
+    cfg: &Config,
+    opened: RtspOpened,
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+    observer: &mut dyn FnMut(&str),
+) -> Result<Summary> {
+    let overlay = TimecodeOverlay::new(DEFAULT_FONT, cfg.width, cfg.height)
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("timecode font: {e}")))?;
+    let (mut publisher, marker_thread) = open_output(cfg, &shared, observer)?;
+    let first_slot = publisher.first_slot();
+    let RtspOpened {
+        camera,
+        events,
+        client,
+        client_stop,
+        first_gop,
+        gop,
+        ..
+    } = opened;
+    let pool = FramePool::new(cfg);
+    let job = TranscodeJob {
+        camera,
+        events,
+        first_gop,
+        pass: Passthrough::new(
+            cfg.segment,
+            cfg.target_duration_secs,
+            gop,
+            publisher.clock().epoch.unix_millis(),
+            cfg.rate.time_of(first_slot),
+        ),
+        overlay,
+        rate: cfg.rate,
+        width: cfg.width,
+        height: cfg.height,
+        segments: SegmentClock::starting_at(cfg.segment, cfg.rate.time_of(first_slot)),
+        frame_limit: cfg.frame_limit,
+        pacing: cfg.pacing,
+        stop: stop.clone(),
+        shared: shared.clone(),
+    };
+    shared.update_status(|s| {
+        s.input_stalled = false;
+        s.input_down = None;
+    });
+    let decoder_thread = {
+        let (free_rx, frame_tx) = (pool.free_rx.clone(), pool.frame_tx.clone());
+        spawn("decoder", move || Ok(job.run(free_rx, frame_tx)))?
+    };
+    let summary = encode_and_segment(
+        cfg,
+        &mut publisher,
+        &shared,
+        &stop,
+        marker_thread,
+        decoder_thread,
+        pool,
+    );
+    // The decoder has stopped (and dropped the events): stop the client; its own error (if
+    // it ended first) is the stream's.
+    client_stop.store(true, Ordering::SeqCst);
+    let client_result = join(client, "rtsp");
+    let summary = summary?;
+    client_result?;
+    Ok(summary)
 }
 
 /// Passes the camera's H.264 through to segments until `stop`, the frame limit, or an error the
@@ -819,19 +1028,8 @@ pub fn run_rtsp_prepared(
     stop: Arc<AtomicBool>,
     observer: &mut dyn FnMut(&str),
 ) -> Result<Summary> {
-    let dir =
-        MediaDir::open(&cfg.out_dir, &cfg.name).map_err(|e| Error::io("media directory", e))?;
-    if cfg.fresh {
-        let n = dir
-            .clean()
-            .map_err(|e| Error::io(format!("cleaning {}", dir.path().display()), e))?;
-        info!(files = n, dir = %dir.path().display(), "--fresh: removed the previous stream");
-    }
-    let markers_path = dir.markers_path();
-    let mut publisher = Publisher::new(cfg, dir, shared.clone(), observer)?;
+    let (mut publisher, marker_thread) = open_output(cfg, &shared, observer)?;
     let clock = publisher.clock();
-    shared.set_clock(clock);
-    let marker_thread = start_marker_writer(&markers_path, &shared, clock)?;
 
     let mut sink = RtspSink {
         pass: Passthrough::new(
@@ -918,6 +1116,13 @@ fn start_marker_writer(
 ) -> Result<thread::JoinHandle<Result<()>>> {
     let (log, loaded) =
         JsonlFile::open(path).map_err(|e| Error::io("opening the marker log", e))?;
+    if !loaded.markers.is_empty() {
+        info!(
+            markers = loaded.markers.len(),
+            next_id = loaded.next_id(),
+            "markers of earlier runs read back"
+        );
+    }
     let next_id = loaded.next_id();
     shared.markers.replace(loaded.markers);
     let (inbox_tx, inbox_rx) = bounded::<Request>(writer::INBOX_CAPACITY);

@@ -83,6 +83,9 @@ pub(crate) struct Status {
     pub(crate) input_stalled: bool,
     /// Why the camera is down (an RTSP input reconnecting), credentials never included.
     pub(crate) input_down: Option<String>,
+    /// TARGETDURATION when the input chose it after the server started (a passthrough camera's
+    /// GOP decides it): `/healthz` allows 1.5 times it, not the server's own figure.
+    pub(crate) target_duration_secs: Option<u64>,
 }
 
 impl Shared {

@@ -458,3 +458,165 @@ fn unreachable_camera_is_retried_until_it_answers() {
     let summary = pipeline.join().unwrap().unwrap();
     assert_eq!(summary.frames_encoded, 60);
 }
+
+/// Mean absolute luma difference of `a` and `b` over the pixels where `x` and `y` differ, and
+/// how many those are.
+fn diff_where_different(a: &[u8], b: &[u8], x: &[u8], y: &[u8]) -> (f64, usize) {
+    let (mut sum, mut n) = (0u64, 0usize);
+    for i in 0..a.len() {
+        if x[i] != y[i] {
+            sum += u64::from(a[i].abs_diff(b[i]));
+            n += 1;
+        }
+    }
+    (sum as f64 / n.max(1) as f64, n)
+}
+
+/// `--transcode` through `--input` (the path the binary takes): a camera with a 1.5 s GOP into
+/// 1 s segments. Our fixed GOP decides: every segment is exactly 30 frames and EXTINF 1.000,
+/// opens with an IDR (with SPS and PPS) and holds no other; TARGETDURATION 1. Every decoded
+/// picture carries the timecode of its own frame: drawing that timecode on the decoded picture
+/// changes it by coding noise only, drawing the next frame's changes the differing glyph pixels
+/// by far more.
+#[test]
+fn transcode_gives_fixed_gop_segments_with_the_timecode() {
+    use hls::overlay::{Timecode, TimecodeOverlay, DEFAULT_FONT};
+    use hls::time::FrameRate;
+    use openh264::formats::YUVSource;
+
+    if !gstreamer_available() {
+        return;
+    }
+    let server = start_server(&["--key-int", "45"]);
+    let dir = tempfile::tempdir().unwrap();
+    let url = server.url();
+    let cfg = util::config(
+        dir.path(),
+        &[
+            "--input",
+            &url,
+            "--transcode",
+            "--hls-time",
+            "1",
+            "--frames",
+            "150",
+        ],
+    );
+    let summary = hls::pipeline::run(
+        &cfg,
+        Arc::new(Shared::default()),
+        Arc::new(AtomicBool::new(false)),
+    )
+    .unwrap_or_else(|e| panic!("transcoded camera stream failed: {e}"));
+    assert_eq!(summary.frames_encoded, 150);
+    assert_eq!(summary.frames_dropped, 0, "--no-pacing drops nothing");
+    let (pl, segs) = read_segments(dir.path());
+    assert!(pl.end_list);
+    assert_eq!(pl.target_duration, 1, "our GOP, not the camera's 1.5 s");
+    assert_eq!(segs.len(), 5);
+    for s in &segs {
+        assert_eq!(s.aus.len(), 30, "{}: one 1 s GOP of ours", s.uri);
+        assert!(
+            (s.extinf - 1.0).abs() < 0.0005,
+            "{}: EXTINF {}",
+            s.uri,
+            s.extinf
+        );
+        assert!(!s.discontinuity);
+    }
+    check_timing(&segs);
+
+    let rate = FrameRate::new(30, 1).unwrap();
+    let overlay = TimecodeOverlay::new(DEFAULT_FONT, 320, 240).unwrap();
+    let mut dec = Decoder::new().unwrap();
+    let (mut checked, mut worst_right, mut best_wrong) = (0usize, 0f64, f64::MAX);
+    for s in &segs {
+        for (pts, _, payload) in &s.aus {
+            let pic = dec
+                .decode(payload)
+                .unwrap_or_else(|e| panic!("{}: does not decode: {e}", s.uri))
+                .expect("no B-frames: one picture per access unit");
+            assert_eq!(pic.dimensions(), (320, 240), "the camera's size");
+            let mut got = hls::frame::YuvFrame::new(320, 240);
+            let stride = pic.strides().0;
+            for (row, out) in got.luma_mut().chunks_exact_mut(320).enumerate() {
+                out.copy_from_slice(&pic.y()[row * stride..][..320]);
+            }
+            let slot = (pts - hls::config::DEFAULT_PTS_OFFSET.as_u64()) / 3000;
+            let (mut right, mut wrong) = (got.clone(), got.clone());
+            overlay.draw_i420(&mut right, Timecode::from_frame(slot, rate));
+            overlay.draw_i420(&mut wrong, Timecode::from_frame(slot + 1, rate));
+            let (err_right, n) =
+                diff_where_different(got.luma(), right.luma(), right.luma(), wrong.luma());
+            let (err_wrong, _) =
+                diff_where_different(got.luma(), wrong.luma(), right.luma(), wrong.luma());
+            assert!(
+                n > 20,
+                "slot {slot}: the two timecodes differ in {n} pixels"
+            );
+            assert!(
+                err_right < 24.0 && err_wrong > 3.0 * err_right.max(8.0),
+                "{} slot {slot}: the picture's timecode is not {}: {err_right:.1} levels off \
+                 it, {err_wrong:.1} off the next frame's",
+                s.uri,
+                Timecode::from_frame(slot, rate)
+            );
+            worst_right = worst_right.max(err_right);
+            best_wrong = best_wrong.min(err_wrong);
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 150);
+    eprintln!(
+        "timecode check: worst {worst_right:.1} levels off the right timecode, at least \
+         {best_wrong:.1} off the wrong one"
+    );
+}
+
+/// The binary with `--input rtsp://...` and a password: clap's error for a bad URL, the log of
+/// a camera that cannot be reached and its exit never show the password.
+#[test]
+fn the_binary_never_shows_a_password() {
+    let bin = env!("CARGO_BIN_EXE_hls-streamer");
+    for bad in [
+        "rtsp://admin:s3cret-pw@cam:99999/live",
+        "rtsp://admin:s3cret-pw@/live",
+    ] {
+        let out = Command::new(bin).args(["--input", bad]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("--input"), "{stderr}");
+        assert!(
+            !stderr.contains("s3cret-pw") && !stderr.contains("admin"),
+            "{stderr}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("rtsp://admin:s3cret-pw@127.0.0.1:{}/live", free_port());
+    let mut child = Command::new(bin)
+        .args(["--input", &url, "--no-server", "--out-dir"])
+        .arg(dir.path())
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    // SIGINT: it gives up waiting for the camera and exits.
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let until = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("rtsp://***@127.0.0.1"), "{stderr}");
+    assert!(stderr.contains("unreachable"), "{stderr}");
+    assert!(
+        !stderr.contains("s3cret-pw") && !stderr.contains("admin"),
+        "{stderr}"
+    );
+}

@@ -24,6 +24,7 @@
 //! without them (`rtsp://***@host/path` when there are some).
 
 pub(crate) mod passthrough;
+pub(crate) mod transcode;
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -684,6 +684,10 @@ impl Health {
 /// The stream's health from the shared status (see [`Health::status`]).
 pub(crate) fn health(shared: &Shared, deadline: Duration) -> Health {
     let s = shared.status();
+    // A camera's GOP may have set a longer target than the server was started with.
+    let deadline = s.target_duration_secs.map_or(deadline, |t| {
+        deadline.max(Duration::from_millis(t.saturating_mul(1500)))
+    });
     let age = s.newest_segment_at.map(|t| t.elapsed());
     let status = match age {
         _ if s.ended => HealthStatus::Ended,
