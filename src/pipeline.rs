@@ -782,7 +782,9 @@ pub fn prepare_rtsp(
                     }
                     Some(first) => {
                         let since = Duration90k((f.rtp - first).max(0) as u64);
-                        let keyframe = f.keyframe;
+                        // An IDR at the first one's timestamp is the rest of it (a split
+                        // access unit, see passthrough), not the next GOP.
+                        let keyframe = f.keyframe && since > Duration90k::ZERO;
                         opened.first_gop.push(f);
                         if keyframe {
                             opened.gop = since;
@@ -829,10 +831,14 @@ pub fn prepare_rtsp(
         }
     }
     let (longest, target) = target_for_gop(cfg.segment, opened.gop);
-    let frame = match opened.first_gop.as_slice() {
-        [a, b, ..] => Duration90k((b.rtp - a.rtp).max(1) as u64),
-        _ => cfg.rate.frame_duration(),
-    };
+    // The first step of the camera's clock (a split access unit repeats a timestamp).
+    let frame = opened
+        .first_gop
+        .windows(2)
+        .find(|w| w[1].rtp > w[0].rtp)
+        .map_or(cfg.rate.frame_duration(), |w| {
+            Duration90k((w[1].rtp - w[0].rtp) as u64)
+        });
     info!(
         camera = %opened.camera,
         format,

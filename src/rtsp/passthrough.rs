@@ -9,9 +9,12 @@
 //!   earlier than the end of the previous run; every later frame of the run is that plus its RTP
 //!   timestamp's distance from the first (90 kHz, unwrapped by retina). So PTS is continuous
 //!   within a run and DTS = PTS. A new run follows an `EXT-X-DISCONTINUITY`.
-//! - **Reordering.** An RTP timestamp that does not advance means the camera sends frames out
-//!   of presentation order (B-frames): refused ([`PassError::Reordered`]) with the camera
-//!   setting to change, since DTS = PTS cannot carry them.
+//! - **Reordering.** An RTP timestamp that goes back means the camera sends frames out of
+//!   presentation order (B-frames): refused ([`PassError::Reordered`]) with the camera setting
+//!   to change, since DTS = PTS cannot carry them. One that repeats the previous frame's is not
+//!   a new picture (one access unit per timestamp, RFC 6184 §5.1) but the rest of one the
+//!   depacketizer split (retina logs "bad access unit"; GStreamer's server does it when a
+//!   second client joins a media that is still starting): skipped.
 //! - **Cuts.** A segment opens at the first IDR at or after each `--hls-time` boundary
 //!   ([`SegmentClock`], from the run's first IDR), or earlier at an IDR when waiting one more
 //!   GOP (the longest seen) would take the segment past TARGETDURATION.
@@ -117,7 +120,8 @@ impl Passthrough {
         self.longest_gop
     }
 
-    /// Places one frame; `None` for frames before a run's first IDR (skipped).
+    /// Places one frame; `None` for frames before a run's first IDR and for a repeat of the
+    /// previous frame's timestamp (skipped).
     pub(crate) fn push(&mut self, f: &CameraFrame) -> Result<Option<Placed>, PassError> {
         let Some(run) = &mut self.run else {
             if !f.keyframe {
@@ -145,7 +149,10 @@ impl Passthrough {
                 starts_run: true,
             }));
         };
-        if f.rtp <= run.last_rtp {
+        if f.rtp == run.last_rtp {
+            return Ok(None);
+        }
+        if f.rtp < run.last_rtp {
             return Err(PassError::Reordered {
                 rtp: f.rtp,
                 prev: run.last_rtp,
@@ -297,6 +304,9 @@ mod tests {
         );
         p.push(&frame(0, true, 0)).unwrap();
         p.push(&frame(9000, false, 0)).unwrap();
+        // The same timestamp again is the rest of a split access unit, not a B-frame.
+        assert_eq!(p.push(&frame(9000, false, 0)).unwrap(), None);
+        assert_eq!(p.push(&frame(9000, true, 0)).unwrap(), None);
         let e = p.push(&frame(3000, false, 0)).unwrap_err();
         assert_eq!(
             e,
