@@ -5,6 +5,7 @@
 # both clients read the same encode). Not a test: it prints numbers.
 #
 #   bash benches/rtsp_cpu.sh [SECONDS]        (default 30; needs ffmpeg and GStreamer)
+#   PROFILE=test bash benches/rtsp_cpu.sh 30  (the tests' opt-level 2 build, no release build)
 #
 # Goal (issue 9): ours <= 3 % of a core and <= 0.5 x ffmpeg's. Each client's CPU is
 # (utime + stime) from /proc/PID/stat over the measured window, after a warm-up, divided by the
@@ -18,8 +19,13 @@ command -v ffmpeg >/dev/null || { echo "needs ffmpeg (apt-get install ffmpeg)"; 
 $PY -c "import gi; gi.require_version('GstRtspServer', '1.0')" 2>/dev/null ||
     { echo "needs GStreamer's RTSP server (see .ci/run)"; exit 1; }
 
-cargo build --release --bin hls-streamer >&2
-BIN=target/release/hls-streamer
+# PROFILE=test reuses the tests' build (opt-level 2) instead of a release build of its own.
+PROFILE=${PROFILE:-release}
+cargo build --profile "$PROFILE" --bin hls-streamer >&2
+case "$PROFILE" in
+    dev | test) BIN=target/debug/hls-streamer ;;
+    *) BIN=target/$PROFILE/hls-streamer ;;
+esac
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {

@@ -53,6 +53,9 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(8);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a blocked wait looks at the stop flag.
 const POLL: Duration = Duration::from_millis(100);
+/// A TCP session's pause once it has taken every frame that had arrived (see [`session`]):
+/// fewer wake-ups of this thread and of the segmenter, for at most this much more latency.
+const BATCH: Duration = Duration::from_millis(100);
 
 /// How RTP reaches us.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -350,7 +353,23 @@ async fn session(
         if stop.load(Ordering::Relaxed) {
             return Ended::Stopped;
         }
-        let item = match tokio::time::timeout(POLL, session.next()).await {
+        // What has arrived is taken at once; once drained, a TCP session sleeps a little before
+        // it looks again, so one wake-up takes several frames instead of one per frame
+        // (interleaved RTP waits in the kernel's TCP buffer meanwhile; UDP's could overflow).
+        // The sleep blocks the thread, not just this task: the runtime is this thread's alone
+        // and has nothing else to do, and a task-level sleep would still wake the thread for
+        // every packet the reactor sees arrive.
+        let ready = futures_util::FutureExt::now_or_never(session.next());
+        if ready.is_none() && camera.transport == RtspTransport::Tcp {
+            std::thread::sleep(BATCH);
+        }
+        let next = async {
+            match ready {
+                Some(item) => item,
+                None => session.next().await,
+            }
+        };
+        let item = match tokio::time::timeout(POLL, next).await {
             Err(_) => {
                 if last_frame.elapsed() >= STALL {
                     return Ended::Failed {
