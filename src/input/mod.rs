@@ -306,6 +306,46 @@ impl fmt::Display for Input {
     }
 }
 
+/// Exposed for `tests/alloc.rs` (a test binary of its own, with a counting allocator): the Y4M
+/// reader the source thread uses, over any [`std::io::Read`].
+#[doc(hidden)]
+pub mod testutil {
+    use super::y4m::{Forever, Frame, Y4mReader};
+    use crate::frame::YuvFrame;
+
+    pub struct Y4mFrames<R>(Y4mReader<R>);
+
+    impl<R: std::io::Read> Y4mFrames<R> {
+        /// Reads and checks the stream header.
+        pub fn new(input: R) -> Result<Self, String> {
+            Y4mReader::new(input, &mut Forever)
+                .map(Y4mFrames)
+                .map_err(|e| e.to_string())
+        }
+
+        /// The header's frame size.
+        pub fn size(&self) -> (usize, usize) {
+            (self.0.format().width, self.0.format().height)
+        }
+
+        /// The next frame into `dst`, chroma converted to 4:2:0; `false` at the end.
+        pub fn read(&mut self, dst: &mut YuvFrame) -> Result<bool, String> {
+            match self.0.read_frame(dst, &mut Forever) {
+                Ok(f) => Ok(f == Frame::Read),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+
+        /// The next frame read and thrown away (the source's dropped frame); `false` at the end.
+        pub fn skip(&mut self) -> Result<bool, String> {
+            match self.0.skip_frame(&mut Forever) {
+                Ok(f) => Ok(f == Frame::Read),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
