@@ -942,6 +942,8 @@ pub fn run_rtsp(
     stop: Arc<AtomicBool>,
     observer: &mut dyn FnMut(&str),
 ) -> Result<Summary> {
+    let mut camera = camera;
+    camera.set_batching(!cfg.transcode);
     let (cfg, opened) = prepare_rtsp(cfg, camera, &shared, &stop)?;
     // The server was started before the camera's GOP was known: its health deadline follows
     // the target chosen now.

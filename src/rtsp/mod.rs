@@ -82,6 +82,8 @@ pub struct Camera {
     url: url::Url,
     creds: Option<(String, String)>,
     transport: RtspTransport,
+    /// Over TCP, sleep [`BATCH`] once every arrived frame is taken (see [`session`]).
+    batch: bool,
 }
 
 impl Camera {
@@ -139,6 +141,7 @@ impl Camera {
             url: parsed,
             creds,
             transport,
+            batch: true,
         })
     }
 
@@ -154,6 +157,13 @@ impl Camera {
 
     pub fn transport(&self) -> RtspTransport {
         self.transport
+    }
+
+    /// Whether frames are taken in batches over TCP (the default; see [`BATCH`]). `--transcode`
+    /// turns it off: its decoder and encoder take each frame as it comes, and bursts would
+    /// overrun their small buffer pool.
+    pub fn set_batching(&mut self, batch: bool) {
+        self.batch = batch;
     }
 
     fn retina_creds(&self) -> Option<retina::client::Credentials> {
@@ -360,7 +370,7 @@ async fn session(
         // and has nothing else to do, and a task-level sleep would still wake the thread for
         // every packet the reactor sees arrive.
         let ready = futures_util::FutureExt::now_or_never(session.next());
-        if ready.is_none() && camera.transport == RtspTransport::Tcp {
+        if ready.is_none() && camera.batch && camera.transport == RtspTransport::Tcp {
             std::thread::sleep(BATCH);
         }
         let next = async {

@@ -127,8 +127,11 @@ impl TranscodeJob {
         // The next frame opens a segment whatever the clock says (the first after a gap).
         let mut force_open = false;
         let mut error = None;
+        // The probe's frames are two seconds old or so: all of them are encoded (the encoder
+        // catches up while the camera's frames queue), none dropped.
         let mut probed = first_gop.into_iter();
         while frame_limit.is_none_or(|l| sent < l) && !stop.load(Ordering::Relaxed) {
+            let replaying = probed.len() > 0;
             let event = match probed.next() {
                 Some(f) => Event::Frame(f),
                 None => match events.recv_timeout(POLL) {
@@ -228,7 +231,7 @@ impl TranscodeJob {
                 continue;
             }
             let at = rate.time_of(slot);
-            let must_deliver = !pacing || force_open || segments.would_open(at);
+            let must_deliver = !pacing || replaying || force_open || segments.would_open(at);
             let mut yuv = match take_buffer(&free, must_deliver) {
                 Ok(Some(b)) => b,
                 Ok(None) => {
