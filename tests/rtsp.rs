@@ -306,6 +306,61 @@ fn playlist_text(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("chessboard.m3u8")).unwrap_or_default()
 }
 
+/// A camera stopped midway and started again on its port, while a stream runs into `dir`:
+/// waits for two segments, stops `server`, waits for the input to be reported down, starts the
+/// camera again, and waits (at most 15 s) for two new segments after a discontinuity. Returns
+/// the new server, whether they came, and how long after the camera's return.
+fn restart_camera_midway(
+    server: GstServer,
+    dir: &Path,
+    shared: &Shared,
+) -> (GstServer, bool, Duration) {
+    let port = server.port.to_string();
+    let segments = |d: &Path| playlist_text(d).matches("#EXTINF").count();
+    assert!(
+        wait_for(Duration::from_secs(20), || segments(dir) >= 2),
+        "two segments within 20 s"
+    );
+    drop(server);
+    assert!(
+        wait_for(Duration::from_secs(8), || shared.input_down().is_some()),
+        "the camera is reported down"
+    );
+    let before = segments(dir);
+    std::thread::sleep(Duration::from_millis(500));
+    let back = Instant::now();
+    let server = start_server(&["--port", &port]);
+    let resumed = wait_for(Duration::from_secs(15), || {
+        let t = playlist_text(dir);
+        t.contains("#EXT-X-DISCONTINUITY\n") && t.matches("#EXTINF").count() >= before + 2
+    });
+    (server, resumed, back.elapsed())
+}
+
+/// After [`restart_camera_midway`] and the stream's end: the camera came back within 10 s and
+/// is up, the playlist ended, and it holds one discontinuity after at least two old segments.
+/// Returns the playlist, its segments and the discontinuity's index.
+fn check_restarted(
+    dir: &Path,
+    shared: &Shared,
+    resumed: bool,
+    took: Duration,
+) -> (m3u8_rs::MediaPlaylist, Vec<ReadSegment>, usize) {
+    assert!(
+        resumed,
+        "new segments after a discontinuity within 15 s:\n{}",
+        playlist_text(dir)
+    );
+    assert!(took < Duration::from_secs(10), "back after {took:?}");
+    assert!(shared.input_down().is_none(), "up again");
+    let (pl, segs) = read_segments(dir);
+    assert!(pl.end_list);
+    let disc: Vec<usize> = (0..segs.len()).filter(|&i| segs[i].discontinuity).collect();
+    assert_eq!(disc.len(), 1, "one discontinuity: {:?}", pl.segments);
+    assert!(disc[0] >= 2, "the old segments stay in the window");
+    (pl, segs, disc[0])
+}
+
 /// The camera stops midway and comes back on the same port: the segment in progress is
 /// published, the input reports down, and within a few seconds of the camera's return new
 /// segments follow an EXT-X-DISCONTINUITY; the window keeps the old segments; both runs decode.
@@ -315,7 +370,6 @@ fn camera_restart_continues_after_a_discontinuity() {
         return;
     }
     let server = start_server(&[]);
-    let port = server.port.to_string();
     let url = server.url();
     let dir = tempfile::tempdir().unwrap();
     let cfg = util::config(dir.path(), &[]);
@@ -327,39 +381,10 @@ fn camera_restart_continues_after_a_discontinuity() {
             hls::pipeline::run_rtsp(&cfg, camera(&url), shared, stop, &mut |_| {})
         })
     };
-    let segments = |d: &Path| playlist_text(d).matches("#EXTINF").count();
-    assert!(
-        wait_for(Duration::from_secs(20), || segments(dir.path()) >= 2),
-        "two segments within 20 s"
-    );
-    drop(server);
-    assert!(
-        wait_for(Duration::from_secs(8), || shared.input_down().is_some()),
-        "the camera is reported down"
-    );
-    let before = segments(dir.path());
-    std::thread::sleep(Duration::from_millis(500));
-    let back = Instant::now();
-    let _server = start_server(&["--port", &port]);
-    let resumed = wait_for(Duration::from_secs(15), || {
-        let t = playlist_text(dir.path());
-        t.contains("#EXT-X-DISCONTINUITY\n") && t.matches("#EXTINF").count() >= before + 2
-    });
-    let took = back.elapsed();
+    let (_server, resumed, took) = restart_camera_midway(server, dir.path(), &shared);
     stop.store(true, Ordering::SeqCst);
     let summary = pipeline.join().unwrap().unwrap();
-    assert!(
-        resumed,
-        "new segments after a discontinuity within 15 s:\n{}",
-        playlist_text(dir.path())
-    );
-    assert!(took < Duration::from_secs(10), "back after {took:?}");
-    assert!(shared.input_down().is_none(), "up again");
-    let (pl, segs) = read_segments(dir.path());
-    assert!(pl.end_list);
-    let disc: Vec<usize> = (0..segs.len()).filter(|&i| segs[i].discontinuity).collect();
-    assert_eq!(disc.len(), 1, "one discontinuity: {:?}", pl.segments);
-    assert!(disc[0] >= 2, "the old segments stay in the window");
+    let (pl, segs, _) = check_restarted(dir.path(), &shared, resumed, took);
     check_timing(&segs);
     decode_all(&segs, 320, 240);
     // Program date times go forward across the gap.
@@ -619,4 +644,38 @@ fn the_binary_never_shows_a_password() {
         !stderr.contains("s3cret-pw") && !stderr.contains("admin"),
         "{stderr}"
     );
+}
+
+/// `--transcode` with the camera stopped midway and started again: the segment in progress is
+/// published, and after the camera's return our encoder's segments follow one
+/// EXT-X-DISCONTINUITY; every segment opens with our IDR, keeps its timing, and decodes.
+#[test]
+fn transcode_camera_restart_continues_after_a_discontinuity() {
+    if !gstreamer_available() {
+        return;
+    }
+    let server = start_server(&[]);
+    let url = server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = util::config(dir.path(), &["--input", &url, "--transcode"]);
+    let shared = Arc::new(Shared::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let pipeline = {
+        let (shared, stop) = (shared.clone(), stop.clone());
+        std::thread::spawn(move || hls::pipeline::run(&cfg, shared, stop))
+    };
+    let (_server, resumed, took) = restart_camera_midway(server, dir.path(), &shared);
+    stop.store(true, Ordering::SeqCst);
+    pipeline.join().unwrap().unwrap();
+    let (pl, segs, disc) = check_restarted(dir.path(), &shared, resumed, took);
+    assert_eq!(pl.target_duration, 2);
+    // Whole segments of ours are exactly --hls-time: all but the one cut by the camera's drop,
+    // the one after it (it runs to the next boundary of the stream's 2 s grid) and the last.
+    for (i, s) in segs.iter().enumerate() {
+        if i + 1 != disc && i != disc && i + 1 != segs.len() {
+            assert_eq!(s.aus.len(), 60, "{}: one 2 s GOP of ours", s.uri);
+        }
+    }
+    check_timing(&segs);
+    decode_all(&segs, 320, 240);
 }
