@@ -13,6 +13,7 @@ use crate::error::{Error, ErrorKind};
 use crate::input::Input;
 use crate::name::StreamName;
 use crate::playlist::{longest_segment, planned_segment_lifetime, target_duration_secs};
+use crate::rtsp::RtspTransport;
 use crate::time::{Duration90k, FrameRate, Pts, StreamTime};
 
 pub(crate) const DEFAULT_BIND: &str = "127.0.0.1:5000";
@@ -43,9 +44,11 @@ pub struct Args {
     /// markers), `-` (YUV4MPEG2 on standard input, e.g. `ffmpeg ... -f yuv4mpegpipe - |
     /// hls-streamer --input -`), or the path of a YUV4MPEG2 file or FIFO. A Y4M input brings its
     /// own frame size and rate (its header's; `--fps` overrides the rate), is paced at its frame
-    /// rate (`--no-pacing`: as fast as it can be read) and ends the stream at its end. RTSP URLs
-    /// (`rtsp://[user:pass@]host[:port]/path`) are recognised but not supported by this build.
-    #[arg(long, default_value = "checkerboard", value_parser = clap::value_parser!(Input))]
+    /// rate (`--no-pacing`: as fast as it can be read) and ends the stream at its end.
+    /// `rtsp://[user:pass@]host[:port]/path`: an IP camera's H.264, passed through without
+    /// re-encoding (segments cut at the camera's IDRs), or re-encoded with `--transcode`;
+    /// credentials in the URL or in HLS_RTSP_USER / HLS_RTSP_PASSWORD, never logged.
+    #[arg(long, default_value = "checkerboard", value_parser = crate::input::InputParser)]
     pub(crate) input: Input,
 
     /// Frame size WIDTHxHEIGHT of the checkerboard (even numbers, at most 3840x2160) [default:
@@ -166,6 +169,18 @@ pub struct Args {
     #[arg(long)]
     pub(crate) no_builtin_markers: bool,
 
+    /// How an RTSP camera's video travels: `tcp` (interleaved on the RTSP connection; works
+    /// through NAT and firewalls) or `udp` (RTP and RTCP on ports of their own; LAN only).
+    #[arg(long, value_enum, default_value_t = RtspTransport::Tcp)]
+    pub(crate) rtsp_transport: RtspTransport,
+
+    /// With an RTSP input: decode the camera's H.264, burn in the timecode and re-encode it with
+    /// our fixed GOP (an IDR every --hls-time), so segments last exactly --hls-time whatever the
+    /// camera's GOP. Costs a decode and an encode per frame; without it the camera's H.264 is
+    /// passed through untouched.
+    #[arg(long)]
+    pub(crate) transcode: bool,
+
     /// PTS of the first frame in 90 kHz ticks (e.g. 8589754592 to test the 33-bit wrap).
     #[arg(long, default_value_t = DEFAULT_PTS_OFFSET.as_u64(), hide_short_help = true)]
     pub(crate) pts_offset: u64,
@@ -253,6 +268,10 @@ pub struct Config {
     part_duration: Duration90k,
     /// Frames per low-latency part; `None` with `--no-low-latency`.
     pub part_frames: Option<u64>,
+    /// `--rtsp-transport`.
+    pub rtsp_transport: RtspTransport,
+    /// `--transcode`: an RTSP camera decoded and re-encoded (fixed GOP, timecode).
+    pub transcode: bool,
     /// What the command line asked for, where an input's format can change the outcome.
     requested: Requested,
 }
@@ -337,6 +356,19 @@ impl Args {
                  (nothing is scaled); drop --size",
             ));
         }
+        let rtsp = matches!(self.input, Input::Rtsp(_));
+        if rtsp && self.size.is_some() {
+            return Err(invalid(
+                "--size cannot be used with an RTSP --input: the frame size is the camera's \
+                 (nothing is scaled); drop --size",
+            ));
+        }
+        if self.transcode && !rtsp {
+            return Err(invalid(
+                "--transcode is for an RTSP --input (rtsp://...): the other inputs are always \
+                 encoded by us",
+            ));
+        }
         let (width, height) = parse_size(self.size.as_deref().unwrap_or(DEFAULT_SIZE))?;
         let requested_rate = self
             .fps
@@ -413,6 +445,8 @@ impl Args {
             builtin_markers: !self.no_builtin_markers,
             part_duration: secs_to_ticks("part-duration", self.part_duration)?,
             part_frames: (!self.no_low_latency).then_some(0),
+            rtsp_transport: self.rtsp_transport,
+            transcode: self.transcode,
             requested: Requested {
                 size_given: self.size.is_some(),
                 rate: requested_rate,

@@ -77,6 +77,16 @@ impl YuvFrame {
         (width.div_ceil(2), height.div_ceil(2))
     }
 
+    /// The luma plane, `width` bytes per row (for callers that read or bring pictures).
+    pub fn luma(&self) -> &[u8] {
+        &self.y
+    }
+
+    /// The luma plane, writable.
+    pub fn luma_mut(&mut self) -> &mut [u8] {
+        &mut self.y
+    }
+
     pub(crate) fn y_stride(&self) -> usize {
         self.width
     }

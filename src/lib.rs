@@ -22,6 +22,7 @@ pub mod pipeline;
 pub mod playlist;
 pub mod procstat;
 pub mod publish;
+pub mod rtsp;
 pub mod segmenter;
 pub mod server;
 pub mod source;

@@ -54,16 +54,28 @@ fn run(cfg: Config) -> Result<(), Error> {
     // for its writer); a bad one exits 2 before anything is touched.
     let prepared = hls::pipeline::prepare(&cfg)?;
     let cfg = prepared.config().clone();
-    info!(
-        input = %cfg.input,
-        size = format!("{}x{}", cfg.width, cfg.height),
-        fps = cfg.rate.as_f64(),
-        segment_secs = cfg.segment.as_secs_f64(),
-        list_size = cfg.list_size,
-        bitrate = cfg.bitrate_bps,
-        out_dir = %cfg.out_dir.display(),
-        "starting"
-    );
+    if let hls::input::Input::Rtsp(_) = cfg.input {
+        // The camera's size, rate and GOP are logged once it plays.
+        info!(
+            input = %cfg.input,
+            transcode = cfg.transcode,
+            segment_secs = cfg.segment.as_secs_f64(),
+            list_size = cfg.list_size,
+            out_dir = %cfg.out_dir.display(),
+            "starting"
+        );
+    } else {
+        info!(
+            input = %cfg.input,
+            size = format!("{}x{}", cfg.width, cfg.height),
+            fps = cfg.rate.as_f64(),
+            segment_secs = cfg.segment.as_secs_f64(),
+            list_size = cfg.list_size,
+            bitrate = cfg.bitrate_bps,
+            out_dir = %cfg.out_dir.display(),
+            "starting"
+        );
+    }
     let started = std::time::Instant::now();
     // The port is bound before the stream starts: a taken port fails before any file changes.
     let listener = if cfg.serve {

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 
-use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use tracing::{debug, error, info, warn};
 
 use crate::clock::{Clock, RealClock};
@@ -36,8 +36,12 @@ use crate::markers::log::JsonlFile;
 use crate::markers::writer::{self, MarkerWriter, NewMarker, Request};
 use crate::markers::GENERATOR_SOURCE;
 use crate::overlay::{Timecode, TimecodeOverlay, DEFAULT_FONT};
+use crate::playlist::planned_segment_lifetime;
 use crate::playlist::LowLatency;
 use crate::publish::Publisher;
+use crate::rtsp::passthrough::{target_for_gop, Passthrough};
+use crate::rtsp::transcode::TranscodeJob;
+use crate::rtsp::{self, Camera, CameraFrame, Event};
 use crate::segmenter::{Cut, FrameAu, PartPlan, Segmenter};
 use crate::source::{Checkerboard, FrameInfo, Source};
 use crate::state::Shared;
@@ -205,14 +209,6 @@ fn run_prepared(
 ) -> Result<Summary> {
     let Prepared { cfg, opened } = prepared;
     let cfg = &cfg;
-    let dir =
-        MediaDir::open(&cfg.out_dir, &cfg.name).map_err(|e| Error::io("media directory", e))?;
-    if cfg.fresh {
-        let n = dir
-            .clean()
-            .map_err(|e| Error::io(format!("cleaning {}", dir.path().display()), e))?;
-        info!(files = n, dir = %dir.path().display(), "--fresh: removed the previous stream");
-    }
     let overlay = TimecodeOverlay::new(DEFAULT_FONT, cfg.width, cfg.height)
         .map_err(|e| Error::new(ErrorKind::Internal, format!("timecode font: {e}")))?;
     let board = match opened {
@@ -221,54 +217,13 @@ fn run_prepared(
                 .map_err(|e| Error::new(ErrorKind::InvalidArgument, e))?,
         ),
         Opened::Y4m(_) => None,
+        // A camera connects first (its GOP or its size decides the configuration), then runs
+        // its own way: passthrough, or decoded into the encoder below.
+        Opened::Rtsp(camera) => return run_rtsp(cfg, camera, shared, stop, observer),
     };
-    let markers_path = dir.markers_path();
-    let mut publisher = Publisher::new(cfg, dir, shared.clone(), observer)?;
-    let clock = publisher.clock();
+    let (mut publisher, marker_thread) = open_output(cfg, &shared, observer)?;
     let first_slot = publisher.first_slot();
-    shared.set_clock(clock);
-    if let Some(part_target) = cfg.part_target() {
-        // Parts stay downloadable three target durations after they leave the playlist, which
-        // lists them for three target durations (R42): six behind the live edge, plus margin.
-        let td = Duration90k::from_secs(cfg.target_duration_secs);
-        let keep = (td.as_u64() * 6).div_ceil(cfg.segment.as_u64()) as usize + 2;
-        publisher.enable_low_latency(LowLatency { part_target }, keep)?;
-    }
-    if let Some(end) = publisher.previous_end_slot() {
-        // No frame between the previous run's last and this run's first: markers posted for an
-        // instant in between go to this run's first frame.
-        shared.add_frame_gap(end, first_slot);
-    }
-
-    // Markers: the log read back first (earlier runs' markers in the API and the playlist),
-    // then the writer thread, the only one that adds markers.
-    let log = JsonlFile::open(&markers_path).map_err(|e| Error::io("opening the marker log", e))?;
-    let w = MarkerWriter::open(log, shared.clone(), clock)
-        .map_err(|e| Error::io("reading the marker log", e))?;
-    let (inbox_tx, inbox_rx) =
-        bounded::<Request>(writer::INBOX_CAPACITY + writer::GENERATOR_RESERVE);
-    let marker_thread = {
-        spawn("markers", move || {
-            w.run(inbox_rx);
-            Ok(())
-        })?
-    };
-    shared.set_marker_inbox(Some(inbox_tx));
-
-    let (free_tx, free_rx) = bounded::<YuvFrame>(FRAME_POOL);
-    let (frame_tx, frame_rx) = bounded::<Item<RawFrame>>(FRAME_POOL);
-    let (free_au_tx, free_au_rx) = bounded::<Vec<u8>>(AU_POOL);
-    let (au_tx, au_rx) = bounded::<Item<EncodedFrame>>(AU_POOL);
-    for _ in 0..FRAME_POOL {
-        free_tx
-            .send(YuvFrame::new(cfg.width, cfg.height))
-            .expect("pool channel has room");
-    }
-    for _ in 0..AU_POOL {
-        free_au_tx
-            .send(Vec::with_capacity(64 * 1024))
-            .expect("pool channel has room");
-    }
+    let pool = FramePool::new(cfg);
 
     let source_thread = match (board, opened) {
         (Some(board), _) => {
@@ -285,6 +240,7 @@ fn run_prepared(
                 stop: stop.clone(),
                 shared: shared.clone(),
             };
+            let (free_rx, frame_tx) = (pool.free_rx.clone(), pool.frame_tx.clone());
             spawn("source", move || {
                 let (sent, dropped) = job.run(free_rx, frame_tx);
                 Ok(SourceEnd {
@@ -315,10 +271,108 @@ fn run_prepared(
                 stop: stop.clone(),
                 shared: shared.clone(),
             };
+            let (free_rx, frame_tx) = (pool.free_rx.clone(), pool.frame_tx.clone());
             spawn("source", move || Ok(job.run(free_rx, frame_tx)))?
         }
-        (None, Opened::Checkerboard) => unreachable!("the board is made for a checkerboard input"),
+        (None, Opened::Checkerboard | Opened::Rtsp(_)) => {
+            unreachable!("the board is made for a checkerboard input, a camera returned above")
+        }
     };
+    encode_and_segment(
+        cfg,
+        &mut publisher,
+        &shared,
+        &stop,
+        marker_thread,
+        source_thread,
+        pool,
+    )
+}
+
+/// The media directory (cleaned with `--fresh`), the publisher, the stream clock and the
+/// marker writer: what every input's run opens first.
+fn open_output<'o>(
+    cfg: &Config,
+    shared: &Arc<Shared>,
+    observer: &'o mut dyn FnMut(&str),
+) -> Result<(Publisher<'o, MediaDir>, thread::JoinHandle<Result<()>>)> {
+    let dir =
+        MediaDir::open(&cfg.out_dir, &cfg.name).map_err(|e| Error::io("media directory", e))?;
+    if cfg.fresh {
+        let n = dir
+            .clean()
+            .map_err(|e| Error::io(format!("cleaning {}", dir.path().display()), e))?;
+        info!(files = n, dir = %dir.path().display(), "--fresh: removed the previous stream");
+    }
+    let markers_path = dir.markers_path();
+    let publisher = Publisher::new(cfg, dir, shared.clone(), observer)?;
+    let clock = publisher.clock();
+    shared.set_clock(clock);
+    if let Some(end) = publisher.previous_end_slot() {
+        // No frame between the previous run's last and this run's first: markers posted for an
+        // instant in between go to this run's first frame.
+        shared.add_frame_gap(end, publisher.first_slot());
+    }
+    // Markers: the log read back first (earlier runs' markers in the API and the playlist),
+    // then the writer thread, the only one that adds markers.
+    let marker_thread = start_marker_writer(&markers_path, shared, clock)?;
+    Ok((publisher, marker_thread))
+}
+
+/// The I420 frames between a source and the encoder: a pool of free buffers and the queue of
+/// painted ones, both bounded.
+struct FramePool {
+    free_tx: Sender<YuvFrame>,
+    free_rx: Receiver<YuvFrame>,
+    frame_tx: Sender<Item<RawFrame>>,
+    frame_rx: Receiver<Item<RawFrame>>,
+}
+
+impl FramePool {
+    fn new(cfg: &Config) -> Self {
+        let (free_tx, free_rx) = bounded::<YuvFrame>(FRAME_POOL);
+        let (frame_tx, frame_rx) = bounded::<Item<RawFrame>>(FRAME_POOL);
+        for _ in 0..FRAME_POOL {
+            free_tx
+                .send(YuvFrame::new(cfg.width, cfg.height))
+                .expect("pool channel has room");
+        }
+        FramePool {
+            free_tx,
+            free_rx,
+            frame_tx,
+            frame_rx,
+        }
+    }
+}
+
+/// The encoder thread and, on the calling thread, the segmenter, fed by `source_thread`
+/// through `pool`; then the end of the stream in order (threads joined, the marker writer
+/// drained, the last segment and `EXT-X-ENDLIST`).
+fn encode_and_segment(
+    cfg: &Config,
+    publisher: &mut Publisher<'_, MediaDir>,
+    shared: &Arc<Shared>,
+    stop: &Arc<AtomicBool>,
+    marker_thread: thread::JoinHandle<Result<()>>,
+    source_thread: thread::JoinHandle<Result<SourceEnd>>,
+    pool: FramePool,
+) -> Result<Summary> {
+    let FramePool {
+        free_tx,
+        free_rx,
+        frame_tx,
+        frame_rx,
+    } = pool;
+    // The source thread holds its own ends: when it stops, the encoder sees the end.
+    drop((free_rx, frame_tx));
+    let (free_au_tx, free_au_rx) = bounded::<Vec<u8>>(AU_POOL);
+    let (au_tx, au_rx) = bounded::<Item<EncodedFrame>>(AU_POOL);
+    for _ in 0..AU_POOL {
+        free_au_tx
+            .send(Vec::with_capacity(64 * 1024))
+            .expect("pool channel has room");
+    }
     let encoder_thread = {
         let job = EncoderJob {
             settings: EncoderSettings {
@@ -337,17 +391,25 @@ fn run_prepared(
         })?
     };
 
-    // The segmenter runs here.
-    let mut segmenter = match cfg.part_frames {
-        Some(frames) => Segmenter::with_parts(
-            cfg.pts_offset,
-            PartPlan {
-                frames,
-                rate: cfg.rate,
-                segments: SegmentClock::starting_at(cfg.segment, cfg.rate.time_of(first_slot)),
-            },
-        ),
-        None => Segmenter::new(cfg.pts_offset),
+    // The segmenter runs here, cutting parts too with low latency.
+    let first_slot = publisher.first_slot();
+    let mut segmenter = match (cfg.part_frames, cfg.part_target()) {
+        (Some(frames), Some(part_target)) => {
+            // Parts stay downloadable three target durations after they leave the playlist,
+            // which lists them for three target durations (R42): six behind the live edge.
+            let td = Duration90k::from_secs(cfg.target_duration_secs);
+            let keep = (td.as_u64() * 6).div_ceil(cfg.segment.as_u64()) as usize + 2;
+            publisher.enable_low_latency(LowLatency { part_target }, keep)?;
+            Segmenter::with_parts(
+                cfg.pts_offset,
+                PartPlan {
+                    frames,
+                    rate: cfg.rate,
+                    segments: SegmentClock::starting_at(cfg.segment, cfg.rate.time_of(first_slot)),
+                },
+            )
+        }
+        _ => Segmenter::new(cfg.pts_offset),
     };
     let mut last_slot = None;
     let mut frames_encoded = 0u64;
@@ -359,7 +421,7 @@ fn run_prepared(
                 // The input stalled: what it gave so far is published now.
                 let mut spare = None;
                 segmenter.finish_cuts(end, &mut |cut| {
-                    publish_cut(&mut publisher, cut, frames_encoded, &mut spare)
+                    publish_cut(publisher, cut, frames_encoded, &mut spare)
                 });
                 if let Some(bytes) = spare {
                     segmenter.recycle(bytes);
@@ -376,7 +438,7 @@ fn run_prepared(
         };
         let mut spare = None;
         let pushed = segmenter.push_cuts(&au, &mut |cut| {
-            publish_cut(&mut publisher, cut, frames_encoded, &mut spare)
+            publish_cut(publisher, cut, frames_encoded, &mut spare)
         });
         if let Some(bytes) = spare {
             segmenter.recycle(bytes);
@@ -429,7 +491,7 @@ fn run_prepared(
     }
     if let Some(slot) = last_slot {
         segmenter.finish_cuts(cfg.rate.time_of(slot + 1), &mut |cut| {
-            publish_cut(&mut publisher, cut, frames_encoded, &mut None)
+            publish_cut(publisher, cut, frames_encoded, &mut None)
         });
     }
     publisher.end(frames_encoded);
@@ -482,6 +544,36 @@ fn join<T>(h: thread::JoinHandle<Result<T>>, name: &str) -> Result<T> {
         .map_err(|_| Error::new(ErrorKind::Internal, format!("the {name} thread panicked")))?
 }
 
+/// The encoder thread is gone: the source stops.
+pub(crate) struct EncoderGone;
+
+/// A free I420 buffer for the next frame: at once if the pool has one; else, when the frame
+/// `must_deliver` (it opens a segment, or nothing is ever dropped), waited for; else `None`,
+/// and the caller drops the frame.
+pub(crate) fn take_buffer(
+    free: &Receiver<YuvFrame>,
+    must_deliver: bool,
+) -> std::result::Result<Option<YuvFrame>, EncoderGone> {
+    match free.try_recv() {
+        Ok(b) => Ok(Some(b)),
+        Err(TryRecvError::Empty) if must_deliver => free.recv().map(Some).map_err(|_| EncoderGone),
+        Err(TryRecvError::Empty) => Ok(None),
+        Err(TryRecvError::Disconnected) => Err(EncoderGone),
+    }
+}
+
+/// Counts a frame dropped for a busy encoder (`dropped` so far, this one included) in the
+/// status; logs at each power of two, not per frame.
+pub(crate) fn count_drop(shared: &Shared, dropped: u64, slot: u64, what: &str) {
+    shared.update_status(|s| s.frames_dropped = dropped);
+    if dropped.is_power_of_two() {
+        warn!(
+            dropped,
+            slot, "encoder is behind real time: dropping {what}"
+        );
+    }
+}
+
 struct SourceJob {
     source: Box<dyn Source>,
     /// The burnt-in timecode; `None` leaves the picture as the source painted it.
@@ -521,26 +613,15 @@ impl SourceJob {
             }
             let opens_segment = self.segments.opens_segment(self.rate.time_of(n));
             let must_deliver = !self.pacing || opens_segment;
-            let buf = match free.try_recv() {
-                Ok(b) => b,
-                Err(TryRecvError::Empty) if must_deliver => match free.recv() {
-                    Ok(b) => b,
-                    Err(_) => break,
-                },
-                Err(TryRecvError::Empty) => {
+            let buf = match take_buffer(&free, must_deliver) {
+                Ok(Some(b)) => b,
+                Ok(None) => {
                     dropped += 1;
-                    self.shared.update_status(|s| s.frames_dropped = dropped);
-                    if dropped.is_power_of_two() {
-                        warn!(
-                            dropped,
-                            slot = n,
-                            "encoder is behind real time: dropping frames"
-                        );
-                    }
+                    count_drop(&self.shared, dropped, n, "frames");
                     n += 1;
                     continue;
                 }
-                Err(TryRecvError::Disconnected) => break,
+                Err(EncoderGone) => break,
             };
             let mut yuv = buf;
             let tc = Timecode::from_frame(n, self.rate);
@@ -664,6 +745,542 @@ impl EncoderJob {
             encoded += 1;
         }
         Ok(encoded)
+    }
+}
+
+/// Camera events in flight from the RTSP thread to the segmenter (about 8 s at 30 fps).
+const EVENT_QUEUE: usize = 256;
+
+/// Longest wait, in camera time, for the first GOP (two IDRs) after a session starts playing.
+const GOP_PROBE_LIMIT: Duration90k = Duration90k::from_secs(30);
+
+/// A camera whose first GOP has been measured ([`prepare_rtsp`]), for [`run_rtsp_prepared`].
+pub struct RtspOpened {
+    camera: String,
+    events: Receiver<Event>,
+    client: thread::JoinHandle<Result<()>>,
+    client_stop: Arc<AtomicBool>,
+    /// From the first IDR to the second, both included: replayed into the first segment.
+    first_gop: Vec<CameraFrame>,
+    gop: Duration90k,
+    frames_received: u64,
+    /// The picture size and frame rate the camera's SPS gives (0x0 when it gave none).
+    width: u32,
+    height: u32,
+    fps: Option<f64>,
+}
+
+impl RtspOpened {
+    /// Stops the client thread and returns how it ended.
+    fn close(self) -> Result<()> {
+        self.client_stop.store(true, Ordering::SeqCst);
+        drop(self.events);
+        join(self.client, "rtsp")
+    }
+}
+
+/// Connects to the camera on its own thread and waits for its first GOP (two IDRs): the GOP
+/// decides TARGETDURATION, fixed for the playlist's life (R14), so nothing is published before
+/// it is known. Returns the configuration with that target. While the camera cannot be reached
+/// the client keeps retrying (with back-off) and `shared` says why it is down; `stop` gives up.
+/// Errors that retrying cannot fix (wrong credentials, a codec other than H.264, no IDR) end it.
+pub fn prepare_rtsp(
+    cfg: &Config,
+    camera: Camera,
+    shared: &Shared,
+    stop: &AtomicBool,
+) -> Result<(Config, RtspOpened)> {
+    let label = camera.to_string();
+    let (tx, events) = bounded::<Event>(EVENT_QUEUE);
+    let client_stop = Arc::new(AtomicBool::new(false));
+    let client = {
+        let stop = client_stop.clone();
+        spawn("rtsp", move || rtsp::run_client(camera, tx, stop))?
+    };
+    let mut opened = RtspOpened {
+        camera: label,
+        events,
+        client,
+        client_stop,
+        first_gop: Vec::new(),
+        gop: Duration90k::ZERO,
+        frames_received: 0,
+        width: 0,
+        height: 0,
+        fps: None,
+    };
+    // RTP time of the first frame of the session, and of its first IDR.
+    let mut session_start: Option<i64> = None;
+    let mut first_idr: Option<i64> = None;
+    let mut format = String::new();
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            opened.close()?;
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                "stopped before the camera sent its first GOP",
+            ));
+        }
+        match opened.events.recv_timeout(rtsp_poll()) {
+            Ok(Event::Frame(f)) => {
+                opened.frames_received += 1;
+                let start = *session_start.get_or_insert(f.rtp);
+                match first_idr {
+                    None if !f.keyframe => {
+                        if Duration90k((f.rtp - start).max(0) as u64) > GOP_PROBE_LIMIT {
+                            let camera = opened.camera.clone();
+                            opened.close()?;
+                            return Err(no_idr_error(&camera));
+                        }
+                    }
+                    None => {
+                        first_idr = Some(f.rtp);
+                        opened.first_gop.push(f);
+                    }
+                    Some(first) => {
+                        let since = Duration90k((f.rtp - first).max(0) as u64);
+                        // An IDR at the first one's timestamp is the rest of it (a split
+                        // access unit, see passthrough), not the next GOP.
+                        let keyframe = f.keyframe && since > Duration90k::ZERO;
+                        opened.first_gop.push(f);
+                        if keyframe {
+                            opened.gop = since;
+                            break;
+                        }
+                        if since > GOP_PROBE_LIMIT {
+                            let camera = opened.camera.clone();
+                            opened.close()?;
+                            return Err(no_idr_error(&camera));
+                        }
+                    }
+                }
+            }
+            Ok(Event::Down { reason }) => {
+                // A new session starts from scratch.
+                opened.first_gop.clear();
+                session_start = None;
+                first_idr = None;
+                shared.update_status(|s| {
+                    s.input_stalled = true;
+                    s.input_down = Some(reason);
+                });
+            }
+            Ok(Event::Connected { width, height, fps }) => {
+                (opened.width, opened.height, opened.fps) = (width, height, fps);
+                format = match fps {
+                    Some(fps) => format!("{width}x{height} at {fps:.3} fps"),
+                    None => format!("{width}x{height}"),
+                };
+                shared.update_status(|s| {
+                    s.input_stalled = false;
+                    s.input_down = None;
+                });
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                let camera = opened.camera.clone();
+                opened.close()?;
+                return Err(Error::new(
+                    ErrorKind::Internal,
+                    format!("camera {camera}: the RTSP client ended before the first GOP"),
+                ));
+            }
+        }
+    }
+    let (longest, target) = target_for_gop(cfg.segment, opened.gop);
+    // The first step of the camera's clock (a split access unit repeats a timestamp).
+    let frame = opened
+        .first_gop
+        .windows(2)
+        .find(|w| w[1].rtp > w[0].rtp)
+        .map_or(cfg.rate.frame_duration(), |w| {
+            Duration90k((w[1].rtp - w[0].rtp) as u64)
+        });
+    info!(
+        camera = %opened.camera,
+        format,
+        gop_secs = opened.gop.as_secs_f64(),
+        gop_frames = opened.first_gop.len() - 1,
+        target_duration = if cfg.transcode { cfg.target_duration_secs } else { target },
+        "{}",
+        if cfg.transcode {
+            "first GOP measured: the camera's pictures are decoded and re-encoded (--transcode)"
+        } else {
+            "first GOP measured: segments cut at the camera's IDRs"
+        }
+    );
+    if cfg.transcode {
+        let cfg = transcode_config(cfg, &opened, frame)?;
+        return Ok((cfg, opened));
+    }
+    if longest > cfg.segment {
+        let fit = (cfg.segment.as_u64() / frame.as_u64().max(1)).max(1);
+        warn!(
+            camera = %opened.camera,
+            "the camera's GOP ({:.3} s) does not fit --hls-time {:.3} s: segments will last up to \
+             {:.3} s (TARGETDURATION {target}). Set the camera's I-frame interval (GOP length) to \
+             {fit} frames or a divisor of it, or use --transcode",
+            opened.gop.as_secs_f64(),
+            cfg.segment.as_secs_f64(),
+            longest.as_secs_f64(),
+        );
+    }
+    let mut cfg = cfg.clone();
+    cfg.target_duration_secs = target;
+    cfg.segment_lifetime = planned_segment_lifetime(longest, cfg.list_size);
+    Ok((cfg, opened))
+}
+
+/// The configuration for `--transcode`: the camera's picture size, its frame rate (the SPS's,
+/// else measured over the first GOP) unless `--fps` says otherwise; TARGETDURATION stays ours.
+fn transcode_config(cfg: &Config, opened: &RtspOpened, frame: Duration90k) -> Result<Config> {
+    let camera = &opened.camera;
+    let (w, h) = (opened.width as usize, opened.height as usize);
+    if w == 0 || h == 0 {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("camera {camera}: its H.264 parameters give no picture size"),
+        ));
+    }
+    if w % 2 != 0 || h % 2 != 0 || w < 16 || h < 16 || w.max(h) > 3840 || w.min(h) > 2160 {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!(
+                "camera {camera}: --transcode needs an even picture size from 16x16 up to \
+                 3840x2160; the camera's is {w}x{h}"
+            ),
+        ));
+    }
+    let measured = 90_000.0 / frame.as_u64().max(1) as f64;
+    let rate = camera_rate(opened.fps.unwrap_or(measured));
+    cfg.with_input_format(w, h, rate)
+        .map_err(|e| Error::new(e.kind(), format!("camera {camera}: {}", e.message())))
+}
+
+/// A camera's frame rate as an exact fraction: an integer rate or an NTSC one (`n*1000/1001`)
+/// when within 0.1 % of it, else to the millihertz; `None` when out of any sensible range.
+fn camera_rate(fps: f64) -> Option<FrameRate> {
+    if !(1.0..=240.0).contains(&fps) {
+        return None;
+    }
+    let n = fps.round();
+    if (fps - n).abs() <= n * 0.001 {
+        return FrameRate::new(n as u32, 1).ok();
+    }
+    let ntsc = (fps * 1.001).round();
+    if (fps - ntsc * 1000.0 / 1001.0).abs() <= fps * 0.001 {
+        return FrameRate::new(ntsc as u32 * 1000, 1001).ok();
+    }
+    FrameRate::new((fps * 1000.0).round() as u32, 1000).ok()
+}
+
+fn no_idr_error(camera: &str) -> Error {
+    Error::new(
+        ErrorKind::InvalidArgument,
+        format!(
+            "camera {camera}: no IDR within {} s; set the camera's I-frame interval (GOP \
+             length) to a few seconds",
+            GOP_PROBE_LIMIT.as_secs_ceil()
+        ),
+    )
+}
+
+fn rtsp_poll() -> std::time::Duration {
+    std::time::Duration::from_millis(100)
+}
+
+/// [`prepare_rtsp`] then [`run_rtsp_prepared`] (or, with `--transcode`, the decoder, encoder
+/// and segmenter threads): a whole camera stream on the calling thread. `--input rtsp://...`
+/// comes here through [`run`] and [`start`] like every other input.
+pub fn run_rtsp(
+    cfg: &Config,
+    camera: Camera,
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+    observer: &mut dyn FnMut(&str),
+) -> Result<Summary> {
+    let mut camera = camera;
+    camera.set_batching(!cfg.transcode);
+    let (cfg, opened) = prepare_rtsp(cfg, camera, &shared, &stop)?;
+    // The server was started before the camera's GOP was known: its health deadline follows
+    // the target chosen now.
+    shared.update_status(|s| s.target_duration_secs = Some(cfg.target_duration_secs));
+    if cfg.transcode {
+        run_rtsp_transcode(&cfg, opened, shared, stop, observer)
+    } else {
+        run_rtsp_prepared(&cfg, opened, shared, stop, observer)
+    }
+}
+
+/// `--transcode`: the camera's pictures decoded on their own thread ([`TranscodeJob`]), stamped
+/// with our slots and timecode, and encoded and cut by the same threads as the other inputs:
+/// fixed GOP, segments of exactly `--hls-time`.
+fn run_rtsp_transcode(
+    cfg: &Config,
+    opened: RtspOpened,
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+    observer: &mut dyn FnMut(&str),
+) -> Result<Summary> {
+    let overlay = TimecodeOverlay::new(DEFAULT_FONT, cfg.width, cfg.height)
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("timecode font: {e}")))?;
+    let (mut publisher, marker_thread) = open_output(cfg, &shared, observer)?;
+    let first_slot = publisher.first_slot();
+    let RtspOpened {
+        camera,
+        events,
+        client,
+        client_stop,
+        first_gop,
+        gop,
+        ..
+    } = opened;
+    let pool = FramePool::new(cfg);
+    let job = TranscodeJob {
+        camera,
+        events,
+        first_gop,
+        pass: Passthrough::new(
+            cfg.segment,
+            cfg.target_duration_secs,
+            gop,
+            publisher.clock().epoch.unix_millis(),
+            cfg.rate.time_of(first_slot),
+        ),
+        overlay,
+        rate: cfg.rate,
+        width: cfg.width,
+        height: cfg.height,
+        segments: SegmentClock::starting_at(cfg.segment, cfg.rate.time_of(first_slot)),
+        frame_limit: cfg.frame_limit,
+        pacing: cfg.pacing,
+        stop: stop.clone(),
+        shared: shared.clone(),
+    };
+    shared.update_status(|s| {
+        s.input_stalled = false;
+        s.input_down = None;
+    });
+    let decoder_thread = {
+        let (free_rx, frame_tx) = (pool.free_rx.clone(), pool.frame_tx.clone());
+        spawn("decoder", move || Ok(job.run(free_rx, frame_tx)))?
+    };
+    let summary = encode_and_segment(
+        cfg,
+        &mut publisher,
+        &shared,
+        &stop,
+        marker_thread,
+        decoder_thread,
+        pool,
+    );
+    // The decoder has stopped (and dropped the events): stop the client; its own error (if
+    // it ended first) is the stream's.
+    client_stop.store(true, Ordering::SeqCst);
+    let client_result = join(client, "rtsp");
+    let summary = summary?;
+    client_result?;
+    Ok(summary)
+}
+
+/// Passes the camera's H.264 through to segments until `stop`, the frame limit, or an error the
+/// stream cannot go on from (B-frames). A camera that drops or stalls ends the segment in
+/// progress; its next session continues after `EXT-X-DISCONTINUITY`.
+pub fn run_rtsp_prepared(
+    cfg: &Config,
+    opened: RtspOpened,
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+    observer: &mut dyn FnMut(&str),
+) -> Result<Summary> {
+    let (mut publisher, marker_thread) = open_output(cfg, &shared, observer)?;
+    let clock = publisher.clock();
+
+    let mut sink = RtspSink {
+        pass: Passthrough::new(
+            cfg.segment,
+            cfg.target_duration_secs,
+            opened.gop,
+            clock.epoch.unix_millis(),
+            cfg.rate.time_of(publisher.first_slot()),
+        ),
+        segmenter: Segmenter::new(cfg.pts_offset),
+        pts_offset: cfg.pts_offset,
+        target_secs: cfg.target_duration_secs,
+        segment: cfg.segment,
+        camera: opened.camera.clone(),
+        publisher: &mut publisher,
+        shared: &shared,
+        frames: 0,
+        limit: cfg.frame_limit,
+    };
+    let RtspOpened {
+        events,
+        client,
+        client_stop,
+        first_gop,
+        mut frames_received,
+        ..
+    } = opened;
+    let mut result = Ok(());
+    for f in first_gop {
+        if let Err(e) = sink.frame(f) {
+            result = Err(e);
+            break;
+        }
+    }
+    shared.update_status(|s| {
+        s.input_stalled = false;
+        s.input_down = None;
+    });
+    while result.is_ok()
+        && !stop.load(Ordering::Relaxed)
+        && sink.limit.is_none_or(|l| sink.frames < l)
+    {
+        match events.recv_timeout(rtsp_poll()) {
+            Ok(Event::Frame(f)) => {
+                frames_received += 1;
+                result = sink.frame(f);
+            }
+            Ok(Event::Down { reason }) => sink.down(reason),
+            Ok(Event::Connected { .. }) => {}
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    // Stop the client; its own error (if it ended first) is the stream's.
+    client_stop.store(true, Ordering::SeqCst);
+    drop(events);
+    let client_result = join(client, "rtsp");
+    shared.set_marker_inbox(None);
+    let markers_done = join(marker_thread, "markers");
+    let frames = sink.frames;
+    sink.finish();
+    publisher.end(frames);
+    markers_done?;
+    result?;
+    client_result?;
+    let summary = Summary {
+        frames_generated: frames_received,
+        frames_dropped: 0,
+        frames_encoded: frames,
+        segments: publisher.segments(),
+        markers: shared.markers.len() as u64,
+        last_sequence: publisher.last_sequence(),
+        input_error: None,
+    };
+    info!(?summary, "camera stream finished");
+    Ok(summary)
+}
+
+/// Reads the marker log back and starts the one thread that adds markers.
+fn start_marker_writer(
+    path: &std::path::Path,
+    shared: &Arc<Shared>,
+    clock: crate::clock::StreamClock,
+) -> Result<thread::JoinHandle<Result<()>>> {
+    let log = JsonlFile::open(path).map_err(|e| Error::io("opening the marker log", e))?;
+    let w = MarkerWriter::open(log, shared.clone(), clock)
+        .map_err(|e| Error::io("reading the marker log", e))?;
+    let (inbox_tx, inbox_rx) =
+        bounded::<Request>(writer::INBOX_CAPACITY + writer::GENERATOR_RESERVE);
+    let handle = spawn("markers", move || {
+        w.run(inbox_rx);
+        Ok(())
+    })?;
+    shared.set_marker_inbox(Some(inbox_tx));
+    Ok(handle)
+}
+
+/// The camera's frames into segments (runs on the segmenter thread).
+struct RtspSink<'p, 'o> {
+    pass: Passthrough,
+    segmenter: Segmenter,
+    pts_offset: crate::time::Pts,
+    target_secs: u64,
+    segment: Duration90k,
+    camera: String,
+    publisher: &'p mut Publisher<'o, MediaDir>,
+    shared: &'p Shared,
+    /// Frames placed in segments.
+    frames: u64,
+    /// `--frames`: the stream ends after this many.
+    limit: Option<u64>,
+}
+
+impl RtspSink<'_, '_> {
+    fn frame(&mut self, f: CameraFrame) -> Result<()> {
+        if self.limit.is_some_and(|l| self.frames >= l) {
+            return Ok(());
+        }
+        let placed = self.pass.push(&f).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidArgument,
+                format!("camera {}: {e}", self.camera),
+            )
+        })?;
+        let Some(p) = placed else { return Ok(()) };
+        if p.starts_run {
+            // A new session: a new muxer after the discontinuity (counters start again).
+            self.segmenter = Segmenter::new(self.pts_offset);
+            self.shared.update_status(|s| {
+                s.input_stalled = false;
+                s.input_down = None;
+            });
+        }
+        let au = FrameAu {
+            data: &f.data,
+            at: p.at,
+            keyframe: p.keyframe,
+            opens_segment: p.opens_segment,
+        };
+        if let Some(closed) = self.segmenter.push(&au).map_err(Error::from)? {
+            self.publish(closed);
+        }
+        self.shared.set_newest_frame(p.at);
+        self.frames += 1;
+        Ok(())
+    }
+
+    fn publish(&mut self, closed: crate::segmenter::ClosedSegment) {
+        // R13: the playlist cannot list a segment whose EXTINF rounds above the target.
+        if closed.duration.as_millis_rounded() >= self.target_secs * 1000 + 500 {
+            warn!(
+                camera = %self.camera,
+                "a {:.3} s segment is longer than TARGETDURATION {} s: the camera's GOP grew to \
+                 {:.3} s. It is left out (the stream goes on after a discontinuity); set the \
+                 camera's I-frame interval (GOP length) to at most {:.3} s, or use --transcode",
+                closed.duration.as_secs_f64(),
+                self.target_secs,
+                self.pass.longest_gop().as_secs_f64(),
+                self.segment.as_secs_f64(),
+            );
+        }
+        let bytes = self.publisher.publish(closed, self.frames);
+        self.segmenter.recycle(bytes);
+    }
+
+    /// The camera dropped: what it sent is published now; the next session follows a
+    /// discontinuity.
+    fn down(&mut self, reason: String) {
+        if let Some(end) = self.pass.end_run() {
+            if let Some(closed) = self.segmenter.finish(end) {
+                self.publish(closed);
+            }
+            self.publisher.discontinue();
+        }
+        self.shared.update_status(|s| {
+            s.input_stalled = true;
+            s.input_down = Some(reason);
+        });
+    }
+
+    fn finish(mut self) {
+        if let Some(end) = self.pass.end() {
+            if let Some(closed) = self.segmenter.finish(end) {
+                self.publish(closed);
+            }
+        }
     }
 }
 

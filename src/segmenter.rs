@@ -161,7 +161,6 @@ impl Segmenter {
 
     /// Adds a frame. Returns the previous segment when this frame opens a new one. Only for a
     /// segmenter without parts (use [`Segmenter::push_cuts`] with parts).
-    #[cfg_attr(not(test), allow(dead_code))] // the RTSP passthrough cuts without parts
     pub(crate) fn push(&mut self, au: &FrameAu<'_>) -> Result<Option<ClosedSegment>, SegmentError> {
         debug_assert!(self.parts.is_none(), "parts would be lost: use push_cuts");
         let mut closed = None;
@@ -297,7 +296,6 @@ impl Segmenter {
 
     /// Closes the last segment at the end of the stream; `end` is the stream time just after
     /// its last frame (last frame time + one frame duration).
-    #[cfg_attr(not(test), allow(dead_code))] // the RTSP passthrough cuts without parts
     pub(crate) fn finish(&mut self, end: StreamTime) -> Option<ClosedSegment> {
         debug_assert!(self.parts.is_none(), "parts would be lost: use finish_cuts");
         self.close(end)

@@ -118,6 +118,11 @@ pub(crate) struct Status {
     /// The input (a Y4M pipe) stopped or fell more than a segment behind real time, and has not
     /// delivered a frame since: `/healthz` says stalled whatever the newest segment's age.
     pub(crate) input_stalled: bool,
+    /// Why the camera is down (an RTSP input reconnecting), credentials never included.
+    pub(crate) input_down: Option<String>,
+    /// TARGETDURATION when the input chose it after the server started (a passthrough camera's
+    /// GOP decides it): `/healthz` allows 1.5 times it, not the server's own figure.
+    pub(crate) target_duration_secs: Option<u64>,
 }
 
 impl Shared {
@@ -254,6 +259,11 @@ impl Shared {
             0 => None,
             t => Some(StreamTime(t - 1)),
         }
+    }
+
+    /// Why the input (an RTSP camera) is down right now, if it is.
+    pub fn input_down(&self) -> Option<String> {
+        self.status().input_down
     }
 
     pub(crate) fn status(&self) -> Status {

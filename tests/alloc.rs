@@ -161,3 +161,63 @@ fn frame_stages_do_not_allocate() {
     );
     assert_eq!(allocations, 0, "allocations per frame");
 }
+
+/// A YUV4MPEG2 stream in memory: `frames` frames of `w`x`h` in colour space `colour` (C420jpeg,
+/// C422 or C444), each plane a gradient that moves with the frame number.
+fn y4m_stream(w: usize, h: usize, colour: &str, frames: usize) -> Vec<u8> {
+    let (cw, ch) = match colour {
+        "C422" => (w.div_ceil(2), h),
+        "C444" => (w, h),
+        _ => (w.div_ceil(2), h.div_ceil(2)),
+    };
+    let mut s = format!("YUV4MPEG2 W{w} H{h} F30:1 Ip A1:1 {colour}\n").into_bytes();
+    for n in 0..frames {
+        s.extend_from_slice(b"FRAME\n");
+        s.extend((0..w * h).map(|i| (i + n) as u8));
+        for plane in 0..2 {
+            s.extend((0..cw * ch).map(|i| (i * 3 + n + plane * 64) as u8));
+        }
+    }
+    s
+}
+
+/// The Y4M source's per-frame work in steady state: a frame read into a pooled I420 buffer
+/// (4:2:2 and 4:4:4 converted to 4:2:0 on the way), every seventh one read and thrown away as
+/// a dropped frame is, and the timecode burnt into the planes. Nothing allocates after the
+/// first frame.
+#[test]
+fn y4m_frames_do_not_allocate() {
+    use hls::input::testutil::Y4mFrames;
+
+    let rate = FrameRate::new(30, 1).unwrap();
+    let (w, h) = (130, 74);
+    let overlay = TimecodeOverlay::new(DEFAULT_FONT, w, h).unwrap();
+    for colour in ["C420jpeg", "C422", "C444"] {
+        let bytes = y4m_stream(w, h, colour, 600);
+        let mut frames = Y4mFrames::new(std::io::Cursor::new(&bytes[..])).unwrap();
+        assert_eq!(frames.size(), (w, h));
+        let mut yuv = YuvFrame::new(w, h);
+        let (mut read, mut skipped) = (0u64, 0u64);
+        let (allocations, _) = count_allocations(|n| {
+            let more = if n % 7 == 6 {
+                skipped += 1;
+                frames.skip()
+            } else {
+                read += 1;
+                frames.read(&mut yuv)
+            };
+            assert!(more.unwrap(), "{colour}: frame {n} is in the stream");
+            overlay.draw_i420(&mut yuv, Timecode::from_frame(n, rate));
+            false
+        });
+        assert_eq!(allocations, 0, "{colour}: allocations per frame");
+        // Not a vacuous loop: all 600 frames were taken, both ways, and the last one is real.
+        assert_eq!((read + skipped, skipped), (600, 85), "{colour}");
+        assert!(!frames.read(&mut yuv).unwrap(), "{colour}: the stream ends");
+        assert_eq!(
+            yuv.luma()[1],
+            (1 + 599) as u8,
+            "{colour}: frame 599's picture"
+        );
+    }
+}

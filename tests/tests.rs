@@ -15,6 +15,8 @@ mod lifecycle;
 mod long_run;
 // The committed fuzz corpus, replayed through the fuzzers' property checks.
 mod corpus_replay;
+// An RTSP camera (GStreamer's RTSP server): passthrough, reconnects, errors.
+mod rtsp;
 // hls-detect: its core over a run's files (onsets equal the generator's markers), and live.
 mod detect;
 // Every rule cited in the code (R1...) is defined in docs/spec.md.

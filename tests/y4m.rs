@@ -405,12 +405,23 @@ fn bad_y4m_inputs_exit_2_with_their_error_and_touch_nothing() {
             )
         })
         .collect();
+    // A camera is connected to on the pipeline's thread (tests/rtsp.rs); a flag it cannot take
+    // is refused before that, its credentials unshown.
     all.push((
         vec![
             "--input".into(),
             "rtsp://admin:secret@cam.local/live".into(),
+            "--size".into(),
+            "64x48".into(),
         ],
-        "--input rtsp://***@cam.local/live: RTSP input is not supported by this build".into(),
+        "--size cannot be used with an RTSP --input".into(),
+    ));
+    all.push((
+        vec![
+            "--input".into(),
+            "rtsp://admin:secret@cam.local:99999/live".into(),
+        ],
+        "invalid value 'rtsp://***@cam.local:99999/live' for '--input <INPUT>': bad port".into(),
     ));
     all.push((
         vec![

@@ -5,13 +5,18 @@
 //! | `checkerboard` (default) | [`Input::Checkerboard`] | the synthetic board ([`crate::source`]) |
 //! | `-` | [`Input::Y4m`] with [`Y4mInput::Stdin`] | YUV4MPEG2 on standard input ([`y4m`]) |
 //! | a path | [`Input::Y4m`] with [`Y4mInput::Path`] | YUV4MPEG2 from a file or a FIFO |
-//! | `rtsp://[user:pass@]host[:port]/path` | [`Input::Rtsp`] | an RTSP camera: parsed, not built yet |
+//! | `rtsp://[user:pass@]host[:port]/path` | [`Input::Rtsp`] | an RTSP camera ([`crate::rtsp`]): passthrough, or `--transcode` |
 //!
 //! Parsing checks the syntax only; nothing is opened. [`crate::pipeline::prepare`] opens the input
 //! and reads a Y4M stream's header and first frame before anything else is touched (a bad input
-//! is an [`crate::error::ErrorKind::InvalidArgument`] error, exit code 2). An RTSP URL is
-//! accepted by the parser (so scripts written for a build with RTSP fail with a clear message,
-//! not a usage error) and refused by `prepare` as not supported in this build.
+//! is an [`crate::error::ErrorKind::InvalidArgument`] error, exit code 2). For an RTSP URL,
+//! `prepare` splits the credentials off (the URL's, else `HLS_RTSP_USER`/`HLS_RTSP_PASSWORD`);
+//! the connection is made on the pipeline's threads, so the HTTP server (and `/healthz`) is up
+//! while a camera that cannot be reached is retried.
+//!
+//! Credentials never appear in a message: [`RtspUrl`]'s `Display` and `Debug` hide them, and
+//! [`InputParser`] gives clap an error that shows the value with its credentials replaced by
+//! `***` (clap's own would echo the whole value).
 
 pub(crate) mod y4m;
 pub(crate) mod y4m_source;
@@ -24,6 +29,7 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::frame::YuvFrame;
+use crate::rtsp::Camera;
 use y4m::{Forever, Frame, Polled, Y4mError, Y4mReader};
 
 /// The `--input` flag, parsed.
@@ -33,7 +39,7 @@ pub enum Input {
     Checkerboard,
     /// A YUV4MPEG2 stream.
     Y4m(Y4mInput),
-    /// An RTSP camera (`rtsp://`); not supported by this build.
+    /// An RTSP camera (`rtsp://`).
     Rtsp(RtspUrl),
 }
 
@@ -69,6 +75,8 @@ pub(crate) enum Opened {
     Checkerboard,
     /// A Y4M stream whose header and first frame have been read.
     Y4m(Box<y4m_source::Y4mOpened>),
+    /// An RTSP camera, not connected yet (the pipeline connects, on its own thread).
+    Rtsp(Camera),
 }
 
 /// Opens `cfg`'s input and reads what must be known before anything else is touched: for a Y4M
@@ -78,15 +86,13 @@ pub(crate) enum Opened {
 pub(crate) fn open(cfg: &Config) -> Result<(Config, Opened)> {
     match &cfg.input {
         Input::Checkerboard => Ok((cfg.clone(), Opened::Checkerboard)),
-        // Where an RTSP client plugs in: connect, DESCRIBE, take the size and rate from the SDP,
-        // and return the configuration with them and the session for its source thread.
-        Input::Rtsp(url) => Err(Error::new(
-            ErrorKind::InvalidArgument,
-            format!(
-                "--input {url}: RTSP input is not supported by this build of hls-streamer \
-                 (inputs: checkerboard, - for YUV4MPEG2 on standard input, a Y4M file or FIFO)"
-            ),
-        )),
+        Input::Rtsp(url) => {
+            let camera = Camera::from_env(url.expose(), cfg.rtsp_transport).map_err(|e| {
+                // `e` never repeats the credentials (Camera::new's contract).
+                Error::new(ErrorKind::InvalidArgument, format!("--input {url}: {e}"))
+            })?;
+            Ok((cfg.clone(), Opened::Rtsp(camera)))
+        }
         Input::Y4m(input) => {
             let file = Polled::open(input).map_err(|e| {
                 Error::new(
@@ -210,6 +216,54 @@ impl fmt::Debug for RtspUrl {
     }
 }
 
+/// `s` with the user info of an `rtsp://user:pass@host/...` URL replaced by `***`; anything
+/// else unchanged. For messages about a value that did not parse (so cannot be an [`RtspUrl`]).
+pub(crate) fn redact_credentials(s: &str) -> String {
+    let Some(scheme_end) = s.find("://") else {
+        return s.to_owned();
+    };
+    let rest = &s[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{}***{}", &s[..scheme_end + 3], &rest[at..]),
+        None => s.to_owned(),
+    }
+}
+
+/// clap's parser for `--input`: [`Input::from_str`], with an error that shows the value with
+/// its credentials hidden ([`redact_credentials`]); clap's default error repeats the raw value.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct InputParser;
+
+impl clap::builder::TypedValueParser for InputParser {
+    type Value = Input;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> std::result::Result<Input, clap::Error> {
+        let fail = |shown: String, why: String| {
+            let name = arg.map_or_else(|| "--input".to_owned(), |a| a.to_string());
+            let mut cmd = cmd.clone();
+            cmd.error(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value '{shown}' for '{name}': {why}"),
+            )
+        };
+        let Some(s) = value.to_str() else {
+            let lossy = value.to_string_lossy();
+            return Err(fail(
+                redact_credentials(&lossy),
+                "not valid UTF-8".to_owned(),
+            ));
+        };
+        s.parse::<Input>()
+            .map_err(|why| fail(redact_credentials(s), why))
+    }
+}
+
 impl std::str::FromStr for Input {
     type Err = String;
 
@@ -248,6 +302,46 @@ impl fmt::Display for Input {
             Input::Y4m(Y4mInput::Stdin) => f.write_str("the Y4M input on standard input"),
             Input::Y4m(Y4mInput::Path(p)) => write!(f, "the Y4M input {}", p.display()),
             Input::Rtsp(url) => write!(f, "the RTSP input {url}"),
+        }
+    }
+}
+
+/// Exposed for `tests/alloc.rs` (a test binary of its own, with a counting allocator): the Y4M
+/// reader the source thread uses, over any [`std::io::Read`].
+#[doc(hidden)]
+pub mod testutil {
+    use super::y4m::{Forever, Frame, Y4mReader};
+    use crate::frame::YuvFrame;
+
+    pub struct Y4mFrames<R>(Y4mReader<R>);
+
+    impl<R: std::io::Read> Y4mFrames<R> {
+        /// Reads and checks the stream header.
+        pub fn new(input: R) -> Result<Self, String> {
+            Y4mReader::new(input, &mut Forever)
+                .map(Y4mFrames)
+                .map_err(|e| e.to_string())
+        }
+
+        /// The header's frame size.
+        pub fn size(&self) -> (usize, usize) {
+            (self.0.format().width, self.0.format().height)
+        }
+
+        /// The next frame into `dst`, chroma converted to 4:2:0; `false` at the end.
+        pub fn read(&mut self, dst: &mut YuvFrame) -> Result<bool, String> {
+            match self.0.read_frame(dst, &mut Forever) {
+                Ok(f) => Ok(f == Frame::Read),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+
+        /// The next frame read and thrown away (the source's dropped frame); `false` at the end.
+        pub fn skip(&mut self) -> Result<bool, String> {
+            match self.0.skip_frame(&mut Forever) {
+                Ok(f) => Ok(f == Frame::Read),
+                Err(e) => Err(e.to_string()),
+            }
         }
     }
 }
@@ -309,6 +403,42 @@ mod tests {
         ] {
             let e = parse(bad).expect_err(bad);
             assert!(!e.is_empty(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn redaction_hides_user_info_only() {
+        assert_eq!(
+            redact_credentials("rtsp://admin:s3cret@cam:99999/x@y"),
+            "rtsp://***@cam:99999/x@y"
+        );
+        assert_eq!(redact_credentials("rtsp://cam/a@b"), "rtsp://cam/a@b");
+        assert_eq!(redact_credentials("rtsp://u:p@"), "rtsp://***@");
+        assert_eq!(redact_credentials("clip.y4m"), "clip.y4m");
+        assert_eq!(
+            redact_credentials("http://u:pw@host/x"),
+            "http://***@host/x"
+        );
+    }
+
+    #[test]
+    fn clap_errors_never_echo_a_password() {
+        use clap::Parser;
+        for bad in [
+            "rtsp://admin:s3cret@cam:99999/live",
+            "rtsp://admin:s3cret@/live",
+            "rtsp://admin:s3cret@cam/a b",
+            "http://admin:s3cret@cam/live",
+        ] {
+            let e = crate::config::Args::try_parse_from(["hls-streamer", "--input", bad])
+                .expect_err(bad)
+                .to_string();
+            assert!(!e.contains("s3cret") && !e.contains("admin"), "{bad}: {e}");
+            assert!(
+                e.contains("***@"),
+                "{bad}: the value is shown redacted: {e}"
+            );
+            assert!(e.contains("--input"), "{bad}: {e}");
         }
     }
 

@@ -853,6 +853,9 @@ pub(crate) struct Health {
     /// Low latency: capture of a part's last frame to the part's publication, recent parts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) part_publish_lag: Option<crate::state::PartLag>,
+    /// Why the camera is down (an RTSP input while it reconnects).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) input_down: Option<String>,
 }
 
 impl Health {
@@ -864,6 +867,10 @@ impl Health {
 /// The stream's health from the shared status (see [`Health::status`]).
 pub(crate) fn health(shared: &Shared, deadline: Duration) -> Health {
     let s = shared.status();
+    // A camera's GOP may have set a longer target than the server was started with.
+    let deadline = s.target_duration_secs.map_or(deadline, |t| {
+        deadline.max(Duration::from_millis(t.saturating_mul(1500)))
+    });
     let age = s.newest_segment_at.map(|t| t.elapsed());
     let status = match age {
         _ if s.ended => HealthStatus::Ended,
@@ -883,6 +890,7 @@ pub(crate) fn health(shared: &Shared, deadline: Duration) -> Health {
         frames_dropped: s.frames_dropped,
         markers: shared.markers.len(),
         part_publish_lag: shared.part_lag(),
+        input_down: s.input_down,
     }
 }
 
