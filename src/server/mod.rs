@@ -715,8 +715,11 @@ async fn segment(
     Ok(res)
 }
 
-/// A segment held in memory: the whole of it, or one byte range (`206`; `416` when the range is
-/// outside it), with the same headers as from the file.
+/// A segment (or part) held in memory: the whole of it, or one byte range (`206`; `416`, not
+/// cacheable, when the range is outside it), with the same headers as from the file, a strong
+/// `ETag` (length and publication instant: a name reused by a later `--fresh` run gets another),
+/// and conditional requests: `If-None-Match` / `If-Modified-Since` answer `304`, an `If-Range`
+/// that does not match turns a range request into the whole segment (RFC 9110 §13).
 fn segment_from_memory(
     req: &HttpRequest,
     cached: crate::media_cache::CachedSegment,
@@ -724,10 +727,45 @@ fn segment_from_memory(
 ) -> HttpResponse {
     let (cache_control, expires) = segment_cache_headers(cached.published, lifetime);
     let total = cached.bytes.len() as u64;
-    let range = req
-        .headers()
-        .get(header::RANGE)
-        .and_then(|v| v.to_str().ok())
+    let published_ns = cached
+        .published
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let etag = format!("\"m{total:x}-{published_ns:x}\"");
+    let last_modified = header::HttpDate::from(cached.published);
+    let h = req.headers();
+    let text = |name| h.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    // If-None-Match wins over If-Modified-Since (RFC 9110 §13.1.3).
+    let not_modified = match text(header::IF_NONE_MATCH) {
+        Some(v) => assets::if_none_match_hits(v, &etag),
+        None => text(header::IF_MODIFIED_SINCE)
+            .and_then(|v| v.parse::<header::HttpDate>().ok())
+            .is_some_and(|since| {
+                // HTTP dates have whole seconds.
+                let secs = |t: SystemTime| {
+                    t.duration_since(SystemTime::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs())
+                };
+                secs(SystemTime::from(since)) >= secs(cached.published)
+            }),
+    };
+    if not_modified {
+        return HttpResponse::NotModified()
+            .insert_header((header::ETAG, etag))
+            .insert_header((header::CACHE_CONTROL, cache_control))
+            .insert_header((header::EXPIRES, expires.to_string()))
+            .finish();
+    }
+    let range_applies = match text(header::IF_RANGE) {
+        None => true,
+        // A strong validator must match exactly; a date must equal Last-Modified.
+        Some(v) if v.starts_with('"') => v == etag,
+        Some(v) => v
+            .parse::<header::HttpDate>()
+            .is_ok_and(|d| d.to_string() == last_modified.to_string()),
+    };
+    let range = text(header::RANGE)
+        .filter(|_| range_applies)
         .and_then(|v| v.parse::<header::Range>().ok());
     // (status, Content-Range, body); no range, or several, is the whole segment (RFC 9110 §14.2).
     let (status, content_range, body) = match range {
@@ -738,11 +776,12 @@ fn segment_from_memory(
                     Some(format!("bytes {first}-{last}/{total}")),
                     cached.bytes.slice(first as usize..=last as usize),
                 ),
-                None => (
-                    StatusCode::RANGE_NOT_SATISFIABLE,
-                    Some(format!("bytes */{total}")),
-                    web::Bytes::new(),
-                ),
+                None => {
+                    return HttpResponse::RangeNotSatisfiable()
+                        .insert_header((header::CONTENT_RANGE, format!("bytes */{total}")))
+                        .insert_header((header::CACHE_CONTROL, "no-store"))
+                        .finish();
+                }
             }
         }
         _ => (StatusCode::OK, None, cached.bytes),
@@ -751,15 +790,11 @@ fn segment_from_memory(
     res.insert_header((header::ACCEPT_RANGES, "bytes"))
         .insert_header((header::CACHE_CONTROL, cache_control))
         .insert_header((header::EXPIRES, expires.to_string()))
-        .insert_header((
-            header::LAST_MODIFIED,
-            header::HttpDate::from(cached.published).to_string(),
-        ));
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::LAST_MODIFIED, last_modified.to_string()))
+        .content_type(SEGMENT_CONTENT_TYPE);
     if let Some(cr) = content_range {
         res.insert_header((header::CONTENT_RANGE, cr));
-    }
-    if status != StatusCode::RANGE_NOT_SATISFIABLE {
-        res.content_type(SEGMENT_CONTENT_TYPE);
     }
     res.body(body)
 }

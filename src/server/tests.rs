@@ -1225,6 +1225,60 @@ async fn media_from_memory_with_ranges_and_gzip() {
         header_str(&res, header::CONTENT_RANGE).as_deref(),
         Some("bytes */3760")
     );
+    assert_eq!(
+        header_str(&res, header::CACHE_CONTROL).as_deref(),
+        Some("no-store"),
+        "an error answer is not immutable"
+    );
+
+    // Validators and conditional requests (RFC 9110 §13).
+    let res = get(&f, "/video/chessboard40.ts").await;
+    let etag = header_str(&res, header::ETAG).expect("an ETag");
+    assert!(
+        etag.starts_with('"') && etag.ends_with('"'),
+        "strong: {etag}"
+    );
+    let last_modified = header_str(&res, header::LAST_MODIFIED).expect("Last-Modified");
+    let conditional = |name: header::HeaderName, value: String, range: Option<&'static str>| {
+        let mut req = actest::TestRequest::get()
+            .uri("/video/chessboard40.ts")
+            .insert_header((name, value));
+        if let Some(r) = range {
+            req = req.insert_header((header::RANGE, r));
+        }
+        call(&cfg, &f.shared, req)
+    };
+    let res = conditional(header::IF_NONE_MATCH, etag.clone(), None).await;
+    assert_eq!(res.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(
+        header_str(&res, header::ETAG).as_deref(),
+        Some(etag.as_str())
+    );
+    assert!(body_of(res).await.is_empty());
+    let res = conditional(header::IF_NONE_MATCH, "\"other\"".into(), None).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = conditional(header::IF_MODIFIED_SINCE, last_modified.clone(), None).await;
+    assert_eq!(res.status(), StatusCode::NOT_MODIFIED);
+    let res = conditional(
+        header::IF_MODIFIED_SINCE,
+        "Mon, 01 Jan 2024 00:00:00 GMT".into(),
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = conditional(header::IF_RANGE, etag.clone(), Some("bytes=0-187")).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::PARTIAL_CONTENT,
+        "If-Range matches"
+    );
+    let res = conditional(header::IF_RANGE, "\"stale\"".into(), Some("bytes=0-187")).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "a stale If-Range gets the whole segment"
+    );
+    assert_eq!(body_of(res).await, seg);
 
     // Not in memory: the file (the fixture's segment 1).
     let res = get(&f, "/video/chessboard1.ts").await;
