@@ -61,5 +61,32 @@ BASE_URL="http://127.0.0.1:$port" CHROMIUM="$chromium" ARTIFACT_DIR="$artifacts"
 if [ "$status" -ne 0 ]; then
   echo "e2e: failed; last lines of the server log:" >&2
   tail -n 30 "$log" >&2 || true
+  exit "$status"
+fi
+
+# A Y4M pipe that stalls for 5 s (issue 9): the page plays on after the discontinuity.
+kill -INT "$server" 2>/dev/null || true
+wait "$server" 2>/dev/null || true
+port="$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')"
+mkfifo "$work/y4m"
+python3 "$here/y4m_stall.py" 8 5 10 >"$work/y4m" &
+producer=$!
+"$bin" --input "$work/y4m" --hls-time 1 --bind "127.0.0.1:$port" --out-dir "$work/stall" \
+  --linger 20 >"$work/stall.log" 2>&1 &
+server=$!
+python3 - "$port" <<'PY'
+import sys, time, urllib.request
+for _ in range(150):
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/healthz", timeout=1)
+        break
+    except Exception:
+        time.sleep(0.2)
+PY
+BASE_URL="http://127.0.0.1:$port" CHROMIUM="$chromium" node "$here/stall_e2e.mjs" || status=$?
+kill "$producer" 2>/dev/null || true
+if [ "$status" -ne 0 ]; then
+  echo "e2e: the stall run failed; last lines of its server log:" >&2
+  tail -n 30 "$work/stall.log" >&2 || true
 fi
 exit "$status"
