@@ -1325,3 +1325,41 @@ async fn media_from_memory_with_ranges_and_gzip() {
         }
     }
 }
+
+#[actix_web::test]
+async fn r31_gzip_negotiation_honours_q_zero_and_the_wildcard() {
+    let f = fixture();
+    f.shared.media.put_playlist(PLAYLIST);
+    let cfg = config(&f.media);
+    for (accept, gzip) in [
+        ("gzip", true),
+        ("GZIP", true),
+        ("br, gzip;q=0.5", true),
+        ("*", true),
+        ("x-gzip", true),
+        ("gzip;q=0, *", false),
+        ("gzip; q=0", false),
+        ("*;q=0", false),
+        ("identity", false),
+        ("br", false),
+        ("", false),
+    ] {
+        let res = call(
+            &cfg,
+            &f.shared,
+            actest::TestRequest::get()
+                .uri("/video/chessboard.m3u8")
+                .insert_header((header::ACCEPT_ENCODING, accept)),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::OK, "{accept:?}");
+        let encoding = header_str(&res, header::CONTENT_ENCODING);
+        assert_eq!(encoding.as_deref(), gzip.then_some("gzip"), "{accept:?}");
+        let body = body_of(res).await;
+        if !gzip {
+            assert_eq!(body, PLAYLIST.as_bytes(), "{accept:?}: the plain text");
+        } else {
+            assert_eq!(&body[..2], &[0x1f, 0x8b], "{accept:?}");
+        }
+    }
+}
