@@ -296,6 +296,17 @@ fn open_output<'o>(
     shared: &Arc<Shared>,
     observer: &'o mut dyn FnMut(&str),
 ) -> Result<(Publisher<'o, MediaDir>, thread::JoinHandle<Result<()>>)> {
+    open_output_at(cfg, shared, observer, None)
+}
+
+/// [`open_output`] for a run whose first frame was captured at `first_frame`, before now (see
+/// [`Publisher::starting_at`]).
+fn open_output_at<'o>(
+    cfg: &Config,
+    shared: &Arc<Shared>,
+    observer: &'o mut dyn FnMut(&str),
+    first_frame: Option<crate::clock::WallClock>,
+) -> Result<(Publisher<'o, MediaDir>, thread::JoinHandle<Result<()>>)> {
     let dir =
         MediaDir::open(&cfg.out_dir, &cfg.name).map_err(|e| Error::io("media directory", e))?;
     if cfg.fresh {
@@ -305,7 +316,7 @@ fn open_output<'o>(
         info!(files = n, dir = %dir.path().display(), "--fresh: removed the previous stream");
     }
     let markers_path = dir.markers_path();
-    let publisher = Publisher::new(cfg, dir, shared.clone(), observer)?;
+    let publisher = Publisher::starting_at(cfg, dir, shared.clone(), observer, first_frame)?;
     let clock = publisher.clock();
     shared.set_clock(clock);
     if let Some(end) = publisher.previous_end_slot() {
@@ -771,6 +782,15 @@ pub struct RtspOpened {
 }
 
 impl RtspOpened {
+    /// The wall clock of the first frame placed (the first IDR: its arrival, or the camera's
+    /// sender report time): captured before the stream starts, it sets where the stream's
+    /// clock starts (a new stream's epoch), so its program date time is when it was captured.
+    fn first_frame_wall(&self) -> Option<crate::clock::WallClock> {
+        self.first_gop
+            .first()
+            .and_then(|f| crate::clock::WallClock::try_from_unix_millis(f.wall_unix_ms))
+    }
+
     /// Stops the client thread and returns how it ended.
     fn close(self) -> Result<()> {
         self.client_stop.store(true, Ordering::SeqCst);
@@ -1024,7 +1044,8 @@ fn run_rtsp_transcode(
 ) -> Result<Summary> {
     let overlay = TimecodeOverlay::new(DEFAULT_FONT, cfg.width, cfg.height)
         .map_err(|e| Error::new(ErrorKind::Internal, format!("timecode font: {e}")))?;
-    let (mut publisher, marker_thread) = open_output(cfg, &shared, observer)?;
+    let (mut publisher, marker_thread) =
+        open_output_at(cfg, &shared, observer, opened.first_frame_wall())?;
     let first_slot = publisher.first_slot();
     let RtspOpened {
         camera,
@@ -1093,7 +1114,8 @@ pub fn run_rtsp_prepared(
     stop: Arc<AtomicBool>,
     observer: &mut dyn FnMut(&str),
 ) -> Result<Summary> {
-    let (mut publisher, marker_thread) = open_output(cfg, &shared, observer)?;
+    let (mut publisher, marker_thread) =
+        open_output_at(cfg, &shared, observer, opened.first_frame_wall())?;
     let clock = publisher.clock();
 
     let mut sink = RtspSink {

@@ -127,11 +127,27 @@ pub(crate) struct Publisher<'o, S: Storage> {
 impl<'o, S: Storage> Publisher<'o, S> {
     /// Starts publishing into `store`, continuing the playlist a previous run left there.
     /// `observer` sees the text of every playlist version once it is in place.
+    #[cfg(test)]
     pub(crate) fn new(
+        cfg: &Config,
+        store: S,
+        shared: Arc<Shared>,
+        observer: &'o mut dyn FnMut(&str),
+    ) -> Result<Self> {
+        Self::starting_at(cfg, store, shared, observer, None)
+    }
+
+    /// [`Publisher::new`] for a run whose first frame was captured at `first_frame` (wall
+    /// clock), before now (a camera's first GOP, held to measure it): a new stream's epoch, and
+    /// the earliest instant this run starts at, are that instant instead of now, so the first
+    /// frame's program date time is when it was captured. An instant after now (a camera clock
+    /// ahead of ours) counts as now.
+    pub(crate) fn starting_at(
         cfg: &Config,
         mut store: S,
         shared: Arc<Shared>,
         observer: &'o mut dyn FnMut(&str),
+        first_frame: Option<WallClock>,
     ) -> Result<Self> {
         let previous = match store
             .read_playlist()
@@ -163,6 +179,7 @@ impl<'o, S: Storage> Publisher<'o, S> {
             Vec::new()
         };
         let now = WallClock::now();
+        let now = first_frame.map_or(now, |f| f.min(now));
         let stored_epoch = match store
             .read_clock()
             .map_err(|e| Error::io("reading the stream clock", e))?

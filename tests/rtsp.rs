@@ -679,3 +679,75 @@ fn transcode_camera_restart_continues_after_a_discontinuity() {
     check_timing(&segs);
     decode_all(&segs, 320, 240);
 }
+
+/// `(uri, program date time in Unix ms, EXTINF in ms)` of every full segment listed in a
+/// playlist's text.
+fn listed_segments(text: &str) -> Vec<(String, i64, i64)> {
+    let (mut pdt, mut extinf) = (None, None);
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if let Some(t) = line.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:") {
+            pdt = hls::clock::WallClock::parse_rfc3339(t).map(|w| w.unix_millis());
+        } else if let Some(d) = line.strip_prefix("#EXTINF:") {
+            let d: f64 = d
+                .trim_end_matches(',')
+                .split(',')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            extinf = Some((d * 1000.0).round() as i64);
+        } else if !line.is_empty() && !line.starts_with('#') {
+            out.push((line.to_owned(), pdt.take().unwrap(), extinf.take().unwrap()));
+        }
+    }
+    out
+}
+
+/// Passthrough: each segment's EXT-X-PROGRAM-DATE-TIME is the wall-clock instant its first
+/// frame arrived (within 100 ms), not the instant the stream clock started (after the first GOP
+/// was captured to measure it, one GOP later). A segment closes when the next one's IDR arrives,
+/// so it appears in the playlist just after PDT + EXTINF by the wall clock: that instant, taken
+/// by the observer, is the truth (a live 30 fps camera on 127.0.0.1).
+#[test]
+fn passthrough_program_date_time_is_each_segments_arrival() {
+    if !gstreamer_available() {
+        return;
+    }
+    let server = start_server(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = util::config(dir.path(), &["--frames", "360"]);
+    // (uri, PDT + EXTINF, wall clock when it was first listed), Unix ms.
+    let mut seen: Vec<(String, i64, i64)> = Vec::new();
+    let mut observer = |text: &str| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        for (uri, pdt, extinf) in listed_segments(text) {
+            if !seen.iter().any(|s| s.0 == uri) {
+                seen.push((uri, pdt + extinf, now));
+            }
+        }
+    };
+    hls::pipeline::run_rtsp(
+        &cfg,
+        camera(&server.url()),
+        Arc::new(Shared::default()),
+        Arc::new(AtomicBool::new(false)),
+        &mut observer,
+    )
+    .unwrap_or_else(|e| panic!("camera stream failed: {e}"));
+    // The last segment is closed by the frame limit, not by the next IDR's arrival.
+    seen.pop();
+    assert!(seen.len() >= 4, "segments listed: {seen:?}");
+    for (uri, end, listed) in &seen {
+        let lag = listed - end;
+        eprintln!("{uri}: listed {lag} ms after PDT + EXTINF");
+        assert!(
+            (-100..=250).contains(&lag),
+            "{uri}: listed {lag} ms after its PDT + EXTINF: its program date time is off the \
+             wall clock of its frames' arrival by about that much"
+        );
+    }
+}
