@@ -62,11 +62,34 @@ http {
   }
 }
 EOF
+# nginx started as root serves as an unprivileged worker user, and mktemp's directory is 0700:
+# without this every nginx answer is a 403 and the benchmark measures error pages.
+chmod -R a+rX "$work"
 nginx -c "$work/nginx.conf" -p "$work" &
 nginx_pid=$!
 sleep 1
 
-rps() { wrk -t"$threads" -c"$conns" -d"${secs}s" "$1" | awk '/Requests\/sec/ {print $2}'; }
+# Both servers must give the same 200 and the same bytes before any load is measured.
+for path in "/video/$newest" /video/chessboard.m3u8; do
+  for port in "$ours_port" "$nginx_port"; do
+    status="$(curl -s -o "$work/probe" -w '%{http_code}' "http://127.0.0.1:$port$path")"
+    [ "$status" = 200 ] || { echo "bench: 127.0.0.1:$port$path answered $status, not 200" >&2; exit 1; }
+  done
+done
+cmp <(curl -s "http://127.0.0.1:$ours_port/video/$newest") <(curl -s "http://127.0.0.1:$nginx_port/video/$newest") \
+  || { echo "bench: the two servers sent different segment bytes" >&2; exit 1; }
+
+# Requests per second, refusing a run in which any answer was not a 2xx/3xx.
+rps() {
+  local out
+  out="$(wrk -t"$threads" -c"$conns" -d"${secs}s" "$1")"
+  if grep -q 'Non-2xx' <<<"$out"; then
+    echo "bench: error answers under load from $1:" >&2
+    echo "$out" >&2
+    exit 1
+  fi
+  awk '/Requests\/sec/ {print $2}' <<<"$out"
+}
 printf '%-28s %12s %12s %8s\n' target "ours req/s" "nginx req/s" ratio
 for target in "segment $newest ($((size / 1024)) KiB):/video/$newest" "playlist:/video/chessboard.m3u8"; do
   name="${target%%:*}"
