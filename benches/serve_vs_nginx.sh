@@ -4,6 +4,7 @@
 #
 #   bash benches/serve_vs_nginx.sh            # 720p30 stream, wrk -t2 -c64 -d10s per target
 #   SECONDS_PER_RUN=20 CONNECTIONS=128 bash benches/serve_vs_nginx.sh
+#   BITRATE=400k bash benches/serve_vs_nginx.sh   # 2 s segments of about 100 KB (issue 10's size)
 #
 # It starts the streamer (release build), waits for its playlist, starts nginx on another port
 # with the stream's directory as its root, then loads with wrk, one target at a time: the newest
@@ -27,7 +28,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 ours_port="$(free_port)"
 nginx_port="$(free_port)"
 "$root/target/release/hls-streamer" --out-dir "$work/video" --bind "127.0.0.1:$ours_port" \
-  --duration $((secs * 4 + 60)) --fresh >"$work/streamer.log" 2>&1 &
+  --duration $((secs * 4 + 60)) --fresh ${BITRATE:+--bitrate "$BITRATE"} >"$work/streamer.log" 2>&1 &
 streamer=$!
 nginx_pid=""
 cleanup() {
