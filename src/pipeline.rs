@@ -971,7 +971,7 @@ fn transcode_config(cfg: &Config, opened: &RtspOpened, frame: Duration90k) -> Re
             ),
         ));
     }
-    let measured = 90_000.0 / frame.as_u64().max(1) as f64;
+    let measured = 1.0 / Duration90k(frame.as_u64().max(1)).as_secs_f64();
     let rate = camera_rate(opened.fps.unwrap_or(measured));
     cfg.with_input_format(w, h, rate)
         .map_err(|e| Error::new(e.kind(), format!("camera {camera}: {}", e.message())))

@@ -51,6 +51,14 @@ impl StreamTime {
         self.0 as f64 / TICKS_PER_SEC as f64
     }
 
+    /// Stream seconds given as a float (a JSON number), rounded *down* to the tick, so that a
+    /// time printed from a tick reads back as that tick; `None` unless finite and not negative.
+    /// Beyond `u64` ticks saturates.
+    pub(crate) fn from_secs_f64_floor(secs: f64) -> Option<Self> {
+        (secs.is_finite() && secs >= 0.0)
+            .then(|| StreamTime((secs * TICKS_PER_SEC as f64).floor().min(u64::MAX as f64) as u64))
+    }
+
     /// Whole seconds since the stream's start, rounded down (the timecode's seconds).
     pub(crate) fn whole_secs(self) -> u64 {
         self.0 / TICKS_PER_SEC
@@ -88,7 +96,7 @@ impl Duration90k {
             .then(|| Duration90k::from_millis((secs * 1000.0).round() as u64))
     }
 
-    pub fn as_u64(self) -> u64 {
+    pub const fn as_u64(self) -> u64 {
         self.0
     }
 

@@ -58,6 +58,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::clock::WallClock;
 use crate::name::StreamName;
+use crate::time::Duration90k;
 use media::{Picture, SegmentReader, Unwrap, WallMap};
 
 /// The `source` of every marker this detector posts.
@@ -241,7 +242,7 @@ pub struct Detector {
 /// Queued posts beyond this drop the oldest (an origin that never takes them).
 const MAX_PENDING: usize = 10_000;
 /// A step's own longest PTS step between segments that still counts as contiguous.
-const MAX_CONTIGUOUS_PTS_STEP: i64 = 90_000;
+const MAX_CONTIGUOUS_PTS_STEP: i64 = Duration90k::from_secs(1).as_u64() as i64;
 
 impl Detector {
     pub fn new(settings: Settings) -> Self {

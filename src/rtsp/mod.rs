@@ -509,11 +509,11 @@ async fn connect(
             ),
         )));
     }
-    if streams[i].clock_rate_hz() != 90_000 {
+    if u64::from(streams[i].clock_rate_hz()) != crate::time::TICKS_PER_SEC {
         return Err(Ended::Fatal(Error::new(
             ErrorKind::InvalidArgument,
             format!(
-                "camera {camera}: H.264 with an RTP clock of {} Hz (RFC 6184 says 90000)",
+                "camera {camera}: H.264 with an RTP clock of {} Hz (RFC 6184 says 90 kHz)",
                 streams[i].clock_rate_hz()
             ),
         )));

@@ -176,14 +176,14 @@ fn to_new_marker(body: PostBody, state: &AppState) -> Result<NewMarker, Error> {
     }
     let length = match body.duration {
         None => Duration90k::ZERO,
-        Some(d) if d.is_finite() && (0.0..=MAX_DURATION_SECS).contains(&d) => {
-            Duration90k((d * 90_000.0).round() as u64)
-        }
-        Some(d) => {
-            return Err(invalid(format!(
-                "duration must be between 0 and {MAX_DURATION_SECS} seconds, got {d}"
-            )))
-        }
+        Some(d) => match Duration90k::from_secs_f64(d).filter(|_| d <= MAX_DURATION_SECS) {
+            Some(length) => length,
+            None => {
+                return Err(invalid(format!(
+                    "duration must be between 0 and {MAX_DURATION_SECS} seconds, got {d}"
+                )))
+            }
+        },
     };
     let clock = state.shared.clock().ok_or_else(|| {
         Error::new(
@@ -200,17 +200,14 @@ fn to_new_marker(body: PostBody, state: &AppState) -> Result<NewMarker, Error> {
                 "give the marker's instant: time (stream seconds) or program_date_time (RFC 3339)",
             ))
         }
-        (Some(t), None) => {
-            if !t.is_finite() || t < 0.0 {
-                return Err(invalid(format!(
-                    "time {t} is before the stream's start (stream time 0 is {})",
-                    clock.epoch.to_rfc3339()
-                )));
-            }
-            // Rounded down to the tick, then up to the frame: a time copied from a marker
-            // (printed as a decimal) comes back to the same frame.
-            StreamTime((t * 90_000.0).floor().min(u64::MAX as f64) as u64)
-        }
+        // Rounded down to the tick, then up to the frame: a time copied from a marker (printed
+        // as a decimal) comes back to the same frame.
+        (Some(t), None) => StreamTime::from_secs_f64_floor(t).ok_or_else(|| {
+            invalid(format!(
+                "time {t} is before the stream's start (stream time 0 is {})",
+                clock.epoch.to_rfc3339()
+            ))
+        })?,
         (None, Some(pdt)) => {
             let parsed =
                 time::OffsetDateTime::parse(&pdt, &time::format_description::well_known::Rfc3339)
