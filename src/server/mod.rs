@@ -970,4 +970,6 @@ mod ll_tests;
 #[cfg(test)]
 mod marker_tests;
 #[cfg(test)]
+mod socket_tests;
+#[cfg(test)]
 mod tests;
