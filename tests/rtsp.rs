@@ -1,7 +1,8 @@
 //! RTSP camera input against a real RTSP server: GStreamer's (`tests/rtsp/server.py`, started by
 //! each test on 127.0.0.1). Passthrough decodes back and cuts at the camera's IDRs; a camera
 //! restart gives a discontinuity and new segments within seconds; bad credentials and an
-//! unreachable camera get clear errors that never show a password.
+//! unreachable camera get clear errors that never show a password; a connection that goes
+//! silent (`stall.rs`) is dropped and the stream reconnects.
 //!
 //! Without GStreamer's RTSP server these tests skip with a loud message, except under CI (`CI`
 //! set), where they fail: `.ci/run` installs it.
@@ -19,6 +20,9 @@ use hls::state::Shared;
 use openh264::decoder::Decoder;
 
 use crate::util::{self, nal_types};
+
+// A TCP stall: a silent connection is dropped, the stream reconnects.
+mod stall;
 
 const PYTHON: &str = "/usr/bin/python3";
 
