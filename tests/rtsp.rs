@@ -365,6 +365,16 @@ fn check_restarted(
     (pl, segs, disc[0])
 }
 
+/// Program date times go forward across the gap: one on every segment, each later than the last.
+fn check_pdt_goes_forward(pl: &m3u8_rs::MediaPlaylist) {
+    let pdts: Vec<_> = pl
+        .segments
+        .iter()
+        .map(|s| s.program_date_time.expect("PDT on every segment"))
+        .collect();
+    assert!(pdts.windows(2).all(|w| w[0] < w[1]), "{pdts:?}");
+}
+
 /// The camera stops midway and comes back on the same port: the segment in progress is
 /// published, the input reports down, and within a few seconds of the camera's return new
 /// segments follow an EXT-X-DISCONTINUITY; the window keeps the old segments; both runs decode.
@@ -391,13 +401,7 @@ fn camera_restart_continues_after_a_discontinuity() {
     let (pl, segs, _) = check_restarted(dir.path(), &shared, resumed, took);
     check_timing(&segs);
     decode_all(&segs, 320, 240);
-    // Program date times go forward across the gap.
-    let pdts: Vec<_> = pl
-        .segments
-        .iter()
-        .map(|s| s.program_date_time.expect("PDT on every segment"))
-        .collect();
-    assert!(pdts.windows(2).all(|w| w[0] < w[1]), "{pdts:?}");
+    check_pdt_goes_forward(&pl);
     assert!(summary.segments as usize >= segs.len());
 }
 
