@@ -91,7 +91,7 @@ impl WallClock {
 /// ever, its *epoch*, kept with the stream across restarts) and the frame rate. Stream time,
 /// frame slots, timecodes and program date times all follow from these two.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StreamClock {
+pub(crate) struct StreamClock {
     pub epoch: WallClock,
     pub rate: FrameRate,
 }

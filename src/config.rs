@@ -193,7 +193,7 @@ pub struct MarkerToken(String);
 
 impl MarkerToken {
     /// Shortest accepted token.
-    pub const MIN_LEN: usize = 8;
+    pub(crate) const MIN_LEN: usize = 8;
 
     pub(crate) fn as_bytes(&self) -> &[u8] {
         self.0.as_bytes()

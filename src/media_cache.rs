@@ -49,7 +49,7 @@ pub(crate) struct PlaylistBodies {
 }
 
 #[derive(Debug)]
-pub struct MediaCache {
+pub(crate) struct MediaCache {
     inner: RwLock<Inner>,
     /// Segments (and their parts) held: at least [`MEMORY_SEGMENTS`].
     keep: AtomicUsize,

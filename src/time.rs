@@ -369,7 +369,7 @@ impl SegmentClock {
     }
 
     /// Boundaries every `segment` from `origin` (a run's first frame).
-    pub fn starting_at(segment: Duration90k, origin: StreamTime) -> Self {
+    pub(crate) fn starting_at(segment: Duration90k, origin: StreamTime) -> Self {
         assert!(
             segment > Duration90k::ZERO,
             "segment duration must be positive"

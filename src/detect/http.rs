@@ -41,7 +41,7 @@ impl std::fmt::Debug for HttpOrigin {
 
 /// Checks `--base`: `http://host[:port][/path]`, no query or fragment. Returns it without a
 /// trailing `/`, and its `http://host[:port]` part.
-pub fn parse_base(base: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_base(base: &str) -> Result<(String, String), String> {
     let rest = match base.get(..7) {
         Some(s) if s.eq_ignore_ascii_case("http://") => &base[7..],
         _ if base
@@ -74,7 +74,7 @@ pub fn parse_base(base: &str) -> Result<(String, String), String> {
 }
 
 /// A token must fit an HTTP header: visible ASCII, no spaces, not empty.
-pub fn check_token(token: &str) -> Result<(), String> {
+pub(crate) fn check_token(token: &str) -> Result<(), String> {
     if token.is_empty() {
         return Err("the marker token is empty".into());
     }
@@ -115,7 +115,7 @@ impl HttpOrigin {
     }
 
     /// A segment URI as the playlist writes it, made absolute.
-    pub fn resolve(&self, uri: &str) -> Result<String, FetchError> {
+    pub(crate) fn resolve(&self, uri: &str) -> Result<String, FetchError> {
         let lower = uri.get(..8).unwrap_or(uri).to_ascii_lowercase();
         if lower.starts_with("https://") {
             return Err(FetchError::Status {

@@ -151,13 +151,13 @@ fn read_picture(pic: &impl YUVSource, block_size: u32) -> Reading {
 /// Unwraps 33-bit PTS into a signed line: each value is placed within 2^32 ticks (13 hours) of
 /// the one before, so a wrap (or a small step back) is a step, not a jump of 2^33.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Unwrap {
+pub(crate) struct Unwrap {
     last: Option<(u64, i64)>,
 }
 
 impl Unwrap {
     /// Forgets the history: the next PTS starts a new line (after a discontinuity).
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.last = None;
     }
 
@@ -194,19 +194,19 @@ impl Unwrap {
 /// 29.97 fps, or segment lengths that are not whole milliseconds). An observation that does not
 /// fit (a clock that jumped) restarts the interval from that segment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct WallMap {
+pub(crate) struct WallMap {
     /// `[lo, hi]` of C in ticks, when known.
     range: Option<(i128, i128)>,
 }
 
 impl WallMap {
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.range = None;
     }
 
     /// Takes a segment's date (ms since the epoch) and its first picture's unwrapped PTS.
     /// Returns false when the observation did not fit and restarted the interval.
-    pub fn observe(&mut self, pdt_ms: i64, first_pts: i64) -> bool {
+    pub(crate) fn observe(&mut self, pdt_ms: i64, first_pts: i64) -> bool {
         let lo = i128::from(pdt_ms) * i128::from(TICKS_PER_MS) - i128::from(first_pts);
         let hi = lo + i128::from(TICKS_PER_MS) - 1;
         match self.range {
@@ -226,12 +226,13 @@ impl WallMap {
     }
 
     /// Width of the interval in ticks (0: exact).
-    pub fn uncertainty(&self) -> Option<i128> {
+    #[cfg(test)]
+    pub(crate) fn uncertainty(&self) -> Option<i128> {
         self.range.map(|(a, b)| b - a)
     }
 
     /// The date (ms since the epoch, rounded down) of the picture with unwrapped PTS `pts`.
-    pub fn date_ms(&self, pts: i64) -> Option<i64> {
+    pub(crate) fn date_ms(&self, pts: i64) -> Option<i64> {
         let (lo, _) = self.range?;
         Some((lo + i128::from(pts)).div_euclid(i128::from(TICKS_PER_MS)) as i64)
     }

@@ -25,13 +25,13 @@
 const REFERENCE_WIDTH: usize = 320;
 
 /// Mean Cr at or below this is mint's side (mint 16, grey 128).
-pub const CR_THRESHOLD: u32 = 72;
+pub(crate) const CR_THRESHOLD: u32 = 72;
 /// Mean Cb at or above this is mint's side (grey 128, mint 166).
-pub const CB_THRESHOLD: u32 = 147;
+pub(crate) const CB_THRESHOLD: u32 = 147;
 
 /// One decoded I420 picture, borrowed.
 #[derive(Clone, Copy, Debug)]
-pub struct Planes<'a> {
+pub(crate) struct Planes<'a> {
     pub width: usize,
     pub height: usize,
     pub y: &'a [u8],
@@ -51,7 +51,7 @@ pub struct Reading {
 }
 
 /// Edge of the checkerboard's block for a picture `width` pixels wide.
-pub fn block_edge(block_size: u32, width: usize) -> usize {
+pub(crate) fn block_edge(block_size: u32, width: usize) -> usize {
     ((block_size as usize * width) / REFERENCE_WIDTH).max(1)
 }
 
@@ -68,7 +68,7 @@ fn interior(edge: usize, limit: usize) -> (usize, usize) {
 }
 
 /// Reads the top-left block of `p` (see the module docs for the rule).
-pub fn read_top_left(p: &Planes<'_>, block_size: u32) -> Reading {
+pub(crate) fn read_top_left(p: &Planes<'_>, block_size: u32) -> Reading {
     let edge = block_edge(block_size, p.width);
     let (x0, x1) = interior(edge, p.width);
     let (y0, y1) = interior(edge, p.height);

@@ -64,7 +64,7 @@ use media::{Picture, SegmentReader, Unwrap, WallMap};
 /// The `source` of every marker this detector posts.
 pub const SOURCE: &str = "hls-detect";
 /// The `text` of every marker this detector posts.
-pub const MARKER_TEXT: &str = "Mint event";
+pub(crate) const MARKER_TEXT: &str = "Mint event";
 
 /// Why a request to the origin failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,7 +79,7 @@ pub enum FetchError {
 
 impl FetchError {
     /// Worth trying again later: the origin is down, overloaded or briefly failing.
-    pub fn retryable(&self) -> bool {
+    pub(crate) fn retryable(&self) -> bool {
         match self {
             FetchError::NotFound => false,
             FetchError::Status { code, .. } => *code >= 500 || *code == 408 || *code == 429,
@@ -165,7 +165,7 @@ impl Settings {
     }
 
     /// The back-off after `failures` consecutive failures (1 or more).
-    pub fn backoff(&self, failures: u32) -> Duration {
+    pub(crate) fn backoff(&self, failures: u32) -> Duration {
         let doublings = failures.saturating_sub(1).min(20);
         (self.backoff_min * (1u32 << doublings)).min(self.backoff_max)
     }

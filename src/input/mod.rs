@@ -196,7 +196,7 @@ impl RtspUrl {
     }
 
     /// The URL as given, credentials included: for the RTSP client only, never for a message.
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.url
     }
 }
@@ -233,7 +233,7 @@ pub(crate) fn redact_credentials(s: &str) -> String {
 /// clap's parser for `--input`: [`Input::from_str`], with an error that shows the value with
 /// its credentials hidden ([`redact_credentials`]); clap's default error repeats the raw value.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct InputParser;
+pub(crate) struct InputParser;
 
 impl clap::builder::TypedValueParser for InputParser {
     type Value = Input;

@@ -27,17 +27,17 @@ use crate::time::{Duration90k, StreamTime};
 /// How many markers the store keeps in memory (and the API serves); the oldest go first. At one
 /// event every 20 s this is over two days of markers, far beyond any DVR window. The log on disk
 /// keeps every marker until it is compacted at start ([`log::COMPACT_ABOVE`]).
-pub const DEFAULT_MARKER_CAPACITY: usize = 10_000;
+pub(crate) const DEFAULT_MARKER_CAPACITY: usize = 10_000;
 
 /// Longest marker text, in characters.
-pub const MAX_TEXT_CHARS: usize = 200;
+pub(crate) const MAX_TEXT_CHARS: usize = 200;
 /// Longest `source` name, in characters.
-pub const MAX_SOURCE_CHARS: usize = 64;
+pub(crate) const MAX_SOURCE_CHARS: usize = 64;
 /// Longest idempotency `key`, in characters.
-pub const MAX_KEY_CHARS: usize = 128;
+pub(crate) const MAX_KEY_CHARS: usize = 128;
 
 /// `source` of the generator's own markers.
-pub const GENERATOR_SOURCE: &str = "generator";
+pub(crate) const GENERATOR_SOURCE: &str = "generator";
 
 /// One marker as the API returns it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -157,7 +157,7 @@ impl MarkerStore {
     /// an id above `after_id`, at most `limit` of them, in time order (ties by id). With
     /// `after_id` the page holds the lowest such ids (paging forward); without, the newest.
     /// Also returns the `after_id` of the next page when more markers match beyond this one.
-    pub fn page(
+    pub(crate) fn page(
         &self,
         ts_start: Option<f64>,
         after_id: Option<u64>,
@@ -195,7 +195,7 @@ impl MarkerStore {
     }
 
     /// Markers with an id above `id`, in id order (the order they were accepted).
-    pub fn after_id(&self, id: u64) -> Vec<Marker> {
+    pub(crate) fn after_id(&self, id: u64) -> Vec<Marker> {
         self.after_id_at_most(id, usize::MAX)
     }
 

@@ -53,7 +53,7 @@ use crate::name::MediaFile;
 use crate::time::{Duration90k, TICKS_PER_MS};
 
 /// The `EXT-X-VERSION` of a delta update: `EXT-X-SKIP` needs 9 (rfc8216bis §8).
-pub const DELTA_PROTOCOL_VERSION: u32 = 9;
+pub(crate) const DELTA_PROTOCOL_VERSION: u32 = 9;
 
 /// Low-latency settings, fixed for the life of a playlist.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,7 +64,7 @@ pub struct LowLatency {
 
 /// One partial segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Part {
+pub(crate) struct Part {
     /// Exact duration; `DURATION` is this rounded to the millisecond.
     pub duration: Duration90k,
     /// Starts with an IDR: `INDEPENDENT=YES`.
@@ -73,7 +73,7 @@ pub struct Part {
 
 /// Which form of the playlist to render.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Render {
+pub(crate) enum Render {
     /// RFC 8216 only: no low-latency tags (the durable copy on disk).
     Classic,
     /// Everything: with low latency on, server control, parts and the preload hint.
@@ -84,7 +84,7 @@ pub enum Render {
 
 /// Where the live edge is: what a blocking playlist request waits for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct LiveEdge {
+pub(crate) struct LiveEdge {
     /// Media sequence number of the open segment (the next one to complete).
     pub open_sequence: u64,
     /// Finished parts of the open segment.
@@ -97,7 +97,7 @@ impl LiveEdge {
     /// True when a playlist at this edge satisfies `_HLS_msn=msn` (and `_HLS_part=part`): it
     /// contains segment `msn` whole, or its part `part` (rfc8216bis §6.2.5.2). An ended playlist
     /// satisfies everything: the directives are ignored then.
-    pub fn satisfies(&self, msn: u64, part: Option<u32>) -> bool {
+    pub(crate) fn satisfies(&self, msn: u64, part: Option<u32>) -> bool {
         if self.ended || msn < self.open_sequence {
             return true;
         }
@@ -132,7 +132,7 @@ fn ceil_millis(d: Duration90k) -> u64 {
 impl Playlist {
     /// Turns low latency on (before the first segment). Errors if the part target is zero or
     /// longer than the target duration.
-    pub fn enable_low_latency(&mut self, ll: LowLatency) -> Result<(), PlaylistError> {
+    pub(crate) fn enable_low_latency(&mut self, ll: LowLatency) -> Result<(), PlaylistError> {
         if ll.part_target == Duration90k::ZERO || ll.part_target.as_u64() > self.target_ticks {
             return Err(PlaylistError::BadPartTarget {
                 part_target: ll.part_target,
@@ -158,7 +158,7 @@ impl Playlist {
     /// open segment's (taken from its first part: its PDT and `EXT-X-DISCONTINUITY` go before
     /// its first `EXT-X-PART`, R41). `last_in_segment`: the next part opens the next segment
     /// (the preload hint names it).
-    pub fn push_part(
+    pub(crate) fn push_part(
         &mut self,
         part: Part,
         segment_pdt: WallClock,
@@ -192,7 +192,7 @@ impl Playlist {
     }
 
     /// Forgets the open segment's parts (its segment was lost: it will not be listed).
-    pub fn abandon_parts(&mut self) {
+    pub(crate) fn abandon_parts(&mut self) {
         if let Some(ll) = self.ll.as_mut() {
             ll.open.clear();
             ll.open_pdt = None;
@@ -201,7 +201,7 @@ impl Playlist {
     }
 
     /// Where the live edge is (see [`LiveEdge`]).
-    pub fn live_edge(&self) -> LiveEdge {
+    pub(crate) fn live_edge(&self) -> LiveEdge {
         LiveEdge {
             open_sequence: self.next_sequence,
             open_parts: self.ll.as_ref().map_or(0, |l| l.open.len() as u32),
@@ -211,7 +211,8 @@ impl Playlist {
 
     /// The parts of the newest segments (oldest first, with their media sequence numbers) and
     /// of the open segment, as listed in the full playlist.
-    pub fn listed_parts(&self) -> Vec<(u64, Vec<Part>)> {
+    #[cfg(test)]
+    pub(crate) fn listed_parts(&self) -> Vec<(u64, Vec<Part>)> {
         let Some(ll) = &self.ll else {
             return Vec::new();
         };

@@ -81,7 +81,7 @@ pub mod attributes;
 pub mod low_latency;
 pub(crate) mod resume;
 
-pub use low_latency::{LiveEdge, LowLatency, Part, Render};
+pub(crate) use low_latency::{LiveEdge, LowLatency, Part, Render};
 
 /// The `EXT-X-VERSION` we write: decimal-floating-point EXTINF needs 3 (RFC 8216 §7); PDT,
 /// DATERANGE and INDEPENDENT-SEGMENTS add no requirement (R11).
@@ -735,7 +735,7 @@ impl Playlist {
 
     /// Renders one form of the playlist into `out`, replacing its content. Without low latency
     /// every form is the classic playlist; a delta update with nothing to skip is the full one.
-    pub fn render_with(&self, out: &mut String, form: Render) {
+    pub(crate) fn render_with(&self, out: &mut String, form: Render) {
         out.clear();
         let w = "writing to a String cannot fail";
         let ll = self.ll.is_some() && form != Render::Classic;

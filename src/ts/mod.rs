@@ -312,7 +312,7 @@ impl TsMuxer {
 
     /// Repeats PAT and PMT inside a segment, so what follows (a low-latency part) can be
     /// demultiplexed on its own; continuity counters go on as in any other packet.
-    pub fn repeat_psi(&mut self, out: &mut Vec<u8>) {
+    pub(crate) fn repeat_psi(&mut self, out: &mut Vec<u8>) {
         out.reserve(2 * PACKET_SIZE);
         psi::write_psi(&psi::PAT_PACKET, self.pat.take().as_u8(), out);
         psi::write_psi(&psi::PMT_PACKET, self.pmt.take().as_u8(), out);
