@@ -3,15 +3,15 @@
 //! starts over; the binary with `--marker-token` and `--no-builtin-markers`, and its logs never
 //! show the token.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hls::state::Shared;
 
-use crate::util;
+use crate::util::{self, http};
 
 const ARGS: [&str; 10] = [
     "--size",
@@ -110,23 +110,6 @@ fn a_restart_keeps_every_marker_and_the_clock_goes_on() {
     let m3 = third.markers.since(None);
     assert!(m3.iter().all(|m| m.time < 2.1), "{m3:?}");
     assert!(m3.first().is_none_or(|m| m.id == 1));
-}
-
-/// The one HTTP/1.1 request a test needs: status and body.
-fn http(addr: SocketAddr, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status = out.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
-    (status, body)
 }
 
 /// The binary: generator markers off, posting with the token, and the token never in the logs

@@ -23,6 +23,8 @@ use crate::util::{self, nal_types};
 
 // A TCP stall: a silent connection is dropped, the stream reconnects.
 mod stall;
+// Markers posted by date land on the camera frame of that date.
+mod markers;
 
 const PYTHON: &str = "/usr/bin/python3";
 
