@@ -4,7 +4,6 @@
 //! show the token.
 
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -139,14 +138,7 @@ fn the_binary_takes_markers_from_outside_only_and_never_logs_the_token() {
         all
     });
     let deadline = Instant::now() + Duration::from_secs(30);
-    let addr: SocketAddr = loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("the server says where it listens");
-        if let Some(rest) = line.split("player at http://").nth(1) {
-            break rest.split('/').next().unwrap().parse().unwrap();
-        }
-    };
+    let addr = crate::util::listen_address(&rx, Duration::from_secs(30));
     // Wait for the first segment: then the stream clock is set.
     while http(addr, "GET", "/healthz", "", "").0 != 200 {
         assert!(Instant::now() < deadline, "no segment within 30 s");

@@ -110,3 +110,20 @@ pub fn http(
     let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
     (status, body)
 }
+
+/// The address the binary's HTTP server listens on, read from its log lines as they arrive on
+/// `lines` ("player at http://ADDR/..."), waiting at most `within`.
+pub fn listen_address(
+    lines: &std::sync::mpsc::Receiver<String>,
+    within: std::time::Duration,
+) -> SocketAddr {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let line = lines
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+            .expect("the server says where it listens");
+        if let Some(rest) = line.split("player at http://").nth(1) {
+            return rest.split('/').next().unwrap().parse().unwrap();
+        }
+    }
+}

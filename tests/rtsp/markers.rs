@@ -79,15 +79,7 @@ fn a_marker_posted_by_date_lands_on_the_cameras_frame_at_that_date() {
             let _ = tx.send(line);
         }
     });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let addr: SocketAddr = loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("the server says where it listens");
-        if let Some(rest) = line.split("player at http://").nth(1) {
-            break rest.split('/').next().unwrap().parse().unwrap();
-        }
-    };
+    let addr = crate::util::listen_address(&rx, Duration::from_secs(30));
     // Ten segments (20 s): late enough for a drift between the camera's clock and the wall
     // clock to show.
     let deadline = Instant::now() + Duration::from_secs(60);
