@@ -751,3 +751,104 @@ fn passthrough_program_date_time_is_each_segments_arrival() {
         );
     }
 }
+
+/// `GET /stream`: its status and its JSON (null when it is not JSON).
+fn stream_info(s: &util::Serving) -> (u16, serde_json::Value) {
+    let (status, body) = s.get("/stream");
+    (status, serde_json::from_slice(&body).unwrap_or_default())
+}
+
+/// Seconds since the Unix epoch of an HTTP date (`Wed, 02 Dec 2026 21:39:02 GMT`).
+fn http_date_secs(text: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc2822(text)
+        .unwrap_or_else(|e| panic!("{text:?} is not an HTTP date: {e}"))
+        .timestamp()
+}
+
+/// The binary with a 25 fps camera whose GOP is 4 s, started with the default flags (30 fps,
+/// 2 s segments, which would give TARGETDURATION 2). Until the camera plays `/stream` says it
+/// does not know (503); then it gives the camera's 25/1 and TARGETDURATION 4, the playlist
+/// may be cached half of 4 s, and a segment expires when its planned life at 4 s segments ends
+/// (window of 3 and the R25 grace: 7 x 4 s), not at 7 x 2 s. The camera restarted at 15 fps:
+/// `/stream` says 15/1.
+#[test]
+fn stream_info_and_cache_headers_follow_the_camera() {
+    if !gstreamer_available() {
+        return;
+    }
+    let server = start_server(&["--fps", "25", "--key-int", "100"]);
+    let port = server.port.to_string();
+    let streamer = util::Serving::start(&["--input", &server.url(), "--list-size", "3"]);
+    let (status, _) = stream_info(&streamer);
+    assert_eq!(status, 503, "the camera's GOP takes 4 s to measure");
+    let mut info = serde_json::Value::Null;
+    assert!(
+        wait_for(Duration::from_secs(30), || {
+            let (status, json) = stream_info(&streamer);
+            info = json;
+            status == 200
+        }),
+        "/stream answers once the camera plays"
+    );
+    assert_eq!(info["frame_rate"], serde_json::json!({"num": 25, "den": 1}));
+    assert_eq!(info["fps"], 25.0);
+    assert_eq!(info["target_duration"], 4);
+
+    // The first segment (one 4 s GOP) is listed once the second GOP's IDR arrives.
+    let mut playlist = String::new();
+    assert!(
+        wait_for(Duration::from_secs(20), || {
+            let (status, cc, body) = streamer.get_header("/video/chessboard.m3u8", "cache-control");
+            let body = String::from_utf8(body).unwrap();
+            if status == 200 && body.contains("#EXTINF") {
+                assert_eq!(cc.as_deref(), Some("public, max-age=2"), "half of TD 4");
+                playlist = body;
+                true
+            } else {
+                false
+            }
+        }),
+        "a segment within 20 s"
+    );
+    assert!(playlist.contains("#EXT-X-TARGETDURATION:4\n"), "{playlist}");
+    let uri = playlist
+        .lines()
+        .find(|l| l.ends_with(".ts"))
+        .unwrap()
+        .to_owned();
+    let (status, expires, _) = streamer.get_header(&format!("/video/{uri}"), "expires");
+    let (_, modified, _) = streamer.get_header(&format!("/video/{uri}"), "last-modified");
+    assert_eq!(status, 200);
+    let life = http_date_secs(&expires.unwrap()) - http_date_secs(&modified.unwrap());
+    assert!(
+        (28..=29).contains(&life),
+        "{uri} expires {life} s after its publication, not 7 x 4 s"
+    );
+    let (_, cc, _) = streamer.get_header(&format!("/video/{uri}"), "cache-control");
+    let cc = cc.unwrap();
+    let age: i64 = cc
+        .split(',')
+        .find_map(|d| d.trim().strip_prefix("max-age="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((20..=28).contains(&age), "{uri}: {cc}");
+
+    // The camera comes back at 15 fps (a 4 s GOP still).
+    drop(server);
+    std::thread::sleep(Duration::from_millis(500));
+    let _server = start_server(&["--port", &port, "--fps", "15", "--key-int", "60"]);
+    assert!(
+        wait_for(Duration::from_secs(30), || {
+            let (_, json) = stream_info(&streamer);
+            info = json;
+            info["fps"] == 15.0
+        }),
+        "/stream gives the new rate after the reconnection: {info}"
+    );
+    assert_eq!(info["frame_rate"], serde_json::json!({"num": 15, "den": 1}));
+    assert_eq!(
+        info["target_duration"], 4,
+        "TARGETDURATION never changes (R14)"
+    );
+}
