@@ -231,26 +231,27 @@ fn check_timing(segs: &[ReadSegment]) {
     }
 }
 
-/// Passthrough: 10 s of a 30 fps camera with an IDR every 60 frames into 2 s segments. Every
-/// segment opens with the camera's IDR, lasts 2 s (60 frames), decodes, and TARGETDURATION is
-/// the GOP-derived 2.
-#[test]
-fn passthrough_cuts_at_the_cameras_idrs_and_decodes() {
-    if !gstreamer_available() {
-        return;
-    }
+/// Passthrough: 10 s of a 30 fps camera with an IDR every 60 frames into 2 s segments, over
+/// `transport`. Every segment opens with the camera's IDR, lasts 2 s (60 frames), decodes, and
+/// TARGETDURATION is the GOP-derived 2; no discontinuity (nothing lost).
+fn passthrough_cuts_and_decodes_over(transport: &str) {
     let server = start_server(&[]);
     let dir = tempfile::tempdir().unwrap();
-    let cfg = util::config(dir.path(), &["--frames", "300"]);
+    let cfg = util::config(
+        dir.path(),
+        &["--frames", "300", "--rtsp-transport", transport],
+    );
+    assert_eq!(cfg.rtsp_transport.to_string(), transport);
+    let camera = Camera::new(&server.url(), None, None, cfg.rtsp_transport).unwrap();
     let shared = Arc::new(Shared::default());
     let summary = hls::pipeline::run_rtsp(
         &cfg,
-        camera(&server.url()),
+        camera,
         shared.clone(),
         Arc::new(AtomicBool::new(false)),
         &mut |_| {},
     )
-    .unwrap_or_else(|e| panic!("camera stream failed: {e}"));
+    .unwrap_or_else(|e| panic!("camera stream over {transport} failed: {e}"));
     assert_eq!(summary.frames_encoded, 300);
     let (pl, segs) = read_segments(dir.path());
     assert!(pl.end_list);
@@ -262,6 +263,25 @@ fn passthrough_cuts_at_the_cameras_idrs_and_decodes() {
     }
     check_timing(&segs);
     decode_all(&segs, 320, 240);
+}
+
+/// Passthrough over TCP (interleaved, the default).
+#[test]
+fn passthrough_cuts_at_the_cameras_idrs_and_decodes() {
+    if !gstreamer_available() {
+        return;
+    }
+    passthrough_cuts_and_decodes_over("tcp");
+}
+
+/// Passthrough over UDP (`--rtsp-transport udp`: RTP and RTCP on ports of their own, on
+/// 127.0.0.1; GStreamer's server offers it): the same checks as over TCP.
+#[test]
+fn passthrough_over_udp_cuts_at_the_cameras_idrs_and_decodes() {
+    if !gstreamer_available() {
+        return;
+    }
+    passthrough_cuts_and_decodes_over("udp");
 }
 
 /// A GOP longer than --hls-time: one GOP per segment, TARGETDURATION from the GOP.
