@@ -46,7 +46,7 @@ use crate::segmenter::{Cut, FrameAu, PartPlan, Segmenter};
 use crate::source::{Checkerboard, FrameInfo, Source};
 use crate::state::{InputParams, Shared, StreamParams};
 use crate::store::MediaDir;
-use crate::time::{Duration90k, FrameRate, SegmentClock, StreamTime};
+use crate::time::{Duration90k, FrameRate, SegmentClock, StreamTime, TICKS_PER_MS};
 use crate::yuv::rgb_to_i420;
 
 /// I420 frames in flight between source and encoder.
@@ -910,6 +910,20 @@ pub fn prepare_rtsp(
                     format!("camera {camera}: the RTSP client ended before the first GOP"),
                 ));
             }
+        }
+    }
+    // A sender report that came during the first GOP dates the frames before it too (the
+    // first IDR usually comes before the camera's first report): they are placed by it.
+    let newest = opened
+        .first_gop
+        .iter()
+        .rev()
+        .find_map(|f| f.sender_wall.map(|w| (w, f.rtp)));
+    if let Some((wall, rtp)) = newest {
+        for f in &mut opened.first_gop {
+            let w = wall - (rtp - f.rtp);
+            f.sender_wall = Some(w);
+            f.wall_unix_ms = w.div_euclid(TICKS_PER_MS as i64);
         }
     }
     let (longest, target) = target_for_gop(cfg.segment, opened.gop);

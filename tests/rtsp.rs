@@ -26,6 +26,8 @@ const PYTHON: &str = "/usr/bin/python3";
 struct GstServer {
     child: Child,
     port: u16,
+    /// What it printed on stdout after its port.
+    lines: std::sync::mpsc::Receiver<String>,
 }
 
 impl Drop for GstServer {
@@ -82,9 +84,12 @@ fn start_server(args: &[&str]) -> GstServer {
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
+        // Read to the end, so that the server never writes into a closed pipe.
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
     });
     let line = rx
         .recv_timeout(Duration::from_secs(15))
@@ -94,7 +99,11 @@ fn start_server(args: &[&str]) -> GstServer {
         .strip_prefix("PORT ")
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("unexpected first line from server.py: {line:?}"));
-    GstServer { child, port }
+    GstServer {
+        child,
+        port,
+        lines: rx,
+    }
 }
 
 /// A port nothing listens on (bound, then released).
@@ -871,4 +880,93 @@ fn stream_info_and_cache_headers_follow_the_camera() {
         info["target_duration"], 4,
         "TARGETDURATION never changes (R14)"
     );
+}
+
+/// Passthrough of a camera whose RTP clock runs 0.25 % fast against its wall clock (its RTCP
+/// sender reports tell the real time), for 30 s: each segment's EXT-X-PROGRAM-DATE-TIME is held
+/// against the wall-clock instant the camera made the segment's first frame (printed by the
+/// server at capture, so delivery jitter does not count). Following RTP steps alone, PDT runs
+/// 5 ms ahead every 2 s segment (about 70 ms by the end); following the sender reports, from
+/// the first report on (segment 2 at the latest) it drifts less than 1.5 ms a segment and
+/// stays within 30 ms. PDTs go forward by exactly each EXTINF, with no discontinuity, and PTS
+/// steps stay within 10 ticks of a frame.
+#[test]
+fn passthrough_program_date_time_follows_the_sender_reports() {
+    if !gstreamer_available() {
+        return;
+    }
+    let server = start_server(&["--clock-rate", "1.0025", "--print-keyframes"]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = util::config(dir.path(), &["--frames", "900"]);
+    let mut playlist = String::new();
+    hls::pipeline::run_rtsp(
+        &cfg,
+        camera(&server.url()),
+        Arc::new(Shared::default()),
+        Arc::new(AtomicBool::new(false)),
+        &mut |text| playlist = text.to_owned(),
+    )
+    .unwrap_or_else(|e| panic!("camera stream failed: {e}"));
+    let listed = listed_segments(&playlist);
+    assert!(!playlist.contains("#EXT-X-DISCONTINUITY"), "{playlist}");
+    assert_eq!(listed.len(), 15, "{playlist}");
+    for w in listed.windows(2) {
+        assert!(
+            (w[1].1 - (w[0].1 + w[0].2)).abs() <= 1,
+            "{}: PDT {} is not the previous PDT + EXTINF",
+            w[1].0,
+            w[1].1
+        );
+    }
+    // Frame n of the camera (n a multiple of 60: its IDRs) was made at captured[n / 60].
+    let captured: Vec<i64> = server
+        .lines
+        .try_iter()
+        .filter_map(|l| {
+            let mut it = l.strip_prefix("FRAME ")?.split(' ');
+            let n: u64 = it.next()?.parse().ok()?;
+            let ms: i64 = it.next()?.parse().ok()?;
+            (n % 60 == 0).then_some(ms)
+        })
+        .collect();
+    // The stream's first IDR is the source's first frame, or a later IDR of it: the one that
+    // gives the first segment the smallest error.
+    let skip = (0..captured.len().saturating_sub(listed.len()))
+        .min_by_key(|&j| (listed[0].1 - captured[j]).abs())
+        .expect("the server printed its keyframes");
+    let errors: Vec<i64> = listed
+        .iter()
+        .zip(&captured[skip..])
+        .map(|((_, pdt, _), made)| pdt - made)
+        .collect();
+    assert_eq!(errors.len(), listed.len());
+    eprintln!("PDT minus capture, ms, per 2 s segment: {errors:?}");
+    // From segment 2 on (after the camera's first report): the least-squares slope of the error, per segment, and its
+    // spread. The error's level is the camera's own (GStreamer's reports date a frame about
+    // 80 ms after its capture: its pipeline's latency); what must not grow is the error.
+    let settled = &errors[2..];
+    let n = settled.len() as f64;
+    let mean_k = (n - 1.0) / 2.0;
+    let mean_e = settled.iter().sum::<i64>() as f64 / n;
+    let (mut sxy, mut sxx) = (0.0, 0.0);
+    for (k, e) in settled.iter().enumerate() {
+        sxy += (k as f64 - mean_k) * (*e as f64 - mean_e);
+        sxx += (k as f64 - mean_k).powi(2);
+    }
+    let slope = sxy / sxx;
+    let spread = settled.iter().max().unwrap() - settled.iter().min().unwrap();
+    eprintln!(
+        "settled: drift {slope:.2} ms per segment ({:.1} ms over {} s), spread {spread} ms, \
+         level {mean_e:.0} ms",
+        slope * (n - 1.0),
+        2.0 * (n - 1.0)
+    );
+    assert!(
+        slope.abs() < 1.5 && spread <= 30 && mean_e.abs() < 200.0,
+        "PDT against the camera's capture instants drifts {slope:.2} ms per 2 s segment \
+         (spread {spread} ms, level {mean_e:.0} ms): {errors:?}"
+    );
+    let (_, segs) = read_segments(dir.path());
+    check_timing(&segs);
+    decode_all(&segs, 320, 240);
 }
