@@ -559,6 +559,15 @@ async fn connect(
     Ok((demuxed, (w, h, fps)))
 }
 
+/// The transcode path's per-frame stages, for the allocation test (`tests/alloc.rs`).
+#[doc(hidden)]
+pub mod testutil {
+    /// A decoded picture copied over its strides into `dst`, as `--transcode` does per frame.
+    pub fn copy_picture(pic: &impl openh264::formats::YUVSource, dst: &mut crate::frame::YuvFrame) {
+        super::transcode::copy_picture(pic, dst);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
