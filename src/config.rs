@@ -511,6 +511,11 @@ impl Config {
         Ok(())
     }
 
+    /// `--fps` was given: it wins over an input's own rate.
+    pub(crate) fn fps_given(&self) -> bool {
+        self.requested.rate.is_some()
+    }
+
     /// This configuration for an input that brings its own frame size and, unless `--fps` was
     /// given, its own rate (a Y4M header's; `None` when the header has none). An error when the
     /// rate is missing or out of range, or `--size` was given.

@@ -44,9 +44,9 @@ use crate::rtsp::transcode::TranscodeJob;
 use crate::rtsp::{self, Camera, CameraFrame, Event};
 use crate::segmenter::{Cut, FrameAu, PartPlan, Segmenter};
 use crate::source::{Checkerboard, FrameInfo, Source};
-use crate::state::Shared;
+use crate::state::{InputParams, Shared, StreamParams};
 use crate::store::MediaDir;
-use crate::time::{Duration90k, FrameRate, SegmentClock, StreamTime};
+use crate::time::{Duration90k, FrameRate, SegmentClock, StreamTime, TICKS_PER_MS};
 use crate::yuv::rgb_to_i420;
 
 /// I420 frames in flight between source and encoder.
@@ -177,6 +177,11 @@ fn start_prepared(
         }
     }
     let guard = OnExit(Some(on_exit), stop.clone());
+    if matches!(prepared.opened, Opened::Rtsp(_)) {
+        // Set before the server can answer: until the camera plays, `GET /stream` does not
+        // give the command line's rate as the camera's.
+        shared.update_status(|s| s.params = InputParams::Pending);
+    }
     let segmenter = spawn("segmenter", move || {
         let _guard = guard;
         run_prepared(prepared, shared, stop, &mut |_| {})
@@ -907,6 +912,20 @@ pub fn prepare_rtsp(
             }
         }
     }
+    // A sender report that came during the first GOP dates the frames before it too (the
+    // first IDR usually comes before the camera's first report): they are placed by it.
+    let newest = opened
+        .first_gop
+        .iter()
+        .rev()
+        .find_map(|f| f.sender_wall.map(|w| (w, f.rtp)));
+    if let Some((wall, rtp)) = newest {
+        for f in &mut opened.first_gop {
+            let w = wall - (rtp - f.rtp);
+            f.sender_wall = Some(w);
+            f.wall_unix_ms = w.div_euclid(TICKS_PER_MS as i64);
+        }
+    }
     let (longest, target) = target_for_gop(cfg.segment, opened.gop);
     // The first step of the camera's clock (a split access unit repeats a timestamp).
     let frame = opened
@@ -933,6 +952,18 @@ pub fn prepare_rtsp(
         let cfg = transcode_config(cfg, &opened, frame)?;
         return Ok((cfg, opened));
     }
+    // The stream's clock runs at the camera's rate (the SPS's, else measured over the first
+    // GOP) unless --fps says otherwise: markers' frames and timecodes, `GET /stream` and
+    // `--duration` count the camera's frames.
+    let rate = camera_rate(
+        opened
+            .fps
+            .unwrap_or(90_000.0 / frame.as_u64().max(1) as f64),
+    );
+    let camera = &opened.camera;
+    let mut cfg = cfg
+        .with_input_format(cfg.width, cfg.height, rate)
+        .map_err(|e| Error::new(e.kind(), format!("camera {camera}: {}", e.message())))?;
     if longest > cfg.segment {
         let fit = (cfg.segment.as_u64() / frame.as_u64().max(1)).max(1);
         warn!(
@@ -945,7 +976,6 @@ pub fn prepare_rtsp(
             longest.as_secs_f64(),
         );
     }
-    let mut cfg = cfg.clone();
     cfg.target_duration_secs = target;
     cfg.segment_lifetime = planned_segment_lifetime(longest, cfg.list_size);
     Ok((cfg, opened))
@@ -1022,13 +1052,22 @@ pub fn run_rtsp(
     let mut camera = camera;
     camera.set_batching(!cfg.transcode);
     let (cfg, opened) = prepare_rtsp(cfg, camera, &shared, &stop)?;
-    // The server was started before the camera's GOP was known: its health deadline follows
-    // the target chosen now.
-    shared.update_status(|s| s.target_duration_secs = Some(cfg.target_duration_secs));
+    // The server was started before the camera was known: `GET /stream`, the cache headers
+    // and the health deadline follow the rate and the target chosen now.
+    shared.update_status(|s| s.params = InputParams::Known(stream_params(&cfg, cfg.rate)));
     if cfg.transcode {
         run_rtsp_transcode(&cfg, opened, shared, stop, observer)
     } else {
         run_rtsp_prepared(&cfg, opened, shared, stop, observer)
+    }
+}
+
+/// What the server tells about a stream of configuration `cfg` whose frames come at `rate`.
+fn stream_params(cfg: &Config, rate: FrameRate) -> StreamParams {
+    StreamParams {
+        frame_rate: rate,
+        target_duration_secs: cfg.target_duration_secs,
+        segment_lifetime_secs: cfg.segment_lifetime.as_secs_ceil(),
     }
 }
 
@@ -1135,6 +1174,9 @@ pub fn run_rtsp_prepared(
         shared: &shared,
         frames: 0,
         limit: cfg.frame_limit,
+        params: stream_params(cfg, cfg.rate),
+        rate_fixed: cfg.fps_given(),
+        rate_probe: None,
     };
     let RtspOpened {
         events,
@@ -1165,7 +1207,7 @@ pub fn run_rtsp_prepared(
                 result = sink.frame(f);
             }
             Ok(Event::Down { reason }) => sink.down(reason),
-            Ok(Event::Connected { .. }) => {}
+            Ok(Event::Connected { fps, .. }) => sink.connected(fps),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
@@ -1228,6 +1270,13 @@ struct RtspSink<'p, 'o> {
     frames: u64,
     /// `--frames`: the stream ends after this many.
     limit: Option<u64>,
+    /// What the server says about the stream (its frame rate follows the camera's sessions).
+    params: StreamParams,
+    /// `--fps` was given: the stream's rate is that, whatever the camera sends.
+    rate_fixed: bool,
+    /// A new session's rate is being found: the SPS's (if it gives one) and the stream time of
+    /// the run's first frame, once placed.
+    rate_probe: Option<(Option<FrameRate>, Option<StreamTime>)>,
 }
 
 impl RtspSink<'_, '_> {
@@ -1242,6 +1291,7 @@ impl RtspSink<'_, '_> {
             )
         })?;
         let Some(p) = placed else { return Ok(()) };
+        self.probe_rate(&p);
         if p.starts_run {
             // A new session: a new muxer after the discontinuity (counters start again).
             self.segmenter = Segmenter::new(self.pts_offset);
@@ -1280,6 +1330,49 @@ impl RtspSink<'_, '_> {
         }
         let bytes = self.publisher.publish(closed, self.frames);
         self.segmenter.recycle(bytes);
+    }
+
+    /// A new session plays (a reconnection): its frame rate is found from its first frames.
+    fn connected(&mut self, fps: Option<f64>) {
+        if !self.rate_fixed {
+            self.rate_probe = Some((fps.and_then(camera_rate), None));
+        }
+    }
+
+    /// The frame rate of a new session: the SPS's, else its first two frames' distance. When it
+    /// is not the one published, `GET /stream` says the new one from now on. The stream's clock
+    /// keeps its rate (markers' frames and timecodes count from it: they are told apart in
+    /// the log).
+    fn probe_rate(&mut self, p: &crate::rtsp::passthrough::Placed) {
+        let Some((sps, first)) = &mut self.rate_probe else {
+            return;
+        };
+        let rate = match (*sps, *first) {
+            (Some(r), _) => Some(r),
+            (None, Some(first)) if !p.starts_run => {
+                camera_rate(90_000.0 / (p.at - first).as_u64().max(1) as f64)
+            }
+            // The run's first frame (or a run that ended before its second): measure from it.
+            (None, _) => {
+                *first = Some(p.at);
+                return;
+            }
+        };
+        self.rate_probe = None;
+        let Some(rate) = rate else { return };
+        if rate != self.params.frame_rate {
+            info!(
+                camera = %self.camera,
+                fps = rate.as_f64(),
+                was = self.params.frame_rate.as_f64(),
+                "the camera came back at another frame rate: GET /stream says it from now on \
+                 (markers keep the stream clock's frames; restart with --fresh to count the new)"
+            );
+            self.params.frame_rate = rate;
+            let params = self.params;
+            self.shared
+                .update_status(|s| s.params = InputParams::Known(params));
+        }
     }
 
     /// The camera dropped: what it sent is published now; the next session follows a

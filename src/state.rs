@@ -10,7 +10,7 @@ use tokio::sync::broadcast;
 use crate::clock::StreamClock;
 use crate::markers::writer::Request;
 use crate::markers::{Marker, MarkerStore};
-use crate::time::StreamTime;
+use crate::time::{FrameRate, StreamTime};
 
 /// Frame gaps remembered for snapping markers to frames that exist; the oldest go first.
 const FRAME_GAPS_CAPACITY: usize = 4096;
@@ -120,9 +120,36 @@ pub(crate) struct Status {
     pub(crate) input_stalled: bool,
     /// Why the camera is down (an RTSP input reconnecting), credentials never included.
     pub(crate) input_down: Option<String>,
-    /// TARGETDURATION when the input chose it after the server started (a passthrough camera's
-    /// GOP decides it): `/healthz` allows 1.5 times it, not the server's own figure.
-    pub(crate) target_duration_secs: Option<u64>,
+    /// The stream's parameters when the input decides them after the server started (a
+    /// camera's): `GET /stream`, the playlist's `max-age`, the segments' `Expires` and the
+    /// health deadline follow them, not the server's own figures.
+    pub(crate) params: InputParams,
+}
+
+/// What the page and caches are told about the stream as it is published.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct StreamParams {
+    /// The frame rate of the frames published now (`GET /stream`).
+    pub(crate) frame_rate: FrameRate,
+    /// `EXT-X-TARGETDURATION` (fixed for the playlist's life, R14): the playlist's `max-age`,
+    /// a blocking request's hold, the health deadline.
+    pub(crate) target_duration_secs: u64,
+    /// How long a segment stays on the server from its publication: its `Expires` (R27).
+    pub(crate) segment_lifetime_secs: u64,
+}
+
+/// Where the stream's parameters come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum InputParams {
+    /// The server's configuration (the command line's, or a Y4M header's read before it
+    /// started).
+    #[default]
+    Configured,
+    /// The input decides them once it plays (a camera not connected yet): `GET /stream` has
+    /// nothing to say yet.
+    Pending,
+    /// The input's, as published now.
+    Known(StreamParams),
 }
 
 impl Shared {
@@ -264,6 +291,11 @@ impl Shared {
     /// Why the input (an RTSP camera) is down right now, if it is.
     pub fn input_down(&self) -> Option<String> {
         self.status().input_down
+    }
+
+    /// The stream's parameters ([`Status::params`]), read without cloning the status.
+    pub(crate) fn input_params(&self) -> InputParams {
+        self.status.read().expect("status lock poisoned").params
     }
 
     pub(crate) fn status(&self) -> Status {

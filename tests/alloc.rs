@@ -1,6 +1,7 @@
 //! Proves the per-frame hot path allocates nothing in steady state: frame generation, the
 //! timecode overlay, RGB to I420 (or generation and overlay straight into I420, the pipeline's
-//! path) and the TS muxer. A counting global allocator (counting only
+//! path), the TS muxer, the Y4M reader and `--transcode`'s decode, copy, timecode and
+//! re-encode. A counting global allocator (counting only
 //! on the thread that opts in) wraps `System`. Its own test binary, because of the allocator.
 //! (openh264 allocates in C++, outside Rust's allocator; its buffers are set up once.)
 
@@ -220,4 +221,74 @@ fn y4m_frames_do_not_allocate() {
             "{colour}: frame 599's picture"
         );
     }
+}
+
+/// `--transcode`'s per-frame work in steady state, driven without a camera from access units
+/// recorded first (our encoder's, 2 s GOPs, IDRs with SPS and PPS as a camera sends them):
+/// openh264's decoder through its Rust wrapper, the decoded picture copied into a pooled I420
+/// frame, the timecode burnt in, and the re-encode into a reused buffer. Nothing on the Rust
+/// side allocates after the first GOP (openh264's own buffers are C++'s, set up once).
+#[test]
+fn transcode_frame_stages_do_not_allocate() {
+    use hls::encode::{EncoderSettings, H264Encoder};
+    use openh264::formats::YUVSource;
+
+    let rate = FrameRate::new(30, 1).unwrap();
+    let (w, h) = (320, 180);
+    let settings = EncoderSettings {
+        width: w,
+        height: h,
+        rate,
+        bitrate_bps: 800_000,
+        gop_frames: 60,
+    };
+    // The camera: 240 frames of the board, encoded.
+    let mut camera = H264Encoder::new(settings.clone()).unwrap();
+    let mut board = board(w, h, 2.0);
+    let mut yuv = YuvFrame::new(w, h);
+    let aus: Vec<Vec<u8>> = (0..240u64)
+        .map(|n| {
+            board.render_i420(n, &mut yuv).unwrap();
+            let mut au = Vec::new();
+            camera
+                .encode(&yuv, rate.time_of(n), n % 60 == 0, &mut au)
+                .unwrap();
+            au
+        })
+        .collect();
+
+    let mut decoder = openh264::decoder::Decoder::new().unwrap();
+    let overlay = TimecodeOverlay::new(DEFAULT_FONT, w, h).unwrap();
+    let mut encoder = H264Encoder::new(settings).unwrap();
+    let mut frame = YuvFrame::new(w, h);
+    let mut out = Vec::with_capacity(256 * 1024);
+    let mut keyframes = 0;
+    let mut stage = |n: u64| {
+        let pic = decoder
+            .decode(&aus[n as usize])
+            .expect("decodes")
+            .expect("no B-frames: a picture per access unit");
+        assert_eq!(pic.dimensions(), (w, h));
+        hls::rtsp::testutil::copy_picture(&pic, &mut frame);
+        overlay.draw_i420(&mut frame, Timecode::from_frame(n, rate));
+        out.clear();
+        let e = encoder
+            .encode(&frame, rate.time_of(n), n % 60 == 0, &mut out)
+            .expect("encodes");
+        keyframes += usize::from(e.keyframe);
+        assert!(!out.is_empty());
+    };
+    // The first GOP warms up (openh264 initialises on its first frame; `out` reaches its size).
+    for n in 0..60 {
+        stage(n);
+    }
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    COUNTING.with(|c| c.set(true));
+    for n in 60..240 {
+        stage(n);
+    }
+    COUNTING.with(|c| c.set(false));
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    assert_eq!(keyframes, 4, "an IDR every 60 frames, re-encoded");
+    assert_eq!(allocations, 0, "allocations in 180 transcoded frames");
 }

@@ -4,90 +4,21 @@
 //! they exist, and two independent parsers (the test kit's strict reader and Python's `m3u8`)
 //! read every form of the playlist.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hls_testkit::check::read_segment;
 use hls_testkit::{check_low_latency_text, LowLatencyRead};
 
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    agent: ureq::Agent,
-    _dir: tempfile::TempDir,
-}
+use crate::util::Serving;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(args: &[&str]) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hls-streamer"))
-            .args(["--size", "320x180", "--bind", "127.0.0.1:0", "--out-dir"])
-            .arg(dir.path())
-            .args(args)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel::<String>();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let addr = loop {
-            let line = rx
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .expect("the server says where it listens");
-            if let Some(rest) = line.split("player at http://").nth(1) {
-                break rest.split('/').next().unwrap().parse().unwrap();
-            }
-        };
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(20)))
-            .build()
-            .into();
-        Server {
-            child,
-            addr,
-            agent,
-            _dir: dir,
-        }
-    }
-
-    fn get(&self, path: &str) -> (u16, Vec<u8>) {
-        let mut resp = self
-            .agent
-            .get(&format!("http://{}{path}", self.addr))
-            .call()
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-        let status = resp.status().as_u16();
-        let body = resp
-            .body_mut()
-            .with_config()
-            .limit(64 << 20)
-            .read_to_vec()
-            .unwrap();
-        (status, body)
-    }
-
-    fn playlist(&self, query: &str) -> (String, LowLatencyRead) {
-        let (status, body) = self.get(&format!("/video/chessboard.m3u8{query}"));
-        assert_eq!(status, 200, "{query}");
-        let text = String::from_utf8(body).unwrap();
-        let read = check_low_latency_text(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-        (text, read)
-    }
+/// The live playlist with `query`, read by the test kit's strict reader.
+fn playlist(s: &Serving, query: &str) -> (String, LowLatencyRead) {
+    let (status, body) = s.get(&format!("/video/chessboard.m3u8{query}"));
+    assert_eq!(status, 200, "{query}");
+    let text = String::from_utf8(body).unwrap();
+    let read = check_low_latency_text(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    (text, read)
 }
 
 /// Python's `m3u8` (Debian's python3-m3u8, for /usr/bin/python3) reads `text`: segment URIs, and
@@ -173,13 +104,22 @@ fn agree_with_python(text: &str, r: &LowLatencyRead) {
 
 #[test]
 fn ll_parts_make_up_the_segments_and_decode_alone() {
-    let s = Server::start(&["--hls-time", "1", "--duration", "10", "--linger", "30"]);
+    let s = Serving::start(&[
+        "--size",
+        "320x180",
+        "--hls-time",
+        "1",
+        "--duration",
+        "10",
+        "--linger",
+        "30",
+    ]);
     let deadline = Instant::now() + Duration::from_secs(30);
     // Live: a blocking request for the hinted part, then the part itself, both held until out.
     let (text, r) = loop {
         let (status, _) = s.get("/healthz");
         if status == 200 {
-            break s.playlist("");
+            break playlist(&s, "");
         }
         assert!(Instant::now() < deadline, "no segment within 30 s");
         std::thread::sleep(Duration::from_millis(100));
@@ -190,7 +130,7 @@ fn ll_parts_make_up_the_segments_and_decode_alone() {
         .clone()
         .expect("a live LL playlist hints the next part");
     let (seq, index) = parse_part(&hint);
-    let (_, held) = s.playlist(&format!("?_HLS_msn={seq}&_HLS_part={index}"));
+    let (_, held) = playlist(&s, &format!("?_HLS_msn={seq}&_HLS_part={index}"));
     let listed = held
         .segment_parts
         .iter()
@@ -213,7 +153,7 @@ fn ll_parts_make_up_the_segments_and_decode_alone() {
 
     // Wait for the window to pass six target durations: the delta update skips.
     let (text, delta) = loop {
-        let (text, r) = s.playlist("?_HLS_skip=YES");
+        let (text, r) = playlist(&s, "?_HLS_skip=YES");
         if r.skipped.is_some() {
             break (text, r);
         }
@@ -224,7 +164,7 @@ fn ll_parts_make_up_the_segments_and_decode_alone() {
 
     // At the end: every segment that lists parts is its parts end to end.
     let (text, r) = loop {
-        let (text, r) = s.playlist("");
+        let (text, r) = playlist(&s, "");
         if r.classic.endlist {
             break (text, r);
         }
@@ -271,7 +211,15 @@ fn parse_part(uri: &str) -> (u64, u32) {
 
 #[test]
 fn no_low_latency_is_a_classic_stream() {
-    let s = Server::start(&["--no-low-latency", "--duration", "3", "--linger", "20"]);
+    let s = Serving::start(&[
+        "--size",
+        "320x180",
+        "--no-low-latency",
+        "--duration",
+        "3",
+        "--linger",
+        "20",
+    ]);
     let deadline = Instant::now() + Duration::from_secs(30);
     while s.get("/healthz").0 != 200 {
         assert!(Instant::now() < deadline, "no segment within 30 s");

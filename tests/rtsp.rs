@@ -32,6 +32,8 @@ const PYTHON: &str = "/usr/bin/python3";
 struct GstServer {
     child: Child,
     port: u16,
+    /// What it printed on stdout after its port.
+    lines: std::sync::mpsc::Receiver<String>,
 }
 
 impl Drop for GstServer {
@@ -88,9 +90,12 @@ fn start_server(args: &[&str]) -> GstServer {
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
+        // Read to the end, so that the server never writes into a closed pipe.
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
     });
     let line = rx
         .recv_timeout(Duration::from_secs(15))
@@ -100,7 +105,11 @@ fn start_server(args: &[&str]) -> GstServer {
         .strip_prefix("PORT ")
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("unexpected first line from server.py: {line:?}"));
-    GstServer { child, port }
+    GstServer {
+        child,
+        port,
+        lines: rx,
+    }
 }
 
 /// A port nothing listens on (bound, then released).
@@ -237,26 +246,27 @@ fn check_timing(segs: &[ReadSegment]) {
     }
 }
 
-/// Passthrough: 10 s of a 30 fps camera with an IDR every 60 frames into 2 s segments. Every
-/// segment opens with the camera's IDR, lasts 2 s (60 frames), decodes, and TARGETDURATION is
-/// the GOP-derived 2.
-#[test]
-fn passthrough_cuts_at_the_cameras_idrs_and_decodes() {
-    if !gstreamer_available() {
-        return;
-    }
+/// Passthrough: 10 s of a 30 fps camera with an IDR every 60 frames into 2 s segments, over
+/// `transport`. Every segment opens with the camera's IDR, lasts 2 s (60 frames), decodes, and
+/// TARGETDURATION is the GOP-derived 2; no discontinuity (nothing lost).
+fn passthrough_cuts_and_decodes_over(transport: &str) {
     let server = start_server(&[]);
     let dir = tempfile::tempdir().unwrap();
-    let cfg = util::config(dir.path(), &["--frames", "300"]);
+    let cfg = util::config(
+        dir.path(),
+        &["--frames", "300", "--rtsp-transport", transport],
+    );
+    assert_eq!(cfg.rtsp_transport.to_string(), transport);
+    let camera = Camera::new(&server.url(), None, None, cfg.rtsp_transport).unwrap();
     let shared = Arc::new(Shared::default());
     let summary = hls::pipeline::run_rtsp(
         &cfg,
-        camera(&server.url()),
+        camera,
         shared.clone(),
         Arc::new(AtomicBool::new(false)),
         &mut |_| {},
     )
-    .unwrap_or_else(|e| panic!("camera stream failed: {e}"));
+    .unwrap_or_else(|e| panic!("camera stream over {transport} failed: {e}"));
     assert_eq!(summary.frames_encoded, 300);
     let (pl, segs) = read_segments(dir.path());
     assert!(pl.end_list);
@@ -268,6 +278,25 @@ fn passthrough_cuts_at_the_cameras_idrs_and_decodes() {
     }
     check_timing(&segs);
     decode_all(&segs, 320, 240);
+}
+
+/// Passthrough over TCP (interleaved, the default).
+#[test]
+fn passthrough_cuts_at_the_cameras_idrs_and_decodes() {
+    if !gstreamer_available() {
+        return;
+    }
+    passthrough_cuts_and_decodes_over("tcp");
+}
+
+/// Passthrough over UDP (`--rtsp-transport udp`: RTP and RTCP on ports of their own, on
+/// 127.0.0.1; GStreamer's server offers it): the same checks as over TCP.
+#[test]
+fn passthrough_over_udp_cuts_at_the_cameras_idrs_and_decodes() {
+    if !gstreamer_available() {
+        return;
+    }
+    passthrough_cuts_and_decodes_over("udp");
 }
 
 /// A GOP longer than --hls-time: one GOP per segment, TARGETDURATION from the GOP.
@@ -760,4 +789,194 @@ fn passthrough_program_date_time_is_each_segments_arrival() {
              wall clock of its frames' arrival by about that much"
         );
     }
+}
+
+/// `GET /stream`: its status and its JSON (null when it is not JSON).
+fn stream_info(s: &util::Serving) -> (u16, serde_json::Value) {
+    let (status, body) = s.get("/stream");
+    (status, serde_json::from_slice(&body).unwrap_or_default())
+}
+
+/// Seconds since the Unix epoch of an HTTP date (`Wed, 02 Dec 2026 21:39:02 GMT`).
+fn http_date_secs(text: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc2822(text)
+        .unwrap_or_else(|e| panic!("{text:?} is not an HTTP date: {e}"))
+        .timestamp()
+}
+
+/// The binary with a 25 fps camera whose GOP is 4 s, started with the default flags (30 fps,
+/// 2 s segments, which would give TARGETDURATION 2). Until the camera plays `/stream` says it
+/// does not know (503); then it gives the camera's 25/1 and TARGETDURATION 4, the playlist
+/// may be cached half of 4 s, and a segment expires when its planned life at 4 s segments ends
+/// (window of 3 and the R25 grace: 7 x 4 s), not at 7 x 2 s. The camera restarted at 15 fps:
+/// `/stream` says 15/1.
+#[test]
+fn stream_info_and_cache_headers_follow_the_camera() {
+    if !gstreamer_available() {
+        return;
+    }
+    let server = start_server(&["--fps", "25", "--key-int", "100"]);
+    let port = server.port.to_string();
+    let streamer = util::Serving::start(&["--input", &server.url(), "--list-size", "3"]);
+    let (status, _) = stream_info(&streamer);
+    assert_eq!(status, 503, "the camera's GOP takes 4 s to measure");
+    let mut info = serde_json::Value::Null;
+    assert!(
+        wait_for(Duration::from_secs(30), || {
+            let (status, json) = stream_info(&streamer);
+            info = json;
+            status == 200
+        }),
+        "/stream answers once the camera plays"
+    );
+    assert_eq!(info["frame_rate"], serde_json::json!({"num": 25, "den": 1}));
+    assert_eq!(info["fps"], 25.0);
+    assert_eq!(info["target_duration"], 4);
+
+    // The first segment (one 4 s GOP) is listed once the second GOP's IDR arrives.
+    let mut playlist = String::new();
+    assert!(
+        wait_for(Duration::from_secs(20), || {
+            let (status, cc, body) = streamer.get_header("/video/chessboard.m3u8", "cache-control");
+            let body = String::from_utf8(body).unwrap();
+            if status == 200 && body.contains("#EXTINF") {
+                assert_eq!(cc.as_deref(), Some("public, max-age=2"), "half of TD 4");
+                playlist = body;
+                true
+            } else {
+                false
+            }
+        }),
+        "a segment within 20 s"
+    );
+    assert!(playlist.contains("#EXT-X-TARGETDURATION:4\n"), "{playlist}");
+    let uri = playlist
+        .lines()
+        .find(|l| l.ends_with(".ts"))
+        .unwrap()
+        .to_owned();
+    let (status, expires, _) = streamer.get_header(&format!("/video/{uri}"), "expires");
+    let (_, modified, _) = streamer.get_header(&format!("/video/{uri}"), "last-modified");
+    assert_eq!(status, 200);
+    let life = http_date_secs(&expires.unwrap()) - http_date_secs(&modified.unwrap());
+    assert!(
+        (28..=29).contains(&life),
+        "{uri} expires {life} s after its publication, not 7 x 4 s"
+    );
+    let (_, cc, _) = streamer.get_header(&format!("/video/{uri}"), "cache-control");
+    let cc = cc.unwrap();
+    let age: i64 = cc
+        .split(',')
+        .find_map(|d| d.trim().strip_prefix("max-age="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((20..=28).contains(&age), "{uri}: {cc}");
+
+    // The camera comes back at 15 fps (a 4 s GOP still).
+    drop(server);
+    std::thread::sleep(Duration::from_millis(500));
+    let _server = start_server(&["--port", &port, "--fps", "15", "--key-int", "60"]);
+    assert!(
+        wait_for(Duration::from_secs(30), || {
+            let (_, json) = stream_info(&streamer);
+            info = json;
+            info["fps"] == 15.0
+        }),
+        "/stream gives the new rate after the reconnection: {info}"
+    );
+    assert_eq!(info["frame_rate"], serde_json::json!({"num": 15, "den": 1}));
+    assert_eq!(
+        info["target_duration"], 4,
+        "TARGETDURATION never changes (R14)"
+    );
+}
+
+/// Passthrough of a camera whose RTP clock runs 0.25 % fast against its wall clock (its RTCP
+/// sender reports tell the real time), for 30 s: each segment's EXT-X-PROGRAM-DATE-TIME is held
+/// against the wall-clock instant the camera made the segment's first frame (printed by the
+/// server at capture, so delivery jitter does not count). Following RTP steps alone, PDT runs
+/// 5 ms ahead every 2 s segment (about 70 ms by the end); following the sender reports, from
+/// the first report on (segment 2 at the latest) it drifts less than 1.5 ms a segment and
+/// stays within 30 ms. PDTs go forward by exactly each EXTINF, with no discontinuity, and PTS
+/// steps stay within 10 ticks of a frame.
+#[test]
+fn passthrough_program_date_time_follows_the_sender_reports() {
+    if !gstreamer_available() {
+        return;
+    }
+    let server = start_server(&["--clock-rate", "1.0025", "--print-keyframes"]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = util::config(dir.path(), &["--frames", "900"]);
+    let mut playlist = String::new();
+    hls::pipeline::run_rtsp(
+        &cfg,
+        camera(&server.url()),
+        Arc::new(Shared::default()),
+        Arc::new(AtomicBool::new(false)),
+        &mut |text| playlist = text.to_owned(),
+    )
+    .unwrap_or_else(|e| panic!("camera stream failed: {e}"));
+    let listed = listed_segments(&playlist);
+    assert!(!playlist.contains("#EXT-X-DISCONTINUITY"), "{playlist}");
+    assert_eq!(listed.len(), 15, "{playlist}");
+    for w in listed.windows(2) {
+        assert!(
+            (w[1].1 - (w[0].1 + w[0].2)).abs() <= 1,
+            "{}: PDT {} is not the previous PDT + EXTINF",
+            w[1].0,
+            w[1].1
+        );
+    }
+    // Frame n of the camera (n a multiple of 60: its IDRs) was made at captured[n / 60].
+    let captured: Vec<i64> = server
+        .lines
+        .try_iter()
+        .filter_map(|l| {
+            let mut it = l.strip_prefix("FRAME ")?.split(' ');
+            let n: u64 = it.next()?.parse().ok()?;
+            let ms: i64 = it.next()?.parse().ok()?;
+            (n % 60 == 0).then_some(ms)
+        })
+        .collect();
+    // The stream's first IDR is the source's first frame, or a later IDR of it: the one that
+    // gives the first segment the smallest error.
+    let skip = (0..captured.len().saturating_sub(listed.len()))
+        .min_by_key(|&j| (listed[0].1 - captured[j]).abs())
+        .expect("the server printed its keyframes");
+    let errors: Vec<i64> = listed
+        .iter()
+        .zip(&captured[skip..])
+        .map(|((_, pdt, _), made)| pdt - made)
+        .collect();
+    assert_eq!(errors.len(), listed.len());
+    eprintln!("PDT minus capture, ms, per 2 s segment: {errors:?}");
+    // From segment 2 on (after the camera's first report): the least-squares slope of the error, per segment, and its
+    // spread. The error's level is the camera's own (GStreamer's reports date a frame about
+    // 80 ms after its capture: its pipeline's latency); what must not grow is the error.
+    let settled = &errors[2..];
+    let n = settled.len() as f64;
+    let mean_k = (n - 1.0) / 2.0;
+    let mean_e = settled.iter().sum::<i64>() as f64 / n;
+    let (mut sxy, mut sxx) = (0.0, 0.0);
+    for (k, e) in settled.iter().enumerate() {
+        sxy += (k as f64 - mean_k) * (*e as f64 - mean_e);
+        sxx += (k as f64 - mean_k).powi(2);
+    }
+    let slope = sxy / sxx;
+    let spread = settled.iter().max().unwrap() - settled.iter().min().unwrap();
+    eprintln!(
+        "settled: drift {slope:.2} ms per segment ({:.1} ms over {} s), spread {spread} ms, \
+         level {mean_e:.0} ms",
+        slope * (n - 1.0),
+        2.0 * (n - 1.0)
+    );
+    assert!(
+        slope.abs() < 1.5 && spread <= 30 && mean_e.abs() < 200.0,
+        "PDT against the camera's capture instants drifts {slope:.2} ms per 2 s segment \
+         (spread {spread} ms, level {mean_e:.0} ms): {errors:?}"
+    );
+    let (_, segs) = read_segments(dir.path());
+    check_timing(&segs);
+    decode_all(&segs, 320, 240);
 }

@@ -127,3 +127,82 @@ pub fn listen_address(
         }
     }
 }
+
+/// The binary serving over HTTP on 127.0.0.1 (a port the system picks) into a temporary
+/// directory; killed when dropped.
+pub struct Serving {
+    pub child: std::process::Child,
+    pub addr: std::net::SocketAddr,
+    agent: ureq::Agent,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Serving {
+    /// Starts the binary with `args` and waits (at most 30 s) until it says where it listens.
+    pub fn start(args: &[&str]) -> Serving {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hls-streamer"))
+            .args(["--bind", "127.0.0.1:0", "--out-dir"])
+            .arg(dir.path())
+            .args(args)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        let addr = listen_address(&rx, std::time::Duration::from_secs(30));
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(std::time::Duration::from_secs(20)))
+            .build()
+            .into();
+        Serving {
+            child,
+            addr,
+            agent,
+            _dir: dir,
+        }
+    }
+
+    /// `GET path`: the status and the body.
+    pub fn get(&self, path: &str) -> (u16, Vec<u8>) {
+        let (status, _, body) = self.get_header(path, "date");
+        (status, body)
+    }
+
+    /// `GET path`: the status, the value of response header `header`, and the body.
+    pub fn get_header(&self, path: &str, header: &str) -> (u16, Option<String>, Vec<u8>) {
+        let mut resp = self
+            .agent
+            .get(&format!("http://{}{path}", self.addr))
+            .call()
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let value = resp
+            .headers()
+            .get(header)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_vec()
+            .unwrap();
+        (resp.status().as_u16(), value, body)
+    }
+}

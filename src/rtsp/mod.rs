@@ -205,6 +205,9 @@ pub(crate) struct CameraFrame {
     /// The camera's wall clock for the frame (Unix ms): from its RTCP sender reports, else the
     /// frame's arrival.
     pub(crate) wall_unix_ms: i64,
+    /// The camera's wall clock for the frame by its newest RTCP sender report, in 90 kHz ticks
+    /// since the Unix epoch (unrounded); `None` before the session's first report.
+    pub(crate) sender_wall: Option<i64>,
 }
 
 /// What the RTSP thread tells the segmenter.
@@ -357,7 +360,9 @@ async fn session(
     }
     let mut played = false;
     let mut last_frame = Instant::now();
-    // The newest sender report: (Unix ms of its NTP time, its RTP time in ticks since start).
+    // The newest sender report: (its NTP time in 90 kHz ticks since the Unix epoch, its RTP
+    // time in ticks since start). Each report replaces the last: a camera whose RTP clock runs
+    // off its wall clock is followed (passthrough steers its stream time to it).
     let mut sender_report: Option<(i64, i64)> = None;
     loop {
         if stop.load(Ordering::Relaxed) {
@@ -409,8 +414,9 @@ async fn session(
                 last_frame = Instant::now();
                 played = true;
                 let rtp = f.timestamp().elapsed();
-                let wall_unix_ms = match sender_report {
-                    Some((ntp_ms, sr_rtp)) => ntp_ms + (rtp - sr_rtp) / 90,
+                let sender_wall = sender_report.map(|(ntp, sr_rtp)| ntp + (rtp - sr_rtp));
+                let wall_unix_ms = match sender_wall {
+                    Some(ticks) => ticks.div_euclid(90),
                     None => WallClock::now().unix_millis(),
                 };
                 let frame = CameraFrame {
@@ -418,6 +424,7 @@ async fn session(
                     data: f.into_data(),
                     rtp,
                     wall_unix_ms,
+                    sender_wall,
                 };
                 if out.send(Event::Frame(frame)).is_err() {
                     return Ended::Stopped;
@@ -431,15 +438,15 @@ async fn session(
                     continue;
                 };
                 let ntp = sr.ntp_timestamp().0.wrapping_sub(retina::UNIX_EPOCH.0);
-                let ms = ((ntp >> 32) * 1000 + (((ntp & 0xFFFF_FFFF) * 1000) >> 32)) as i64;
+                let ticks = ((ntp >> 32) * 90_000 + (((ntp & 0xFFFF_FFFF) * 90_000) >> 32)) as i64;
                 if sender_report.is_none() {
-                    let offset = ms - WallClock::now().unix_millis();
+                    let offset = ticks / 90 - WallClock::now().unix_millis();
                     debug!(
                         camera_clock_offset_ms = offset,
                         "first RTCP sender report: frame times from the camera's clock"
                     );
                 }
-                sender_report = Some((ms, ts.elapsed()));
+                sender_report = Some((ticks, ts.elapsed()));
             }
             _ => {}
         }
@@ -550,6 +557,15 @@ async fn connect(
     };
     let demuxed = playing.demuxed().map_err(failed)?;
     Ok((demuxed, (w, h, fps)))
+}
+
+/// The transcode path's per-frame stages, for the allocation test (`tests/alloc.rs`).
+#[doc(hidden)]
+pub mod testutil {
+    /// A decoded picture copied over its strides into `dst`, as `--transcode` does per frame.
+    pub fn copy_picture(pic: &impl openh264::formats::YUVSource, dst: &mut crate::frame::YuvFrame) {
+        super::transcode::copy_picture(pic, dst);
+    }
 }
 
 #[cfg(test)]

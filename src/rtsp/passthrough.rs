@@ -6,9 +6,22 @@
 //! - **Runs.** A run is one RTSP session's frames. Frames before a run's first IDR are skipped
 //!   (a decoder cannot start there). The first IDR's stream time is the camera's wall clock for
 //!   it (from an RTCP sender report, else its arrival), taken onto the stream clock, and never
-//!   earlier than the end of the previous run; every later frame of the run is that plus its RTP
-//!   timestamp's distance from the first (90 kHz, unwrapped by retina). So PTS is continuous
-//!   within a run and DTS = PTS. A new run follows an `EXT-X-DISCONTINUITY`.
+//!   earlier than the end of the previous run; every later frame of the run is the previous
+//!   frame plus its RTP timestamp's distance from it (90 kHz, unwrapped by retina). So PTS is
+//!   continuous within a run and DTS = PTS. A new run follows an `EXT-X-DISCONTINUITY`.
+//! - **Following the camera's wall clock.** A camera's RTP clock is its own oscillator; its RTCP
+//!   sender reports say what its wall clock reads at an RTP time. The first frame of a run that
+//!   a report dates fixes the run's offset from the reports (zero when the run's first IDR was
+//!   dated by one; the arrival's error otherwise, kept, not slewed away); from then on, when a
+//!   frame's time by the newest report ([`CameraFrame::sender_wall`]) less that offset is off
+//!   the time the RTP steps give, the frame's step is lengthened or shortened by at most
+//!   1 / [`SLEW`] of it (0.33 %, 10 ticks at 30 fps) towards it. So `EXT-X-PROGRAM-DATE-TIME`,
+//!   which is the stream's anchor plus the exact sum of the EXTINFs (R33), follows the latest
+//!   sender report's rate without a re-anchor: a re-anchor would need an
+//!   `EXT-X-DISCONTINUITY` (R33 allows new dates only there); PTS stays monotonic and
+//!   continuous. A report more than [`STEER_LIMIT`] off is not followed (the camera's clock is
+//!   not set right; its RTP steps are). Without reports, the arrival of the run's first IDR
+//!   anchors it and RTP steps alone place the rest.
 //! - **Reordering.** An RTP timestamp that goes back means the camera sends frames out of
 //!   presentation order (B-frames): refused ([`PassError::Reordered`]) with the camera setting
 //!   to change, since DTS = PTS cannot carry them. One that repeats the previous frame's is not
@@ -34,6 +47,13 @@ const JITTER: Duration90k = Duration90k(TICKS_PER_MS - 1);
 
 /// The frame duration assumed before two frames of a run have been seen (30 fps).
 const DEFAULT_FRAME: Duration90k = Duration90k(3000);
+
+/// Most a frame's step is changed to follow the camera's sender reports: 1 / SLEW of it (a
+/// camera clock up to 3300 ppm off is followed; real ones are within 100).
+pub(crate) const SLEW: u64 = 300;
+
+/// A sender report further than this off the RTP steps' time is not followed.
+pub(crate) const STEER_LIMIT: Duration90k = Duration90k::from_secs(1);
 
 /// The longest segment cutting at the first IDR at or after each `segment` boundary gives with
 /// a steady GOP `gop`, and its TARGETDURATION in whole seconds (see the module docs).
@@ -72,8 +92,9 @@ pub(crate) enum PassError {
 
 #[derive(Clone, Debug)]
 struct Run {
-    first_rtp: i64,
-    anchor: StreamTime,
+    /// The run's offset from its camera's sender reports (see the module docs), once a report
+    /// has dated one of its frames.
+    sr_offset: Option<i64>,
     last_rtp: i64,
     last_at: StreamTime,
     frame: Duration90k,
@@ -127,14 +148,24 @@ impl Passthrough {
             if !f.keyframe {
                 return Ok(None);
             }
-            let since_epoch_ms = f.wall_unix_ms.saturating_sub(self.epoch_unix_ms).max(0);
-            let wall = StreamTime(since_epoch_ms as u64 * TICKS_PER_MS);
+            let epoch_ticks = self.epoch_unix_ms * TICKS_PER_MS as i64;
+            let wall = match f.sender_wall {
+                // To the tick, as the reports date the frames after it.
+                Some(w) => StreamTime(w.saturating_sub(epoch_ticks).max(0) as u64),
+                None => {
+                    let since_epoch_ms = f.wall_unix_ms.saturating_sub(self.epoch_unix_ms).max(0);
+                    StreamTime(since_epoch_ms as u64 * TICKS_PER_MS)
+                }
+            };
             let anchor = wall.max(self.not_before);
             let mut clock = SegmentClock::starting_at(self.segment, anchor);
             clock.opens_segment(anchor);
+            let sr_offset = f
+                .sender_wall
+                .map(|w| anchor.as_u64() as i64 - (w - epoch_ticks))
+                .filter(|o| o.unsigned_abs() <= STEER_LIMIT.as_u64());
             self.run = Some(Run {
-                first_rtp: f.rtp,
-                anchor,
+                sr_offset,
                 last_rtp: f.rtp,
                 last_at: anchor,
                 frame: DEFAULT_FRAME,
@@ -158,7 +189,23 @@ impl Passthrough {
                 prev: run.last_rtp,
             });
         }
-        let at = run.anchor + Duration90k((f.rtp - run.first_rtp) as u64);
+        let step = (f.rtp - run.last_rtp) as u64;
+        let nominal = run.last_at + Duration90k(step);
+        let at = match f.sender_wall {
+            Some(wall) => {
+                let target = wall - self.epoch_unix_ms * TICKS_PER_MS as i64;
+                let off = target - nominal.as_u64() as i64;
+                if off.unsigned_abs() > STEER_LIMIT.as_u64() {
+                    nominal
+                } else {
+                    let kept = *run.sr_offset.get_or_insert(-off);
+                    let most = (step / SLEW) as i64;
+                    let steer = (off + kept).clamp(-most, most);
+                    StreamTime((nominal.as_u64() as i64 + steer) as u64)
+                }
+            }
+            None => nominal,
+        };
         run.frame = at - run.last_at;
         run.last_rtp = f.rtp;
         run.last_at = at;
@@ -168,8 +215,10 @@ impl Passthrough {
             run.last_idr = at;
             self.longest_gop = self.longest_gop.max(gop);
             let at_boundary = run.clock.opens_segment(at);
-            // Cut early when one more GOP would take the segment past the target.
-            let early = at - run.segment_start + self.longest_gop > self.target;
+            // Cut early when one more GOP would take the segment past the target (give or take
+            // what following the sender reports may lengthen it by).
+            let slack = Duration90k(self.target.as_u64() / SLEW);
+            let early = at - run.segment_start + self.longest_gop > self.target + slack;
             opens_segment = at_boundary || early;
             if opens_segment {
                 run.segment_start = at;
@@ -208,7 +257,19 @@ mod tests {
             rtp,
             keyframe,
             wall_unix_ms,
+            sender_wall: None,
         }
+    }
+
+    /// 2 s segments of a camera with a 2 s GOP (TARGETDURATION 2), its epoch at `epoch` ms.
+    fn two_second_gops(epoch: i64) -> Passthrough {
+        Passthrough::new(
+            Duration90k::from_secs(2),
+            2,
+            Duration90k::from_secs(2),
+            epoch,
+            StreamTime::ZERO,
+        )
     }
 
     #[test]
@@ -232,13 +293,7 @@ mod tests {
     #[test]
     fn cuts_on_the_first_idr_at_or_after_each_boundary() {
         let epoch = 1_000_000;
-        let mut p = Passthrough::new(
-            Duration90k::from_secs(2),
-            2,
-            Duration90k::from_secs(2),
-            epoch,
-            StreamTime::ZERO,
-        );
+        let mut p = two_second_gops(epoch);
         assert_eq!(p.push(&frame(0, false, epoch + 10_000)).unwrap(), None);
         let mut opens = Vec::new();
         for n in 1..=200i64 {
@@ -344,5 +399,56 @@ mod tests {
         p.end_run();
         let behind = p.push(&frame(0, true, 1_000)).unwrap().unwrap();
         assert_eq!(behind.at, StreamTime(903_000));
+    }
+
+    /// A camera whose RTP clock runs 0.27 % fast against its sender reports' wall clock, its first
+    /// IDR anchored 60 ms late (at its arrival, before any report): that offset is kept, and every
+    /// later frame follows the reports' time plus it, to the tick, with steps changed by at most
+    /// 10 ticks, where the RTP steps alone would be 160 ms off after 20 s.
+    #[test]
+    fn frame_times_follow_the_sender_reports() {
+        let epoch = 1_000_000;
+        let mut p = two_second_gops(epoch);
+        // The truth: frame n is at n / 30 s of the camera's wall clock, but its RTP time says
+        // n * 3008 ticks.
+        let wall = |n: i64| (epoch + 5_000) * 90 + n * 3000;
+        let first = frame(0, true, epoch + 5_060);
+        let mut last = p.push(&first).unwrap().unwrap().at;
+        assert_eq!(last, StreamTime(5_060 * 90), "no report yet: the arrival");
+        // Frame 1's RTP step puts it 5408 ticks after the reports' time: that stays.
+        let late = 5_060 * 90 - 5_000 * 90 + 8;
+        for n in 1..600 {
+            let mut f = frame(n * 3008, n % 60 == 0, 0);
+            f.sender_wall = Some(wall(n));
+            let at = p.push(&f).unwrap().unwrap().at;
+            let step = (at - last).as_u64();
+            assert!((2998..=3008).contains(&step), "frame {n}: step {step}");
+            last = at;
+            let truth = (wall(n) - epoch * 90 + late) as u64;
+            assert!(
+                at.as_u64().abs_diff(truth) <= 1,
+                "frame {n}: {at:?} vs {truth}"
+            );
+        }
+        // A run whose first IDR a report dates starts on the reports' time.
+        p.end_run();
+        let mut f = frame(10_000_000, true, 0);
+        f.sender_wall = Some(wall(2000));
+        f.wall_unix_ms = wall(2000) / 90;
+        let start = p.push(&f).unwrap().unwrap();
+        assert!(start.starts_run);
+        assert_eq!(start.at.as_u64() as i64, wall(2000) - epoch * 90);
+        last = start.at;
+        for n in 2001..2100 {
+            let mut f = frame(10_000_000 + (n - 2000) * 3008, false, 0);
+            f.sender_wall = Some(wall(n));
+            last = p.push(&f).unwrap().unwrap().at;
+            assert_eq!(last.as_u64() as i64, wall(n) - epoch * 90, "frame {n}");
+        }
+        // A report a minute off (a camera clock set wrong): the RTP steps are kept.
+        let mut f = frame(10_000_000 + 100 * 3008, false, 0);
+        f.sender_wall = Some(wall(2100) + 60 * 90_000);
+        let at = p.push(&f).unwrap().unwrap().at;
+        assert_eq!(at - last, Duration90k(3008));
     }
 }

@@ -75,7 +75,7 @@ fn nearest_slot(rate: FrameRate, at: StreamTime) -> u64 {
 }
 
 /// Copies a decoded picture into `dst` (same size), row by row over the decoder's strides.
-fn copy_picture(pic: &impl YUVSource, dst: &mut YuvFrame) {
+pub(crate) fn copy_picture(pic: &impl YUVSource, dst: &mut YuvFrame) {
     let (y_stride, u_stride, v_stride) = pic.strides();
     let (w, h) = (dst.width, dst.height);
     let (cw, ch) = YuvFrame::chroma_size(w, h);

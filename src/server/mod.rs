@@ -7,7 +7,7 @@
 //! | `GET /video/{name}.m3u8` | the live playlist: `application/vnd.apple.mpegurl`, `Cache-Control: public, max-age=⌊TD/2⌋` (RFC 8216 §6.3.4: a client reloads no sooner than half a target duration, so a shared cache may hold it that long, R39), gzip when accepted (§6.2.1, R31) |
 //! | `GET /video/{name}{seq}.ts` | a segment: `video/mp2t`, never compressed, byte ranges, `Cache-Control: public, max-age=<remaining>, immutable` and `Expires` = publication + planned lifetime (RFC 8216 §6.2.2, R27) |
 //! | `GET /markers?ts_start=S&after_id=N&limit=L` | `{"markers": [...], "next_after_id"?}`, `time > S`, at most `limit` (default 1000, max 5000): the newest, or forward from `after_id`; bad parameters are `400 {"error": ...}` |
-//! | `GET /stream` | `{"name", "playlist", "frame_rate": {"num", "den"}, "fps", "target_duration"}`: the exact frame rate for the page's timecodes ([`stream_info`]) |
+//! | `GET /stream` | `{"name", "playlist", "frame_rate": {"num", "den"}, "fps", "target_duration"}`: the exact frame rate for the page's timecodes ([`stream_info`]); a camera's own once it plays (`503` before) |
 //! | `GET /healthz` | `200` while segments arrive within 1.5 × target duration (rfc8216bis §6.2.1, R28), `503` before the first segment or when they stop; `200` with `"status": "ended"` once the playlist has `EXT-X-ENDLIST` |
 //!
 //! Every route answers `GET` and `HEAD`; other methods are `405` with `Allow` (and `OPTIONS` is a
@@ -45,7 +45,7 @@ use serde::Serialize;
 
 use crate::error::{Error, ErrorKind};
 use crate::name::{MediaFile, StreamName};
-use crate::state::Shared;
+use crate::state::{InputParams, Shared, StreamParams};
 use cors::CorsPolicy;
 use error::json_error;
 
@@ -100,38 +100,80 @@ impl ServerConfig {
         CorsPolicy::new(&self.cors_origins).map(drop)
     }
 
-    /// `Cache-Control` of the playlist: a shared cache may keep it for at most half a target
-    /// duration, rounded down (RFC 8216 §6.3.4); `no-cache` when that is under a second.
+    /// `Cache-Control` of the playlist ([`playlist_cache_control`]).
+    #[cfg(test)]
     pub(crate) fn playlist_cache_control(&self) -> String {
-        match self.target_duration_secs / 2 {
-            0 => "no-cache".to_owned(),
-            s => format!("public, max-age={s}"),
-        }
+        playlist_cache_control(self.target_duration_secs)
     }
 
-    /// The health deadline: the newest segment may be this old (rfc8216bis §6.2.1, R28).
+    /// The health deadline ([`health_deadline`]).
+    #[cfg(test)]
     pub(crate) fn health_deadline(&self) -> Duration {
-        Duration::from_millis(self.target_duration_secs.saturating_mul(1500))
+        health_deadline(self.target_duration_secs)
     }
+
+    /// The stream's parameters as this configuration gives them (before an input that decides
+    /// its own, a camera, has given them).
+    fn stream_params(&self) -> StreamParams {
+        StreamParams {
+            frame_rate: self.frame_rate,
+            target_duration_secs: self.target_duration_secs,
+            segment_lifetime_secs: self.segment_lifetime_secs,
+        }
+    }
+}
+
+/// `Cache-Control` of the playlist for a target duration of `td` seconds: a shared cache may keep
+/// it for at most half a target duration, rounded down (RFC 8216 §6.3.4); `no-cache` when that
+/// is under a second.
+pub(crate) fn playlist_cache_control(td: u64) -> String {
+    match td / 2 {
+        0 => "no-cache".to_owned(),
+        s => format!("public, max-age={s}"),
+    }
+}
+
+/// The health deadline for a target duration of `td` seconds: the newest segment may be this
+/// old (rfc8216bis §6.2.1, R28).
+pub(crate) fn health_deadline(td: u64) -> Duration {
+    Duration::from_millis(td.saturating_mul(1500))
 }
 
 /// Per-worker view of the configuration plus the shared stream state.
 pub(crate) struct AppState {
     media_dir: PathBuf,
     name: StreamName,
-    segment_lifetime: Duration,
-    health_deadline: Duration,
-    playlist_cache_control: HeaderValue,
-    /// `Cache-Control` of an answer to a blocking playlist request.
-    blocking_cache_control: HeaderValue,
-    /// Longest hold of a blocking request or a request for a part not yet out (3 TD, R43).
-    hold_cap: Duration,
+    /// The configuration's frame rate, target duration and segment lifetime: what the headers
+    /// and `GET /stream` say until the input gives its own ([`AppState::params`]).
+    configured: StreamParams,
     cors: CorsPolicy,
     shared: Arc<Shared>,
     marker_token: Option<crate::config::MarkerToken>,
     /// The player page with the stream name filled in, and its entity tag.
     index_html: web::Bytes,
     index_etag: String,
+}
+
+impl AppState {
+    /// The stream's parameters as published now: the input's once it has given them (a
+    /// camera's frame rate and GOP-derived target, changed by a reconnect), else the
+    /// configuration's. Every header and body that depends on them reads them here, per request.
+    fn params(&self) -> StreamParams {
+        match self.shared.input_params() {
+            InputParams::Known(p) => p,
+            InputParams::Configured | InputParams::Pending => self.configured,
+        }
+    }
+}
+
+/// `Cache-Control` from text built of ASCII.
+fn cache_control(text: String) -> HeaderValue {
+    HeaderValue::try_from(text).expect("cache-control built from ASCII")
+}
+
+/// Longest hold of a blocking request or a request for a part not yet out (3 TD, R43).
+fn hold_cap(p: &StreamParams) -> Duration {
+    Duration::from_secs(3 * p.target_duration_secs)
 }
 
 /// Registers every route on an actix `App` (so `actix_web::test` can call it without a socket):
@@ -153,16 +195,7 @@ pub(crate) fn configure(
     let state = web::Data::new(AppState {
         media_dir: cfg.media_dir.clone(),
         name: cfg.name.clone(),
-        segment_lifetime: Duration::from_secs(cfg.segment_lifetime_secs),
-        health_deadline: cfg.health_deadline(),
-        playlist_cache_control: HeaderValue::try_from(cfg.playlist_cache_control())
-            .expect("cache-control built from ASCII"),
-        blocking_cache_control: HeaderValue::try_from(format!(
-            "public, max-age={}",
-            cfg.target_duration_secs
-        ))
-        .expect("cache-control built from ASCII"),
-        hold_cap: Duration::from_secs(3 * cfg.target_duration_secs),
+        configured: cfg.stream_params(),
         cors: cors.clone(),
         shared,
         marker_token: cfg.marker_token.clone(),
@@ -551,6 +584,7 @@ async fn playlist(
         return Err(not_found_error());
     }
     let media = &state.shared.media;
+    let params = state.params();
     let low_latency = media.is_low_latency();
     // Without low latency the directives are ignored: a classic server.
     let q = if low_latency {
@@ -568,14 +602,15 @@ async fn playlist(
                 edge.open_sequence
             ));
         }
+        let cap = hold_cap(&params);
         if !edge.satisfies(msn, q.part)
-            && !wait_for_edge(&state, state.hold_cap, |e| e.satisfies(msn, q.part)).await
+            && !wait_for_edge(&state, cap, |e| e.satisfies(msn, q.part)).await
         {
             return Err(crate::err!(
                 Unavailable,
                 "segment {msn}{} did not come within {} s",
                 q.part.map(|p| format!(" part {p}")).unwrap_or_default(),
-                state.hold_cap.as_secs()
+                cap.as_secs()
             ));
         }
     }
@@ -588,10 +623,12 @@ async fn playlist(
         let cache_control = match (low_latency, q.msn.is_some()) {
             // Any answer to the same blocking request holds what it asked for: a shared cache
             // may give it to every client asking the same (R48).
-            (true, true) => state.blocking_cache_control.clone(),
+            (true, true) => {
+                cache_control(format!("public, max-age={}", params.target_duration_secs))
+            }
             // The live edge moves every part: always revalidate.
             (true, false) => HeaderValue::from_static("no-cache"),
-            (false, _) => state.playlist_cache_control.clone(),
+            (false, _) => cache_control(playlist_cache_control(params.target_duration_secs)),
         };
         let mut res = HttpResponse::Ok();
         res.content_type(PLAYLIST_CONTENT_TYPE)
@@ -624,7 +661,10 @@ async fn playlist(
     })?;
     let mut res = HttpResponse::Ok();
     res.content_type(PLAYLIST_CONTENT_TYPE)
-        .insert_header((header::CACHE_CONTROL, state.playlist_cache_control.clone()))
+        .insert_header((
+            header::CACHE_CONTROL,
+            cache_control(playlist_cache_control(params.target_duration_secs)),
+        ))
         .insert_header((header::VARY, "Accept-Encoding"));
     if gzip {
         res.insert_header((header::CONTENT_ENCODING, "gzip"));
@@ -642,8 +682,10 @@ async fn part(
     index: u32,
 ) -> Result<HttpResponse, Error> {
     let media = &state.shared.media;
+    let params = state.params();
+    let lifetime = Duration::from_secs(params.segment_lifetime_secs);
     if let Some(cached) = media.part(sequence, index) {
-        return Ok(segment_from_memory(req, cached, state.segment_lifetime));
+        return Ok(segment_from_memory(req, cached, lifetime));
     }
     let edge = *media.watch_edge().borrow();
     let may_come = media.is_low_latency()
@@ -653,14 +695,14 @@ async fn part(
     if may_come {
         // Published (the part is put in memory before the edge moves), or its segment is
         // complete without it: stop waiting.
-        wait_for_edge(state, state.hold_cap, |e| {
+        wait_for_edge(state, hold_cap(&params), |e| {
             e.ended
                 || e.open_sequence > sequence
                 || (e.open_sequence == sequence && e.open_parts > index)
         })
         .await;
         if let Some(cached) = media.part(sequence, index) {
-            return Ok(segment_from_memory(req, cached, state.segment_lifetime));
+            return Ok(segment_from_memory(req, cached, lifetime));
         }
     }
     Err(not_found_error())
@@ -678,8 +720,9 @@ async fn segment(
         }
         _ => return Err(not_found_error()),
     };
+    let lifetime = Duration::from_secs(state.params().segment_lifetime_secs);
     if let Some(cached) = state.shared.media.segment(seq) {
-        return Ok(segment_from_memory(&req, cached, state.segment_lifetime));
+        return Ok(segment_from_memory(&req, cached, lifetime));
     }
     let dir = state.media_dir.clone();
     let (named, published) = web::block(move || {
@@ -702,7 +745,7 @@ async fn segment(
         )
         .disable_content_disposition()
         .into_response(&req);
-    let (cache_control, expires) = segment_cache_headers(published, state.segment_lifetime);
+    let (cache_control, expires) = segment_cache_headers(published, lifetime);
     let h = res.headers_mut();
     h.insert(
         header::CACHE_CONTROL,
@@ -899,13 +942,15 @@ impl Health {
     }
 }
 
-/// The stream's health from the shared status (see [`Health::status`]).
+/// The stream's health from the shared status (see [`Health::status`]); `deadline` is the
+/// configuration's, for inputs that do not set their own target duration.
 pub(crate) fn health(shared: &Shared, deadline: Duration) -> Health {
     let s = shared.status();
-    // A camera's GOP may have set a longer target than the server was started with.
-    let deadline = s.target_duration_secs.map_or(deadline, |t| {
-        deadline.max(Duration::from_millis(t.saturating_mul(1500)))
-    });
+    // A camera's GOP sets the target once it plays, longer or shorter than the server's.
+    let deadline = match s.params {
+        InputParams::Known(p) => health_deadline(p.target_duration_secs),
+        InputParams::Configured | InputParams::Pending => deadline,
+    };
     let age = s.newest_segment_at.map(|t| t.elapsed());
     let status = match age {
         _ if s.ended => HealthStatus::Ended,
@@ -930,7 +975,10 @@ pub(crate) fn health(shared: &Shared, deadline: Duration) -> Health {
 }
 
 async fn healthz(state: web::Data<AppState>) -> HttpResponse {
-    let h = health(&state.shared, state.health_deadline);
+    let h = health(
+        &state.shared,
+        health_deadline(state.configured.target_duration_secs),
+    );
     HttpResponse::build(h.http_status())
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(h)

@@ -8,13 +8,19 @@
 //!  "frame_rate": {"num": 30000, "den": 1001}, "fps": 29.97002997002997, "target_duration": 2}
 //! ```
 //!
-//! The body is built once from the [`ServerConfig`]: it is fixed for the life of the process.
+//! The body is built once from the [`ServerConfig`] for the inputs whose parameters are known
+//! before the server starts (the checkerboard, a Y4M header). A camera's are known only once it
+//! plays, and may change when it reconnects: then the body is built per request from what the
+//! pipeline publishes ([`crate::state::InputParams`]): the camera's frame rate, the target
+//! duration its GOP gave. Before the camera has played the route answers `503` (`Retry-After`).
 
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 
-use super::ServerConfig;
+use super::{AppState, ServerConfig};
+use crate::name::StreamName;
+use crate::state::{InputParams, StreamParams};
 use crate::time::FrameRate;
 
 /// The body of `GET /stream`.
@@ -41,13 +47,18 @@ pub(crate) struct Rate {
 
 impl StreamInfo {
     pub(crate) fn new(cfg: &ServerConfig) -> StreamInfo {
-        let FrameRate { num, den } = cfg.frame_rate;
+        StreamInfo::of(&cfg.name, &cfg.stream_params())
+    }
+
+    /// The body for stream `name` with parameters `p`.
+    pub(crate) fn of(name: &StreamName, p: &StreamParams) -> StreamInfo {
+        let FrameRate { num, den } = p.frame_rate;
         StreamInfo {
-            name: cfg.name.to_string(),
-            playlist: format!("/video/{}", cfg.name.playlist_file()),
+            name: name.to_string(),
+            playlist: format!("/video/{}", name.playlist_file()),
             frame_rate: Rate { num, den },
-            fps: cfg.frame_rate.as_f64(),
-            target_duration: cfg.target_duration_secs,
+            fps: p.frame_rate.as_f64(),
+            target_duration: p.target_duration_secs,
         }
     }
 }
@@ -75,10 +86,25 @@ pub(super) fn resource(preflight: bool, body: web::Data<Body>) -> actix_web::Res
 }
 
 /// The route's handler.
-async fn stream(body: web::Data<Body>) -> HttpResponse {
+async fn stream(body: web::Data<Body>, state: web::Data<AppState>) -> HttpResponse {
+    let body = match state.shared.input_params() {
+        InputParams::Configured => body.0.clone(),
+        InputParams::Pending => {
+            let mut res = super::json_error(
+                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+                "the camera has not played yet: its frame rate and target duration are not known",
+            );
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            return res;
+        }
+        InputParams::Known(p) => web::Bytes::from(
+            serde_json::to_vec(&StreamInfo::of(&state.name, &p)).expect("plain fields serialise"),
+        ),
+    };
     HttpResponse::Ok()
-        // Fixed while the process runs, but a restart may change it: revalidate each time.
+        // A restart, or a camera's reconnection, may change it: revalidate each time.
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .content_type("application/json")
-        .body(body.0.clone())
+        .body(body)
 }

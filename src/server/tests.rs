@@ -1144,3 +1144,87 @@ async fn r31_gzip_negotiation_honours_q_zero_and_the_wildcard() {
         }
     }
 }
+
+/// A camera decides the stream's parameters after the server started: until it plays,
+/// `GET /stream` is `503` (the command line's rate is not the camera's) and the headers keep the
+/// configuration's figures; once it plays, `GET /stream`, the playlist's `max-age`, the segments'
+/// `Expires` and the health deadline are the camera's, and follow a reconnection's new rate.
+#[actix_web::test]
+async fn a_cameras_parameters_replace_the_configured_ones() {
+    use crate::state::{InputParams, StreamParams};
+    /// The playlist's `Cache-Control`, a segment's `Expires` (publication + `lifetime`) and
+    /// `max-age`, and the health deadline.
+    async fn check_headers(f: &Fixture, playlist: &str, lifetime: u64, deadline: f64) {
+        let res = get(f, "/video/chessboard.m3u8").await;
+        assert_eq!(
+            header_str(&res, header::CACHE_CONTROL).as_deref(),
+            Some(playlist)
+        );
+        let mtime = std::fs::metadata(f.media.join("chessboard1.ts"))
+            .and_then(|m| m.modified())
+            .expect("mtime");
+        let res = get(f, "/video/chessboard1.ts").await;
+        let text = header_str(&res, header::EXPIRES).expect("expires");
+        let expires = SystemTime::from(header::HttpDate::from_str(&text).expect("HTTP date"));
+        let whole_secs = |t: SystemTime| {
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .expect("after 1970")
+                .as_secs()
+        };
+        assert_eq!(
+            whole_secs(expires),
+            whole_secs(mtime + Duration::from_secs(lifetime)),
+            "Expires = publication + planned lifetime"
+        );
+        let age = max_age(&header_str(&res, header::CACHE_CONTROL).expect("cache-control"));
+        assert!((lifetime - 5..=lifetime).contains(&age), "max-age {age}");
+        let health = json_of(get(f, "/healthz").await).await;
+        assert_eq!(health["deadline_secs"], deadline);
+    }
+    let f = fixture();
+
+    f.shared.update_status(|s| s.params = InputParams::Pending);
+    let res = get(&f, "/stream").await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(header_str(&res, header::RETRY_AFTER).as_deref(), Some("1"));
+    assert_eq!(
+        header_str(&res, header::CACHE_CONTROL).as_deref(),
+        Some("no-store")
+    );
+    // The configuration's TD 2 until the camera plays.
+    check_headers(&f, "public, max-age=1", LIFETIME_SECS, 3.0).await;
+
+    // A 25 fps camera with a 4 s GOP: TARGETDURATION 4, segments kept 300 s.
+    let camera = StreamParams {
+        frame_rate: crate::time::FrameRate::new(25, 1).expect("rate"),
+        target_duration_secs: 4,
+        segment_lifetime_secs: 300,
+    };
+    f.shared
+        .update_status(|s| s.params = InputParams::Known(camera));
+    let res = get(&f, "/stream").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        json_of(res).await,
+        serde_json::json!({
+            "name": "chessboard",
+            "playlist": "/video/chessboard.m3u8",
+            "frame_rate": {"num": 25, "den": 1},
+            "fps": 25.0,
+            "target_duration": 4,
+        })
+    );
+    // Half the camera's TD 4; its planned lifetime; 1.5 x 4 s.
+    check_headers(&f, "public, max-age=2", 300, 6.0).await;
+
+    // It comes back at 15 fps.
+    f.shared.update_status(|s| {
+        s.params = InputParams::Known(StreamParams {
+            frame_rate: crate::time::FrameRate::new(15, 1).expect("rate"),
+            ..camera
+        })
+    });
+    let json = json_of(get(&f, "/stream").await).await;
+    assert_eq!(json["frame_rate"], serde_json::json!({"num": 15, "den": 1}));
+    assert_eq!(json["fps"], 15.0);
+}

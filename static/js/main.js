@@ -241,17 +241,23 @@ function markEnded() {
 }
 
 // ---- the server: stream description, markers, health -----------------------------------------
-/** Reads GET /stream (a few tries); null if it cannot be had. */
+/**
+ * Reads GET /stream (a few tries, and as long as it answers 503: a camera that has not played
+ * yet, whose rate is not known); null if it cannot be had.
+ */
 async function loadStream() {
-  for (let attempt = 0; attempt < 5; attempt++) {
+  for (let attempt = 0, waits = 0; attempt < 5 && waits < 600; ) {
     try {
       const res = await fetch(STREAM_URL, { cache: 'no-store' });
       if (res.ok) {
         const body = await res.json();
         if (frameRateOf(body)) return body;
       }
+      if (res.status === 503) waits++;
+      else attempt++;
     } catch (_) {
       // not reachable yet
+      attempt++;
     }
     await new Promise((r) => setTimeout(r, 1000));
   }

@@ -24,7 +24,7 @@ from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 
 def launch_line(args):
     src = (
-        f"videotestsrc is-live=true pattern={args.pattern} ! "
+        f"videotestsrc name=src is-live=true pattern={args.pattern} ! "
         f"video/x-raw,width={args.width},height={args.height},framerate={args.fps}/1"
     )
     if args.codec == "h264":
@@ -65,6 +65,13 @@ def main():
     p.add_argument("--user")
     p.add_argument("--password")
     p.add_argument("--lifetime", type=float, default=300.0)
+    # A camera whose media clock is off its wall clock: the pipeline's clock (behind the frames'
+    # pace and their RTP timestamps) runs this many times as fast as real time, while the RTCP
+    # sender reports keep telling the real wall-clock time (1.0035: 7 ms fast every 2 s).
+    p.add_argument("--clock-rate", type=float, default=1.0)
+    # Prints `FRAME <n> <unix ms>` on stdout when the source makes frame n, for every n that is
+    # a multiple of --key-int (x264's IDRs): the wall-clock truth of each segment's start.
+    p.add_argument("--print-keyframes", action="store_true")
     args = p.parse_args()
 
     Gst.init(None)
@@ -74,6 +81,11 @@ def main():
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(launch_line(args))
     factory.set_shared(True)
+    if args.clock_rate != 1.0:
+        clock = Gst.SystemClock()
+        now = clock.get_internal_time()
+        clock.set_calibration(now, now, round(args.clock_rate * 1_000_000), 1_000_000)
+        factory.set_clock(clock)
     if args.user is not None:
         auth = GstRtspServer.RTSPAuth()
         token = GstRtspServer.RTSPToken()
@@ -87,6 +99,22 @@ def main():
             )
         )
         factory.set_permissions(permissions)
+    if args.print_keyframes:
+
+        def on_configure(_factory, media):
+            pad = media.get_element().get_by_name("src").get_static_pad("src")
+            made = [0]
+
+            def probe(_pad, _info):
+                n = made[0]
+                made[0] += 1
+                if n % args.key_int == 0:
+                    print(f"FRAME {n} {GLib.get_real_time() // 1000}", flush=True)
+                return Gst.PadProbeReturn.OK
+
+            pad.add_probe(Gst.PadProbeType.BUFFER, probe)
+
+        factory.connect("media-configure", on_configure)
     server.get_mount_points().add_factory(args.path, factory)
     if server.attach(None) == 0:
         print(f"cannot listen on 127.0.0.1:{args.port}", file=sys.stderr, flush=True)
