@@ -63,7 +63,9 @@ pub use seeds::*;
 pub use ts_demux::*;
 pub use ts_mux::*;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+#[cfg(test)]
+use std::collections::{HashMap, HashSet};
 
 use mpeg2ts::pes::{PesPacketReader, ReadPesPacket};
 use mpeg2ts::ts::{TsPacket, TsPacketReader, TsPayload};

@@ -144,6 +144,49 @@ pub(crate) fn playlist_window_run(data: &[u8]) -> bool {
     budget_hit
 }
 
+/// What [`PlaylistRun::check_render`] holds the render after an operation to, besides the
+/// state: every operation is followed by exactly one render, so the render before the
+/// operation is the previous one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum NextRender {
+    /// The playlist may have changed.
+    Any,
+    /// A refused push or DATERANGE (what, and the error): the render must equal the one
+    /// before the operation.
+    Unchanged(&'static str, String),
+    /// The `render_into` operation: `buf` already holds a `render()` of the state, which must
+    /// equal the previous render (a `render_into` into a dirty buffer of the same state, as
+    /// the operation changes nothing).
+    Fresh,
+}
+
+/// Stale text in the render buffer before the first render (see [`PlaylistRun::buf`]).
+const STALE_RENDER: &str = "#EXTM3U\nstale text that render_into must replace\n";
+
+/// What the model knows of one accepted segment (R25).
+#[derive(Clone, Copy, Debug, Default)]
+struct SegmentModel {
+    duration: u64,
+    /// The longest window that listed it.
+    longest: u64,
+    /// The R25 clock when it left the window.
+    removed_at: Option<u64>,
+    deleted: bool,
+}
+
+/// The assertion context of an accepted push.
+struct PushContext {
+    sequence: u64,
+    duration: u64,
+}
+
+impl std::fmt::Display for PushContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let PushContext { sequence, duration } = self;
+        write!(f, "push of segment {sequence} ({duration} ticks)")
+    }
+}
+
 /// One accepted push, as the model saw it.
 struct Pushed {
     duration: u64,
@@ -170,11 +213,12 @@ struct PlaylistRun {
     next_id: u64,
     /// Sum of every accepted duration: the R25 clock.
     stream: u64,
-    durations: HashMap<u64, u64>,
-    longest: HashMap<u64, u64>,
-    removed_at: HashMap<u64, u64>,
-    deleted: HashSet<u64>,
-    /// Removed and not deleted: `removed_at`'s keys minus `deleted`, kept up to date.
+    /// What the model knows of each accepted segment, indexed by sequence number minus the
+    /// configured start sequence (sequence numbers are consecutive from there).
+    accepted: Vec<SegmentModel>,
+    /// Segments removed from the window so far.
+    removed_count: u64,
+    /// Removed and not deleted, kept up to date.
     pending: BTreeSet<u64>,
     /// Media and discontinuity sequence of the previous render.
     rendered: Option<(u64, u64)>,
@@ -185,7 +229,12 @@ struct PlaylistRun {
     text: String,
     /// The window (state) the previous render showed.
     window: Vec<Segment>,
+    /// The next render's buffer: [`Self::check_render`] renders into it with `render_into`
+    /// (it holds the render before the previous one, or stale text at the start, so every
+    /// `render_into` replaces a dirty buffer) and swaps it with `text`.
     buf: String,
+    /// What the last operation promised about the render that follows it.
+    expect: NextRender,
     /// Renders checked so far.
     renders: u64,
     /// The last render, if m3u8-rs has not read it (see [`PlaylistRun::m3u8_due`]).
@@ -340,16 +389,15 @@ impl PlaylistRun {
             ids: Vec::new(),
             next_id: 0,
             stream: 0,
-            durations: HashMap::new(),
-            longest: HashMap::new(),
-            removed_at: HashMap::new(),
-            deleted: HashSet::new(),
+            accepted: Vec::new(),
+            removed_count: 0,
             pending: BTreeSet::new(),
             rendered: None,
             previous: None,
             text: String::new(),
             window: Vec::new(),
-            buf: String::new(),
+            buf: STALE_RENDER.to_owned(),
+            expect: NextRender::Any,
             renders: 0,
             m3u8_pending: None,
             m3u8_through: None,
@@ -372,15 +420,10 @@ impl PlaylistRun {
                 assert!(self.pl.is_ended());
             }
             _ => {
-                self.buf.clear();
-                self.buf
-                    .push_str("#EXTM3U\nstale text that render_into must replace\n");
-                self.pl.render_into(&mut self.buf);
-                assert_eq!(
-                    self.buf,
-                    self.pl.render(),
-                    "playlist_window: render_into differs from render"
-                );
+                // Held against the previous render (render_into into a dirty buffer, of the
+                // same state) and checked as this operation's render by check_render.
+                self.buf = self.pl.render();
+                self.expect = NextRender::Fresh;
             }
         }
         if let Err(e) = self.pl.check_invariants() {
@@ -458,7 +501,6 @@ impl PlaylistRun {
             expected.push(PushRefusal::Exhausted); // R22: never wraps
         }
 
-        let window_before: Vec<Segment> = self.pl.segments().cloned().collect();
         let (msn, dseq) = (self.pl.media_sequence(), self.pl.discontinuity_sequence());
         let pdt_clock = WallClock::from_unix_millis(pdt_ms);
         let result = if resumed {
@@ -482,7 +524,11 @@ impl PlaylistRun {
                     discontinuity,
                     resumed,
                 };
+                // The window before the push is the one the last render showed (every
+                // operation is followed by a checked render).
+                let window_before = std::mem::take(&mut self.window);
                 self.accepted(&out, &window_before, msn, dseq, &pushed);
+                self.window = window_before;
             }
             Err(e) => {
                 use PlaylistError as E;
@@ -502,13 +548,10 @@ impl PlaylistRun {
                      {discontinuity}) refused with {e}, but the rules call for {expected:?}",
                     pdt_clock.to_rfc3339()
                 );
-                assert!(!e.to_string().is_empty());
-                // The render before the push is the last checked one.
-                assert_eq!(
-                    self.pl.render(),
-                    self.text,
-                    "playlist_window: a refused push changed the playlist ({e})"
-                );
+                let error = e.to_string();
+                assert!(!error.is_empty());
+                // check_render holds the render after it to the render before.
+                self.expect = NextRender::Unchanged("a refused push changed the playlist", error);
                 assert_eq!(self.pl.next_sequence(), self.next_sequence);
             }
         }
@@ -530,7 +573,11 @@ impl PlaylistRun {
             discontinuity,
             resumed,
         } = pushed;
-        let ctx = format!("push of segment {} ({duration} ticks)", out.sequence);
+        // Formatted only when an assertion fails: this runs on every accepted push.
+        let ctx = PushContext {
+            sequence: out.sequence,
+            duration,
+        };
         assert_eq!(out.sequence, self.next_sequence, "{ctx}: sequence number");
         self.next_sequence += 1;
         assert_eq!(self.pl.next_sequence(), self.next_sequence, "{ctx}");
@@ -603,10 +650,20 @@ impl PlaylistRun {
             self.stream,
             "{ctx}: stream time"
         );
-        self.durations.insert(out.sequence, duration);
+        // out.sequence is next_sequence (checked above): the next index.
+        self.accepted.push(SegmentModel {
+            duration,
+            ..SegmentModel::default()
+        });
         for s in &out.removed {
-            self.removed_at.insert(s.sequence, self.stream);
-            if !self.deleted.contains(&s.sequence) {
+            let i = self
+                .model_index(s.sequence)
+                .unwrap_or_else(|| panic!("{ctx}: removes segment {}, never pushed", s.sequence));
+            let m = &mut self.accepted[i];
+            if m.removed_at.replace(self.stream).is_none() {
+                self.removed_count += 1;
+            }
+            if !m.deleted {
                 self.pending.insert(s.sequence);
             }
         }
@@ -616,14 +673,17 @@ impl PlaylistRun {
                 .and_then(|n| n.strip_suffix(".ts"))
                 .and_then(|n| n.parse().ok())
                 .unwrap_or_else(|| panic!("{ctx}: deletes a file named {name:?}"));
-            let removed_at = *self
-                .removed_at
-                .get(&seq)
+            let m = self
+                .model_index(seq)
+                .and_then(|i| self.accepted.get_mut(i))
+                .filter(|m| m.removed_at.is_some())
                 .unwrap_or_else(|| panic!("{ctx}: deletes {name}, which never left the playlist"));
-            assert!(self.deleted.insert(seq), "{ctx}: deletes {name} twice");
+            let removed_at = m.removed_at.expect("filtered above");
+            assert!(!m.deleted, "{ctx}: deletes {name} twice");
+            m.deleted = true;
+            let grace = m.duration + m.longest;
             self.pending.remove(&seq);
             let since = self.stream - removed_at;
-            let grace = self.durations[&seq] + self.longest.get(&seq).copied().unwrap_or(0);
             assert!(
                 since >= grace,
                 "{ctx}: R25: deletes {name} {since} ticks after its removal, before its grace of {grace}"
@@ -634,12 +694,19 @@ impl PlaylistRun {
             );
         }
         for s in &window {
-            let l = self.longest.entry(s.sequence).or_default();
+            let i = self
+                .model_index(s.sequence)
+                .expect("the window is consecutive, checked above");
+            let l = &mut self.accepted[i].longest;
             *l = (*l).max(window_ticks);
         }
-        let pending: Vec<u64> = self.pending.iter().copied().collect();
-        let reported: Vec<u64> = self.pl.pending_deletes().map(|p| p.sequence).collect();
-        assert_eq!(reported, pending, "{ctx}: files awaiting deletion");
+        let reported = || self.pl.pending_deletes().map(|p| p.sequence);
+        assert!(
+            reported().eq(self.pending.iter().copied()),
+            "{ctx}: files awaiting deletion {:?}, expected {:?}",
+            reported().collect::<Vec<_>>(),
+            self.pending
+        );
 
         if discontinuity || resumed || self.last.is_none() {
             self.anchor = pdt;
@@ -650,6 +717,12 @@ impl PlaylistRun {
         // R36: a range leaves only once it ended before the window's first date.
         let first = epoch_ticks(window[0].program_date_time);
         self.ranges.retain(|r| r.end >= i128::from(first));
+    }
+
+    /// Where segment `sequence` sits in [`Self::accepted`] (if it is in range).
+    fn model_index(&self, sequence: u64) -> Option<usize> {
+        let i = usize::try_from(sequence.checked_sub(self.cfg.start_sequence)?).ok()?;
+        (i < self.accepted.len()).then_some(i)
     }
 
     fn add_range(&mut self, input: &mut Input<'_>, op: u8) -> Option<()> {
@@ -735,16 +808,14 @@ impl PlaylistRun {
                     "playlist_window: DATERANGE {id:?} refused with {e}, but the rules call for \
                      {expected:?}"
                 );
+                let error = e.to_string();
                 assert!(
-                    refusal == RangeRefusal::Ended || e.to_string().contains(&format!("{id:?}")),
+                    refusal == RangeRefusal::Ended || error.contains(&format!("{id:?}")),
                     "playlist_window: the error does not name the DATERANGE: {e}"
                 );
-                // The render before the DATERANGE is the last checked one.
-                assert_eq!(
-                    self.pl.render(),
-                    self.text,
-                    "playlist_window: a refused DATERANGE changed the playlist"
-                );
+                // check_render holds the render after it to the render before.
+                self.expect =
+                    NextRender::Unchanged("a refused DATERANGE changed the playlist", error);
             }
         }
         Some(())
@@ -753,15 +824,50 @@ impl PlaylistRun {
     /// Renders, reads the text strictly and with m3u8-rs, and holds both against the state.
     /// Checks the current render; returns its length.
     fn check_render(&mut self) -> usize {
-        let text = self.pl.render();
+        // One render per operation, into the reused (dirty) buffer, unless the operation
+        // rendered with render() already.
+        let expect = std::mem::replace(&mut self.expect, NextRender::Any);
+        if !matches!(expect, NextRender::Fresh) {
+            self.pl.render_into(&mut self.buf);
+        }
+        let text = std::mem::take(&mut self.buf);
+        let unchanged = self.previous.is_some() && text == self.text;
+        match expect {
+            NextRender::Unchanged(what, error) if !unchanged => panic!(
+                "playlist_window: {what} ({error}):\n{text}\nbefore:\n{}",
+                self.text
+            ),
+            NextRender::Fresh if !unchanged => panic!(
+                "playlist_window: render_into differs from render:\n{}\nrender:\n{text}",
+                self.text
+            ),
+            _ => {}
+        }
         // The strict reader reads only what changed since the previous render (the same
-        // result as check_playlist_text; see check_playlist_text_after).
-        let previous = self.previous.as_ref().map(|p| (self.text.as_str(), p));
-        let read = check_playlist_text_after(&text, previous);
+        // result as check_playlist_text; see check_playlist_text_after). A text equal to the
+        // previous one has the previous reading (the reader is a function of the text), kept
+        // in self.previous.
+        let read = (!unchanged).then(|| {
+            let previous = self.previous.as_ref().map(|p| (self.text.as_str(), p));
+            let read = check_playlist_text_after(&text, previous);
+            #[cfg(test)]
+            cross_check_strict_reader(&text, read.as_ref().map(|r| &r.parsed));
+            read.unwrap_or_else(|e| panic!("playlist_window: {e}\nin:\n{text}"))
+        });
+        let parsed = match &read {
+            Some(read) => &read.parsed,
+            None => {
+                &self
+                    .previous
+                    .as_ref()
+                    .expect("unchanged: read before")
+                    .parsed
+            }
+        };
         #[cfg(test)]
-        cross_check_strict_reader(&text, &read);
-        let read = read.unwrap_or_else(|e| panic!("playlist_window: {e}\nin:\n{text}"));
-        let parsed = &read.parsed;
+        if read.is_none() {
+            cross_check_strict_reader(&text, Ok(parsed));
+        }
         let fail = |what: String| -> ! { panic!("playlist_window: {what}\nin:\n{text}") };
         if parsed.target_duration != self.cfg.target_duration_secs {
             fail(format!(
@@ -866,7 +972,8 @@ impl PlaylistRun {
 
         let pdts: Vec<WallClock> = window.iter().map(|s| s.program_date_time).collect();
         let last_range_ms = visible.last().map(|r| r.start / TICKS_PER_MS as i64);
-        if let Some(previous) = &self.previous {
+        // check_update(p, p) holds for every reading p: an unchanged text needs no check.
+        if let Some(previous) = self.previous.as_ref().filter(|_| read.is_some()) {
             if let Err(e) = check_update(&previous.parsed, parsed) {
                 fail(e);
             }
@@ -906,9 +1013,12 @@ impl PlaylistRun {
                 last_range_ms,
             });
         }
-        self.text = text;
-        self.window = window.into_iter().cloned().collect();
-        self.previous = Some(read);
+        self.window.clear();
+        self.window.extend(window.into_iter().cloned());
+        self.buf = std::mem::replace(&mut self.text, text);
+        if let Some(read) = read {
+            self.previous = Some(read);
+        }
         self.renders += 1;
         len
     }
@@ -944,13 +1054,15 @@ impl PlaylistRun {
         }
         let removed = self.pl.media_sequence() - self.cfg.start_sequence;
         assert_eq!(
-            self.removed_at.len() as u64,
-            removed,
+            self.removed_count, removed,
             "playlist_window: removed count"
         );
         for s in self.pl.segments() {
             assert!(
-                !self.deleted.contains(&s.sequence),
+                !self
+                    .model_index(s.sequence)
+                    .and_then(|i| self.accepted.get(i))
+                    .is_some_and(|m| m.deleted),
                 "playlist_window: segment {} deleted while listed",
                 s.sequence
             );
@@ -960,14 +1072,63 @@ impl PlaylistRun {
 
 /// In the unit tests, every render's incremental strict reading is held against the full one.
 #[cfg(test)]
-fn cross_check_strict_reader(text: &str, read: &Result<StrictRead, String>) {
+fn cross_check_strict_reader(text: &str, read: Result<&RenderedPlaylist, &String>) {
     let full = check_playlist_text(text);
-    let incremental = read
-        .as_ref()
-        .map(|r| r.parsed.clone())
-        .map_err(Clone::clone);
+    let incremental = read.cloned().map_err(Clone::clone);
     assert_eq!(
         incremental, full,
         "playlist_window: the incremental strict reader differs on:\n{text}"
     );
+}
+
+#[cfg(test)]
+mod deferred_checks {
+    use super::*;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    /// A run with a valid config (list size 5, target 2 s), its first render checked.
+    fn started() -> PlaylistRun {
+        let data = [0x25u8, 0, 0, 0, 0, 0, 0];
+        let mut run = PlaylistRun::new(&mut Input::new(&data)).expect("a valid config");
+        run.check_render();
+        run
+    }
+
+    fn push_behind_the_model(run: &mut PlaylistRun) {
+        let pdt = WallClock::from_unix_millis(PL_T0_MS);
+        run.pl
+            .push(Duration90k(2 * TICKS_PER_SEC), pdt, false)
+            .expect("a valid push");
+    }
+
+    #[test]
+    fn the_render_after_a_refusal_or_render_into_is_held_to_the_one_before() {
+        // A refused operation that changed the playlist anyway.
+        let mut run = started();
+        push_behind_the_model(&mut run);
+        run.expect = NextRender::Unchanged("a refused push changed the playlist", String::new());
+        let failed = catch_unwind(AssertUnwindSafe(|| run.check_render()));
+        assert!(failed.is_err(), "a changed render after a refusal passes");
+
+        // A render() that differs from the render_into of the same (here: not the same) state.
+        let mut run = started();
+        push_behind_the_model(&mut run);
+        run.buf = run.pl.render();
+        run.expect = NextRender::Fresh;
+        let failed = catch_unwind(AssertUnwindSafe(|| run.check_render()));
+        assert!(
+            failed.is_err(),
+            "render() differing from render_into passes"
+        );
+
+        // Both pass when nothing changed.
+        let mut run = started();
+        run.expect = NextRender::Unchanged("a refused push changed the playlist", String::new());
+        run.check_render();
+        run.buf = run.pl.render();
+        run.expect = NextRender::Fresh;
+        run.check_render();
+        // render_into replaced the stale text of the buffer at the first render.
+        assert!(run.text.starts_with("#EXTM3U\n#EXT-X-VERSION:"));
+    }
 }

@@ -366,3 +366,19 @@ fn incremental_strict_reader_agrees_with_the_full_one() {
     assert!(checked > 500);
     assert!(REUSED_SEGMENTS.get() > 200, "{}", REUSED_SEGMENTS.get());
 }
+
+#[test]
+fn push_repeated_writes_the_cycled_pattern() {
+    // The MUX_BIG access units: the same bytes as pattern.iter().cycle().take(len).
+    for pattern_len in 1..=5u8 {
+        let pattern: Vec<u8> = (1..=pattern_len).collect();
+        for len in 0..40 {
+            let mut out = vec![0xAA];
+            push_repeated(&mut out, &pattern, len);
+            let want: Vec<u8> = std::iter::once(0xAA)
+                .chain(pattern.iter().copied().cycle().take(len))
+                .collect();
+            assert_eq!(out, want, "pattern {pattern:?}, {len} bytes");
+        }
+    }
+}

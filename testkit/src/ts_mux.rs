@@ -65,8 +65,9 @@ pub const MUX_BIG: u8 = 0x80;
 /// An access unit the muxer accepted, as it must read back.
 #[derive(Clone, Debug)]
 pub(crate) struct SentAu {
-    /// The PES payload: our AUD (unless the AU starts with one) and the AU.
-    payload: Vec<u8>,
+    /// Our AUD and the access unit as pushed; the PES payload is `bytes[payload_start..]`.
+    bytes: Vec<u8>,
+    payload_start: usize,
     pts: u64,
     dts: u64,
     keyframe: bool,
@@ -139,13 +140,33 @@ fn expected_refusals(data: &[u8], pts: u64, dts: u64, last_dts: Option<u64>) -> 
     out
 }
 
-/// The PES payload the muxer must write for `data`: an AUD in front unless the first NAL unit
-/// already is one (nal_unit_type 9).
-fn pes_payload(data: &[u8]) -> Vec<u8> {
+impl SentAu {
+    /// The PES payload the muxer must write: an AUD in front of the access unit unless its
+    /// first NAL unit already is one (nal_unit_type 9).
+    fn payload(&self) -> &[u8] {
+        &self.bytes[self.payload_start..]
+    }
+}
+
+/// Where the PES payload starts in our AUD followed by access unit `data` (see
+/// [`SentAu::payload`]).
+fn payload_start(data: &[u8]) -> usize {
     if annex_b_nal_header(data).is_some_and(|h| h & 0x1F == 9) {
-        data.to_vec()
+        AUD.len()
     } else {
-        [&AUD[..], data].concat()
+        0
+    }
+}
+
+/// Appends `len` bytes of `pattern` repeated (the bytes of `pattern.iter().cycle().take(len)`),
+/// by doubling copies: a loop per byte costs a traced comparison per byte in the fuzz build.
+pub(crate) fn push_repeated(out: &mut Vec<u8>, pattern: &[u8], len: usize) {
+    let start = out.len();
+    out.reserve(len);
+    out.extend_from_slice(&pattern[..pattern.len().min(len)]);
+    while out.len() - start < len {
+        let have = out.len() - start;
+        out.extend_from_within(start..start + have.min(len - have));
     }
 }
 
@@ -273,7 +294,17 @@ impl MuxRun {
         } else {
             0
         };
-        let body: Vec<u8> = if op & MUX_BIG != 0 {
+        // Our AUD, the framing and the body in one buffer: the access unit is `bytes[AUD.len()..]`,
+        // the PES payload it must read back as is a suffix too (SentAu::payload).
+        let framing: &[u8] = match op & 0x60 {
+            MUX_FRAMING_START4 => &[0, 0, 0, 1],
+            MUX_FRAMING_START3 => &[0, 0, 1],
+            MUX_FRAMING_AUD => &AUD,
+            _ => &[],
+        };
+        let mut bytes = AUD.to_vec();
+        bytes.extend_from_slice(framing);
+        if op & MUX_BIG != 0 {
             let len = usize::try_from(input.varint()?)
                 .unwrap_or(usize::MAX)
                 .min(MUX_MAX_AU_LEN);
@@ -282,21 +313,12 @@ impl MuxRun {
             if pattern.is_empty() {
                 return None;
             }
-            // The same bytes as pattern.iter().cycle().take(len), by doubling copies: a loop
-            // per byte costs a traced comparison per byte in the fuzz build.
-            let mut body = pattern.repeat(len.div_ceil(pattern.len()));
-            body.truncate(len);
-            body
+            push_repeated(&mut bytes, pattern, len);
         } else {
             let len = usize::from(input.u8()?);
-            input.bytes(len).to_vec()
-        };
-        let data: Vec<u8> = match op & 0x60 {
-            MUX_FRAMING_START4 => [&[0, 0, 0, 1][..], &body].concat(),
-            MUX_FRAMING_START3 => [&[0, 0, 1][..], &body].concat(),
-            MUX_FRAMING_AUD => [&AUD[..], &body].concat(),
-            _ => body,
-        };
+            bytes.extend_from_slice(input.bytes(len));
+        }
+        let data = &bytes[AUD.len()..];
         let dts = match self.last_dts {
             None => start,
             Some(last) => last.checked_add(step)?,
@@ -313,12 +335,12 @@ impl MuxRun {
         }
 
         let au = AccessUnit {
-            data: &data,
+            data,
             pts: Pts(pts),
             dts: (op & MUX_DTS != 0).then_some(Pts(dts)),
             keyframe,
         };
-        let expected = expected_refusals(&data, pts, dts, self.last_dts);
+        let expected = expected_refusals(data, pts, dts, self.last_dts);
         let before = counters(&self.mux);
         let seg = self
             .segments
@@ -336,8 +358,10 @@ impl MuxRun {
                     self.last_dts,
                     data.len()
                 );
+                let payload_start = payload_start(data);
                 seg.aus.push(SentAu {
-                    payload: pes_payload(&data),
+                    bytes,
+                    payload_start,
                     pts,
                     dts,
                     keyframe,
@@ -384,13 +408,17 @@ pub(crate) fn verify_ts_output(
     resume: Option<&BTreeMap<u16, u8>>,
     mux: &TsMuxer,
 ) -> Result<(), String> {
-    // Raw scan: packets, sync bytes, R3 order, continuity counters across files (R1).
-    let mut last_cc: BTreeMap<u16, u8> = resume
-        .into_iter()
-        .flatten()
-        .filter(|(pid, _)| OUR_PIDS.contains(pid))
-        .map(|(&pid, &cc)| (pid, cc & 0x0F))
-        .collect();
+    // Raw scan: packets, sync bytes, R3 order, continuity counters across files (R1). The
+    // counters per PID of OUR_PIDS (in that order; a map per file for read_segment).
+    let mut cc: [Option<u8>; 3] =
+        OUR_PIDS.map(|pid| resume.and_then(|r| r.get(&pid)).map(|&c| c & 0x0F));
+    let cc_map = |cc: &[Option<u8>; 3]| -> BTreeMap<u16, u8> {
+        OUR_PIDS
+            .iter()
+            .zip(cc)
+            .filter_map(|(&pid, c)| Some((pid, (*c)?)))
+            .collect()
+    };
     let mut starts = Vec::with_capacity(segments.len());
     for (s, seg) in segments.iter().enumerate() {
         if seg.bytes.len() % PACKET_SIZE != 0 || seg.bytes.len() < 2 * PACKET_SIZE {
@@ -399,7 +427,7 @@ pub(crate) fn verify_ts_output(
                 seg.bytes.len()
             ));
         }
-        starts.push(last_cc.clone());
+        starts.push(cc_map(&cc));
         for (i, p) in seg.bytes.chunks_exact(PACKET_SIZE).enumerate() {
             let pid = u16::from_be_bytes([p[1] & 0x1F, p[2]]);
             // Formatted only on failure: this runs for every packet.
@@ -413,25 +441,26 @@ pub(crate) fn verify_ts_output(
                     at()
                 ));
             }
-            if !OUR_PIDS.contains(&pid) {
+            let Some(k) = OUR_PIDS.iter().position(|&p| p == pid) else {
                 return Err(format!("{}: not one of our PIDs", at()));
-            }
-            let cc = p[3] & 0x0F;
+            };
+            let got = p[3] & 0x0F;
             let has_payload = p[3] & 0x10 != 0;
-            let want = match last_cc.get(&pid) {
-                Some(&prev) if has_payload => (prev + 1) & 0x0F,
-                Some(&prev) => prev,
+            let want = match cc[k] {
+                Some(prev) if has_payload => (prev + 1) & 0x0F,
+                Some(prev) => prev,
                 None => 0,
             };
-            if cc != want {
+            if got != want {
                 return Err(format!(
-                    "{}: R1: continuity counter {cc}, expected {want} (payload: {has_payload})",
+                    "{}: R1: continuity counter {got}, expected {want} (payload: {has_payload})",
                     at()
                 ));
             }
-            last_cc.insert(pid, cc);
+            cc[k] = Some(got);
         }
     }
+    let last_cc = cc_map(&cc);
     for pid in OUR_PIDS {
         let reported = mux.continuity_counter(pid);
         if reported != last_cc.get(&pid).copied() {
@@ -509,11 +538,11 @@ pub(crate) fn verify_ts_output(
         let au = sent
             .get(k)
             .ok_or_else(|| format!("PES {k}: more PES packets than access units"))?;
-        if pes.data != au.payload {
+        if pes.data != au.payload() {
             return Err(format!(
                 "PES {k}: payload of {} bytes differs from the {} bytes sent (AUD included)",
                 pes.data.len(),
-                au.payload.len()
+                au.payload().len()
             ));
         }
         let pts = pes.header.pts.map(|t| t.as_u64());
@@ -600,7 +629,7 @@ fn compare_report(
                 got.pcr
             ));
         }
-        if got.payload != sent.payload
+        if got.payload != sent.payload()
             || got.pts != sent.pts & MASK_33
             || got.dts != want_dts
             || got.keyframe != sent.keyframe
@@ -615,7 +644,7 @@ fn compare_report(
                 sent.pts,
                 sent.dts,
                 sent.keyframe,
-                sent.payload.len()
+                sent.payload().len()
             ));
         }
     }
