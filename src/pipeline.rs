@@ -46,7 +46,7 @@ use crate::segmenter::{Cut, FrameAu, PartPlan, Segmenter};
 use crate::source::{Checkerboard, FrameInfo, Source};
 use crate::state::{InputParams, Shared, StreamParams};
 use crate::store::MediaDir;
-use crate::time::{Duration90k, FrameRate, SegmentClock, StreamTime, TICKS_PER_MS};
+use crate::time::{Duration90k, FrameRate, SegmentClock, StreamTime, TICKS_PER_MS, TICKS_PER_SEC};
 use crate::yuv::rgb_to_i420;
 
 /// I420 frames in flight between source and encoder.
@@ -958,7 +958,7 @@ pub fn prepare_rtsp(
     let rate = camera_rate(
         opened
             .fps
-            .unwrap_or(90_000.0 / frame.as_u64().max(1) as f64),
+            .unwrap_or(TICKS_PER_SEC as f64 / frame.as_u64().max(1) as f64),
     );
     let camera = &opened.camera;
     let mut cfg = cfg
@@ -1350,7 +1350,7 @@ impl RtspSink<'_, '_> {
         let rate = match (*sps, *first) {
             (Some(r), _) => Some(r),
             (None, Some(first)) if !p.starts_run => {
-                camera_rate(90_000.0 / (p.at - first).as_u64().max(1) as f64)
+                camera_rate(TICKS_PER_SEC as f64 / (p.at - first).as_u64().max(1) as f64)
             }
             // The run's first frame (or a run that ended before its second): measure from it.
             (None, _) => {

@@ -438,7 +438,9 @@ async fn session(
                     continue;
                 };
                 let ntp = sr.ntp_timestamp().0.wrapping_sub(retina::UNIX_EPOCH.0);
-                let ticks = ((ntp >> 32) * 90_000 + (((ntp & 0xFFFF_FFFF) * 90_000) >> 32)) as i64;
+                let ticks = ((ntp >> 32) * crate::time::TICKS_PER_SEC
+                    + (((ntp & 0xFFFF_FFFF) * crate::time::TICKS_PER_SEC) >> 32))
+                    as i64;
                 if sender_report.is_none() {
                     let offset = ticks / 90 - WallClock::now().unix_millis();
                     debug!(
