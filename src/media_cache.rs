@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -38,6 +38,11 @@ pub(crate) struct CachedSegment {
     pub(crate) bytes: Bytes,
     /// When it was published (its `Expires` counts from here, as a file's modification time).
     pub(crate) published: SystemTime,
+    /// The file it was written to, open, when it has one (segments; parts are only here): the
+    /// server sends it with `sendfile(2)` instead of copying `bytes` ([`crate::server::front`]).
+    /// The publisher never writes a file twice, so its bytes are `bytes`; deleting the name
+    /// leaves the open file readable.
+    pub(crate) file: Option<Arc<std::fs::File>>,
 }
 
 /// The playlist forms of one version: the full one and, with low latency, the delta update.
@@ -113,14 +118,23 @@ impl MediaCache {
         self.low_latency.load(Ordering::Relaxed)
     }
 
-    /// Holds segment `sequence` (just written); the oldest beyond the kept count go, with the
-    /// parts of segments that old.
-    pub(crate) fn put_segment(&self, sequence: u64, bytes: Bytes, published: SystemTime) {
+    /// Holds segment `sequence` (just written, to `file` when the store is a directory); the
+    /// oldest beyond the kept count go, with the parts of segments that old.
+    pub(crate) fn put_segment(
+        &self,
+        sequence: u64,
+        bytes: Bytes,
+        published: SystemTime,
+        file: Option<std::fs::File>,
+    ) {
         let keep = self.keep.load(Ordering::Relaxed);
+        let segment = CachedSegment {
+            bytes,
+            published,
+            file: file.map(Arc::new),
+        };
         let mut inner = self.write();
-        inner
-            .segments
-            .insert(sequence, CachedSegment { bytes, published });
+        inner.segments.insert(sequence, segment);
         while inner.segments.len() > keep {
             inner.segments.pop_first();
         }
@@ -136,9 +150,14 @@ impl MediaCache {
 
     /// Holds part `index` of segment `sequence` (complete).
     pub(crate) fn put_part(&self, sequence: u64, index: u32, bytes: Bytes, published: SystemTime) {
-        self.write()
-            .parts
-            .insert((sequence, index), CachedSegment { bytes, published });
+        self.write().parts.insert(
+            (sequence, index),
+            CachedSegment {
+                bytes,
+                published,
+                file: None,
+            },
+        );
     }
 
     pub(crate) fn part(&self, sequence: u64, index: u32) -> Option<CachedSegment> {
@@ -205,7 +224,7 @@ mod tests {
         let c = MediaCache::default();
         let t = SystemTime::UNIX_EPOCH;
         for s in 0..(MEMORY_SEGMENTS as u64 + 3) {
-            c.put_segment(s, Bytes::from(vec![s as u8; 188]), t);
+            c.put_segment(s, Bytes::from(vec![s as u8; 188]), t, None);
         }
         assert!(c.segment(2).is_none(), "the oldest went");
         assert_eq!(c.segment(3).unwrap().bytes[0], 3);

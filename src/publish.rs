@@ -385,12 +385,15 @@ impl<'o, S: Storage> Publisher<'o, S> {
     /// stop the encoder: the lost segment is left out and the next one carries a discontinuity.
     pub(crate) fn publish(&mut self, seg: ClosedSegment, frames_encoded: u64) -> Vec<u8> {
         let seq = self.playlist.next_sequence();
-        if let Err(e) = self.store.write_segment(seq, &seg.bytes) {
-            warn!(sequence = seq, error = %e, "segment not written; it is left out of the playlist");
-            self.discontinuity = true;
-            self.playlist.abandon_parts();
-            return seg.bytes;
-        }
+        let file = match self.store.write_segment(seq, &seg.bytes) {
+            Ok(file) => file,
+            Err(e) => {
+                warn!(sequence = seq, error = %e, "segment not written; it is left out of the playlist");
+                self.discontinuity = true;
+                self.playlist.abandon_parts();
+                return seg.bytes;
+            }
+        };
         let pdt = self.clock.epoch.at(seg.start);
         let outcome = match self.playlist.push(seg.duration, pdt, self.discontinuity) {
             Ok(o) => o,
@@ -417,7 +420,7 @@ impl<'o, S: Storage> Publisher<'o, S> {
         let bytes = bytes::Bytes::from(seg.bytes);
         self.shared
             .media
-            .put_segment(seq, bytes, std::time::SystemTime::now());
+            .put_segment(seq, bytes, std::time::SystemTime::now(), file);
         self.write_playlist();
         for f in &outcome.delete_now {
             if let Some(s) = self.name.parse_segment_file(f) {

@@ -14,8 +14,9 @@ use crate::name::StreamName;
 /// previous playlist, a listing and deletion of segments. Tests use an in-memory store that
 /// records the order of these calls.
 pub(crate) trait Storage {
-    /// Writes segment `sequence` whole; readers never see part of it.
-    fn write_segment(&mut self, sequence: u64, bytes: &[u8]) -> io::Result<()>;
+    /// Writes segment `sequence` whole; readers never see part of it. Returns the written file,
+    /// open for reading, when there is one (the server sends it with `sendfile(2)`).
+    fn write_segment(&mut self, sequence: u64, bytes: &[u8]) -> io::Result<Option<fs::File>>;
     /// Replaces the playlist whole.
     fn write_playlist(&mut self, text: &str) -> io::Result<()>;
     /// The playlist a previous run left, if any.
@@ -63,8 +64,9 @@ impl MediaDir {
 }
 
 impl Storage for MediaDir {
-    fn write_segment(&mut self, sequence: u64, bytes: &[u8]) -> io::Result<()> {
-        self.write_atomic(&self.name.segment_file(sequence), bytes)
+    fn write_segment(&mut self, sequence: u64, bytes: &[u8]) -> io::Result<Option<fs::File>> {
+        self.write_via_temp(&self.name.segment_file(sequence), bytes, false)
+            .map(Some)
     }
 
     fn write_playlist(&mut self, text: &str) -> io::Result<()> {
@@ -168,38 +170,42 @@ impl MediaDir {
     fn write_atomic(&self, file: &str, bytes: &[u8]) -> io::Result<()> {
         // No fsync: atomicity for readers comes from rename; durability across a power cut is
         // not worth a disk flush per segment for a live stream.
-        self.write_via_temp(file, bytes, false)
+        self.write_via_temp(file, bytes, false).map(drop)
     }
 
     /// [`Self::write_atomic`], and durable: the file's bytes are on disk before the rename
     /// makes them visible, and the rename is on disk before this returns.
     fn write_atomic_durable(&self, file: &str, bytes: &[u8]) -> io::Result<()> {
-        self.write_via_temp(file, bytes, true)
+        self.write_via_temp(file, bytes, true).map(drop)
     }
 
-    fn write_via_temp(&self, file: &str, bytes: &[u8], durable: bool) -> io::Result<()> {
+    /// Writes `file` through a temporary name; returns it open (for reading, too).
+    fn write_via_temp(&self, file: &str, bytes: &[u8], durable: bool) -> io::Result<fs::File> {
         let tmp = self.dir.join(self.temp_name(file));
-        let result = (|| -> io::Result<()> {
-            let mut f = fs::File::create(&tmp)?;
+        let result = (|| -> io::Result<fs::File> {
+            let mut f = fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)?;
             f.write_all(bytes)?;
             if durable {
                 f.sync_all()?;
             }
-            drop(f);
             fs::rename(&tmp, self.dir.join(file))?;
             if durable {
                 fs::File::open(&self.dir)?.sync_all()?;
             }
-            Ok(())
+            Ok(f)
         })();
-        if let Err(e) = result {
+        result.map_err(|e| {
             let _ = fs::remove_file(&tmp);
-            return Err(io::Error::new(
+            io::Error::new(
                 e.kind(),
                 format!("writing {}: {e}", self.dir.join(file).display()),
-            ));
-        }
-        Ok(())
+            )
+        })
     }
 }
 

@@ -1,7 +1,7 @@
 //! The publisher over an in-memory store that records every call, so the order of events is
 //! checked as well as the outcome.
 
-use std::io;
+use std::{fs, io};
 
 use super::*;
 use crate::name::StreamName;
@@ -30,13 +30,13 @@ struct MemoryStore {
 }
 
 impl Storage for &mut MemoryStore {
-    fn write_segment(&mut self, sequence: u64, bytes: &[u8]) -> io::Result<()> {
+    fn write_segment(&mut self, sequence: u64, bytes: &[u8]) -> io::Result<Option<fs::File>> {
         if self.fail.contains(&sequence) {
             return Err(io::Error::other("disk full"));
         }
         self.events.push(Event::Segment(sequence));
         self.segments.insert(sequence, bytes.to_vec());
-        Ok(())
+        Ok(None)
     }
 
     fn write_playlist(&mut self, text: &str) -> io::Result<()> {

@@ -392,12 +392,13 @@ pub(crate) struct ConnSocket(Arc<std::net::TcpStream>);
 
 /// `HttpServer::on_connect`: keeps a [`ConnSocket`] with every connection (a duplicated
 /// descriptor, closed with the connection).
-pub(crate) fn remember_socket(conn: &dyn std::any::Any, ext: &mut actix_web::dev::Extensions) {
+pub(crate) fn remember_socket(
+    tcp: &actix_web::rt::net::TcpStream,
+    ext: &mut actix_web::dev::Extensions,
+) {
     use std::os::fd::AsFd as _;
-    if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-        if let Ok(fd) = tcp.as_fd().try_clone_to_owned() {
-            ext.insert(ConnSocket(Arc::new(std::net::TcpStream::from(fd))));
-        }
+    if let Ok(fd) = tcp.as_fd().try_clone_to_owned() {
+        ext.insert(ConnSocket(Arc::new(std::net::TcpStream::from(fd))));
     }
 }
 

@@ -17,14 +17,23 @@
 //! segment's are ever read ([`media`]); the name is checked before any path is built, and the
 //! resolved path is checked again after symlinks are followed.
 //!
+//! Every connection comes in through the front door ([`front`]): the playlist, segments and parts
+//! held in memory are answered there, on the socket (a segment with `sendfile(2)` from the file
+//! the publisher just wrote); everything else goes to actix-web with the same routes, headers
+//! and handler code.
+//!
 //! The server never encodes and never blocks an async worker: files are opened and read on the
 //! blocking pool (`web::block`, and actix-files' chunked reader), the shared state is read under
 //! short lock scopes that never span an `.await`, and the media threads write the files without
 //! waiting on any HTTP client. A stalled client only holds its own socket and file descriptor.
+//! The one exception is `sendfile(2)` of a segment held in memory: its pages were written
+//! seconds before and are read from the page cache; only if the kernel had evicted them would
+//! the send wait for the disk (nginx's `sendfile on` makes the same trade).
 
 pub(crate) mod assets;
 pub(crate) mod cors;
 pub(crate) mod error;
+pub(crate) mod front;
 pub(crate) mod marker_api;
 pub(crate) mod media;
 pub(crate) mod stream_info;
@@ -39,8 +48,7 @@ use actix_files::NamedFile;
 use actix_web::dev::Service;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
-use actix_web::middleware::DefaultHeaders;
-use actix_web::{guard, web, App, HttpRequest, HttpResponse, HttpServer, Resource, ResponseError};
+use actix_web::{guard, web, App, HttpRequest, HttpResponse, Resource, ResponseError};
 use serde::Serialize;
 
 use crate::error::{Error, ErrorKind};
@@ -152,6 +160,8 @@ pub(crate) struct AppState {
     /// The player page with the stream name filled in, and its entity tag.
     index_html: web::Bytes,
     index_etag: String,
+    /// The configuration's `GET /stream` body.
+    stream_body: web::Data<stream_info::Body>,
 }
 
 impl AppState {
@@ -182,6 +192,7 @@ fn hold_cap(p: &StreamParams) -> Duration {
 /// # Panics
 /// If `cfg` does not pass [`ServerConfig::validate`]; [`serve`] validates first and returns an
 /// error instead.
+#[cfg(test)]
 pub(crate) fn configure(
     cfg: &ServerConfig,
     shared: Arc<Shared>,
@@ -189,70 +200,90 @@ pub(crate) fn configure(
     if let Err(e) = cfg.validate() {
         panic!("invalid server configuration: {e}");
     }
-    let cors = CorsPolicy::new(&cfg.cors_origins).expect("origins were just validated");
+    let state = app_state(cfg, shared);
+    move |sc: &mut web::ServiceConfig| routes(state, sc)
+}
+
+/// The state every handler reads: built once per server, shared by its workers and the front
+/// door ([`front`]).
+fn app_state(cfg: &ServerConfig, shared: Arc<Shared>) -> web::Data<AppState> {
+    let cors = CorsPolicy::new(&cfg.cors_origins).expect("origins were validated");
     let (index_html, index_etag) = assets::render_index(cfg.name.as_str());
-    let stream_body = stream_info::body(cfg);
-    let state = web::Data::new(AppState {
+    web::Data::new(AppState {
         media_dir: cfg.media_dir.clone(),
         name: cfg.name.clone(),
         configured: cfg.stream_params(),
-        cors: cors.clone(),
+        cors,
         shared,
         marker_token: cfg.marker_token.clone(),
         index_html: web::Bytes::from(index_html),
         index_etag,
-    });
-    move |sc: &mut web::ServiceConfig| {
-        let preflight = cors.is_enabled();
-        let policy = cors;
-        let scope = web::scope("")
-            .app_data(state)
-            .wrap_fn(move |req, srv| {
-                let enabled = policy.is_enabled();
-                let allowed_origin = req
-                    .headers()
-                    .get(header::ORIGIN)
-                    .filter(|o| enabled && o.to_str().is_ok_and(|o| policy.allows(o)))
-                    .cloned();
-                let fut = srv.call(req);
-                async move {
-                    let mut res = fut.await?;
-                    if enabled {
-                        let h = res.headers_mut();
-                        // One Vary header, so a cache reading only the first sees both.
-                        let vary = match h.get(header::VARY).and_then(|v| v.to_str().ok()) {
-                            Some(v) => HeaderValue::try_from(format!("{v}, Origin"))
-                                .unwrap_or(HeaderValue::from_static("Origin")),
-                            None => HeaderValue::from_static("Origin"),
-                        };
-                        h.insert(header::VARY, vary);
-                        if let Some(origin) = allowed_origin {
-                            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-                            h.insert(
-                                header::ACCESS_CONTROL_EXPOSE_HEADERS,
-                                HeaderValue::from_static(cors::EXPOSE_HEADERS),
-                            );
-                        }
-                    }
-                    Ok(res)
-                }
-            })
-            .wrap(
-                DefaultHeaders::new()
-                    .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-                    .add((header::REFERRER_POLICY, "no-referrer")),
-            )
-            .service(read_only("/", preflight).to(index))
-            .service(read_only("/static/{path:.*}", preflight).to(static_asset))
-            .service(read_only("/video/{file:[^/]+\\.m3u8}", preflight).to(playlist))
-            .service(read_only("/video/{file}", preflight).to(segment))
-            .service(markers_resource(preflight))
-            .service(read_only("/markers/events", preflight).to(marker_api::events))
-            .service(read_only("/healthz", preflight).to(healthz))
-            .service(stream_info::resource(preflight, stream_body))
-            .default_service(web::to(not_found));
-        sc.service(scope);
+        stream_body: stream_info::body(cfg),
+    })
+}
+
+/// The headers every answer carries, whichever front end writes it: `nosniff` and
+/// `no-referrer` unless the handler set them, and while CORS is on `Vary: Origin` and, for an
+/// allowed `origin`, `Access-Control-Allow-Origin` with the headers a script may read ([`cors`]).
+pub(crate) fn finish_headers(
+    cors: &CorsPolicy,
+    origin: Option<&HeaderValue>,
+    h: &mut header::HeaderMap,
+) {
+    for (name, value) in [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ] {
+        if !h.contains_key(&name) {
+            h.insert(name, HeaderValue::from_static(value));
+        }
     }
+    if !cors.is_enabled() {
+        return;
+    }
+    // One Vary header, so a cache reading only the first sees both.
+    let vary = match h.get(header::VARY).and_then(|v| v.to_str().ok()) {
+        Some(v) => HeaderValue::try_from(format!("{v}, Origin"))
+            .unwrap_or(HeaderValue::from_static("Origin")),
+        None => HeaderValue::from_static("Origin"),
+    };
+    h.insert(header::VARY, vary);
+    if let Some(origin) = origin.filter(|o| o.to_str().is_ok_and(|o| cors.allows(o))) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static(cors::EXPOSE_HEADERS),
+        );
+    }
+}
+
+/// Registers every route, and [`finish_headers`] around them.
+fn routes(state: web::Data<AppState>, sc: &mut web::ServiceConfig) {
+    let preflight = state.cors.is_enabled();
+    let stream_body = state.stream_body.clone();
+    let policy = state.cors.clone();
+    let scope = web::scope("")
+        .app_data(state)
+        .wrap_fn(move |req, srv| {
+            let origin = req.headers().get(header::ORIGIN).cloned();
+            let fut = srv.call(req);
+            let policy = policy.clone();
+            async move {
+                let mut res = fut.await?;
+                finish_headers(&policy, origin.as_ref(), res.headers_mut());
+                Ok(res)
+            }
+        })
+        .service(read_only("/", preflight).to(index))
+        .service(read_only("/static/{path:.*}", preflight).to(static_asset))
+        .service(read_only("/video/{file:[^/]+\\.m3u8}", preflight).to(playlist))
+        .service(read_only("/video/{file}", preflight).to(segment))
+        .service(markers_resource(preflight))
+        .service(read_only("/markers/events", preflight).to(marker_api::events))
+        .service(read_only("/healthz", preflight).to(healthz))
+        .service(stream_info::resource(preflight, stream_body))
+        .default_service(web::to(not_found));
+    sc.service(scope);
 }
 
 /// A resource whose handler (added with `.to`) answers `GET` and `HEAD`; `OPTIONS` is a CORS
@@ -357,27 +388,66 @@ pub async fn serve_listener(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    use actix_service::{
+        fn_factory, fn_service, map_config, IntoServiceFactory as _, ServiceFactory as _,
+        ServiceFactoryExt as _,
+    };
     cfg.validate()?;
     let addr = listener
         .local_addr()
         .map_err(|e| Error::io("reading the listening address", e))?;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
     let name = cfg.name.clone();
-    let server = HttpServer::new(move || App::new().configure(configure(&cfg, shared.clone())))
+    let state = app_state(&cfg, shared);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Each worker thread: the front door, and behind it actix-web's dispatcher with every route
+    // (what `HttpServer` would build, with the same timeouts).
+    let worker = move || {
+        let routes_state = state.clone();
+        let app = App::new()
+            .configure(move |sc| routes(routes_state.clone(), sc))
+            .into_factory()
+            .map_err(|e: actix_web::Error| e.error_response());
+        let stop_h1 = stop_rx.clone();
+        let h1 = actix_http::HttpService::build()
+            .keep_alive(actix_http::KeepAlive::Timeout(front::KEEP_ALIVE))
+            .client_request_timeout(front::REQUEST_HEAD_TIMEOUT)
+            .client_disconnect_timeout(Duration::from_secs(1))
+            // actix copies a body into the connection's write buffer and frees a buffer above
+            // this size after each answer; a 720p segment read from disk fits, so it is not
+            // reallocated per request (at most this much kept per connection).
+            .h1_write_buffer_size(512 * 1024)
+            .local_addr(addr)
+            .graceful_shutdown_signal(move || {
+                let mut stop = stop_h1.clone();
+                async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                }
+            })
+            .on_connect_ext(|io: &front::Prefixed, ext: &mut actix_http::Extensions| {
+                marker_api::remember_socket(io.tcp(), ext)
+            })
+            // The host and address are only for URL generation, which no route uses.
+            .h1(map_config(app, |_| actix_web::dev::AppConfig::default()));
+        let state = state.clone();
+        let stop = stop_rx.clone();
+        fn_factory(move || {
+            let h1 = h1.new_service(());
+            let state = state.clone();
+            let stop = stop.clone();
+            async move {
+                let h1 = std::rc::Rc::new(h1.await?);
+                Ok::<_, ()>(fn_service(move |io| {
+                    front::serve(state.clone(), io, h1.clone(), stop.clone())
+                }))
+            }
+        })
+    };
+    let server = actix_server::Server::build()
         .workers(workers)
         .disable_signals()
         .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
-        // A segment is headers then a large body: without TCP_NODELAY the second write waits for
-        // the client's delayed ACK (40 ms), which caps a connection at 25 segments a second.
-        .tcp_nodelay(true)
-        .on_connect(marker_api::remember_socket)
-        // actix copies a body into the connection's write buffer and frees a buffer above
-        // this size after each answer; a 720p segment fits, so it is not reallocated per
-        // request (+60 % segment req/s, at most this much kept per connection).
-        .h1_write_buffer_size(512 * 1024)
-        .client_request_timeout(Duration::from_secs(5))
-        .client_disconnect_timeout(Duration::from_secs(1))
-        .listen(listener)
+        .listen("hls-http", listener, worker)
         .map_err(|e| Error::io(format!("serving on http://{addr}/"), e))?
         .run();
     tracing::info!(
@@ -387,6 +457,8 @@ pub async fn serve_listener(
     let stopper = tokio::spawn(async move {
         shutdown.await;
         tracing::info!("HTTP server stopping");
+        // Idle kept-alive connections close now; answers under way get the shutdown timeout.
+        let _ = stop_tx.send(true);
         handle.stop(true).await;
     });
     let result = server.await;
@@ -468,11 +540,10 @@ fn serve_bytes(
 
 /// True when `Accept-Encoding` takes gzip (RFC 9110 §12.5.3): `gzip` with a non-zero quality,
 /// or, when gzip is not named, `*` with a non-zero quality. `gzip;q=0, *` refuses gzip.
-fn accepts_gzip(req: &HttpRequest) -> bool {
+fn accepts_gzip(headers: &header::HeaderMap) -> bool {
     let mut gzip = None;
     let mut any = None;
-    for item in req
-        .headers()
+    for item in headers
         .get_all(header::ACCEPT_ENCODING)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
@@ -583,12 +654,54 @@ async fn playlist(
     if state.name.parse_file(&file) != Some(MediaFile::Playlist) {
         return Err(not_found_error());
     }
+    let params = state.params();
+    if let Some(res) = playlist_from_memory(&state, req.headers(), req.query_string()).await? {
+        return Ok(res);
+    }
+    // A previous run's playlist, before this run published one.
+    let dir = state.media_dir.clone();
+    let gzip = accepts_gzip(req.headers());
+    let body = web::block(move || {
+        media::read_playlist(&dir, &file).map(|b| {
+            if gzip {
+                crate::media_cache::gzip(&b)
+            } else {
+                web::Bytes::from(b)
+            }
+        })
+    })
+    .await
+    .map_err(blocking_error)?
+    .map_err(|e| match e.kind() {
+        ErrorKind::NotFound => Error::new(ErrorKind::NotFound, "no playlist yet"),
+        _ => e,
+    })?;
+    let mut res = HttpResponse::Ok();
+    res.content_type(PLAYLIST_CONTENT_TYPE)
+        .insert_header((
+            header::CACHE_CONTROL,
+            cache_control(playlist_cache_control(params.target_duration_secs)),
+        ))
+        .insert_header((header::VARY, "Accept-Encoding"));
+    if gzip {
+        res.insert_header((header::CONTENT_ENCODING, "gzip"));
+    }
+    Ok(res.body(body))
+}
+
+/// The playlist from memory: this run's newest version, after the hold a blocking request asks
+/// for (R43); `None` before this run has published one (the file on disk is then the answer).
+pub(crate) async fn playlist_from_memory(
+    state: &AppState,
+    headers: &header::HeaderMap,
+    query: &str,
+) -> Result<Option<HttpResponse>, Error> {
     let media = &state.shared.media;
     let params = state.params();
     let low_latency = media.is_low_latency();
     // Without low latency the directives are ignored: a classic server.
     let q = if low_latency {
-        parse_hls_query(req.query_string())?
+        parse_hls_query(query)?
     } else {
         HlsQuery::default()
     };
@@ -604,7 +717,7 @@ async fn playlist(
         }
         let cap = hold_cap(&params);
         if !edge.satisfies(msn, q.part)
-            && !wait_for_edge(&state, cap, |e| e.satisfies(msn, q.part)).await
+            && !wait_for_edge(state, cap, |e| e.satisfies(msn, q.part)).await
         {
             return Err(crate::err!(
                 Unavailable,
@@ -634,49 +747,21 @@ async fn playlist(
         res.content_type(PLAYLIST_CONTENT_TYPE)
             .insert_header((header::CACHE_CONTROL, cache_control))
             .insert_header((header::VARY, "Accept-Encoding"));
-        return Ok(if accepts_gzip(&req) {
+        return Ok(Some(if accepts_gzip(headers) {
             res.insert_header((header::CONTENT_ENCODING, "gzip"))
                 .body(body.gzip)
         } else {
             res.body(body.plain)
-        });
+        }));
     }
-    // A previous run's playlist, before this run published one.
-    let dir = state.media_dir.clone();
-    let gzip = accepts_gzip(&req);
-    let body = web::block(move || {
-        media::read_playlist(&dir, &file).map(|b| {
-            if gzip {
-                crate::media_cache::gzip(&b)
-            } else {
-                web::Bytes::from(b)
-            }
-        })
-    })
-    .await
-    .map_err(blocking_error)?
-    .map_err(|e| match e.kind() {
-        ErrorKind::NotFound => Error::new(ErrorKind::NotFound, "no playlist yet"),
-        _ => e,
-    })?;
-    let mut res = HttpResponse::Ok();
-    res.content_type(PLAYLIST_CONTENT_TYPE)
-        .insert_header((
-            header::CACHE_CONTROL,
-            cache_control(playlist_cache_control(params.target_duration_secs)),
-        ))
-        .insert_header((header::VARY, "Accept-Encoding"));
-    if gzip {
-        res.insert_header((header::CONTENT_ENCODING, "gzip"));
-    }
-    Ok(res.body(body))
+    Ok(None)
 }
 
 /// A part: from memory only (parts are never written to disk). The hinted part, or any part of
 /// the open segment or the next one, may be asked for before it is complete (R44): the request
 /// is held until it is published (at most 3 TD), then answered whole.
-async fn part(
-    req: &HttpRequest,
+pub(crate) async fn part(
+    headers: &header::HeaderMap,
     state: &AppState,
     sequence: u64,
     index: u32,
@@ -685,7 +770,7 @@ async fn part(
     let params = state.params();
     let lifetime = Duration::from_secs(params.segment_lifetime_secs);
     if let Some(cached) = media.part(sequence, index) {
-        return Ok(segment_from_memory(req, cached, lifetime));
+        return Ok(segment_from_memory(headers, cached, lifetime));
     }
     let edge = *media.watch_edge().borrow();
     let may_come = media.is_low_latency()
@@ -702,7 +787,7 @@ async fn part(
         })
         .await;
         if let Some(cached) = media.part(sequence, index) {
-            return Ok(segment_from_memory(req, cached, lifetime));
+            return Ok(segment_from_memory(headers, cached, lifetime));
         }
     }
     Err(not_found_error())
@@ -716,14 +801,14 @@ async fn segment(
     let seq = match state.name.parse_file(&file) {
         Some(MediaFile::Segment(seq)) => seq,
         Some(MediaFile::Part { sequence, index }) => {
-            return part(&req, &state, sequence, index).await
+            return part(req.headers(), &state, sequence, index).await
         }
         _ => return Err(not_found_error()),
     };
-    let lifetime = Duration::from_secs(state.params().segment_lifetime_secs);
-    if let Some(cached) = state.shared.media.segment(seq) {
-        return Ok(segment_from_memory(&req, cached, lifetime));
+    if let Some(res) = segment_in_memory(&state, req.headers(), seq) {
+        return Ok(res);
     }
+    let lifetime = Duration::from_secs(state.params().segment_lifetime_secs);
     let dir = state.media_dir.clone();
     let (named, published) = web::block(move || {
         let opened = media::open_inside(&dir, &file)?;
@@ -758,13 +843,24 @@ async fn segment(
     Ok(res)
 }
 
+/// Segment `seq` from memory, `None` when it is not held (the file on disk is then the answer).
+pub(crate) fn segment_in_memory(
+    state: &AppState,
+    headers: &header::HeaderMap,
+    seq: u64,
+) -> Option<HttpResponse> {
+    let lifetime = Duration::from_secs(state.params().segment_lifetime_secs);
+    let cached = state.shared.media.segment(seq)?;
+    Some(segment_from_memory(headers, cached, lifetime))
+}
+
 /// A segment (or part) held in memory: the whole of it, or one byte range (`206`; `416`, not
 /// cacheable, when the range is outside it), with the same headers as from the file, a strong
 /// `ETag` (length and publication instant: a name reused by a later `--fresh` run gets another),
 /// and conditional requests: `If-None-Match` / `If-Modified-Since` answer `304`, an `If-Range`
 /// that does not match turns a range request into the whole segment (RFC 9110 §13).
 fn segment_from_memory(
-    req: &HttpRequest,
+    headers: &header::HeaderMap,
     cached: crate::media_cache::CachedSegment,
     lifetime: Duration,
 ) -> HttpResponse {
@@ -776,8 +872,11 @@ fn segment_from_memory(
         .map_or(0, |d| d.as_nanos());
     let etag = format!("\"m{total:x}-{published_ns:x}\"");
     let last_modified = header::HttpDate::from(cached.published);
-    let h = req.headers();
-    let text = |name| h.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
     // If-None-Match wins over If-Modified-Since (RFC 9110 §13.1.3).
     let not_modified = match text(header::IF_NONE_MATCH) {
         Some(v) => assets::if_none_match_hits(v, &etag),
@@ -810,13 +909,15 @@ fn segment_from_memory(
     let range = text(header::RANGE)
         .filter(|_| range_applies)
         .and_then(|v| v.parse::<header::Range>().ok());
-    // (status, Content-Range, body); no range, or several, is the whole segment (RFC 9110 §14.2).
-    let (status, content_range, body) = match range {
+    // (status, Content-Range, first byte, body); no range, or several, is the whole segment
+    // (RFC 9110 §14.2).
+    let (status, content_range, first, body) = match range {
         Some(header::Range::Bytes(specs)) if specs.len() == 1 => {
             match specs[0].to_satisfiable_range(total) {
                 Some((first, last)) => (
                     StatusCode::PARTIAL_CONTENT,
                     Some(format!("bytes {first}-{last}/{total}")),
+                    first,
                     cached.bytes.slice(first as usize..=last as usize),
                 ),
                 None => {
@@ -827,7 +928,7 @@ fn segment_from_memory(
                 }
             }
         }
-        _ => (StatusCode::OK, None, cached.bytes),
+        _ => (StatusCode::OK, None, 0, cached.bytes),
     };
     let mut res = HttpResponse::build(status);
     res.insert_header((header::ACCEPT_RANGES, "bytes"))
@@ -838,6 +939,14 @@ fn segment_from_memory(
         .content_type(SEGMENT_CONTENT_TYPE);
     if let Some(cr) = content_range {
         res.insert_header((header::CONTENT_RANGE, cr));
+    }
+    if let Some(file) = cached.file {
+        // The front door sends these bytes from the file, without a copy.
+        res.extensions_mut().insert(front::FileBody {
+            file,
+            offset: first,
+            len: body.len() as u64,
+        });
     }
     res.body(body)
 }

@@ -14,15 +14,15 @@ use crate::time::{Duration90k, StreamTime};
 
 /// A server on 127.0.0.1:<free port> under a plain multi-threaded tokio runtime (what
 /// `#[tokio::main]` builds), stopped when dropped.
-struct Live {
-    addr: SocketAddr,
+pub(super) struct Live {
+    pub(super) addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     done: std::sync::mpsc::Receiver<Result<(), crate::error::Error>>,
     _rt: std::thread::JoinHandle<()>,
 }
 
 impl Live {
-    fn start(cfg: ServerConfig, shared: Arc<Shared>) -> Live {
+    pub(super) fn start(cfg: ServerConfig, shared: Arc<Shared>) -> Live {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
         let addr = listener.local_addr().expect("local addr");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -67,13 +67,13 @@ impl Live {
         (status, head, buf[split + 4..].to_vec())
     }
 
-    fn get(&self, method: &str, path: &str) -> (u16, String, Vec<u8>) {
+    pub(super) fn get(&self, method: &str, path: &str) -> (u16, String, Vec<u8>) {
         self.raw(&format!(
             "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
         ))
     }
 
-    fn stop(mut self) -> Duration {
+    pub(super) fn stop(mut self) -> Duration {
         let t = Instant::now();
         self.stop
             .take()

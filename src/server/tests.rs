@@ -80,7 +80,7 @@ pub(super) fn config(media: &Path) -> ServerConfig {
     }
 }
 
-async fn call(
+pub(super) async fn call(
     cfg: &ServerConfig,
     shared: &Arc<Shared>,
     req: actest::TestRequest,
@@ -965,7 +965,7 @@ async fn media_from_memory_with_ranges_and_gzip() {
     let seg = segment_bytes(40, 20);
     f.shared
         .media
-        .put_segment(40, web::Bytes::from(seg.clone()), published);
+        .put_segment(40, web::Bytes::from(seg.clone()), published, None);
     let text = format!("{PLAYLIST}#EXTINF:2.000,\nchessboard40.ts\n");
     f.shared.media.put_playlist(&text);
 

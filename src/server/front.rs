@@ -1,0 +1,479 @@
+//! The front door: every connection is accepted here, and the requests a player makes at the
+//! live edge (the playlist, the segments and parts held in memory) are answered on the socket
+//! itself. The answer comes from the same handler code as through actix-web
+//! ([`super::playlist_from_memory`], [`super::segment_in_memory`], [`super::part`]) with the same
+//! headers ([`super::finish_headers`]); only the writing differs: the head and the shared bytes
+//! go out in one vectored write, or a segment straight from its file with `sendfile(2)`, where
+//! actix-web copies every body into its write buffer first. That copy was half the cost of a
+//! segment request (`benches/serve_vs_nginx.sh`).
+//!
+//! Anything else (the page, the markers API and its event stream, a segment only on disk, a
+//! preflight, a request with a body, a percent-escaped or malformed request) hands the
+//! connection, with the bytes already read, to actix-web's own HTTP/1 dispatcher for the rest of
+//! its life. A request is only answered here when it is a `GET` or `HEAD` without a body or an
+//! upgrade, under `/video/`, naming this stream's media, and held in memory; the decision never
+//! needs more than the request head, so nothing is lost or reordered by the hand-over.
+//!
+//! Timeouts are actix-web's: a request head within [`REQUEST_HEAD_TIMEOUT`] (else `408` and the
+//! connection closes), an idle kept-alive connection closes after [`KEEP_ALIVE`], and once the
+//! server is stopping an idle connection closes at once. A blocking playlist request or a held
+//! part whose client goes away is dropped with the connection, leaving no waiter behind.
+
+use std::cell::RefCell;
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::os::fd::AsFd;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use actix_web::body::MessageBody as _;
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::rt::net::TcpStream;
+use actix_web::{web, HttpResponse, ResponseError as _};
+use bytes::{Buf as _, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::AppState;
+use crate::name::MediaFile;
+
+/// Longest wait for a request head on a new connection (actix-web's client request timeout).
+pub(crate) const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Longest idle time between two requests on a kept-alive connection (actix-web's default).
+pub(crate) const KEEP_ALIVE: Duration = Duration::from_secs(5);
+
+/// A request head longer than this, or with more headers than [`MAX_HEADERS`], is left to
+/// actix-web, which has its own limits and answers them.
+const MAX_HEAD: usize = 16 * 1024;
+const MAX_HEADERS: usize = 48;
+
+/// A body up to this size is copied behind the head and sent in one plain write (a playlist,
+/// an error); a larger one is written from where it is.
+const COPY_BELOW: usize = 16 * 1024;
+
+/// A segment's file, for `sendfile(2)`: the server answers from it instead of the bytes in
+/// memory when a response carries it as an extension ([`super::segment_from_memory`]). The
+/// bytes are the same: the publisher wrote the file from them and never writes it again.
+#[derive(Clone, Debug)]
+pub(crate) struct FileBody {
+    pub(crate) file: Arc<std::fs::File>,
+    /// Where the body starts in the file (a byte range) and how long it is.
+    pub(crate) offset: u64,
+    pub(crate) len: u64,
+}
+
+/// A connection handed to actix-web: the bytes read so far, then the socket.
+pub(crate) struct Prefixed {
+    read: BytesMut,
+    io: TcpStream,
+}
+
+impl Prefixed {
+    /// The socket (for the event stream's stall detection, [`super::marker_api::remember_socket`]).
+    pub(crate) fn tcp(&self) -> &TcpStream {
+        &self.io
+    }
+}
+
+impl AsyncRead for Prefixed {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.read.is_empty() {
+            return Pin::new(&mut self.io).poll_read(cx, buf);
+        }
+        let n = self.read.len().min(buf.remaining());
+        buf.put_slice(&self.read[..n]);
+        self.read.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Prefixed {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// A request this door answers itself.
+#[derive(Debug)]
+struct MediaRequest {
+    /// Bytes of the head in the read buffer.
+    len: usize,
+    /// `HEAD`: the answer's head only.
+    head_only: bool,
+    /// HTTP/1.0 (keep-alive only when asked for, and said so in the answer).
+    http10: bool,
+    /// The connection stays open after the answer.
+    keep_alive: bool,
+    /// The file name after `/video/`, and the query string.
+    file: String,
+    query: String,
+    headers: HeaderMap,
+}
+
+#[derive(Debug)]
+enum Parsed {
+    Media(MediaRequest),
+    /// For actix-web: another route, or something only a full HTTP server should judge.
+    Other,
+    /// The head is not complete yet.
+    Partial,
+}
+
+/// Reads the request head at the start of `buf`.
+fn parse(buf: &[u8]) -> Parsed {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut slots);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() <= MAX_HEAD => return Parsed::Partial,
+        _ => return Parsed::Other,
+    };
+    let head_only = match req.method {
+        Some("GET") => false,
+        Some("HEAD") => true,
+        _ => return Parsed::Other,
+    };
+    let Some(target) = req.path.and_then(|p| p.strip_prefix("/video/")) else {
+        return Parsed::Other;
+    };
+    let (file, query) = target.split_once('?').unwrap_or((target, ""));
+    // actix-web decodes escapes and would route a `/` further down; leave both to it.
+    if file.contains(['/', '%']) || query.contains('#') {
+        return Parsed::Other;
+    }
+    let http10 = req.version == Some(0);
+    let mut keep_alive = !http10;
+    let mut headers = HeaderMap::with_capacity(req.headers.len());
+    for h in req.headers.iter() {
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(h.name.as_bytes()),
+            HeaderValue::from_bytes(h.value),
+        ) else {
+            return Parsed::Other;
+        };
+        if name == header::CONTENT_LENGTH && value.as_bytes() != b"0"
+            || name == header::TRANSFER_ENCODING
+            || name == header::EXPECT
+            || name == header::UPGRADE
+        {
+            return Parsed::Other;
+        }
+        if name == header::CONNECTION {
+            for token in value.to_str().unwrap_or("").split(',').map(str::trim) {
+                if token.eq_ignore_ascii_case("close") {
+                    keep_alive = false;
+                } else if token.eq_ignore_ascii_case("keep-alive") {
+                    keep_alive = true;
+                } else if token.eq_ignore_ascii_case("upgrade") {
+                    return Parsed::Other;
+                }
+            }
+        }
+        headers.append(name, value);
+    }
+    Parsed::Media(MediaRequest {
+        len,
+        head_only,
+        http10,
+        keep_alive,
+        file: file.to_owned(),
+        query: query.to_owned(),
+        headers,
+    })
+}
+
+/// The answer from memory, or `None` when actix-web must answer (the media is only on disk, or
+/// the name is not this stream's).
+async fn answer(state: &AppState, req: &MediaRequest) -> Option<HttpResponse> {
+    let mut res = match state.name.parse_file(&req.file)? {
+        MediaFile::Playlist => {
+            state.shared.media.playlists()?;
+            match super::playlist_from_memory(state, &req.headers, &req.query).await {
+                Ok(res) => res?,
+                Err(e) => e.error_response(),
+            }
+        }
+        MediaFile::Segment(seq) => super::segment_in_memory(state, &req.headers, seq)?,
+        MediaFile::Part { sequence, index } => super::part(&req.headers, state, sequence, index)
+            .await
+            .unwrap_or_else(|e| e.error_response()),
+    };
+    super::finish_headers(
+        &state.cors,
+        req.headers.get(header::ORIGIN),
+        res.headers_mut(),
+    );
+    Some(res)
+}
+
+/// Serves one accepted connection until it closes, or until it is handed to `h1`.
+pub(crate) async fn serve<S>(
+    state: web::Data<AppState>,
+    mut io: TcpStream,
+    h1: std::rc::Rc<S>,
+    mut stopping: watch::Receiver<bool>,
+) -> Result<(), actix_http::error::DispatchError>
+where
+    S: actix_service::Service<
+        (Prefixed, Option<SocketAddr>),
+        Response = (),
+        Error = actix_http::error::DispatchError,
+    >,
+{
+    // A head then a large body: without TCP_NODELAY the body's last packet waits for the
+    // client's delayed ACK (40 ms).
+    let _ = io.set_nodelay(true);
+    let peer = io.peer_addr().ok();
+    let mut read = BytesMut::with_capacity(4096);
+    let mut out = Vec::with_capacity(1024);
+    let mut wait = REQUEST_HEAD_TIMEOUT;
+    loop {
+        let deadline = Instant::now() + wait;
+        let req = loop {
+            match parse(&read) {
+                Parsed::Media(req) => break req,
+                Parsed::Other => return h1.call((Prefixed { read, io }, peer)).await,
+                Parsed::Partial => {}
+            }
+            let idle = read.is_empty();
+            let got = tokio::select! {
+                got = tokio::time::timeout_at(deadline, io.read_buf(&mut read)) => got,
+                _ = stopping.wait_for(|s| *s), if idle => return Ok(()),
+            };
+            match got {
+                Ok(Ok(0)) | Ok(Err(_)) => return Ok(()),
+                Ok(Ok(_)) => {}
+                Err(_) if idle => return Ok(()),
+                Err(_) => {
+                    let res = super::error::json_error(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "the request head did not arrive in time",
+                    );
+                    let _ = write_response(&mut io, &mut out, res, false, false, false).await;
+                    return Ok(());
+                }
+            }
+        };
+        let answered = tokio::select! {
+            biased;
+            res = answer(&state, &req) => res,
+            () = closed(&io) => return Ok(()),
+        };
+        let Some(res) = answered else {
+            return h1.call((Prefixed { read, io }, peer)).await;
+        };
+        read.advance(req.len);
+        let keep_alive = req.keep_alive && !*stopping.borrow();
+        let written = write_response(
+            &mut io,
+            &mut out,
+            res,
+            req.head_only,
+            keep_alive,
+            req.http10,
+        )
+        .await;
+        if written.is_err() || !keep_alive {
+            return Ok(());
+        }
+        wait = KEEP_ALIVE;
+    }
+}
+
+/// Resolves when the client closes its side; never when it sends more (a pipelined request,
+/// read once this answer is out).
+async fn closed(io: &TcpStream) {
+    let mut probe = [0u8; 1];
+    match io.peek(&mut probe).await {
+        Ok(0) | Err(_) => {}
+        Ok(_) => std::future::pending().await,
+    }
+}
+
+/// Writes `res`: status line, its headers, `Content-Length`, `Date` and `Connection` as needed,
+/// and its body unless `head_only` (or the status has none).
+async fn write_response(
+    io: &mut TcpStream,
+    out: &mut Vec<u8>,
+    res: HttpResponse,
+    head_only: bool,
+    keep_alive: bool,
+    http10: bool,
+) -> io::Result<()> {
+    let status = res.status();
+    let file = res.extensions().get::<FileBody>().cloned();
+    let (res, body) = res.into_parts();
+    let body: Bytes = body
+        .try_into_bytes()
+        .map_err(|_| io::Error::other("a streamed body cannot be answered here"))?;
+    let has_body = !(status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED);
+    out.clear();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in res.headers() {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if has_body {
+        out.extend_from_slice(b"content-length: ");
+        out.extend_from_slice(body.len().to_string().as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !keep_alive {
+        out.extend_from_slice(b"connection: close\r\n");
+    } else if http10 {
+        out.extend_from_slice(b"connection: keep-alive\r\n");
+    }
+    // Lets the tests tell this door's answers from actix-web's.
+    #[cfg(test)]
+    out.extend_from_slice(b"x-answered-by: front\r\n");
+    out.extend_from_slice(b"date: ");
+    http_date(out);
+    out.extend_from_slice(b"\r\n\r\n");
+    if head_only || !has_body || body.is_empty() {
+        return io.write_all(out).await;
+    }
+    match file {
+        Some(f) if f.len == body.len() as u64 => {
+            send_more(io, out).await?;
+            send_file(io, &f).await
+        }
+        _ if body.len() < COPY_BELOW => {
+            out.extend_from_slice(&body);
+            io.write_all(out).await
+        }
+        _ => write_both(io, out, &body).await,
+    }
+}
+
+/// Writes `a` then `b` with as few system calls as the socket allows (`writev(2)`).
+async fn write_both(io: &mut TcpStream, mut a: &[u8], mut b: &[u8]) -> io::Result<()> {
+    while !a.is_empty() || !b.is_empty() {
+        let n = if a.is_empty() {
+            io.write(b).await?
+        } else {
+            io.write_vectored(&[IoSlice::new(a), IoSlice::new(b)])
+                .await?
+        };
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        let from_a = n.min(a.len());
+        a = &a[from_a..];
+        b = &b[n - from_a..];
+    }
+    Ok(())
+}
+
+/// Writes `head` with `MSG_MORE`: the kernel holds it for the body that follows, so head and
+/// body leave in the same packets (as nginx's `tcp_nopush`), not a small packet of their own.
+async fn send_more(io: &TcpStream, mut head: &[u8]) -> io::Result<()> {
+    while !head.is_empty() {
+        let n = socket_io(io, || {
+            rustix::net::send(io.as_fd(), head, rustix::net::SendFlags::MORE)
+                .map_err(io::Error::from)
+        })
+        .await?;
+        head = &head[n..];
+    }
+    Ok(())
+}
+
+/// Runs the non-blocking socket call `op` once the socket is writable, again after each
+/// `EAGAIN`.
+async fn socket_io(io: &TcpStream, mut op: impl FnMut() -> io::Result<usize>) -> io::Result<usize> {
+    loop {
+        io.writable().await?;
+        match io.try_io(tokio::io::Interest::WRITABLE, &mut op) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Sends `f` with `sendfile(2)`: the kernel moves the file's pages to the socket, no copy
+/// through this process. Waits for the socket to take more as any write does.
+async fn send_file(io: &TcpStream, f: &FileBody) -> io::Result<()> {
+    let mut offset = f.offset;
+    let end = f.offset + f.len;
+    while offset < end {
+        let want = usize::try_from(end - offset).unwrap_or(usize::MAX);
+        let sent = socket_io(io, || {
+            rustix::fs::sendfile(io.as_fd(), f.file.as_fd(), Some(&mut offset), want)
+                .map_err(io::Error::from)
+        })
+        .await?;
+        if sent == 0 {
+            // The file is shorter than the answer said: never send a short body silently.
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "segment file shorter than its length",
+            ));
+        }
+    }
+    Ok(())
+}
+
+thread_local! {
+    /// The `Date` value of the current second (each worker formats it once a second).
+    static DATE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+}
+
+/// Appends the current time as an HTTP date (RFC 9110 §5.6.7).
+fn http_date(out: &mut Vec<u8>) {
+    let now = SystemTime::now();
+    let secs = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    DATE.with_borrow_mut(|(at, text)| {
+        if *at != secs {
+            *at = secs;
+            *text = header::HttpDate::from(now).to_string();
+        }
+        out.extend_from_slice(text.as_bytes());
+    });
+}
+
+#[cfg(test)]
+#[path = "front_tests.rs"]
+mod tests;
