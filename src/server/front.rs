@@ -3,16 +3,19 @@
 //! itself. The answer comes from the same handler code as through actix-web
 //! ([`super::playlist_from_memory`], [`super::segment_in_memory`], [`super::part`]) with the same
 //! headers ([`super::finish_headers`]); only the writing differs: the head and the shared bytes
-//! go out in one vectored write, or a segment straight from its file with `sendfile(2)`, where
-//! actix-web copies every body into its write buffer first. That copy was half the cost of a
-//! segment request (`benches/serve_vs_nginx.sh`).
+//! go out in one vectored write, or a segment straight from its file with `sendfile(2)`, the
+//! head sent with `MSG_MORE` so that both leave in the same packets, where actix-web copies
+//! every body into its write buffer and sends the head in a packet of its own. Those two were
+//! half the cost of a segment request (`benches/serve_vs_nginx.sh`).
 //!
-//! Anything else (the page, the markers API and its event stream, a segment only on disk, a
-//! preflight, a request with a body, a percent-escaped or malformed request) hands the
-//! connection, with the bytes already read, to actix-web's own HTTP/1 dispatcher for the rest of
-//! its life. A request is only answered here when it is a `GET` or `HEAD` without a body or an
-//! upgrade, under `/video/`, naming this stream's media, and held in memory; the decision never
-//! needs more than the request head, so nothing is lost or reordered by the hand-over.
+//! Any other `GET` or `HEAD` (the page, `/markers`, `/stream`, a segment only on disk, an
+//! escaped path) is passed to the routes, actix-web's `App` with every middleware, as actix-web's
+//! dispatcher would pass it, and its answer written here, so the connection stays with the door
+//! and a browser or a proxy that mixes page, API and media requests on one kept-alive connection
+//! still gets its media from memory. What needs a full HTTP/1 server (a request body, another
+//! method, `Expect`, an upgrade, the event stream, a malformed head) hands the connection, with
+//! the bytes already read, to actix-web's own dispatcher for the rest of its life. The decision
+//! never needs more than the request head, so nothing is lost or reordered by the hand-over.
 //!
 //! Timeouts are actix-web's: a request head within [`REQUEST_HEAD_TIMEOUT`] (else `408` and the
 //! connection closes), an idle kept-alive connection closes after [`KEEP_ALIVE`], and once the
@@ -33,7 +36,7 @@ use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::rt::net::TcpStream;
 use actix_web::{web, HttpResponse, ResponseError as _};
-use bytes::{Buf as _, Bytes, BytesMut};
+use bytes::{Buf as _, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -126,9 +129,9 @@ impl AsyncWrite for Prefixed {
     }
 }
 
-/// A request this door answers itself.
+/// A request the door keeps: a `GET` or `HEAD` without a body.
 #[derive(Debug)]
-struct MediaRequest {
+struct Request {
     /// Bytes of the head in the read buffer.
     len: usize,
     /// `HEAD`: the answer's head only.
@@ -137,20 +140,43 @@ struct MediaRequest {
     http10: bool,
     /// The connection stays open after the answer.
     keep_alive: bool,
-    /// The file name after `/video/`, and the query string.
-    file: String,
-    query: String,
+    /// The request target as sent (origin form), and its path and query.
+    target: String,
+    path_len: usize,
     headers: HeaderMap,
+}
+
+impl Request {
+    fn path(&self) -> &str {
+        &self.target[..self.path_len]
+    }
+
+    fn query(&self) -> &str {
+        self.target[self.path_len..].strip_prefix('?').unwrap_or("")
+    }
+
+    /// The file name of a `/video/` request that names it plainly (an escaped or nested one is
+    /// left to actix-web's router, which decodes it).
+    fn media_file(&self) -> Option<&str> {
+        self.path()
+            .strip_prefix("/video/")
+            .filter(|f| !f.contains(['/', '%']))
+    }
 }
 
 #[derive(Debug)]
 enum Parsed {
-    Media(MediaRequest),
-    /// For actix-web: another route, or something only a full HTTP server should judge.
-    Other,
+    Request(Request),
+    /// For actix-web's dispatcher, with the connection: a body, an upgrade, the event stream,
+    /// another method, or anything malformed (it answers the error).
+    HandOver,
     /// The head is not complete yet.
     Partial,
 }
+
+/// The event stream's route: it needs the connection's socket (stall detection) and streams
+/// without end, so its connection goes to actix-web.
+const EVENTS_PATH: &str = "/markers/events";
 
 /// Reads the request head at the start of `buf`.
 fn parse(buf: &[u8]) -> Parsed {
@@ -159,20 +185,19 @@ fn parse(buf: &[u8]) -> Parsed {
     let len = match req.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() <= MAX_HEAD => return Parsed::Partial,
-        _ => return Parsed::Other,
+        _ => return Parsed::HandOver,
     };
     let head_only = match req.method {
         Some("GET") => false,
         Some("HEAD") => true,
-        _ => return Parsed::Other,
+        _ => return Parsed::HandOver,
     };
-    let Some(target) = req.path.and_then(|p| p.strip_prefix("/video/")) else {
-        return Parsed::Other;
+    let Some(target) = req.path.filter(|p| p.starts_with('/')) else {
+        return Parsed::HandOver;
     };
-    let (file, query) = target.split_once('?').unwrap_or((target, ""));
-    // actix-web decodes escapes and would route a `/` further down; leave both to it.
-    if file.contains(['/', '%']) || query.contains('#') {
-        return Parsed::Other;
+    let path_len = target.find(['?', '#']).unwrap_or(target.len());
+    if &target[..path_len] == EVENTS_PATH || target[path_len..].starts_with('#') {
+        return Parsed::HandOver;
     }
     let http10 = req.version == Some(0);
     let mut keep_alive = !http10;
@@ -182,14 +207,14 @@ fn parse(buf: &[u8]) -> Parsed {
             HeaderName::from_bytes(h.name.as_bytes()),
             HeaderValue::from_bytes(h.value),
         ) else {
-            return Parsed::Other;
+            return Parsed::HandOver;
         };
         if name == header::CONTENT_LENGTH && value.as_bytes() != b"0"
             || name == header::TRANSFER_ENCODING
             || name == header::EXPECT
             || name == header::UPGRADE
         {
-            return Parsed::Other;
+            return Parsed::HandOver;
         }
         if name == header::CONNECTION {
             for token in value.to_str().unwrap_or("").split(',').map(str::trim) {
@@ -198,30 +223,30 @@ fn parse(buf: &[u8]) -> Parsed {
                 } else if token.eq_ignore_ascii_case("keep-alive") {
                     keep_alive = true;
                 } else if token.eq_ignore_ascii_case("upgrade") {
-                    return Parsed::Other;
+                    return Parsed::HandOver;
                 }
             }
         }
         headers.append(name, value);
     }
-    Parsed::Media(MediaRequest {
+    Parsed::Request(Request {
         len,
         head_only,
         http10,
         keep_alive,
-        file: file.to_owned(),
-        query: query.to_owned(),
+        target: target.to_owned(),
+        path_len,
         headers,
     })
 }
 
-/// The answer from memory, or `None` when actix-web must answer (the media is only on disk, or
-/// the name is not this stream's).
-async fn answer(state: &AppState, req: &MediaRequest) -> Option<HttpResponse> {
-    let mut res = match state.name.parse_file(&req.file)? {
+/// The answer from memory, or `None` when the routes must answer (the media is only on disk,
+/// the name is not this stream's, or it is not media).
+async fn from_memory(state: &AppState, req: &Request) -> Option<HttpResponse> {
+    let mut res = match state.name.parse_file(req.media_file()?)? {
         MediaFile::Playlist => {
             state.shared.media.playlists()?;
-            match super::playlist_from_memory(state, &req.headers, &req.query).await {
+            match super::playlist_from_memory(state, &req.headers, req.query()).await {
                 Ok(res) => res?,
                 Err(e) => e.error_response(),
             }
@@ -239,10 +264,44 @@ async fn answer(state: &AppState, req: &MediaRequest) -> Option<HttpResponse> {
     Some(res)
 }
 
+/// The answer of the routes (actix-web's `App`, every middleware included) to `req`, called
+/// as actix-web's dispatcher calls it; `None` if the target is not a URI it would take.
+async fn from_routes<A, B>(app: &A, req: &Request, peer: Option<SocketAddr>) -> Option<HttpResponse>
+where
+    A: actix_service::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody + 'static,
+{
+    let uri = req.target.parse().ok()?;
+    let mut r = actix_http::Request::new();
+    let head = r.head_mut();
+    head.method = if req.head_only {
+        actix_web::http::Method::HEAD
+    } else {
+        actix_web::http::Method::GET
+    };
+    head.uri = uri;
+    head.version = if req.http10 {
+        actix_web::http::Version::HTTP_10
+    } else {
+        actix_web::http::Version::HTTP_11
+    };
+    head.headers = req.headers.clone();
+    head.peer_addr = peer;
+    Some(match app.call(r).await {
+        Ok(res) => res.into_parts().1.map_into_boxed_body(),
+        Err(e) => e.error_response(),
+    })
+}
+
 /// Serves one accepted connection until it closes, or until it is handed to `h1`.
-pub(crate) async fn serve<S>(
+pub(crate) async fn serve<S, A, B>(
     state: web::Data<AppState>,
     mut io: TcpStream,
+    app: std::rc::Rc<A>,
     h1: std::rc::Rc<S>,
     mut stopping: watch::Receiver<bool>,
 ) -> Result<(), actix_http::error::DispatchError>
@@ -252,6 +311,12 @@ where
         Response = (),
         Error = actix_http::error::DispatchError,
     >,
+    A: actix_service::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody + 'static,
 {
     // A head then a large body: without TCP_NODELAY the body's last packet waits for the
     // client's delayed ACK (40 ms).
@@ -264,8 +329,8 @@ where
         let deadline = Instant::now() + wait;
         let req = loop {
             match parse(&read) {
-                Parsed::Media(req) => break req,
-                Parsed::Other => return h1.call((Prefixed { read, io }, peer)).await,
+                Parsed::Request(req) => break req,
+                Parsed::HandOver => return h1.call((Prefixed { read, io }, peer)).await,
                 Parsed::Partial => {}
             }
             let idle = read.is_empty();
@@ -282,17 +347,31 @@ where
                         StatusCode::REQUEST_TIMEOUT,
                         "the request head did not arrive in time",
                     );
-                    let _ = write_response(&mut io, &mut out, res, false, false, false).await;
+                    let _ = write_response(
+                        &mut io,
+                        &mut out,
+                        res,
+                        Answered::Routes,
+                        false,
+                        false,
+                        false,
+                    )
+                    .await;
                     return Ok(());
                 }
             }
         };
         let answered = tokio::select! {
             biased;
-            res = answer(&state, &req) => res,
+            res = async {
+                match from_memory(&state, &req).await {
+                    Some(res) => Some((res, Answered::Memory)),
+                    None => from_routes(&*app, &req, peer).await.map(|r| (r, Answered::Routes)),
+                }
+            } => res,
             () = closed(&io) => return Ok(()),
         };
-        let Some(res) = answered else {
+        let Some((res, by)) = answered else {
             return h1.call((Prefixed { read, io }, peer)).await;
         };
         read.advance(req.len);
@@ -301,6 +380,7 @@ where
             &mut io,
             &mut out,
             res,
+            by,
             req.head_only,
             keep_alive,
             req.http10,
@@ -323,25 +403,38 @@ async fn closed(io: &TcpStream) {
     }
 }
 
-/// Writes `res`: status line, its headers, `Content-Length`, `Date` and `Connection` as needed,
-/// and its body unless `head_only` (or the status has none).
+/// Where an answer came from (the tests see it in a test build).
+#[derive(Clone, Copy, Debug)]
+enum Answered {
+    Memory,
+    Routes,
+}
+
+/// Writes `res`: status line, its headers, `Content-Length` (or chunked framing for a body of
+/// unknown length), `Date` and `Connection` as needed, and its body unless `head_only` (or the
+/// status has none).
 async fn write_response(
     io: &mut TcpStream,
     out: &mut Vec<u8>,
     res: HttpResponse,
+    by: Answered,
     head_only: bool,
-    keep_alive: bool,
+    mut keep_alive: bool,
     http10: bool,
 ) -> io::Result<()> {
+    use actix_web::body::BodySize;
     let status = res.status();
     let file = res.extensions().get::<FileBody>().cloned();
     let (res, body) = res.into_parts();
-    let body: Bytes = body
-        .try_into_bytes()
-        .map_err(|_| io::Error::other("a streamed body cannot be answered here"))?;
     let has_body = !(status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED);
+    let size = body.size();
+    // A body of unknown length: chunked for HTTP/1.1, to the close for HTTP/1.0.
+    let chunked = has_body && size == BodySize::Stream && !http10;
+    if has_body && size == BodySize::Stream && http10 {
+        keep_alive = false;
+    }
     out.clear();
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
@@ -354,25 +447,40 @@ async fn write_response(
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    if has_body {
+    if let (true, BodySize::Sized(n)) = (has_body, size) {
         out.extend_from_slice(b"content-length: ");
-        out.extend_from_slice(body.len().to_string().as_bytes());
+        out.extend_from_slice(n.to_string().as_bytes());
         out.extend_from_slice(b"\r\n");
+    }
+    if chunked {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
     if !keep_alive {
         out.extend_from_slice(b"connection: close\r\n");
     } else if http10 {
         out.extend_from_slice(b"connection: keep-alive\r\n");
     }
-    // Lets the tests tell this door's answers from actix-web's.
+    // Lets the tests tell where an answer came from.
     #[cfg(test)]
-    out.extend_from_slice(b"x-answered-by: front\r\n");
+    out.extend_from_slice(match by {
+        Answered::Memory => b"x-answered-by: front-memory\r\n".as_slice(),
+        Answered::Routes => b"x-answered-by: front-routes\r\n".as_slice(),
+    });
+    #[cfg(not(test))]
+    let _ = by;
     out.extend_from_slice(b"date: ");
     http_date(out);
     out.extend_from_slice(b"\r\n\r\n");
-    if head_only || !has_body || body.is_empty() {
+    if head_only || !has_body || size.is_eof() {
         return io.write_all(out).await;
     }
+    let body = match body.try_into_bytes() {
+        Ok(bytes) => bytes,
+        Err(body) => {
+            io.write_all(out).await?;
+            return write_stream(io, body, size, chunked).await;
+        }
+    };
     match file {
         Some(f) if f.len == body.len() as u64 => {
             send_more(io, out).await?;
@@ -383,6 +491,43 @@ async fn write_response(
             io.write_all(out).await
         }
         _ => write_both(io, out, &body).await,
+    }
+}
+
+/// Writes a body that comes in chunks (a file read from disk by actix-files): each as it
+/// comes, framed when `chunked`; a body that ends short of its announced size is an error
+/// (the connection closes, so the client sees a truncated answer, not a wrong one).
+async fn write_stream(
+    io: &mut TcpStream,
+    mut body: actix_web::body::BoxBody,
+    size: actix_web::body::BodySize,
+    chunked: bool,
+) -> io::Result<()> {
+    use actix_web::body::{BodySize, MessageBody as _};
+    let mut sent = 0u64;
+    while let Some(chunk) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_next(cx)).await {
+        let chunk = chunk.map_err(|e| io::Error::other(e.to_string()))?;
+        if chunk.is_empty() {
+            continue;
+        }
+        sent += chunk.len() as u64;
+        if chunked {
+            let frame = format!("{:x}\r\n", chunk.len());
+            write_both(io, frame.as_bytes(), &chunk).await?;
+            io.write_all(b"\r\n").await?;
+        } else {
+            io.write_all(&chunk).await?;
+        }
+    }
+    if chunked {
+        io.write_all(b"0\r\n\r\n").await?;
+    }
+    match size {
+        BodySize::Sized(n) if n != sent => Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("body ended after {sent} of {n} bytes"),
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -34,8 +34,19 @@ impl Answer {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Answered from memory by the front door.
     fn by_front(&self) -> bool {
-        self.header(FRONT) == Some("front")
+        self.header(FRONT) == Some("front-memory")
+    }
+
+    /// Answered by the routes, called by the front door (the connection stayed with it).
+    fn by_routes(&self) -> bool {
+        self.header(FRONT) == Some("front-routes")
+    }
+
+    /// Answered by actix-web's dispatcher (the connection was handed over).
+    fn handed_over(&self) -> bool {
+        self.header(FRONT).is_none()
     }
 }
 
@@ -309,35 +320,59 @@ fn pipelined_requests_then_a_hand_over_on_one_connection() {
     let a = c.answer(false);
     assert_eq!((a.status, a.by_front()), (200, true));
     assert_eq!(a.body, segment_bytes(30, 7));
-    // Not media: the connection goes to actix-web, which answers it and everything after,
-    // including a request that arrived in the same write.
+    // Not media from memory: the routes answer it, and the connection stays with the door.
     c.send(&format!(
-        "{}{}",
+        "{}{}{}",
         get("/markers", ""),
+        get("/video/chessboard%31.ts", ""),
         get("/video/chessboard1.ts", "")
     ));
     let a = c.answer(false);
-    assert_eq!((a.status, a.by_front()), (200, false));
+    assert_eq!((a.status, a.by_routes()), (200, true));
     assert!(String::from_utf8_lossy(&a.body).contains("\"markers\""));
     let a = c.answer(false);
-    assert_eq!((a.status, a.by_front()), (200, false));
+    assert_eq!(
+        (a.status, a.by_routes()),
+        (200, true),
+        "escaped: the router decodes it"
+    );
     assert_eq!(a.body, seg);
-    // A segment only on disk is actix-web's (files fall back there), and so is a request
-    // with a body or a percent escape.
-    let mut c = Client::connect(&live);
-    f.shared.media.remove_segment(0);
-    c.send(&get("/video/chessboard0.ts", ""));
     let a = c.answer(false);
-    assert_eq!((a.status, a.by_front()), (200, false));
+    assert_eq!((a.status, a.by_front()), (200, true));
+    assert_eq!(a.body, seg);
+    // A segment only on disk comes from the routes too (actix-files streams it), GET and HEAD.
+    f.shared.media.remove_segment(0);
+    c.send(&format!(
+        "{}HEAD /video/chessboard0.ts HTTP/1.1\r\nHost: t\r\n\r\n",
+        get("/video/chessboard0.ts", "")
+    ));
+    let a = c.answer(false);
+    assert_eq!((a.status, a.by_routes()), (200, true));
     assert_eq!(a.body, segment_bytes(0, 100));
-    for raw in [
-        get("/video/chessboard%31.ts", ""),
-        "GET /video/chessboard1.ts HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nxx".to_owned(),
-        "POST /video/chessboard1.ts HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n".to_owned(),
+    let a = c.answer(true);
+    assert_eq!((a.status, a.by_routes()), (200, true));
+    assert_eq!(a.header("content-length"), Some("18800"));
+    // A request with a body, another method or the event stream hands the connection, with
+    // what was read after it, to actix-web's dispatcher, which answers everything from then on.
+    for (raw, status) in [
+        (
+            "POST /markers HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+                .to_owned(),
+            403,
+        ),
+        (
+            "GET /video/chessboard1.ts HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nxx".to_owned(),
+            200,
+        ),
+        ("DELETE /video/chessboard1.ts HTTP/1.1\r\nHost: t\r\n\r\n".to_owned(), 405),
     ] {
         let mut c = Client::connect(&live);
-        c.send(&raw);
-        assert!(!c.answer(false).by_front(), "{raw:?}");
+        c.send(&format!("{raw}{}", get("/video/chessboard1.ts", "")));
+        let a = c.answer(false);
+        assert_eq!((a.status, a.handed_over()), (status, true), "{raw:?}");
+        let a = c.answer(false);
+        assert_eq!((a.status, a.handed_over()), (200, true), "{raw:?}: the next one");
+        assert_eq!(a.body, seg);
     }
     live.stop();
 }
@@ -468,4 +503,45 @@ fn a_slow_head_is_408_and_an_idle_connection_closes() {
         "stop took {took:?}"
     );
     assert!(c.closed());
+}
+
+#[test]
+fn requests_passed_to_the_routes_are_answered_as_actix_does() {
+    let (f, cfg) = live_media(true);
+    f.shared.media.remove_segment(0);
+    let live = Live::start(cfg.clone(), f.shared.clone());
+    let mut c = Client::connect(&live);
+    let cases: Vec<Case> = vec![
+        ("GET", "/", vec![]),
+        ("GET", "/static/player.css", vec![("origin", ORIGIN)]),
+        ("HEAD", "/static/player.css", vec![]),
+        ("GET", "/stream", vec![]),
+        ("GET", "/markers?limit=1", vec![]),
+        ("GET", "/markers?limit=x", vec![]),
+        ("GET", "/nope", vec![]),
+        ("GET", "/video/chessboard0.ts", vec![]),
+        (
+            "GET",
+            "/video/chessboard0.ts",
+            vec![("range", "bytes=10-20")],
+        ),
+        ("GET", "/video/chessboard9.ts", vec![]),
+        ("GET", "/video/..%2fsecret.txt", vec![]),
+    ];
+    for (method, path, extra) in &cases {
+        let lines: String = extra.iter().map(|(n, v)| format!("{n}: {v}\r\n")).collect();
+        c.send(&format!(
+            "{method} {path} HTTP/1.1\r\nHost: test\r\n{lines}\r\n"
+        ));
+        let ours = c.answer(*method == "HEAD");
+        let theirs = through_actix(&cfg, &f, method, path, extra);
+        let what = format!("{method} {path} {extra:?}");
+        assert!(ours.by_routes(), "{what}: {:?}", ours.headers);
+        assert_eq!(ours.status, theirs.status, "{what}");
+        assert_eq!(comparable(&ours), comparable(&theirs), "{what}");
+        if *method != "HEAD" {
+            assert_eq!(ours.body, theirs.body, "{what}");
+        }
+    }
+    live.stop();
 }

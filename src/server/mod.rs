@@ -429,16 +429,23 @@ pub async fn serve_listener(
             })
             // The host and address are only for URL generation, which no route uses.
             .h1(map_config(app, |_| actix_web::dev::AppConfig::default()));
+        // The same routes again, for the requests the front door passes on one by one.
+        let routes_state = state.clone();
+        let direct = App::new()
+            .configure(move |sc| routes(routes_state.clone(), sc))
+            .into_factory();
         let state = state.clone();
         let stop = stop_rx.clone();
         fn_factory(move || {
             let h1 = h1.new_service(());
+            let direct = direct.new_service(actix_web::dev::AppConfig::default());
             let state = state.clone();
             let stop = stop.clone();
             async move {
                 let h1 = std::rc::Rc::new(h1.await?);
+                let direct = std::rc::Rc::new(direct.await.map_err(drop)?);
                 Ok::<_, ()>(fn_service(move |io| {
-                    front::serve(state.clone(), io, h1.clone(), stop.clone())
+                    front::serve(state.clone(), io, direct.clone(), h1.clone(), stop.clone())
                 }))
             }
         })
