@@ -208,6 +208,37 @@ fn comparable(a: &Answer) -> Vec<(String, String)> {
 /// A request: method, path and query, extra headers.
 type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>);
 
+/// Sends `case` on `c` and checks the answer against actix-web's for the same request: status,
+/// headers, body (a `HEAD`: the length a `GET` would have).
+fn same_as_actix(
+    c: &mut Client,
+    cfg: &ServerConfig,
+    f: &Fixture,
+    case: &Case,
+    note: &str,
+) -> Answer {
+    let (method, path, extra) = case;
+    let lines: String = extra.iter().map(|(n, v)| format!("{n}: {v}\r\n")).collect();
+    c.send(&format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\n{lines}\r\n"
+    ));
+    let ours = c.answer(*method == "HEAD");
+    let theirs = through_actix(cfg, f, method, path, extra);
+    let what = format!("{method} {path} {extra:?} {note}");
+    assert_eq!(ours.status, theirs.status, "{what}");
+    assert_eq!(comparable(&ours), comparable(&theirs), "{what}");
+    if *method == "HEAD" {
+        assert!(ours.body.is_empty(), "{what}");
+        if let Some(len) = ours.header("content-length") {
+            assert_eq!(len, theirs.body.len().to_string(), "{what}");
+        }
+    } else {
+        assert_eq!(ours.body, theirs.body, "{what}");
+    }
+    assert!(ours.header("date").is_some(), "{what}");
+    ours
+}
+
 #[test]
 fn the_front_answers_media_exactly_as_actix_does() {
     for cors in [false, true] {
@@ -271,28 +302,9 @@ fn the_front_answers_media_exactly_as_actix_does() {
         ];
         let live = Live::start(cfg.clone(), f.shared.clone());
         let mut c = Client::connect(&live);
-        for (method, path, extra) in &cases {
-            let lines: String = extra.iter().map(|(n, v)| format!("{n}: {v}\r\n")).collect();
-            c.send(&format!(
-                "{method} {path} HTTP/1.1\r\nHost: test\r\n{lines}\r\n"
-            ));
-            let ours = c.answer(*method == "HEAD");
-            let theirs = through_actix(&cfg, &f, method, path, extra);
-            let what = format!("{method} {path} {extra:?} (cors {cors})");
-            assert!(ours.by_front(), "{what}: not answered by the front door");
-            assert_eq!(ours.status, theirs.status, "{what}");
-            assert_eq!(comparable(&ours), comparable(&theirs), "{what}");
-            if *method == "HEAD" {
-                assert!(ours.body.is_empty(), "{what}");
-                assert_eq!(
-                    ours.header("content-length"),
-                    Some(theirs.body.len().to_string().as_str()),
-                    "{what}"
-                );
-            } else {
-                assert_eq!(ours.body, theirs.body, "{what}");
-            }
-            assert!(ours.header("date").is_some(), "{what}");
+        for case in &cases {
+            let ours = same_as_actix(&mut c, &cfg, &f, case, &format!("cors {cors}"));
+            assert!(ours.by_front(), "{case:?}: not answered from memory");
         }
         live.stop();
     }
@@ -528,20 +540,9 @@ fn requests_passed_to_the_routes_are_answered_as_actix_does() {
         ("GET", "/video/chessboard9.ts", vec![]),
         ("GET", "/video/..%2fsecret.txt", vec![]),
     ];
-    for (method, path, extra) in &cases {
-        let lines: String = extra.iter().map(|(n, v)| format!("{n}: {v}\r\n")).collect();
-        c.send(&format!(
-            "{method} {path} HTTP/1.1\r\nHost: test\r\n{lines}\r\n"
-        ));
-        let ours = c.answer(*method == "HEAD");
-        let theirs = through_actix(&cfg, &f, method, path, extra);
-        let what = format!("{method} {path} {extra:?}");
-        assert!(ours.by_routes(), "{what}: {:?}", ours.headers);
-        assert_eq!(ours.status, theirs.status, "{what}");
-        assert_eq!(comparable(&ours), comparable(&theirs), "{what}");
-        if *method != "HEAD" {
-            assert_eq!(ours.body, theirs.body, "{what}");
-        }
+    for case in &cases {
+        let ours = same_as_actix(&mut c, &cfg, &f, case, "");
+        assert!(ours.by_routes(), "{case:?}: {:?}", ours.headers);
     }
     live.stop();
 }
