@@ -416,11 +416,15 @@ impl<'o, S: Storage> Publisher<'o, S> {
         }
         self.add_markers(seg.start + seg.duration);
         let len = seg.bytes.len();
-        // The server answers from memory from now on (the bytes move; no copy).
+        // The server answers from memory from now on (the bytes move; no copy), with the file's
+        // modification time as the publication time, so that the answer's validators stay the
+        // same once it comes from the file.
+        let published = file
+            .as_ref()
+            .and_then(|f| f.metadata().ok()?.modified().ok())
+            .unwrap_or_else(std::time::SystemTime::now);
         let bytes = bytes::Bytes::from(seg.bytes);
-        self.shared
-            .media
-            .put_segment(seq, bytes, std::time::SystemTime::now(), file);
+        self.shared.media.put_segment(seq, bytes, published, file);
         self.write_playlist();
         for f in &outcome.delete_now {
             if let Some(s) = self.name.parse_segment_file(f) {

@@ -59,9 +59,10 @@ const MAX_HEADERS: usize = 48;
 /// an error); a larger one is written from where it is.
 const COPY_BELOW: usize = 16 * 1024;
 
-/// A segment's file, for `sendfile(2)`: the server answers from it instead of the bytes in
-/// memory when a response carries it as an extension ([`super::segment_from_memory`]). The
-/// bytes are the same: the publisher wrote the file from them and never writes it again.
+/// A segment's file, for `sendfile(2)`: the door sends it instead of the response's body when
+/// a response carries it as an extension ([`super::segment_from_memory`],
+/// [`super::segment_from_disk`]). The bytes are the same: the publisher wrote the file from the
+/// bytes in memory and never writes it again, and a body read from disk is read from it.
 #[derive(Clone, Debug)]
 pub(crate) struct FileBody {
     pub(crate) file: Arc<std::fs::File>,
@@ -251,7 +252,12 @@ async fn from_memory(state: &AppState, req: &Request) -> Option<HttpResponse> {
                 Err(e) => e.error_response(),
             }
         }
-        MediaFile::Segment(seq) => super::segment_in_memory(state, &req.headers, seq)?,
+        MediaFile::Segment(seq) => match super::segment_in_memory(state, &req.headers, seq) {
+            Some(res) => res,
+            None => super::segment_from_disk(state, &req.headers, req.media_file()?.to_owned())
+                .await
+                .unwrap_or_else(|e| e.error_response()),
+        },
         MediaFile::Part { sequence, index } => super::part(&req.headers, state, sequence, index)
             .await
             .unwrap_or_else(|e| e.error_response()),
@@ -365,7 +371,7 @@ where
             biased;
             res = async {
                 match from_memory(&state, &req).await {
-                    Some(res) => Some((res, Answered::Memory)),
+                    Some(res) => Some((res, Answered::Media)),
                     None => from_routes(&*app, &req, peer).await.map(|r| (r, Answered::Routes)),
                 }
             } => res,
@@ -406,7 +412,7 @@ async fn closed(io: &TcpStream) {
 /// Where an answer came from (the tests see it in a test build).
 #[derive(Clone, Copy, Debug)]
 enum Answered {
-    Memory,
+    Media,
     Routes,
 }
 
@@ -429,7 +435,11 @@ async fn write_response(
     let has_body = !(status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED);
-    let size = body.size();
+    // A segment's file is sent instead of its body (the same bytes, [`FileBody`]).
+    let size = match &file {
+        Some(f) => BodySize::Sized(f.len),
+        None => body.size(),
+    };
     // A body of unknown length: chunked for HTTP/1.1, to the close for HTTP/1.0.
     let chunked = has_body && size == BodySize::Stream && !http10;
     if has_body && size == BodySize::Stream && http10 {
@@ -463,7 +473,7 @@ async fn write_response(
     // Lets the tests tell where an answer came from.
     #[cfg(test)]
     out.extend_from_slice(match by {
-        Answered::Memory => b"x-answered-by: front-memory\r\n".as_slice(),
+        Answered::Media => b"x-answered-by: front-media\r\n".as_slice(),
         Answered::Routes => b"x-answered-by: front-routes\r\n".as_slice(),
     });
     #[cfg(not(test))]
@@ -474,6 +484,10 @@ async fn write_response(
     if head_only || !has_body || size.is_eof() {
         return io.write_all(out).await;
     }
+    if let Some(f) = file {
+        send_more(io, out).await?;
+        return send_file(io, &f).await;
+    }
     let body = match body.try_into_bytes() {
         Ok(bytes) => bytes,
         Err(body) => {
@@ -481,20 +495,15 @@ async fn write_response(
             return write_stream(io, body, size, chunked).await;
         }
     };
-    match file {
-        Some(f) if f.len == body.len() as u64 => {
-            send_more(io, out).await?;
-            send_file(io, &f).await
-        }
-        _ if body.len() < COPY_BELOW => {
-            out.extend_from_slice(&body);
-            io.write_all(out).await
-        }
-        _ => write_both(io, out, &body).await,
+    if body.len() < COPY_BELOW {
+        out.extend_from_slice(&body);
+        io.write_all(out).await
+    } else {
+        write_both(io, out, &body).await
     }
 }
 
-/// Writes a body that comes in chunks (a file read from disk by actix-files): each as it
+/// Writes a body that comes in chunks (a route's stream; a segment goes by sendfile): each as it
 /// comes, framed when `chunked`; a body that ends short of its announced size is an error
 /// (the connection closes, so the client sees a truncated answer, not a wrong one).
 async fn write_stream(

@@ -9,9 +9,12 @@ use std::time::Instant;
 
 use actix_web::test as actest;
 
+use std::time::SystemTime;
+
 use super::super::socket_tests::Live;
 use super::super::tests::{call, config, fixture, segment_bytes, Fixture, PLAYLIST};
 use super::super::*;
+use super::{write_response, Answered};
 use crate::playlist::LiveEdge;
 
 const ORIGIN: &str = "https://viewer.example";
@@ -34,9 +37,9 @@ impl Answer {
             .map(|(_, v)| v.as_str())
     }
 
-    /// Answered from memory by the front door.
+    /// Answered by the front door's own media code (from memory, or a segment's file).
     fn by_front(&self) -> bool {
-        self.header(FRONT) == Some("front-memory")
+        self.header(FRONT) == Some("front-media")
     }
 
     /// Answered by the routes, called by the front door (the connection stayed with it).
@@ -352,17 +355,17 @@ fn pipelined_requests_then_a_hand_over_on_one_connection() {
     let a = c.answer(false);
     assert_eq!((a.status, a.by_front()), (200, true));
     assert_eq!(a.body, seg);
-    // A segment only on disk comes from the routes too (actix-files streams it), GET and HEAD.
+    // A segment only on disk is the door's too (its file, by sendfile), GET and HEAD.
     f.shared.media.remove_segment(0);
     c.send(&format!(
         "{}HEAD /video/chessboard0.ts HTTP/1.1\r\nHost: t\r\n\r\n",
         get("/video/chessboard0.ts", "")
     ));
     let a = c.answer(false);
-    assert_eq!((a.status, a.by_routes()), (200, true));
+    assert_eq!((a.status, a.by_front()), (200, true));
     assert_eq!(a.body, segment_bytes(0, 100));
     let a = c.answer(true);
-    assert_eq!((a.status, a.by_routes()), (200, true));
+    assert_eq!((a.status, a.by_front()), (200, true));
     assert_eq!(a.header("content-length"), Some("18800"));
     // A request with a body, another method or the event stream hands the connection, with
     // what was read after it, to actix-web's dispatcher, which answers everything from then on.
@@ -518,7 +521,7 @@ fn a_slow_head_is_408_and_an_idle_connection_closes() {
 }
 
 #[test]
-fn requests_passed_to_the_routes_are_answered_as_actix_does() {
+fn segments_from_disk_and_other_routes_are_answered_as_actix_does() {
     let (f, cfg) = live_media(true);
     f.shared.media.remove_segment(0);
     let live = Live::start(cfg.clone(), f.shared.clone());
@@ -542,7 +545,116 @@ fn requests_passed_to_the_routes_are_answered_as_actix_does() {
     ];
     for case in &cases {
         let ours = same_as_actix(&mut c, &cfg, &f, case, "");
-        assert!(ours.by_routes(), "{case:?}: {:?}", ours.headers);
+        // A segment on disk (or a name that is not one) is the door's own; the rest the routes'.
+        let own = case.1.starts_with("/video/chessboard");
+        assert_eq!(
+            (ours.by_front(), ours.by_routes()),
+            (own, !own),
+            "{case:?}: {:?}",
+            ours.headers
+        );
     }
     live.stop();
+}
+
+/// Writes `res` with the door's writer on one end of a loopback connection and returns all the
+/// other end reads until the writer closes.
+fn written(res: HttpResponse, head_only: bool, http10: bool) -> Vec<u8> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let reader = tokio::spawn(async move {
+            let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            let mut all = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut s, &mut all)
+                .await
+                .expect("read");
+            all
+        });
+        let (mut io, _) = listener.accept().await.expect("accept");
+        let mut out = Vec::new();
+        write_response(
+            &mut io,
+            &mut out,
+            res,
+            Answered::Routes,
+            head_only,
+            true,
+            http10,
+        )
+        .await
+        .expect("written");
+        drop(io);
+        reader.await.expect("reader")
+    })
+}
+
+fn chunks() -> impl futures_util::Stream<Item = Result<web::Bytes, std::io::Error>> {
+    futures_util::stream::iter(["abc", "", "defgh"].map(|c| Ok(web::Bytes::from(c))))
+}
+
+#[test]
+fn streamed_bodies_are_framed_or_sized() {
+    let text = |b: Vec<u8>| String::from_utf8(b).expect("ASCII");
+    // Unknown length, HTTP/1.1: chunked, the empty chunk skipped, then the last chunk.
+    let t = text(written(
+        HttpResponse::Ok().streaming(chunks()),
+        false,
+        false,
+    ));
+    assert!(t.contains("transfer-encoding: chunked\r\n"), "{t}");
+    assert!(!t.contains("content-length"), "{t}");
+    assert!(
+        t.ends_with("\r\n\r\n3\r\nabc\r\n5\r\ndefgh\r\n0\r\n\r\n"),
+        "{t}"
+    );
+    // Unknown length, HTTP/1.0: no framing, the end of the body is the end of the connection.
+    let t = text(written(HttpResponse::Ok().streaming(chunks()), false, true));
+    assert!(t.contains("connection: close\r\n"), "{t}");
+    assert!(t.ends_with("\r\n\r\nabcdefgh"), "{t}");
+    // Known length: sized, unframed; HEAD sends the head only.
+    let sized =
+        || HttpResponse::Ok().body(actix_web::body::SizedStream::new(8, Box::pin(chunks())));
+    let t = text(written(sized(), false, false));
+    assert!(
+        t.contains("content-length: 8\r\n") && t.ends_with("\r\n\r\nabcdefgh"),
+        "{t}"
+    );
+    let t = text(written(sized(), true, false));
+    assert!(
+        t.contains("content-length: 8\r\n") && t.ends_with("\r\n\r\n"),
+        "{t}"
+    );
+    // A stream shorter than it said is an error (the connection closes on a short body).
+    let short = HttpResponse::Ok().body(actix_web::body::SizedStream::new(9, Box::pin(chunks())));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let err = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let _client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (mut io, _) = listener.accept().await.expect("accept");
+        write_response(
+            &mut io,
+            &mut Vec::new(),
+            short,
+            Answered::Routes,
+            false,
+            true,
+            false,
+        )
+        .await
+        .expect_err("short body")
+    });
+    assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof, "{err}");
 }

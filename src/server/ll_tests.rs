@@ -8,6 +8,8 @@ use actix_web::body::MessageBody;
 use actix_web::dev::ServiceResponse;
 use actix_web::test as actest;
 
+use std::time::SystemTime;
+
 use super::*;
 use crate::clock::WallClock;
 use crate::playlist::{LowLatency, Part, Playlist, PlaylistConfig, Render};

@@ -18,17 +18,18 @@
 //! resolved path is checked again after symlinks are followed.
 //!
 //! Every connection comes in through the front door ([`front`]): the playlist, segments and parts
-//! held in memory are answered there, on the socket (a segment with `sendfile(2)` from the file
-//! the publisher just wrote); everything else goes to actix-web with the same routes, headers
-//! and handler code.
+//! are answered there, on the socket (a segment with `sendfile(2)` from its file); every other
+//! `GET` and `HEAD` is passed to the routes below and written by the door; a request with a body,
+//! the event stream or anything unusual hands the connection to actix-web's own dispatcher.
 //!
-//! The server never encodes and never blocks an async worker: files are opened and read on the
-//! blocking pool (`web::block`, and actix-files' chunked reader), the shared state is read under
-//! short lock scopes that never span an `.await`, and the media threads write the files without
-//! waiting on any HTTP client. A stalled client only holds its own socket and file descriptor.
-//! The one exception is `sendfile(2)` of a segment held in memory: its pages were written
-//! seconds before and are read from the page cache; only if the kernel had evicted them would
-//! the send wait for the disk (nginx's `sendfile on` makes the same trade).
+//! The server never encodes and never blocks an async worker on a file operation that can
+//! wait: files are opened on the blocking pool (`web::block`), a segment body read from disk is
+//! read there a chunk at a time, the shared state is read under short lock scopes that never
+//! span an `.await`, and the media threads write the files without waiting on any HTTP client.
+//! A stalled client only holds its own socket and file descriptor. The one exception is
+//! `sendfile(2)` of a segment: its pages were written at most the playlist's window ago and are
+//! read from the page cache; only if the kernel had evicted them would the send wait for the
+//! disk (nginx's `sendfile on` makes the same trade).
 
 pub(crate) mod assets;
 pub(crate) mod cors;
@@ -36,15 +37,16 @@ pub(crate) mod error;
 pub(crate) mod front;
 pub(crate) mod marker_api;
 pub(crate) mod media;
+mod segments;
+pub(crate) use segments::{segment_from_disk, segment_from_memory, segment_in_memory};
 pub(crate) mod stream_info;
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use actix_files::NamedFile;
 use actix_web::dev::Service;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
@@ -277,7 +279,7 @@ fn routes(state: web::Data<AppState>, sc: &mut web::ServiceConfig) {
         .service(read_only("/", preflight).to(index))
         .service(read_only("/static/{path:.*}", preflight).to(static_asset))
         .service(read_only("/video/{file:[^/]+\\.m3u8}", preflight).to(playlist))
-        .service(read_only("/video/{file}", preflight).to(segment))
+        .service(read_only("/video/{file}", preflight).to(segments::segment))
         .service(markers_resource(preflight))
         .service(read_only("/markers/events", preflight).to(marker_api::events))
         .service(read_only("/healthz", preflight).to(healthz))
@@ -798,183 +800,6 @@ pub(crate) async fn part(
         }
     }
     Err(not_found_error())
-}
-
-async fn segment(
-    req: HttpRequest,
-    file: web::Path<String>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, Error> {
-    let seq = match state.name.parse_file(&file) {
-        Some(MediaFile::Segment(seq)) => seq,
-        Some(MediaFile::Part { sequence, index }) => {
-            return part(req.headers(), &state, sequence, index).await
-        }
-        _ => return Err(not_found_error()),
-    };
-    if let Some(res) = segment_in_memory(&state, req.headers(), seq) {
-        return Ok(res);
-    }
-    let lifetime = Duration::from_secs(state.params().segment_lifetime_secs);
-    let dir = state.media_dir.clone();
-    let (named, published) = web::block(move || {
-        let opened = media::open_inside(&dir, &file)?;
-        let published = opened
-            .metadata
-            .modified()
-            .map_err(|e| Error::io("reading a segment's time", e))?;
-        let named = NamedFile::from_file(opened.file, &opened.path)
-            .map_err(|e| Error::io("opening a segment", e))?;
-        Ok::<_, Error>((named, published))
-    })
-    .await
-    .map_err(blocking_error)??;
-    let mut res = named
-        .set_content_type(
-            SEGMENT_CONTENT_TYPE
-                .parse()
-                .expect("video/mp2t is a well-formed media type"),
-        )
-        .disable_content_disposition()
-        .into_response(&req);
-    let (cache_control, expires) = segment_cache_headers(published, lifetime);
-    let h = res.headers_mut();
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::try_from(cache_control).expect("cache-control built from ASCII"),
-    );
-    h.insert(
-        header::EXPIRES,
-        HeaderValue::try_from(expires.to_string()).expect("HTTP date is ASCII"),
-    );
-    Ok(res)
-}
-
-/// Segment `seq` from memory, `None` when it is not held (the file on disk is then the answer).
-pub(crate) fn segment_in_memory(
-    state: &AppState,
-    headers: &header::HeaderMap,
-    seq: u64,
-) -> Option<HttpResponse> {
-    let lifetime = Duration::from_secs(state.params().segment_lifetime_secs);
-    let cached = state.shared.media.segment(seq)?;
-    Some(segment_from_memory(headers, cached, lifetime))
-}
-
-/// A segment (or part) held in memory: the whole of it, or one byte range (`206`; `416`, not
-/// cacheable, when the range is outside it), with the same headers as from the file, a strong
-/// `ETag` (length and publication instant: a name reused by a later `--fresh` run gets another),
-/// and conditional requests: `If-None-Match` / `If-Modified-Since` answer `304`, an `If-Range`
-/// that does not match turns a range request into the whole segment (RFC 9110 §13).
-fn segment_from_memory(
-    headers: &header::HeaderMap,
-    cached: crate::media_cache::CachedSegment,
-    lifetime: Duration,
-) -> HttpResponse {
-    let (cache_control, expires) = segment_cache_headers(cached.published, lifetime);
-    let total = cached.bytes.len() as u64;
-    let published_ns = cached
-        .published
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let etag = format!("\"m{total:x}-{published_ns:x}\"");
-    let last_modified = header::HttpDate::from(cached.published);
-    let text = |name| {
-        headers
-            .get(name)
-            .and_then(|v: &HeaderValue| v.to_str().ok())
-    };
-    // If-None-Match wins over If-Modified-Since (RFC 9110 §13.1.3).
-    let not_modified = match text(header::IF_NONE_MATCH) {
-        Some(v) => assets::if_none_match_hits(v, &etag),
-        None => text(header::IF_MODIFIED_SINCE)
-            .and_then(|v| v.parse::<header::HttpDate>().ok())
-            .is_some_and(|since| {
-                // HTTP dates have whole seconds.
-                let secs = |t: SystemTime| {
-                    t.duration_since(SystemTime::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_secs())
-                };
-                secs(SystemTime::from(since)) >= secs(cached.published)
-            }),
-    };
-    if not_modified {
-        return HttpResponse::NotModified()
-            .insert_header((header::ETAG, etag))
-            .insert_header((header::CACHE_CONTROL, cache_control))
-            .insert_header((header::EXPIRES, expires.to_string()))
-            .finish();
-    }
-    let range_applies = match text(header::IF_RANGE) {
-        None => true,
-        // A strong validator must match exactly; a date must equal Last-Modified.
-        Some(v) if v.starts_with('"') => v == etag,
-        Some(v) => v
-            .parse::<header::HttpDate>()
-            .is_ok_and(|d| d.to_string() == last_modified.to_string()),
-    };
-    let range = text(header::RANGE)
-        .filter(|_| range_applies)
-        .and_then(|v| v.parse::<header::Range>().ok());
-    // (status, Content-Range, first byte, body); no range, or several, is the whole segment
-    // (RFC 9110 §14.2).
-    let (status, content_range, first, body) = match range {
-        Some(header::Range::Bytes(specs)) if specs.len() == 1 => {
-            match specs[0].to_satisfiable_range(total) {
-                Some((first, last)) => (
-                    StatusCode::PARTIAL_CONTENT,
-                    Some(format!("bytes {first}-{last}/{total}")),
-                    first,
-                    cached.bytes.slice(first as usize..=last as usize),
-                ),
-                None => {
-                    return HttpResponse::RangeNotSatisfiable()
-                        .insert_header((header::CONTENT_RANGE, format!("bytes */{total}")))
-                        .insert_header((header::CACHE_CONTROL, "no-store"))
-                        .finish();
-                }
-            }
-        }
-        _ => (StatusCode::OK, None, 0, cached.bytes),
-    };
-    let mut res = HttpResponse::build(status);
-    res.insert_header((header::ACCEPT_RANGES, "bytes"))
-        .insert_header((header::CACHE_CONTROL, cache_control))
-        .insert_header((header::EXPIRES, expires.to_string()))
-        .insert_header((header::ETAG, etag))
-        .insert_header((header::LAST_MODIFIED, last_modified.to_string()))
-        .content_type(SEGMENT_CONTENT_TYPE);
-    if let Some(cr) = content_range {
-        res.insert_header((header::CONTENT_RANGE, cr));
-    }
-    if let Some(file) = cached.file {
-        // The front door sends these bytes from the file, without a copy.
-        res.extensions_mut().insert(front::FileBody {
-            file,
-            offset: first,
-            len: body.len() as u64,
-        });
-    }
-    res.body(body)
-}
-
-/// `Cache-Control` and `Expires` of a segment published at `published` that stays on the server
-/// for `lifetime`: a segment never changes, so caches may keep it for all of its remaining life
-/// (RFC 8216 §6.2.2: `Expires` should reflect its planned time-to-live, R27), and no longer, in
-/// case a later run (`--fresh`) reuses the name.
-pub(crate) fn segment_cache_headers(
-    published: SystemTime,
-    lifetime: Duration,
-) -> (String, header::HttpDate) {
-    let expires = published + lifetime;
-    let remaining = expires
-        .duration_since(SystemTime::now())
-        .unwrap_or(Duration::ZERO);
-    let remaining = remaining.min(lifetime).as_secs();
-    (
-        format!("public, max-age={remaining}, immutable"),
-        header::HttpDate::from(expires),
-    )
 }
 
 /// Reads `ts_start` from a query string: absent is `None`; present it must be a finite number,

@@ -10,6 +10,8 @@ use actix_web::body::{to_bytes, BodyStream, MessageBody};
 use actix_web::dev::{Decompress, Payload, ServiceResponse};
 use actix_web::test as actest;
 
+use std::time::SystemTime;
+
 use super::*;
 use crate::clock::WallClock;
 use crate::time::{Duration90k, StreamTime};
