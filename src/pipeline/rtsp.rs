@@ -301,9 +301,9 @@ fn rtsp_poll() -> std::time::Duration {
     std::time::Duration::from_millis(100)
 }
 
-/// [`prepare_rtsp`] then [`run_rtsp_prepared`] (or, with `--transcode`, the decoder, encoder
-/// and segmenter threads): a whole camera stream on the calling thread. `--input rtsp://...`
-/// comes here through [`super::run`] and [`super::start`] like every other input.
+/// [`prepare_rtsp`] then [`run_rtsp_prepared`]: a whole camera stream on the calling thread.
+/// `--input rtsp://...` comes here through [`super::run`] and [`super::start`] like every
+/// other input.
 pub fn run_rtsp(
     cfg: &Config,
     camera: Camera,
@@ -317,11 +317,7 @@ pub fn run_rtsp(
     // The server was started before the camera was known: `GET /stream`, the cache headers
     // and the health deadline follow the rate and the target chosen now.
     shared.update_status(|s| s.params = InputParams::Known(stream_params(&cfg, cfg.rate)));
-    if cfg.transcode {
-        run_rtsp_transcode(&cfg, opened, shared, stop, observer)
-    } else {
-        run_rtsp_prepared(&cfg, opened, shared, stop, observer)
-    }
+    run_rtsp_prepared(&cfg, opened, shared, stop, observer)
 }
 
 /// What the server tells about a stream of configuration `cfg` whose frames come at `rate`.
@@ -333,81 +329,11 @@ fn stream_params(cfg: &Config, rate: FrameRate) -> StreamParams {
     }
 }
 
-/// `--transcode`: the camera's pictures decoded on their own thread ([`TranscodeJob`]), stamped
-/// with our slots and timecode, and encoded and cut by the same threads as the other inputs:
-/// fixed GOP, segments of exactly `--hls-time`.
-fn run_rtsp_transcode(
-    cfg: &Config,
-    opened: RtspOpened,
-    shared: Arc<Shared>,
-    stop: Arc<AtomicBool>,
-    observer: &mut dyn FnMut(&str),
-) -> Result<Summary> {
-    let overlay = TimecodeOverlay::new(DEFAULT_FONT, cfg.width, cfg.height)
-        .map_err(|e| Error::new(ErrorKind::Internal, format!("timecode font: {e}")))?;
-    let (mut publisher, marker_thread) =
-        open_output_at(cfg, &shared, observer, opened.first_frame_wall())?;
-    let first_slot = publisher.first_slot();
-    let RtspOpened {
-        camera,
-        events,
-        client,
-        client_stop,
-        first_gop,
-        gop,
-        ..
-    } = opened;
-    let pool = FramePool::new(cfg);
-    let job = TranscodeJob {
-        camera,
-        events,
-        first_gop,
-        pass: Passthrough::new(
-            cfg.segment,
-            cfg.target_duration_secs,
-            gop,
-            publisher.clock().epoch.unix_millis(),
-            cfg.rate.time_of(first_slot),
-        ),
-        overlay,
-        rate: cfg.rate,
-        width: cfg.width,
-        height: cfg.height,
-        segments: SegmentClock::starting_at(cfg.segment, cfg.rate.time_of(first_slot)),
-        frame_limit: cfg.frame_limit,
-        pacing: cfg.pacing,
-        stop: stop.clone(),
-        shared: shared.clone(),
-    };
-    shared.update_status(|s| {
-        s.input_stalled = false;
-        s.input_down = None;
-    });
-    let decoder_thread = {
-        let (free_rx, frame_tx) = (pool.free_rx.clone(), pool.frame_tx.clone());
-        spawn("decoder", move || Ok(job.run(free_rx, frame_tx)))?
-    };
-    let summary = encode_and_segment(
-        cfg,
-        &mut publisher,
-        &shared,
-        &stop,
-        marker_thread,
-        decoder_thread,
-        pool,
-    );
-    // The decoder has stopped (and dropped the events): stop the client; its own error (if
-    // it ended first) is the stream's.
-    client_stop.store(true, Ordering::SeqCst);
-    let client_result = join(client, "rtsp");
-    let summary = summary?;
-    client_result?;
-    Ok(summary)
-}
-
-/// Passes the camera's H.264 through to segments until `stop`, the frame limit, or an error the
-/// stream cannot go on from (B-frames). A camera that drops or stalls ends the segment in
-/// progress; its next session continues after `EXT-X-DISCONTINUITY`.
+/// Runs a camera that [`prepare_rtsp`] opened, with the configuration it gave, until `stop`,
+/// the frame limit, or an error the stream cannot go on from: its H.264 passed through
+/// ([`CameraRun::passthrough`]), or with `--transcode` decoded and encoded again
+/// ([`CameraRun::transcode`]). Both open the output the same way, dated from the camera's
+/// first frame, and place the camera's frames in stream time with the same [`Passthrough`].
 pub fn run_rtsp_prepared(
     cfg: &Config,
     opened: RtspOpened,
@@ -415,88 +341,187 @@ pub fn run_rtsp_prepared(
     stop: Arc<AtomicBool>,
     observer: &mut dyn FnMut(&str),
 ) -> Result<Summary> {
-    let (mut publisher, marker_thread) =
+    // The timecode's font is loaded before anything in the output is touched.
+    let overlay = if cfg.transcode {
+        Some(
+            TimecodeOverlay::new(DEFAULT_FONT, cfg.width, cfg.height)
+                .map_err(|e| Error::new(ErrorKind::Internal, format!("timecode font: {e}")))?,
+        )
+    } else {
+        None
+    };
+    let (publisher, marker_thread) =
         open_output_at(cfg, &shared, observer, opened.first_frame_wall())?;
-    let clock = publisher.clock();
-
-    let mut sink = RtspSink {
-        pass: Passthrough::new(
-            cfg.segment,
-            cfg.target_duration_secs,
-            opened.gop,
-            clock.epoch.unix_millis(),
-            cfg.rate.time_of(publisher.first_slot()),
-        ),
-        segmenter: Segmenter::new(cfg.pts_offset),
-        pts_offset: cfg.pts_offset,
-        target_secs: cfg.target_duration_secs,
-        segment: cfg.segment,
-        camera: opened.camera.clone(),
-        publisher: &mut publisher,
+    let pass = Passthrough::new(
+        cfg.segment,
+        cfg.target_duration_secs,
+        opened.gop,
+        publisher.clock().epoch.unix_millis(),
+        cfg.rate.time_of(publisher.first_slot()),
+    );
+    let run = CameraRun {
+        cfg,
+        opened,
+        publisher,
+        marker_thread,
+        pass,
         shared: &shared,
-        frames: 0,
-        limit: cfg.frame_limit,
-        params: stream_params(cfg, cfg.rate),
-        rate_fixed: cfg.fps_given(),
-        rate_probe: None,
+        stop: &stop,
     };
-    let RtspOpened {
-        events,
-        client,
-        client_stop,
-        first_gop,
-        mut frames_received,
-        ..
-    } = opened;
-    let mut result = Ok(());
-    for f in first_gop {
-        if let Err(e) = sink.frame(f) {
-            result = Err(e);
-            break;
-        }
+    match overlay {
+        Some(overlay) => run.transcode(overlay),
+        None => run.passthrough(),
     }
-    shared.update_status(|s| {
-        s.input_stalled = false;
-        s.input_down = None;
-    });
-    while result.is_ok()
-        && !stop.load(Ordering::Relaxed)
-        && sink.limit.is_none_or(|l| sink.frames < l)
-    {
-        match events.recv_timeout(rtsp_poll()) {
-            Ok(Event::Frame(f)) => {
-                frames_received += 1;
-                result = sink.frame(f);
+}
+
+/// A camera's run once its output is open ([`run_rtsp_prepared`]): what passthrough and
+/// `--transcode` both start from.
+struct CameraRun<'c, 'o> {
+    cfg: &'c Config,
+    opened: RtspOpened,
+    publisher: Publisher<'o, MediaDir>,
+    marker_thread: thread::JoinHandle<Result<()>>,
+    /// Places the camera's frames in stream time, from the run's first slot on.
+    pass: Passthrough,
+    shared: &'c Arc<Shared>,
+    stop: &'c Arc<AtomicBool>,
+}
+
+impl CameraRun<'_, '_> {
+    /// `--transcode`: the camera's pictures decoded on their own thread ([`TranscodeJob`]),
+    /// stamped with our slots and timecode, and encoded and cut by the same threads as the
+    /// other inputs: fixed GOP, segments of exactly `--hls-time`.
+    fn transcode(mut self, overlay: TimecodeOverlay) -> Result<Summary> {
+        let (cfg, shared, stop) = (self.cfg, self.shared, self.stop);
+        let first_slot = self.publisher.first_slot();
+        let RtspOpened {
+            camera,
+            events,
+            client,
+            client_stop,
+            first_gop,
+            ..
+        } = self.opened;
+        let pool = FramePool::new(cfg);
+        let job = TranscodeJob {
+            camera,
+            events,
+            first_gop,
+            pass: self.pass,
+            overlay,
+            rate: cfg.rate,
+            width: cfg.width,
+            height: cfg.height,
+            segments: SegmentClock::starting_at(cfg.segment, cfg.rate.time_of(first_slot)),
+            frame_limit: cfg.frame_limit,
+            pacing: cfg.pacing,
+            stop: stop.clone(),
+            shared: shared.clone(),
+        };
+        shared.update_status(|s| {
+            s.input_stalled = false;
+            s.input_down = None;
+        });
+        let decoder_thread = {
+            let (free_rx, frame_tx) = (pool.free_rx.clone(), pool.frame_tx.clone());
+            spawn("decoder", move || Ok(job.run(free_rx, frame_tx)))?
+        };
+        let summary = encode_and_segment(
+            cfg,
+            &mut self.publisher,
+            shared,
+            stop,
+            self.marker_thread,
+            decoder_thread,
+            pool,
+        );
+        // The decoder has stopped (and dropped the events): stop the client; its own error (if
+        // it ended first) is the stream's.
+        client_stop.store(true, Ordering::SeqCst);
+        let client_result = join(client, "rtsp");
+        let summary = summary?;
+        client_result?;
+        Ok(summary)
+    }
+
+    /// Passes the camera's H.264 through to segments until `stop`, the frame limit, or an
+    /// error the stream cannot go on from (B-frames). A camera that drops or stalls ends the
+    /// segment in progress; its next session continues after `EXT-X-DISCONTINUITY`.
+    fn passthrough(mut self) -> Result<Summary> {
+        let (cfg, shared, stop) = (self.cfg, self.shared, self.stop);
+        let mut sink = RtspSink {
+            pass: self.pass,
+            segmenter: Segmenter::new(cfg.pts_offset),
+            pts_offset: cfg.pts_offset,
+            target_secs: cfg.target_duration_secs,
+            segment: cfg.segment,
+            camera: self.opened.camera.clone(),
+            publisher: &mut self.publisher,
+            shared,
+            frames: 0,
+            limit: cfg.frame_limit,
+            params: stream_params(cfg, cfg.rate),
+            rate_fixed: cfg.fps_given(),
+            rate_probe: None,
+        };
+        let RtspOpened {
+            events,
+            client,
+            client_stop,
+            first_gop,
+            mut frames_received,
+            ..
+        } = self.opened;
+        let mut result = Ok(());
+        for f in first_gop {
+            if let Err(e) = sink.frame(f) {
+                result = Err(e);
+                break;
             }
-            Ok(Event::Down { reason }) => sink.down(reason),
-            Ok(Event::Connected { fps, .. }) => sink.connected(fps),
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
         }
+        shared.update_status(|s| {
+            s.input_stalled = false;
+            s.input_down = None;
+        });
+        while result.is_ok()
+            && !stop.load(Ordering::Relaxed)
+            && sink.limit.is_none_or(|l| sink.frames < l)
+        {
+            match events.recv_timeout(rtsp_poll()) {
+                Ok(Event::Frame(f)) => {
+                    frames_received += 1;
+                    result = sink.frame(f);
+                }
+                Ok(Event::Down { reason }) => sink.down(reason),
+                Ok(Event::Connected { fps, .. }) => sink.connected(fps),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        // Stop the client; its own error (if it ended first) is the stream's.
+        client_stop.store(true, Ordering::SeqCst);
+        drop(events);
+        let client_result = join(client, "rtsp");
+        shared.set_marker_inbox(None);
+        let markers_done = join(self.marker_thread, "markers");
+        let frames = sink.frames;
+        sink.finish();
+        self.publisher.end(frames);
+        markers_done?;
+        result?;
+        client_result?;
+        let summary = Summary {
+            frames_generated: frames_received,
+            frames_dropped: 0,
+            frames_encoded: frames,
+            segments: self.publisher.segments(),
+            markers: shared.markers.len() as u64,
+            last_sequence: self.publisher.last_sequence(),
+            input_error: None,
+        };
+        info!(?summary, "camera stream finished");
+        Ok(summary)
     }
-    // Stop the client; its own error (if it ended first) is the stream's.
-    client_stop.store(true, Ordering::SeqCst);
-    drop(events);
-    let client_result = join(client, "rtsp");
-    shared.set_marker_inbox(None);
-    let markers_done = join(marker_thread, "markers");
-    let frames = sink.frames;
-    sink.finish();
-    publisher.end(frames);
-    markers_done?;
-    result?;
-    client_result?;
-    let summary = Summary {
-        frames_generated: frames_received,
-        frames_dropped: 0,
-        frames_encoded: frames,
-        segments: publisher.segments(),
-        markers: shared.markers.len() as u64,
-        last_sequence: publisher.last_sequence(),
-        input_error: None,
-    };
-    info!(?summary, "camera stream finished");
-    Ok(summary)
 }
 
 /// The camera's frames into segments (runs on the segmenter thread).
