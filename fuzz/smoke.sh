@@ -25,17 +25,19 @@ export RUSTC_BOOTSTRAP=1
 # -s none: no sanitizer (the code under test is safe Rust; builds and runs about twice as fast).
 # -a: debug assertions, so integer overflow panics as in `cargo test`.
 flags=(-s none -a)
-# The reference readers (mpeg2ts, m3u8-rs, nom, hls-testkit-readers) without comparison
-# tracing; see fuzz/rustc-wrapper and fuzz/README.md ("Throughput").
+# The reference readers (mpeg2ts, hls-testkit-readers) without comparison tracing, the playlist
+# reader m3u8-rs, its nom and chrono and the date library time without coverage instrumentation;
+# see fuzz/rustc-wrapper and fuzz/README.md ("Throughput").
 export RUSTC_WRAPPER="$PWD/fuzz/rustc-wrapper"
 # Cargo does not know what the wrapper changes: rebuild those crates once in a target
 # directory that was built without it.
 host=$(rustc -vV | sed -n 's/^host: //p')
-# (The stamp's name changes with the list: chrono joined it later.)
-stamp="${CARGO_TARGET_DIR:-target}/$host/release/.reference-readers-untraced-2"
+# (The stamp's name changes with the rule: chrono joined it later, then time and time-core, then
+# m3u8-rs, nom, chrono and time lost their coverage instrumentation as well.)
+stamp="${CARGO_TARGET_DIR:-target}/$host/release/.reference-readers-untraced-4"
 if [ ! -e "$stamp" ] && [ -d "${CARGO_TARGET_DIR:-target}/$host/release" ]; then
     cargo clean --release --target "$host" -p mpeg2ts -p m3u8-rs -p nom -p chrono \
-        -p hls-testkit-readers
+        -p time -p time-core -p hls-testkit-readers
 fi
 
 echo "fuzz smoke: building ${targets[*]}"

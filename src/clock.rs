@@ -32,8 +32,13 @@ impl Clock for RealClock {
 }
 
 /// A UTC instant with millisecond precision: the stream's wall-clock anchor plus stream time.
+/// Held as milliseconds since the Unix epoch, within the years -9999 to 9999 (what `time` can
+/// format), so comparing, adding and reading the milliseconds are integer operations; only
+/// formatting and parsing go through `time`'s calendar.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct WallClock(OffsetDateTime);
+pub struct WallClock {
+    unix_millis: i64,
+}
 
 impl WallClock {
     pub(crate) fn now() -> Self {
@@ -50,11 +55,11 @@ impl WallClock {
     pub(crate) fn try_from_unix_millis(ms: i64) -> Option<Self> {
         OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
             .ok()
-            .map(WallClock)
+            .map(|_| WallClock { unix_millis: ms })
     }
 
     pub fn unix_millis(self) -> i64 {
-        (self.0.unix_timestamp_nanos() / 1_000_000) as i64
+        self.unix_millis
     }
 
     /// The wall-clock instant of stream time `t` when `self` is the instant of the stream's first
@@ -73,7 +78,8 @@ impl WallClock {
 
     /// ISO 8601 / RFC 3339 in UTC with milliseconds, e.g. `2026-11-25T12:00:00.000Z` (R32).
     pub fn to_rfc3339(self) -> String {
-        let t = self.0;
+        let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.unix_millis) * 1_000_000)
+            .expect("a WallClock is within time's range");
         format!(
             "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
             t.year(),

@@ -12,7 +12,7 @@
 //! The command line, the playlist writer, the media directory and the HTTP server all take a
 //! [`StreamName`], so a name that one of them would refuse is refused when the flags are read.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::str::FromStr;
 
 use crate::error::Error;
@@ -92,10 +92,14 @@ impl StreamName {
         match file {
             MediaFile::Playlist => out.push_str(".m3u8"),
             MediaFile::Segment(seq) => {
-                write!(out, "{seq}.ts").expect("writing to a String cannot fail")
+                push_decimal(out, seq);
+                out.push_str(".ts");
             }
             MediaFile::Part { sequence, index } => {
-                write!(out, "{sequence}.{index}.ts").expect("writing to a String cannot fail")
+                push_decimal(out, sequence);
+                out.push('.');
+                push_decimal(out, u64::from(index));
+                out.push_str(".ts");
             }
         }
     }
@@ -153,6 +157,23 @@ impl fmt::Debug for StreamName {
     }
 }
 
+/// Appends `n` in decimal, as `write!(out, "{n}")` would, without the formatting machinery: the
+/// playlist writer calls it for every file name and duration of every render.
+pub(crate) fn push_decimal(out: &mut String, mut n: u64) {
+    // u64::MAX has 20 digits.
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,6 +181,23 @@ mod tests {
 
     fn name(s: &str) -> StreamName {
         StreamName::new(s).unwrap()
+    }
+
+    /// `push_decimal` writes what `Display` writes, at every digit count, and appends.
+    #[test]
+    fn push_decimal_is_the_displayed_number() {
+        let powers = (0..20).flat_map(|k| {
+            let p = 10u64.pow(k);
+            [p - 1, p, p + 1]
+        });
+        for n in powers
+            .chain((0..3000).map(|k| k * 7919))
+            .chain([u64::MAX - 1, u64::MAX])
+        {
+            let mut s = String::from("seg");
+            push_decimal(&mut s, n);
+            assert_eq!(s, format!("seg{n}"));
+        }
     }
 
     #[test]

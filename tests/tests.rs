@@ -21,7 +21,7 @@ mod rtsp;
 mod detect;
 // Every rule cited in the code (R1...) is defined in docs/spec.md.
 mod spec_refs;
-// Rules about the source itself: the 90 kHz literal lives in src/time.rs, threads in src/pipeline.rs.
+// Rules about the source itself: the 90 kHz literal lives in src/time.rs, threads in src/pipeline/.
 mod source_rules;
 // YUV4MPEG2 input (ffmpeg, GStreamer, files, stdin, a stalling FIFO) decoded back frame by frame.
 mod y4m;

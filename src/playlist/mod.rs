@@ -74,7 +74,7 @@ use std::collections::VecDeque;
 use std::fmt::{self, Write as _};
 
 use crate::clock::WallClock;
-use crate::name::{MediaFile, StreamName};
+use crate::name::{push_decimal, MediaFile, StreamName};
 use crate::time::{Duration90k, FrameRate, TICKS_PER_MS, TICKS_PER_SEC};
 
 pub mod attributes;
@@ -380,9 +380,16 @@ fn ticks_to_millis(t: Duration90k) -> u64 {
     t.as_millis_rounded()
 }
 
-/// Writes `ms` as decimal seconds with three decimals: 2002 -> `2.002`.
+/// Writes `ms` as decimal seconds with three decimals: 2002 -> `2.002` (what
+/// `format!("{}.{:03}", ms / 1000, ms % 1000)` gives, without the formatting machinery: it runs
+/// for every segment of every render).
 fn write_millis(out: &mut String, ms: u64) {
-    write!(out, "{}.{:03}", ms / 1000, ms % 1000).expect("writing to a String cannot fail");
+    push_decimal(out, ms / 1000);
+    out.push('.');
+    let frac = ms % 1000;
+    for d in [frac / 100, frac / 10 % 10, frac % 10] {
+        out.push(char::from(b'0' + d as u8));
+    }
 }
 
 /// A quoted-string for an attribute list (R37): `"` becomes `'`, control characters (CR, LF and
@@ -793,7 +800,9 @@ impl Playlist {
             if e.segment.discontinuity {
                 out.push_str("#EXT-X-DISCONTINUITY\n");
             }
-            writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", e.pdt_text).expect(w);
+            out.push_str("#EXT-X-PROGRAM-DATE-TIME:");
+            out.push_str(&e.pdt_text);
+            out.push('\n');
             if ll {
                 self.render_parts(out, e.segment.sequence, &e.parts);
             }
@@ -866,7 +875,8 @@ impl Playlist {
             ));
         }
         let mut sum = 0u64;
-        let mut previous: Option<&Segment> = None;
+        // The previous segment and its PDT in ticks (each PDT is converted once).
+        let mut previous: Option<(&Segment, i64)> = None;
         for (i, e) in self.window.iter().enumerate() {
             let s = &e.segment;
             let want = self.media_sequence + i as u64;
@@ -900,9 +910,9 @@ impl Playlist {
                     s.sequence, e.pdt_text
                 ));
             }
-            if let Some(p) = previous {
-                let gap = epoch_ticks(s.program_date_time)
-                    - (epoch_ticks(p.program_date_time) + p.duration.as_u64() as i64);
+            let pdt_ticks = epoch_ticks(s.program_date_time);
+            if let Some((p, p_ticks)) = previous {
+                let gap = pdt_ticks - (p_ticks + p.duration.as_u64() as i64);
                 if s.program_date_time <= p.program_date_time {
                     return Err(format!(
                         "segment {}: PDT not after the previous",
@@ -917,7 +927,7 @@ impl Playlist {
                     ));
                 }
             }
-            previous = Some(s);
+            previous = Some((s, pdt_ticks));
             sum += s.duration.as_u64();
         }
         if sum != self.window_ticks {

@@ -397,6 +397,37 @@ fn r12_extinf_exact_from_ticks() {
     assert_eq!(total_ms * TICKS_PER_MS, rate.time_of(60 * 30_000).as_u64());
 }
 
+/// `write_millis` writes what `format!("{}.{:03}")` of the seconds and milliseconds gives, and
+/// appends to what is there.
+#[test]
+fn write_millis_is_the_formatted_seconds() {
+    let edges = [
+        0,
+        1,
+        9,
+        10,
+        99,
+        100,
+        999,
+        1000,
+        1001,
+        2002,
+        9999,
+        10_000,
+        123_456_789,
+    ];
+    let all = edges.into_iter().chain((0..5000).map(|k| k * 37)).chain([
+        u64::MAX / 1000,
+        u64::MAX - 1,
+        u64::MAX,
+    ]);
+    for ms in all {
+        let mut s = String::from("x");
+        write_millis(&mut s, ms);
+        assert_eq!(s, format!("x{}.{:03}", ms / 1000, ms % 1000), "{ms}");
+    }
+}
+
 #[test]
 fn r12_zero_extinf_rejected() {
     let mut pl = Playlist::new(config(3, 2)).expect("valid");
