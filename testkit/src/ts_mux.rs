@@ -1,5 +1,7 @@
 //! `ts_mux`: the TS muxer driven by fuzz input, its output read back independently.
 
+use std::sync::atomic::{AtomicU8, Ordering};
+
 use super::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -104,6 +106,16 @@ impl Refusal {
             MuxError::DtsJump { .. } => Refusal::DtsJump,
             MuxError::Packetize { .. } => return None,
         })
+    }
+
+    /// Whether this is the first refusal of its kind in this process. The message's "PID 0x0100"
+    /// and "PTS" are literals of each variant's format string, and formatting cannot fail for
+    /// any value (`head_shown` clamps), so what the text check proves is proved by the first
+    /// error of each kind; formatting every refusal took 11 % of the fuzz target's time.
+    fn first_in_process(self) -> bool {
+        static SEEN: AtomicU8 = AtomicU8::new(0);
+        let bit = 1u8 << (self as u8);
+        SEEN.fetch_or(bit, Ordering::Relaxed) & bit == 0
     }
 }
 
@@ -376,11 +388,13 @@ impl MuxRun {
                     "ts_mux: refused with {e} but the rules call for {expected:?}"
                 );
                 assert_eq!(e.pts(), Pts(pts), "ts_mux: the error names another AU");
-                let text = e.to_string();
-                assert!(
-                    text.contains("PID 0x0100") && text.contains("PTS"),
-                    "ts_mux: the error does not say where: {text}"
-                );
+                if refusal.first_in_process() {
+                    let text = e.to_string();
+                    assert!(
+                        text.contains("PID 0x0100") && text.contains("PTS"),
+                        "ts_mux: the error does not say where: {text}"
+                    );
+                }
                 assert_eq!(
                     seg.bytes.len(),
                     len_before,
