@@ -29,7 +29,11 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // actix-http logs every malformed request at ERROR; the server logs them
+                // itself, rate-limited (`server::front::hand_over`).
+                .unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new("info,actix_http::h1::dispatcher=off")
+                }),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -6,6 +6,16 @@
 //! without `"`, CR or LF, unquoted values non-empty and without `"`, nothing but a `,` between
 //! attributes, no whitespace anywhere outside quotes (R9).
 
+/// Whether `c` may not be written inside a quoted-string: `"`, and every character a common
+/// client may read as the end of a line. RFC 8216 §4.2 forbids only `"`, CR and LF (R37), and
+/// §4.1 every control character (R9); JavaScript's regular expressions, which hls.js and VHS
+/// parse playlists with, also end a line at U+2028 LINE SEPARATOR and U+2029 PARAGRAPH SEPARATOR
+/// (ECMA-262 *LineTerminator*), and some readers at U+0085 NEXT LINE (a C1 control). A marker
+/// text of `x` U+2028 `#EXT-X-ENDLIST` would otherwise end the live stream in hls.js (issue 18).
+pub fn unsafe_in_quoted(c: char) -> bool {
+    c == '"' || c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
 /// An attribute's value: the content of a quoted-string (without the quotes) or the unquoted
 /// text (a decimal-integer, decimal-floating-point, enumerated-string, ...).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

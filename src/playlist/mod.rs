@@ -46,7 +46,10 @@
 //!   instant of it falls in the window's date span `[PDT of the first segment, PDT + EXTINF of
 //!   the last)`. A range whose start lies beyond the window waits (it appears together with the
 //!   segment it starts in); a range whose end is before the window's start is dropped for good,
-//!   which is the earliest moment bis §6.2.1 allows.
+//!   which is the earliest moment bis §6.2.1 allows. At most [`MAX_DATE_RANGES`] are held: past
+//!   that, the one that starts first is dropped early (the only exception to R36, so that a
+//!   flood of markers cannot make every reload of the playlist hundreds of kilobytes; the
+//!   markers API still lists every marker).
 //! - **R13 rule**: a segment is accepted when its written EXTINF rounded to the nearest second
 //!   (half up) is `<=` the target duration, the MUST of RFC 8216 §4.3.3.1. For version <= 5
 //!   bis §8 reads the target as the unrounded maximum, so the config should be
@@ -93,6 +96,11 @@ pub const MIN_LIST_SIZE: usize = 3;
 
 /// The client attribute that carries a marker's label in `EXT-X-DATERANGE` (reverse DNS, R35).
 pub const DATERANGE_LABEL_ATTRIBUTE: &str = "X-COM-HLSSTREAMER-LABEL";
+
+/// Most `EXT-X-DATERANGE` tags a playlist holds: the newest by start date. A tag with a label of
+/// the longest marker text is under 1 KB, so this bounds the tags to about 100 KB in the worst
+/// case and a few kilobytes usually (issue 18: 1,174 markers made a 680 KB playlist).
+pub const MAX_DATE_RANGES: usize = 100;
 
 /// Everything fixed for the life of one playlist.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -392,13 +400,14 @@ fn write_millis(out: &mut String, ms: u64) {
     }
 }
 
-/// A quoted-string for an attribute list (R37): `"` becomes `'`, control characters (CR, LF and
-/// the rest, R9) become spaces.
+/// A quoted-string for an attribute list (R37): `"` becomes `'`; control characters (CR, LF and
+/// the rest, R9) and the other characters a client may read as a line break
+/// ([`attributes::unsafe_in_quoted`]) become spaces.
 fn sanitise_quoted(s: &str) -> String {
     s.chars()
         .map(|c| match c {
             '"' => '\'',
-            c if c.is_control() => ' ',
+            c if attributes::unsafe_in_quoted(c) => ' ',
             c => c,
         })
         .collect()
@@ -694,7 +703,7 @@ impl Playlist {
                 sequence: self.next_sequence,
             });
         }
-        if range.id.is_empty() || range.id.chars().any(|c| c == '"' || c.is_control()) {
+        if range.id.is_empty() || range.id.chars().any(attributes::unsafe_in_quoted) {
             return Err(PlaylistError::InvalidDateRangeId { id: range.id });
         }
         if self.ranges.iter().any(|r| r.range.id == range.id) {
@@ -719,6 +728,12 @@ impl Playlist {
             start,
             end,
         });
+        if self.ranges.len() > MAX_DATE_RANGES {
+            // Ranges arrive in the order markers were posted, not by date: drop the earliest.
+            if let Some(first) = (0..self.ranges.len()).min_by_key(|&i| self.ranges[i].start) {
+                self.ranges.remove(first);
+            }
+        }
         Ok(())
     }
 
@@ -952,12 +967,15 @@ impl Playlist {
             }
             last_pending = Some(p.sequence);
         }
+        if self.ranges.len() > MAX_DATE_RANGES {
+            return Err(format!("{} DATERANGEs held", self.ranges.len()));
+        }
         let span = self.date_span();
         for (i, r) in self.ranges.iter().enumerate() {
             if self.ranges[..i].iter().any(|o| o.range.id == r.range.id) {
                 return Err(format!("DATERANGE ID {:?} held twice (R36)", r.range.id));
             }
-            let bad = |s: &str| s.chars().any(|c| c == '"' || c.is_control());
+            let bad = |s: &str| s.chars().any(attributes::unsafe_in_quoted);
             if r.range.id.is_empty() || bad(&r.range.id) || bad(&r.range.label) {
                 return Err(format!(
                     "DATERANGE {:?} has an unsafe quoted string (R37)",

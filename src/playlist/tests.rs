@@ -882,6 +882,51 @@ fn r36_duplicate_id_refused() {
     assert_eq!(f.pl.date_ranges().count(), 1);
 }
 
+/// Issue 18: hls.js reads U+2028 and U+2029 as line breaks (and some readers U+0085), so a
+/// label holding them could add a line such as `#EXT-X-ENDLIST` to the playlist as it parses it.
+#[test]
+fn r37_line_separators_never_reach_a_quoted_string() {
+    let mut f = Feed::new(config(3, 2));
+    f.push(TWO_S);
+    f.range("m-1", 100, TWO_S, "x\u{2028}#EXT-X-ENDLIST\u{2029}y\u{85}z");
+    let text = render_checked(&f.pl);
+    assert!(
+        text.contains(",X-COM-HLSSTREAMER-LABEL=\"x #EXT-X-ENDLIST y z\"\n"),
+        "{text}"
+    );
+    assert!(!text.contains(['\u{2028}', '\u{2029}', '\u{85}']));
+}
+
+/// Issue 18: at most [`MAX_DATE_RANGES`] ranges are held and shown, the latest by start date,
+/// whatever order they were added in.
+#[test]
+fn date_ranges_are_capped_keeping_the_latest() {
+    let mut f = Feed::new(config(3, 2));
+    f.push(TWO_S);
+    let n = MAX_DATE_RANGES + 50;
+    // Added in an order unrelated to their dates: even ids late, odd ids early.
+    let at = |i: usize| {
+        if i % 2 == 0 {
+            1000 + i as i64
+        } else {
+            i as i64
+        }
+    };
+    for i in 0..n {
+        f.range(&format!("m-{i}"), at(i), TWO_S, "x");
+    }
+    let text = render_checked(&f.pl);
+    assert_eq!(text.matches("#EXT-X-DATERANGE:").count(), MAX_DATE_RANGES);
+    let mut starts: Vec<i64> = (0..n).map(at).collect();
+    starts.sort_unstable();
+    let kept_from = starts[n - MAX_DATE_RANGES];
+    for i in 0..n {
+        let ms = at(i);
+        let shown = text.contains(&format!("ID=\"m-{i}\""));
+        assert_eq!(shown, ms >= kept_from, "m-{i} at {ms} ms");
+    }
+}
+
 #[test]
 fn r37_quoted_strings_sanitised() {
     let mut f = Feed::new(config(3, 2));
@@ -892,7 +937,16 @@ fn r37_quoted_strings_sanitised() {
         text.contains(",X-COM-HLSSTREAMER-LABEL=\"say 'hi'  next line ünïcode\"\n"),
         "{text}"
     );
-    for bad in ["", "a\"b", "a\nb", "a\rb", "a\u{0}b"] {
+    for bad in [
+        "",
+        "a\"b",
+        "a\nb",
+        "a\rb",
+        "a\u{0}b",
+        "a\u{2028}b",
+        "a\u{2029}b",
+        "a\u{85}b",
+    ] {
         let r = DateRange {
             id: bad.into(),
             start: t0(),

@@ -19,10 +19,16 @@
 //!
 //! Timeouts are actix-web's: a request head within [`REQUEST_HEAD_TIMEOUT`] (else `408` and the
 //! connection closes), an idle kept-alive connection closes after [`KEEP_ALIVE`], and once the
-//! server is stopping an idle connection closes at once. A blocking playlist request or a held
+//! server is stopping an idle connection closes at once. One is the door's own: a client that
+//! takes no byte of an answer for [`SEND_TIMEOUT`] is closed, on the door's writes and on those
+//! of actix-web's dispatcher after a hand-over alike.
+//!
+//! Routing is decided once, on the path as the routes' router decodes it ([`Request::path`]),
+//! so that no spelling of a route (`/markers/%65vents`) is treated differently from another. A blocking playlist request or a held
 //! part whose client goes away is dropped with the connection, leaving no waiter behind.
 
 use std::cell::RefCell;
+use std::future::Future;
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
@@ -50,6 +56,39 @@ pub(crate) const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest idle time between two requests on a kept-alive connection (actix-web's default).
 pub(crate) const KEEP_ALIVE: Duration = Duration::from_secs(5);
 
+/// Longest time a client may take no byte of an answer before its connection is closed (and
+/// the segment file it was being sent released): every write of the door, and every write of
+/// actix-web's dispatcher on a handed-over connection ([`Prefixed`]), must make progress within
+/// it. A player reads a 2 s segment in well under a second; one that accepts nothing for this
+/// long has stopped reading (issue 18: 10 clients pipelining 60 segments each and never reading
+/// held their sockets, file descriptors and ~2 MB of kernel buffer each, forever).
+pub(crate) const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `op`, a single write that may wait for the client, failed with `TimedOut` if it waits longer
+/// than [`SEND_TIMEOUT`].
+async fn progress<T>(op: impl Future<Output = io::Result<T>>) -> io::Result<T> {
+    match tokio::time::timeout(SEND_TIMEOUT, op).await {
+        Ok(done) => done,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the client accepted no byte within the send timeout",
+        )),
+    }
+}
+
+/// `write_all` with the send timeout on each write: the whole of `buf`, as long as the client
+/// keeps taking bytes.
+async fn write_all(io: &mut TcpStream, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        let n = progress(io.write(buf)).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        buf = &buf[n..];
+    }
+    Ok(())
+}
+
 /// A request head longer than this, or with more headers than [`MAX_HEADERS`], is left to
 /// actix-web, which has its own limits and answers them.
 const MAX_HEAD: usize = 16 * 1024;
@@ -71,16 +110,51 @@ pub(crate) struct FileBody {
     pub(crate) len: u64,
 }
 
-/// A connection handed to actix-web: the bytes read so far, then the socket.
+/// A connection handed to actix-web: the bytes read so far, then the socket. Its writes carry
+/// the door's send timeout: a write that cannot progress for [`SEND_TIMEOUT`] fails, and
+/// actix-web's dispatcher closes the connection on a failed write.
 pub(crate) struct Prefixed {
     read: BytesMut,
     io: TcpStream,
+    /// Running while a write waits for the client.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Prefixed {
+    fn new(read: BytesMut, io: TcpStream) -> Self {
+        Prefixed {
+            read,
+            io,
+            stalled: None,
+        }
+    }
+
     /// The socket (for the event stream's stall detection, [`super::marker_api::remember_socket`]).
     pub(crate) fn tcp(&self) -> &TcpStream {
         &self.io
+    }
+
+    /// `poll` is a write's outcome: a ready one ends a stall, a pending one starts or goes on
+    /// with it, and a stall that lasted [`SEND_TIMEOUT`] fails.
+    fn deadline<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if poll.is_ready() {
+            self.stalled = None;
+            return poll;
+        }
+        let timer = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(SEND_TIMEOUT)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client accepted no byte within the send timeout",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
@@ -106,7 +180,8 @@ impl AsyncWrite for Prefixed {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        let poll = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.deadline(cx, poll)
     }
 
     fn poll_write_vectored(
@@ -114,7 +189,8 @@ impl AsyncWrite for Prefixed {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let poll = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.deadline(cx, poll)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -122,7 +198,8 @@ impl AsyncWrite for Prefixed {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+        let poll = Pin::new(&mut self.io).poll_flush(cx);
+        self.deadline(cx, poll)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -141,25 +218,27 @@ struct Request {
     http10: bool,
     /// The connection stays open after the answer.
     keep_alive: bool,
-    /// The request target as sent (origin form), and its path and query.
-    target: String,
-    path_len: usize,
+    /// The request target as sent (origin form).
+    uri: actix_web::http::Uri,
+    /// Its path as the routes match it: percent-decoded by actix-web's own [`Url`], which
+    /// leaves only `%2F`, `%25` and `%2B` encoded. Every decision of the door is taken on this
+    /// one spelling, so `/markers/%65vents` is the event stream and `/video/a%31.ts` segment 1,
+    /// exactly as the routes would take them (issue 18).
+    ///
+    /// [`Url`]: actix_web::dev::Url
+    path: String,
     headers: HeaderMap,
 }
 
 impl Request {
-    fn path(&self) -> &str {
-        &self.target[..self.path_len]
-    }
-
     fn query(&self) -> &str {
-        self.target[self.path_len..].strip_prefix('?').unwrap_or("")
+        self.uri.query().unwrap_or("")
     }
 
-    /// The file name of a `/video/` request that names it plainly (an escaped or nested one is
-    /// left to actix-web's router, which decodes it).
+    /// The file name of a `/video/` request (one whose name still holds an escape the routes do
+    /// not decode, or a `/`, is left to them).
     fn media_file(&self) -> Option<&str> {
-        self.path()
+        self.path
             .strip_prefix("/video/")
             .filter(|f| !f.contains(['/', '%']))
     }
@@ -171,6 +250,10 @@ enum Parsed {
     /// For actix-web's dispatcher, with the connection: a body, an upgrade, the event stream,
     /// another method, or anything malformed (it answers the error).
     HandOver,
+    /// The event stream (in any spelling): for the dispatcher with a small write buffer
+    /// ([`super::marker_api::EVENT_WRITE_BUFFER`]), so that a subscriber that stops reading
+    /// costs a bounded amount.
+    Events,
     /// The head is not complete yet.
     Partial,
 }
@@ -193,12 +276,15 @@ fn parse(buf: &[u8]) -> Parsed {
         Some("HEAD") => true,
         _ => return Parsed::HandOver,
     };
-    let Some(target) = req.path.filter(|p| p.starts_with('/')) else {
+    let Some(target) = req.path.filter(|p| p.starts_with('/') && !p.contains('#')) else {
         return Parsed::HandOver;
     };
-    let path_len = target.find(['?', '#']).unwrap_or(target.len());
-    if &target[..path_len] == EVENTS_PATH || target[path_len..].starts_with('#') {
+    let Ok(uri) = target.parse::<actix_web::http::Uri>() else {
         return Parsed::HandOver;
+    };
+    let path = actix_web::dev::Url::new(uri.clone()).path().to_owned();
+    if path == EVENTS_PATH {
+        return Parsed::Events;
     }
     let http10 = req.version == Some(0);
     let mut keep_alive = !http10;
@@ -235,8 +321,8 @@ fn parse(buf: &[u8]) -> Parsed {
         head_only,
         http10,
         keep_alive,
-        target: target.to_owned(),
-        path_len,
+        uri,
+        path,
         headers,
     })
 }
@@ -271,8 +357,8 @@ async fn from_memory(state: &AppState, req: &Request) -> Option<HttpResponse> {
 }
 
 /// The answer of the routes (actix-web's `App`, every middleware included) to `req`, called
-/// as actix-web's dispatcher calls it; `None` if the target is not a URI it would take.
-async fn from_routes<A, B>(app: &A, req: &Request, peer: Option<SocketAddr>) -> Option<HttpResponse>
+/// as actix-web's dispatcher calls it.
+async fn from_routes<A, B>(app: &A, req: &Request, peer: Option<SocketAddr>) -> HttpResponse
 where
     A: actix_service::Service<
         actix_http::Request,
@@ -281,7 +367,6 @@ where
     >,
     B: actix_web::body::MessageBody + 'static,
 {
-    let uri = req.target.parse().ok()?;
     let mut r = actix_http::Request::new();
     let head = r.head_mut();
     head.method = if req.head_only {
@@ -289,7 +374,7 @@ where
     } else {
         actix_web::http::Method::GET
     };
-    head.uri = uri;
+    head.uri = req.uri.clone();
     head.version = if req.http10 {
         actix_web::http::Version::HTTP_10
     } else {
@@ -297,18 +382,67 @@ where
     };
     head.headers = req.headers.clone();
     head.peer_addr = peer;
-    Some(match app.call(r).await {
+    match app.call(r).await {
         Ok(res) => res.into_parts().1.map_into_boxed_body(),
         Err(e) => e.error_response(),
-    })
+    }
 }
 
-/// Serves one accepted connection until it closes, or until it is handed to `h1`.
+/// Warnings about connections that ended in a client's protocol error.
+static CLIENT_ERRORS: super::limits::LogLimit =
+    super::limits::LogLimit::new(Duration::from_secs(60));
+
+/// Hands the connection to actix-web's dispatcher for the rest of its life, and logs how it
+/// ended. A malformed request, a slow head or a client gone mid-answer is the client's doing:
+/// logged at debug, with one warning a minute that counts them (1,000 malformed requests used to
+/// write 1,000 `ERROR` lines; actix-http's own line for them is off in the binary's default log
+/// filter). Anything else (a failing body or service) is ours and warned of each time.
+async fn hand_over<S>(
+    h1: &S,
+    conn: Prefixed,
+    peer: Option<SocketAddr>,
+) -> Result<(), actix_http::error::DispatchError>
+where
+    S: actix_service::Service<
+        (Prefixed, Option<SocketAddr>),
+        Response = (),
+        Error = actix_http::error::DispatchError,
+    >,
+{
+    use actix_http::error::DispatchError as E;
+    let Err(e) = h1.call((conn, peer)).await else {
+        return Ok(());
+    };
+    let client = match peer {
+        Some(p) => p.ip().to_string(),
+        None => "unknown".to_owned(),
+    };
+    match e {
+        E::Parse(_)
+        | E::Io(_)
+        | E::SlowRequestTimeout
+        | E::DisconnectTimeout
+        | E::HandlerDroppedPayload => match CLIENT_ERRORS.admit(std::time::Instant::now()) {
+            Some(held) => tracing::warn!(
+                %client,
+                not_logged_since_last = held,
+                "client connection ended with an error: {e}"
+            ),
+            None => tracing::debug!(%client, "client connection ended with an error: {e}"),
+        },
+        _ => tracing::warn!(%client, "connection failed: {e}"),
+    }
+    Ok(())
+}
+
+/// Serves one accepted connection until it closes, or until it is handed to `h1` (or, for the
+/// event stream, `h1_events`).
 pub(crate) async fn serve<S, A, B>(
     state: web::Data<AppState>,
     mut io: TcpStream,
     app: std::rc::Rc<A>,
     h1: std::rc::Rc<S>,
+    h1_events: std::rc::Rc<S>,
     mut stopping: watch::Receiver<bool>,
 ) -> Result<(), actix_http::error::DispatchError>
 where
@@ -336,7 +470,10 @@ where
         let req = loop {
             match parse(&read) {
                 Parsed::Request(req) => break req,
-                Parsed::HandOver => return h1.call((Prefixed { read, io }, peer)).await,
+                Parsed::HandOver => return hand_over(&*h1, Prefixed::new(read, io), peer).await,
+                Parsed::Events => {
+                    return hand_over(&*h1_events, Prefixed::new(read, io), peer).await
+                }
                 Parsed::Partial => {}
             }
             let idle = read.is_empty();
@@ -371,15 +508,13 @@ where
             biased;
             res = async {
                 match from_memory(&state, &req).await {
-                    Some(res) => Some((res, Answered::Media)),
-                    None => from_routes(&*app, &req, peer).await.map(|r| (r, Answered::Routes)),
+                    Some(res) => (res, Answered::Media),
+                    None => (from_routes(&*app, &req, peer).await, Answered::Routes),
                 }
             } => res,
             () = closed(&io) => return Ok(()),
         };
-        let Some((res, by)) = answered else {
-            return h1.call((Prefixed { read, io }, peer)).await;
-        };
+        let (res, by) = answered;
         read.advance(req.len);
         let keep_alive = req.keep_alive && !*stopping.borrow();
         let written = write_response(
@@ -482,7 +617,7 @@ async fn write_response(
     http_date(out);
     out.extend_from_slice(b"\r\n\r\n");
     if head_only || !has_body || size.is_eof() {
-        return io.write_all(out).await;
+        return write_all(io, out).await;
     }
     if let Some(f) = file {
         send_more(io, out).await?;
@@ -491,13 +626,13 @@ async fn write_response(
     let body = match body.try_into_bytes() {
         Ok(bytes) => bytes,
         Err(body) => {
-            io.write_all(out).await?;
+            write_all(io, out).await?;
             return write_stream(io, body, size, chunked).await;
         }
     };
     if body.len() < COPY_BELOW {
         out.extend_from_slice(&body);
-        io.write_all(out).await
+        write_all(io, out).await
     } else {
         write_both(io, out, &body).await
     }
@@ -523,13 +658,13 @@ async fn write_stream(
         if chunked {
             let frame = format!("{:x}\r\n", chunk.len());
             write_both(io, frame.as_bytes(), &chunk).await?;
-            io.write_all(b"\r\n").await?;
+            write_all(io, b"\r\n").await?;
         } else {
-            io.write_all(&chunk).await?;
+            write_all(io, &chunk).await?;
         }
     }
     if chunked {
-        io.write_all(b"0\r\n\r\n").await?;
+        write_all(io, b"0\r\n\r\n").await?;
     }
     match size {
         BodySize::Sized(n) if n != sent => Err(io::Error::new(
@@ -544,10 +679,9 @@ async fn write_stream(
 async fn write_both(io: &mut TcpStream, mut a: &[u8], mut b: &[u8]) -> io::Result<()> {
     while !a.is_empty() || !b.is_empty() {
         let n = if a.is_empty() {
-            io.write(b).await?
+            progress(io.write(b)).await?
         } else {
-            io.write_vectored(&[IoSlice::new(a), IoSlice::new(b)])
-                .await?
+            progress(io.write_vectored(&[IoSlice::new(a), IoSlice::new(b)])).await?
         };
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
@@ -577,7 +711,7 @@ async fn send_more(io: &TcpStream, mut head: &[u8]) -> io::Result<()> {
 /// `EAGAIN`.
 async fn socket_io(io: &TcpStream, mut op: impl FnMut() -> io::Result<usize>) -> io::Result<usize> {
     loop {
-        io.writable().await?;
+        progress(io.writable()).await?;
         match io.try_io(tokio::io::Interest::WRITABLE, &mut op) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             other => return other,

@@ -14,8 +14,8 @@
 //! to N; the replay is read from the store [`REPLAY_PAGE`] markers at a time, as the client
 //! takes them). A comment line every [`HEARTBEAT`] keeps proxies from closing an idle stream.
 //!
-//! Each client is bounded: its events wait in a queue of [`CONNECTION_QUEUE`], its socket's
-//! send buffer is small, and an event that cannot be queued within [`WRITE_DEADLINE`] (the
+//! Each client is bounded: its events wait in a queue of [`CONNECTION_QUEUE`], the dispatcher's
+//! write buffer is [`EVENT_WRITE_BUFFER`], its socket's send buffer is small, and an event that cannot be queued within [`WRITE_DEADLINE`] (the
 //! client stopped reading and everything between is full) or a client that falls a whole ring
 //! of [`crate::state::MARKER_EVENTS_CAPACITY`] behind gets its connection closed by the server
 //! (the socket is shut down under actix, which stops polling a body whose socket is full). A
@@ -72,7 +72,9 @@ fn invalid(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidArgument, msg)
 }
 
-/// Checks a short text field: not empty, at most `max` characters, no control characters.
+/// Checks a short text field: not empty, at most `max` characters, no control character and no
+/// other character a playlist reader may take for a line break (U+2028, U+2029: issue 18), so
+/// nothing a poster writes can add a line to the playlist its marker is published in.
 fn check_text(field: &str, value: &str, max: usize) -> Result<(), Error> {
     if value.trim().is_empty() {
         return Err(invalid(format!("{field} is empty")));
@@ -86,6 +88,16 @@ fn check_text(field: &str, value: &str, max: usize) -> Result<(), Error> {
     if let Some(c) = value.chars().find(|c| c.is_control()) {
         return Err(invalid(format!(
             "{field} holds the control character U+{:04X}",
+            u32::from(c)
+        )));
+    }
+    if let Some(c) = value
+        .chars()
+        .find(|&c| c != '"' && crate::playlist::attributes::unsafe_in_quoted(c))
+    {
+        return Err(invalid(format!(
+            "{field} holds U+{:04X}, a line separator that playlist readers take for a line \
+             break",
             u32::from(c)
         )));
     }
@@ -284,12 +296,56 @@ async fn submit(state: &AppState, new: NewMarker) -> Result<Accepted, Error> {
     })?
 }
 
+/// Warnings about refused marker tokens: one per interval, the rest counted in it.
+static AUTH_LOG: super::limits::LogLimit = super::limits::LogLimit::new(Duration::from_secs(10));
+
+/// [`authorize`], limited per client address ([`super::limits::AuthFailures`]): the answer that
+/// refuses the request, or `None` when it may go on. An address with too many recent failures
+/// is answered `429` with `Retry-After` without its token being looked at, and every failure is
+/// logged (rate-limited, [`AUTH_LOG`]) with the address, never the token.
+fn auth_refusal(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
+    let peer = req.peer_addr().map(|a| a.ip());
+    let now = std::time::Instant::now();
+    if let Some(ip) = peer {
+        if let Err(wait) = state.auth_failures.check(ip, now) {
+            let secs = wait.as_secs().max(1);
+            let mut res = json_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!("too many wrong marker tokens from this address; retry in {secs} s"),
+            );
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            return Some(res);
+        }
+    }
+    let Err(e) = authorize(req, state) else {
+        return None;
+    };
+    if e.kind() == ErrorKind::Unauthenticated {
+        let failures = peer.map(|ip| state.auth_failures.record(ip, now));
+        let client = peer.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        match AUTH_LOG.admit(now) {
+            Some(held) => tracing::warn!(
+                %client,
+                failures_in_window = failures,
+                not_logged_since_last = held,
+                "marker token refused: {}",
+                e.message()
+            ),
+            None => tracing::debug!(%client, "marker token refused: {}", e.message()),
+        }
+    }
+    Some(actix_web::ResponseError::error_response(&e))
+}
+
 pub(crate) async fn post(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
-    authorize(&req, &state)?;
+    if let Some(res) = auth_refusal(&req, &state) {
+        return Ok(res);
+    }
     if !is_json(&req) {
         // The one status the error kinds do not cover.
         return Ok(json_error(
@@ -384,6 +440,14 @@ pub(crate) const CONNECTION_QUEUE: usize = 32;
 pub(crate) const WRITE_DEADLINE: Duration = Duration::from_secs(5);
 /// Kernel send buffer of an event-stream connection: the socket's share of the bound.
 const EVENT_SOCKET_SNDBUF: usize = 32 * 1024;
+/// Write buffer of actix-web's dispatcher on an event-stream connection
+/// ([`super::front`] hands these to a dispatcher of their own): it polls the body for more
+/// while its buffer holds less than this, so with the 512 KiB of the other connections a
+/// stalled subscriber held about 0.6 MB (issue 18). With this, a stalled subscriber holds at
+/// most [`CONNECTION_QUEUE`] events, this buffer plus one event, and its socket's send buffer
+/// (the kernel doubles [`EVENT_SOCKET_SNDBUF`] for its bookkeeping): under 200 KB with the
+/// longest markers, for at most [`WRITE_DEADLINE`] after its queue filled.
+pub(crate) const EVENT_WRITE_BUFFER: usize = 16 * 1024;
 
 /// A second handle on a connection's socket (taken when it is accepted), so that a stalled
 /// event stream can be closed even though actix no longer polls its body.

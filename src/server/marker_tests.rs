@@ -336,6 +336,25 @@ async fn every_bad_input_has_its_status_and_message() {
             400,
             "control character",
         ),
+        // Issue 18: characters hls.js reads as line breaks, in every field.
+        (
+            Some("application/json"),
+            r#"{"text":"x\u2028#EXT-X-ENDLIST","time":1}"#.into(),
+            400,
+            "text holds U+2028, a line separator",
+        ),
+        (
+            Some("application/json"),
+            r#"{"text":"x","time":1,"source":"a\u2029b"}"#.into(),
+            400,
+            "source holds U+2029",
+        ),
+        (
+            Some("application/json"),
+            r#"{"text":"x","time":1,"key":"a\u0085b"}"#.into(),
+            400,
+            "key holds the control character U+0085",
+        ),
         (
             Some("application/json"),
             r#"{"text":"a","time":-1}"#.into(),
@@ -578,10 +597,15 @@ fn next_event(r: &mut BufReader<TcpStream>) -> Option<(u64, serde_json::Value)> 
 }
 
 fn subscribe(addr: std::net::SocketAddr, last: Option<u64>) -> BufReader<TcpStream> {
+    subscribe_at(addr, "/markers/events", last)
+}
+
+/// Subscribes with `path`, one spelling of the event stream's route.
+fn subscribe_at(addr: std::net::SocketAddr, path: &str, last: Option<u64>) -> BufReader<TcpStream> {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let last = last.map_or(String::new(), |l| format!("Last-Event-ID: {l}\r\n"));
-    write!(s, "GET /markers/events HTTP/1.1\r\nHost: x\r\n{last}\r\n").unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n{last}\r\n").unwrap();
     let mut r = BufReader::new(s);
     let mut line = String::new();
     r.read_line(&mut line).unwrap();
@@ -655,19 +679,31 @@ async fn a_subscriber_that_never_reads_is_dropped_not_waited_for() {
     );
 }
 
-/// A real client on 127.0.0.1 that subscribes and never reads while thousands of markers are
-/// posted: the server stops queueing for it (a bounded queue, its socket's buffers), closes it
-/// within the write deadline and lets go of its subscription; the posts are answered at once
-/// throughout, and a client that reads gets every event.
+/// Real clients on 127.0.0.1 that subscribe and never read while thousands of markers are
+/// posted: the server stops queueing for them (a bounded queue, their sockets' buffers), closes
+/// them within the write deadline and lets go of their subscriptions; the posts are answered at
+/// once throughout, and a client that reads gets every event. Every spelling of the route is the
+/// same route (issue 18: `/markers/%65vents` was answered without the stream's bounds and held
+/// 721 KB per stalled client for ever).
 #[test]
 fn a_client_that_never_reads_is_closed_and_costs_a_bounded_amount() {
+    const SPELLINGS: [&str; 4] = [
+        "/markers/events",
+        "/markers/%65vents",
+        "/%6Darkers/even%74s",
+        "/markers/events?x=%65",
+    ];
     let m = markers("30");
     let (addr, stop, server) = serve(&m);
-    let stuck = subscribe(addr, None);
+    let stuck: Vec<_> = SPELLINGS
+        .iter()
+        .map(|p| subscribe_at(addr, p, None))
+        .collect();
     let mut reader = subscribe(addr, None);
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(m.shared.marker_events.receiver_count(), 2);
-    assert_eq!(m.shared.event_clients(), 2);
+    let open = SPELLINGS.len() + 1;
+    assert_eq!(m.shared.marker_events.receiver_count(), open);
+    assert_eq!(m.shared.event_clients(), open as u64);
     const N: u64 = 3000;
     let reading = std::thread::spawn(move || {
         let mut last = 0;
@@ -709,7 +745,7 @@ fn a_client_that_never_reads_is_closed_and_costs_a_bounded_amount() {
         "a post waited {worst:?} while a client did not read"
     );
     assert_eq!(reading.join().unwrap(), N);
-    // The stalled client is closed within the write deadline of its last queued event.
+    // The stalled clients are closed within the write deadline of their last queued event.
     // Its response is gone on the server's side (not merely waiting to be polled) before the
     // client reads a single byte more.
     let deadline = Instant::now() + super::marker_api::WRITE_DEADLINE + Duration::from_secs(5);
@@ -724,35 +760,36 @@ fn a_client_that_never_reads_is_closed_and_costs_a_bounded_amount() {
             m.shared.event_clients()
         ),
         (1, 1),
-        "the stalled client is still held {:?} after the posts began",
+        "a stalled client is still held {:?} after the posts began",
         started.elapsed()
     );
-    // What it finally reads is what the bounded buffers held, then the end of the stream.
+    // What each finally reads is what the bounded buffers held, then the end of the stream.
     // (The last event may be cut off mid-line: counted by its id line.)
-    let mut stuck = stuck;
-    let mut got = 0;
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match stuck.read_until(b'\n', &mut line) {
-            Ok(0) => break,
-            Err(e) => {
-                assert!(
-                    !matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ),
-                    "the server never closed the stalled connection"
-                );
-                break;
+    for (mut stuck, path) in stuck.into_iter().zip(SPELLINGS) {
+        let mut got = 0;
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match stuck.read_until(b'\n', &mut line) {
+                Ok(0) => break,
+                Err(e) => {
+                    assert!(
+                        !matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ),
+                        "the server never closed the stalled connection"
+                    );
+                    break;
+                }
+                Ok(_) => got += u64::from(line.starts_with(b"id: ")),
             }
-            Ok(_) => got += u64::from(line.starts_with(b"id: ")),
         }
+        assert!(
+            got < N,
+            "the server queued everything for {path} ({got} events)"
+        );
     }
-    assert!(
-        got < N,
-        "the server queued everything for it ({got} events)"
-    );
     let _ = stop.send(());
     server.join().unwrap();
 }

@@ -14,8 +14,9 @@
 //! CORS preflight when `--cors-origin` is given, see [`cors`]). Unknown paths are `404`.
 //!
 //! Only files directly inside the media directory whose names are exactly the playlist's or a
-//! segment's are ever read ([`media`]); the name is checked before any path is built, and the
-//! resolved path is checked again after symlinks are followed.
+//! segment's are ever read ([`media`]); the name is checked before anything is opened, and the
+//! file is opened relative to the directory's handle without following a symlink or blocking,
+//! then refused unless it is a regular file.
 //!
 //! Every connection comes in through the front door ([`front`]): the playlist, segments and parts
 //! are answered there, on the socket (a segment with `sendfile(2)` from its file); every other
@@ -35,6 +36,7 @@ pub(crate) mod assets;
 pub(crate) mod cors;
 pub(crate) mod error;
 pub(crate) mod front;
+pub(crate) mod limits;
 pub(crate) mod marker_api;
 pub(crate) mod media;
 mod segments;
@@ -159,6 +161,8 @@ pub(crate) struct AppState {
     cors: CorsPolicy,
     shared: Arc<Shared>,
     marker_token: Option<crate::config::MarkerToken>,
+    /// Failed marker-token checks per client address (`429` past a limit).
+    auth_failures: limits::AuthFailures,
     /// The player page with the stream name filled in, and its entity tag.
     index_html: web::Bytes,
     index_etag: String,
@@ -218,6 +222,7 @@ fn app_state(cfg: &ServerConfig, shared: Arc<Shared>) -> web::Data<AppState> {
         cors,
         shared,
         marker_token: cfg.marker_token.clone(),
+        auth_failures: limits::AuthFailures::default(),
         index_html: web::Bytes::from(index_html),
         index_etag,
         stream_body: stream_info::body(cfg),
@@ -405,32 +410,39 @@ pub async fn serve_listener(
     // Each worker thread: the front door, and behind it actix-web's dispatcher with every route
     // (what `HttpServer` would build, with the same timeouts).
     let worker = move || {
-        let routes_state = state.clone();
-        let app = App::new()
-            .configure(move |sc| routes(routes_state.clone(), sc))
-            .into_factory()
-            .map_err(|e: actix_web::Error| e.error_response());
-        let stop_h1 = stop_rx.clone();
-        let h1 = actix_http::HttpService::build()
-            .keep_alive(actix_http::KeepAlive::Timeout(front::KEEP_ALIVE))
-            .client_request_timeout(front::REQUEST_HEAD_TIMEOUT)
-            .client_disconnect_timeout(Duration::from_secs(1))
-            // actix copies a body into the connection's write buffer and frees a buffer above
-            // this size after each answer; a 720p segment read from disk fits, so it is not
-            // reallocated per request (at most this much kept per connection).
-            .h1_write_buffer_size(512 * 1024)
-            .local_addr(addr)
-            .graceful_shutdown_signal(move || {
-                let mut stop = stop_h1.clone();
-                async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                }
-            })
-            .on_connect_ext(|io: &front::Prefixed, ext: &mut actix_http::Extensions| {
-                marker_api::remember_socket(io.tcp(), ext)
-            })
-            // The host and address are only for URL generation, which no route uses.
-            .h1(map_config(app, |_| actix_web::dev::AppConfig::default()));
+        // actix-web's own dispatcher for the connections the door hands over, built as
+        // `HttpServer` builds it, with the same timeouts; one with a small write buffer for the
+        // event stream.
+        let h1_with = |write_buffer: usize| {
+            let stop_h1 = stop_rx.clone();
+            let routes_state = state.clone();
+            let app = App::new()
+                .configure(move |sc| routes(routes_state.clone(), sc))
+                .into_factory()
+                .map_err(|e: actix_web::Error| e.error_response());
+            actix_http::HttpService::build()
+                .keep_alive(actix_http::KeepAlive::Timeout(front::KEEP_ALIVE))
+                .client_request_timeout(front::REQUEST_HEAD_TIMEOUT)
+                .client_disconnect_timeout(Duration::from_secs(1))
+                .h1_write_buffer_size(write_buffer)
+                .local_addr(addr)
+                .graceful_shutdown_signal(move || {
+                    let mut stop = stop_h1.clone();
+                    async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    }
+                })
+                .on_connect_ext(|io: &front::Prefixed, ext: &mut actix_http::Extensions| {
+                    marker_api::remember_socket(io.tcp(), ext)
+                })
+                // The host and address are only for URL generation, which no route uses.
+                .h1(map_config(app, |_| actix_web::dev::AppConfig::default()))
+        };
+        // actix copies a body into the connection's write buffer and frees a buffer above
+        // this size after each answer; a 720p segment read from disk fits, so it is not
+        // reallocated per request (at most this much kept per connection).
+        let h1 = h1_with(512 * 1024);
+        let h1_events = h1_with(marker_api::EVENT_WRITE_BUFFER);
         // The same routes again, for the requests the front door passes on one by one.
         let routes_state = state.clone();
         let direct = App::new()
@@ -440,14 +452,23 @@ pub async fn serve_listener(
         let stop = stop_rx.clone();
         fn_factory(move || {
             let h1 = h1.new_service(());
+            let h1_events = h1_events.new_service(());
             let direct = direct.new_service(actix_web::dev::AppConfig::default());
             let state = state.clone();
             let stop = stop.clone();
             async move {
                 let h1 = std::rc::Rc::new(h1.await?);
+                let h1_events = std::rc::Rc::new(h1_events.await?);
                 let direct = std::rc::Rc::new(direct.await.map_err(drop)?);
                 Ok::<_, ()>(fn_service(move |io| {
-                    front::serve(state.clone(), io, direct.clone(), h1.clone(), stop.clone())
+                    front::serve(
+                        state.clone(),
+                        io,
+                        direct.clone(),
+                        h1.clone(),
+                        h1_events.clone(),
+                        stop.clone(),
+                    )
                 }))
             }
         })

@@ -326,6 +326,10 @@ impl LineReader<'_> {
                 quoted = !quoted;
             } else if c.is_control() {
                 return Err(at("R9: control character (or CR)"));
+            } else if c == '\u{2028}' || c == '\u{2029}' {
+                return Err(at(
+                    "R37: U+2028/U+2029, a line break to JavaScript readers (hls.js)",
+                ));
             } else if c.is_whitespace() && !quoted {
                 return Err(at("R9: whitespace outside a quoted string"));
             }

@@ -103,17 +103,22 @@ fn epoch_ticks(w: WallClock) -> i64 {
     w.unix_millis() * TICKS_PER_MS as i64
 }
 
-/// The documented sanitising of quoted strings (R37): `"` becomes `'`, control characters
-/// become spaces.
+/// The documented sanitising of quoted strings (R37): `"` becomes `'`, control characters and
+/// the two line separators JavaScript readers break lines at (U+2028, U+2029) become spaces.
 fn sanitised(label: &str) -> String {
     label
         .chars()
         .map(|c| match c {
             '"' => '\'',
-            c if c.is_control() => ' ',
+            c if breaks_a_line(c) => ' ',
             c => c,
         })
         .collect()
+}
+
+/// A control character, or U+2028 / U+2029 (ECMA-262 line terminators).
+fn breaks_a_line(c: char) -> bool {
+    c.is_control() || c == '\u{2028}' || c == '\u{2029}'
 }
 
 /// Fuzz property of the live playlist; see the module docs.
@@ -759,7 +764,7 @@ impl PlaylistRun {
         if self.ended {
             expected.push(RangeRefusal::Ended);
         }
-        if id.is_empty() || id.chars().any(|c| c == '"' || c.is_control()) {
+        if id.is_empty() || id.chars().any(|c| c == '"' || breaks_a_line(c)) {
             expected.push(RangeRefusal::InvalidId); // R37
         }
         if self.ranges.iter().any(|r| r.id == id) {
@@ -793,6 +798,13 @@ impl PlaylistRun {
                     duration_ms: ticks_to_ms(duration),
                     label: sanitised(&label),
                 });
+                // The documented cap: past it, the range that starts first goes.
+                if self.ranges.len() > hls::playlist::MAX_DATE_RANGES {
+                    let first = (0..self.ranges.len()).min_by_key(|&i| self.ranges[i].start);
+                    if let Some(first) = first {
+                        self.ranges.remove(first);
+                    }
+                }
                 self.ids.push(id);
             }
             Err(e) => {
