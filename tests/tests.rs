@@ -27,3 +27,5 @@ mod source_rules;
 mod y4m;
 // Low-latency HLS over HTTP from the binary: parts, blocking reload, hints, delta updates.
 mod low_latency;
+// The hostile-client probes of issue 18: defects fixed, and what held up, kept so.
+mod hostile;
