@@ -27,3 +27,5 @@ mod source_rules;
 mod y4m;
 // Low-latency HLS over HTTP from the binary: parts, blocking reload, hints, delta updates.
 mod low_latency;
+// ffmpeg and GStreamer join the live stream at its first instant and later (R49).
+mod players;
