@@ -80,7 +80,15 @@ struct Inner {
     segments: BTreeMap<u64, CachedSegment>,
     /// Parts by (media sequence number, index).
     parts: BTreeMap<(u64, u32), CachedSegment>,
+    /// Where each part lies in its segment (offset, length), kept as long as the segment's file
+    /// (until `remove_segment`), at most [`PART_RANGE_SEGMENTS`] segments: a part no longer held
+    /// is answered from its segment. A player that remembers the parts of a segment it saw at
+    /// the live edge asks for them again after a seek back into the window (Shaka does).
+    part_ranges: BTreeMap<u64, Vec<(u32, u32)>>,
 }
+
+/// Segments whose part byte ranges are remembered at most (a 60-segment window is 360 ranges).
+const PART_RANGE_SEGMENTS: usize = 4096;
 
 /// gzip of `text` at the default level (a playlist is a few kilobytes: well under a millisecond).
 pub(crate) fn gzip(text: &[u8]) -> Bytes {
@@ -150,7 +158,16 @@ impl MediaCache {
 
     /// Holds part `index` of segment `sequence` (complete).
     pub(crate) fn put_part(&self, sequence: u64, index: u32, bytes: Bytes, published: SystemTime) {
-        self.write().parts.insert(
+        let mut inner = self.write();
+        let ranges = inner.part_ranges.entry(sequence).or_default();
+        if ranges.len() == index as usize {
+            let offset = ranges.last().map_or(0, |&(o, l)| o + l);
+            ranges.push((offset, bytes.len() as u32));
+        }
+        while inner.part_ranges.len() > PART_RANGE_SEGMENTS {
+            inner.part_ranges.pop_first();
+        }
+        inner.parts.insert(
             (sequence, index),
             CachedSegment {
                 bytes,
@@ -164,9 +181,18 @@ impl MediaCache {
         self.read().parts.get(&(sequence, index)).cloned()
     }
 
-    /// Forgets segment `sequence` (its file is being deleted).
+    /// Where part `index` of segment `sequence` lies in the segment: (offset, length) in bytes.
+    pub(crate) fn part_range(&self, sequence: u64, index: u32) -> Option<(u64, u64)> {
+        let inner = self.read();
+        let &(offset, len) = inner.part_ranges.get(&sequence)?.get(index as usize)?;
+        Some((u64::from(offset), u64::from(len)))
+    }
+
+    /// Forgets segment `sequence` (its file is being deleted), and where its parts were.
     pub(crate) fn remove_segment(&self, sequence: u64) {
-        self.write().segments.remove(&sequence);
+        let mut inner = self.write();
+        inner.segments.remove(&sequence);
+        inner.part_ranges.remove(&sequence);
     }
 
     /// The new playlist version (just renamed into place). Compressed before the lock is taken.
@@ -241,5 +267,25 @@ mod tests {
             .unwrap();
         assert_eq!(back, text);
         assert!(p.gzip.len() < p.plain.len() / 4);
+    }
+
+    #[test]
+    fn part_ranges_outlive_the_parts_and_go_with_the_segment() {
+        let c = MediaCache::default();
+        let t = SystemTime::UNIX_EPOCH;
+        for (index, len) in [(0u32, 188 * 4), (1, 188 * 2), (2, 188)] {
+            c.put_part(7, index, Bytes::from(vec![index as u8; len]), t);
+        }
+        assert_eq!(c.part_range(7, 0), Some((0, 188 * 4)));
+        assert_eq!(c.part_range(7, 2), Some((188 * 6, 188)));
+        assert_eq!(c.part_range(7, 3), None);
+        // Old segments push the parts out of memory; their ranges stay.
+        for s in 8..(8 + MEMORY_SEGMENTS as u64 + 2) {
+            c.put_segment(s, Bytes::from(vec![0; 188]), t, None);
+        }
+        assert!(c.part(7, 1).is_none());
+        assert_eq!(c.part_range(7, 1), Some((188 * 4, 188 * 2)));
+        c.remove_segment(7);
+        assert_eq!(c.part_range(7, 1), None);
     }
 }

@@ -130,6 +130,10 @@ pub(crate) struct Segmenter {
     buf: Vec<u8>,
     spare: Vec<u8>,
     parts: Option<Parts>,
+    /// SPS and PPS (Annex B, 4-byte start codes) of the last keyframe: written in front of the
+    /// first access unit of every part that does not open with an IDR (P7). Refilled once per
+    /// keyframe; its capacity is kept, so steady state allocates nothing.
+    parameter_sets: Vec<u8>,
 }
 
 impl Segmenter {
@@ -143,6 +147,7 @@ impl Segmenter {
             buf: Vec::new(),
             spare: Vec::new(),
             parts: None,
+            parameter_sets: Vec::new(),
         }
     }
 
@@ -227,8 +232,17 @@ impl Segmenter {
                 self.close_part(au.at, false, sink);
             }
         }
-        self.open_part(au);
-        self.muxer.push(&unit, &mut self.buf)?;
+        if au.keyframe {
+            copy_parameter_sets(au.data, &mut self.parameter_sets);
+        }
+        // A part that opens on a P-frame carries the stream's current SPS and PPS (P7).
+        let parameter_sets: &[u8] = if self.open_part(au) && !au.keyframe {
+            &self.parameter_sets
+        } else {
+            &[]
+        };
+        self.muxer
+            .push_with_parameter_sets(&unit, parameter_sets, &mut self.buf)?;
         let open = self.open.as_mut().expect("a segment is open");
         open.frames += 1;
         open.last = au.at;
@@ -248,11 +262,13 @@ impl Segmenter {
         Ok(())
     }
 
-    /// Opens a part for the frame `au` when none is open.
-    fn open_part(&mut self, au: &FrameAu<'_>) {
-        let Some(p) = &mut self.parts else { return };
+    /// Opens a part for the frame `au` when none is open; true when it did.
+    fn open_part(&mut self, au: &FrameAu<'_>) -> bool {
+        let Some(p) = &mut self.parts else {
+            return false;
+        };
         if p.open.is_some() {
-            return;
+            return false;
         }
         let offset = if au.opens_segment {
             // The segment's own PAT and PMT open its first part.
@@ -273,6 +289,7 @@ impl Segmenter {
             end: rate.time_of(p.segment_slot + k * p.plan.frames),
         });
         p.next_index += 1;
+        true
     }
 
     /// Closes the open part, if any, at `end` (capped at its boundary, so a part never lasts
@@ -340,6 +357,45 @@ impl Segmenter {
             bytes,
         })
     }
+}
+
+/// Replaces `out` with the SPS (NAL type 7) and PPS (type 8) NAL units of the Annex B access
+/// unit `au`, each behind a 4-byte start code, in their order in `au`. Leaves `out` as it was
+/// when `au` has neither (a keyframe without parameter sets keeps the previous ones).
+fn copy_parameter_sets(au: &[u8], out: &mut Vec<u8>) {
+    let mut found = false;
+    for nal in annex_b_nal_units(au) {
+        if matches!(nal.first().map(|h| h & 0x1F), Some(7 | 8)) {
+            if !found {
+                out.clear();
+                found = true;
+            }
+            out.extend_from_slice(&[0, 0, 0, 1]);
+            out.extend_from_slice(nal);
+        }
+    }
+}
+
+/// The NAL units of an Annex B byte stream (H.264 Annex B.1), without their start codes and
+/// without the zero bytes that may trail them.
+fn annex_b_nal_units(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = data;
+    std::iter::from_fn(move || loop {
+        let start = rest.windows(3).position(|w| w == [0, 0, 1])? + 3;
+        rest = &rest[start..];
+        let end = rest
+            .windows(3)
+            .position(|w| w == [0, 0, 1])
+            .unwrap_or(rest.len());
+        let mut nal = &rest[..end];
+        rest = &rest[end..];
+        while let [head @ .., 0] = nal {
+            nal = head;
+        }
+        if !nal.is_empty() {
+            return Some(nal);
+        }
+    })
 }
 
 #[cfg(test)]
@@ -515,6 +571,120 @@ mod tests {
         }
         assert_eq!(segments, 2);
         assert!(parts.is_empty());
+    }
+
+    /// The video elementary stream carried by whole TS packets (PES headers removed).
+    fn video_es(ts: &[u8]) -> Vec<u8> {
+        let mut es = Vec::new();
+        for packet in ts.chunks(188) {
+            if pid(packet) != crate::ts::VIDEO_PID || packet[3] & 0x10 == 0 {
+                continue;
+            }
+            let mut at = 4;
+            if packet[3] & 0x20 != 0 {
+                at += 1 + usize::from(packet[4]);
+            }
+            if packet[1] & 0x40 != 0 {
+                at += 9 + usize::from(packet[at + 8]);
+            }
+            es.extend_from_slice(&packet[at..]);
+        }
+        es
+    }
+
+    #[test]
+    fn p7_every_part_that_opens_on_a_p_frame_carries_the_current_sps_and_pps() {
+        let rate = FrameRate::new(30, 1).unwrap();
+        let segment = Duration90k::from_secs(2);
+        let mut source_clock = SegmentClock::new(segment);
+        let mut s = Segmenter::with_parts(
+            Pts(0),
+            PartPlan {
+                frames: 10,
+                rate,
+                segments: SegmentClock::new(segment),
+            },
+        );
+        // The second segment's IDR brings other parameter sets (and a 3-byte start code).
+        let sps_a = [0x67u8, 0x42, 0xC0, 0x1F, 0xDA];
+        let sps_b = [0x67u8, 0x42, 0xC0, 0x28, 0xDB];
+        let pps = [0x68u8, 0xCE, 0x3C, 0x80];
+        let idr = |sps: &[u8]| -> Vec<u8> {
+            let mut v = vec![0, 0, 0, 1];
+            v.extend_from_slice(sps);
+            v.extend_from_slice(&[0, 0, 1]);
+            v.extend_from_slice(&pps);
+            v.extend_from_slice(&[0, 0, 0, 1, 0x65, 0x88, 0x84]);
+            v
+        };
+        let (idr_a, idr_b) = (idr(&sps_a), idr(&sps_b));
+        let p = [0u8, 0, 0, 1, 0x41, 0x9A, 0x02];
+        let mut parts = Vec::new();
+        let mut segments = Vec::new();
+        for n in 0..120u64 {
+            let at = rate.time_of(n);
+            let opens = source_clock.opens_segment(at);
+            let data: &[u8] = match (opens, n) {
+                (false, _) => &p,
+                (true, 0) => &idr_a,
+                (true, _) => &idr_b,
+            };
+            let au = FrameAu {
+                data,
+                at,
+                keyframe: opens,
+                opens_segment: opens,
+            };
+            s.push_cuts(&au, &mut |c| match c {
+                Cut::Part(part) => parts.push(part),
+                Cut::Segment(seg) => segments.push(seg),
+            })
+            .unwrap();
+            s.check_invariants().unwrap();
+        }
+        s.finish_cuts(rate.time_of(120), &mut |c| match c {
+            Cut::Part(part) => parts.push(part),
+            Cut::Segment(seg) => segments.push(seg),
+        });
+        assert_eq!(parts.len(), 12);
+        for (i, part) in parts.iter().enumerate() {
+            let es = video_es(&part.bytes);
+            let mut expected = crate::ts::AUD.to_vec();
+            if part.independent {
+                expected.extend_from_slice(if i < 6 { &idr_a } else { &idr_b });
+            } else {
+                for nal in [if i < 6 { &sps_a[..] } else { &sps_b[..] }, &pps[..]] {
+                    expected.extend_from_slice(&[0, 0, 0, 1]);
+                    expected.extend_from_slice(nal);
+                }
+                expected.extend_from_slice(&p);
+            }
+            assert!(
+                es.starts_with(&expected),
+                "part {i} opens with {:02x?}",
+                &es[..expected.len().min(es.len())]
+            );
+            // Only its first access unit carries them: ten frames, one SPS.
+            let sps_count = annex_b_nal_units(&es).filter(|n| n[0] & 0x1F == 7).count();
+            assert_eq!(sps_count, 1, "part {i}");
+        }
+        // The segments are still exactly their parts.
+        let joined: Vec<u8> = parts[..6].iter().flat_map(|p| p.bytes.to_vec()).collect();
+        assert_eq!(joined, segments[0].bytes);
+    }
+
+    #[test]
+    fn parameter_sets_keep_their_order_and_survive_a_keyframe_without_them() {
+        let mut out = Vec::new();
+        copy_parameter_sets(
+            &[
+                0, 0, 1, 0x09, 0xF0, 0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4,
+            ],
+            &mut out,
+        );
+        assert_eq!(out, [0, 0, 0, 1, 0x67, 1, 2, 0, 0, 0, 1, 0x68, 3]);
+        copy_parameter_sets(&[0, 0, 0, 1, 0x65, 9], &mut out);
+        assert_eq!(out, [0, 0, 0, 1, 0x67, 1, 2, 0, 0, 0, 1, 0x68, 3]);
     }
 
     #[test]

@@ -194,6 +194,19 @@ fn ll_parts_make_up_the_segments_and_decode_alone() {
                 "{}: only the first part has the IDR",
                 p.uri
             );
+            // P7: every part opens with the parameter sets (a player can transmux it alone):
+            // AUD, SPS, PPS, then the IDR or the P-frame's slice; its other AUs have none.
+            let nals = crate::util::nal_types(&report.aus[0].payload);
+            assert_eq!(
+                nals[..4],
+                [9, 7, 8, if p.independent { 5 } else { 1 }],
+                "{}",
+                p.uri
+            );
+            for au in &report.aus[1..] {
+                let nals = crate::util::nal_types(&au.payload);
+                assert!(!nals.contains(&7) && !nals.contains(&8), "{}", p.uri);
+            }
             joined.extend_from_slice(&bytes);
         }
         assert_eq!(joined, segment, "{uri} is its parts end to end");

@@ -29,3 +29,5 @@ mod y4m;
 mod low_latency;
 // The hostile-client probes of issue 18: defects fixed, and what held up, kept so.
 mod hostile;
+// ffmpeg and GStreamer join the live stream at its first instant and later (R49).
+mod players;

@@ -91,6 +91,9 @@ pub(crate) struct LiveEdge {
     pub open_parts: u32,
     /// The playlist has `EXT-X-ENDLIST`.
     pub ended: bool,
+    /// Complete segments the playlist lists: the server holds playlist requests until there are
+    /// [`crate::server`]'s minimum (R49).
+    pub segments: usize,
 }
 
 impl LiveEdge {
@@ -206,6 +209,7 @@ impl Playlist {
             open_sequence: self.next_sequence,
             open_parts: self.ll.as_ref().map_or(0, |l| l.open.len() as u32),
             ended: self.ended,
+            segments: self.window.len(),
         }
     }
 
@@ -299,10 +303,23 @@ impl Playlist {
     }
 
     /// Writes the `EXT-X-PART` lines of segment `sequence`.
+    ///
+    /// A part's `DURATION` is the millisecond its end rounds to minus the one its start rounds to
+    /// (both from the segment's start), not its own duration rounded: so the parts of a segment
+    /// add up to exactly its `EXTINF` (the segment's duration rounded), and a player that places
+    /// the next segment's first part at the sum of the parts before it puts it where the
+    /// segment's `EXTINF` does. With each duration rounded alone, six 10-frame parts at 30 fps
+    /// say 1.998 s against `EXTINF:2.000`; Shaka then holds two references 2 ms apart for the
+    /// next segment's first part, fetches and appends it twice, and loses the parts after it
+    /// (P9). Each `DURATION` stays within a millisecond of the part's own, so never above
+    /// `PART-TARGET` (rounded up, R41).
     pub(super) fn render_parts(&self, out: &mut String, sequence: u64, parts: &[Part]) {
+        let mut start = Duration90k::ZERO;
         for (i, p) in parts.iter().enumerate() {
+            let end = start + p.duration;
             out.push_str("#EXT-X-PART:DURATION=");
-            write_millis(out, ticks_to_millis(p.duration));
+            write_millis(out, ticks_to_millis(end) - ticks_to_millis(start));
+            start = end;
             out.push_str(",URI=\"");
             self.cfg.name.write_file(
                 out,

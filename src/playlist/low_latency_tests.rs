@@ -251,7 +251,8 @@ fn r43_live_edge_says_when_a_blocking_request_is_satisfied() {
         LiveEdge {
             open_sequence: 1,
             open_parts: 2,
-            ended: false
+            ended: false,
+            segments: 1,
         }
     );
     assert!(edge.satisfies(0, None));
@@ -378,5 +379,77 @@ fn classic_render_has_no_low_latency_tag_and_m3u8_rs_reads_every_form() {
                 .map(|s| f.pl.segment_uri(s.sequence))
                 .collect();
         assert_eq!(uris, ours, "{form:?}");
+    }
+}
+
+#[test]
+fn p9_part_durations_add_up_to_the_extinf() {
+    // 30 fps, 10-frame parts (333.33 ms), six per 2 s segment; and 29.97 fps, 10-frame parts
+    // (333.67 ms), six per 60-frame segment (2.002 s).
+    for (part, parts) in [(Duration90k(30_000), 6u64), (Duration90k(30_030), 6)] {
+        let mut pl = Playlist::new(PlaylistConfig {
+            name: "chessboard".parse().unwrap(),
+            target_duration_secs: 3,
+            list_size: 5,
+            start_sequence: 0,
+            start_discontinuity_sequence: 0,
+        })
+        .unwrap();
+        pl.enable_low_latency(LowLatency { part_target: part })
+            .unwrap();
+        let pdt = WallClock::from_unix_millis(T0_MS);
+        let segment = Duration90k(part.as_u64() * parts);
+        let mut at = Duration90k::ZERO;
+        for _ in 0..2 {
+            for k in 0..parts {
+                pl.push_part(
+                    Part {
+                        duration: part,
+                        independent: k == 0,
+                    },
+                    pdt + at,
+                    false,
+                    k == parts - 1,
+                )
+                .unwrap();
+            }
+            pl.push(segment, pdt + at, false).unwrap();
+            at = at + segment;
+        }
+        // Half of the open segment too.
+        for k in 0..parts / 2 {
+            pl.push_part(
+                Part {
+                    duration: part,
+                    independent: k == 0,
+                },
+                pdt + at,
+                false,
+                false,
+            )
+            .unwrap();
+        }
+        let mut text = String::new();
+        pl.render_with(&mut text, Render::Full);
+        let r =
+            hls_testkit::check_low_latency_text(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let extinf_ms = segment.as_millis_rounded();
+        assert_eq!(r.segment_parts.len(), 2, "{text}");
+        for (_, rendered) in &r.segment_parts {
+            let sum: u64 = rendered.iter().map(|p| p.duration_ms).sum();
+            assert_eq!(
+                sum, extinf_ms,
+                "the parts say {sum} ms, EXTINF {extinf_ms}\n{text}"
+            );
+            for p in rendered {
+                assert!(p.duration_ms <= r.part_target_ms, "R41\n{text}");
+                let exact = part.as_u64() as f64 / 90.0;
+                assert!((p.duration_ms as f64 - exact).abs() < 1.0, "{text}");
+            }
+        }
+        // The open segment's parts are rendered the same way: their ends as the segment's.
+        let open: Vec<u64> = r.open_parts.iter().map(|p| p.duration_ms).collect();
+        let first: Vec<u64> = r.segment_parts[0].1.iter().map(|p| p.duration_ms).collect();
+        assert_eq!(open[..], first[..open.len()]);
     }
 }

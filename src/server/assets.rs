@@ -53,6 +53,11 @@ pub(crate) static ASSETS: &[Asset] = &[
         body: include_bytes!("../../static/js/table.js"),
     },
     Asset {
+        path: "js/livekeep.js",
+        content_type: JS,
+        body: include_bytes!("../../static/js/livekeep.js"),
+    },
+    Asset {
         path: "player.css",
         content_type: "text/css; charset=utf-8",
         body: include_bytes!("../../static/player.css"),

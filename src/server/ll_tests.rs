@@ -206,8 +206,8 @@ async fn r43_bad_directives_are_400() {
 #[actix_web::test]
 async fn r43_a_hold_ends_in_503_after_three_target_durations() {
     let feed = Feed::new();
-    feed.parts(6);
-    let res = get(&feed, "/video/chessboard.m3u8?_HLS_msn=2&_HLS_part=0").await;
+    feed.parts(11);
+    let res = get(&feed, "/video/chessboard.m3u8?_HLS_msn=3&_HLS_part=0").await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: serde_json::Value = serde_json::from_slice(&actest::read_body(res).await).unwrap();
     assert!(
@@ -241,14 +241,14 @@ async fn r43_a_client_that_goes_away_costs_nothing() {
 #[actix_web::test]
 async fn r44_the_hinted_part_is_held_then_sent_whole() {
     let feed = Feed::new();
-    feed.parts(7); // segment 0, parts 1.0 and 1.1
+    feed.parts(12); // segments 0 and 1, parts 2.0 and 2.1
     let pl = text(get(&feed, "/video/chessboard.m3u8").await).await;
     assert!(
-        pl.contains("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"chessboard1.2.ts\""),
+        pl.contains("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"chessboard2.2.ts\""),
         "{pl}"
     );
     part_later(&feed, 300);
-    let res = get(&feed, "/video/chessboard1.2.ts").await;
+    let res = get(&feed, "/video/chessboard2.2.ts").await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(
         res.headers().get(header::CONTENT_TYPE).unwrap(),
@@ -264,19 +264,19 @@ async fn r44_the_hinted_part_is_held_then_sent_whole() {
     assert!(cc.contains("immutable"), "{cc}");
     assert_eq!(
         actest::read_body(res).await.to_vec(),
-        Feed::part_bytes(1, 2)
+        Feed::part_bytes(2, 2)
     );
     // Parts out already are answered from memory, ranges too.
-    let res = get(&feed, "/video/chessboard1.0.ts").await;
+    let res = get(&feed, "/video/chessboard2.0.ts").await;
     assert_eq!(
         actest::read_body(res).await.to_vec(),
-        Feed::part_bytes(1, 0)
+        Feed::part_bytes(2, 0)
     );
     // Far ahead, or of a segment that closed without it: 404 at once.
     for uri in [
-        "/video/chessboard5.0.ts",
+        "/video/chessboard6.0.ts",
         "/video/chessboard0.7.ts",
-        "/video/chessboard1.01.ts",
+        "/video/chessboard2.01.ts",
     ] {
         let res = get(&feed, uri).await;
         assert_eq!(res.status(), StatusCode::NOT_FOUND, "{uri}");
@@ -312,7 +312,7 @@ async fn r47_skip_serves_the_delta_update() {
 #[actix_web::test]
 async fn r48_blocking_answers_are_cacheable_the_live_playlist_is_not() {
     let feed = Feed::new();
-    feed.parts(8);
+    feed.parts(13);
     let cc = |res: &ServiceResponse<_>| {
         res.headers()
             .get(header::CACHE_CONTROL)
@@ -323,6 +323,66 @@ async fn r48_blocking_answers_are_cacheable_the_live_playlist_is_not() {
     };
     let live = get(&feed, "/video/chessboard.m3u8").await;
     assert_eq!(cc(&live), "no-cache");
-    let blocking = get(&feed, "/video/chessboard.m3u8?_HLS_msn=1&_HLS_part=0").await;
+    let blocking = get(&feed, "/video/chessboard.m3u8?_HLS_msn=2&_HLS_part=0").await;
     assert_eq!(cc(&blocking), "public, max-age=1");
+}
+
+#[actix_web::test]
+async fn r49_no_playlist_is_served_before_a_complete_segment() {
+    let feed = Feed::new();
+    // Nothing published yet: held, then 503 with Retry-After after 3 target durations.
+    let res = get(&feed, "/video/chessboard.m3u8").await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.headers().get(header::RETRY_AFTER).unwrap(), "1");
+    let body: serde_json::Value = serde_json::from_slice(&actest::read_body(res).await).unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("complete segments yet"),
+        "{body}"
+    );
+    // Segment 0 and parts of segment 1 are out: the playlist (plain or blocking) waits for
+    // segment 1 and then lists both whole.
+    feed.parts(7);
+    for _ in 0..3 {
+        part_later(&feed, 100);
+    }
+    let started = std::time::Instant::now();
+    let held = text(get(&feed, "/video/chessboard.m3u8").await).await;
+    assert!(started.elapsed() >= Duration::from_millis(100));
+    assert!(held.contains("#EXTINF:1.000,\nchessboard0.ts\n"), "{held}");
+    assert!(held.contains("#EXTINF:1.000,\nchessboard1.ts\n"), "{held}");
+    hls_testkit::check_low_latency_text(&held).unwrap();
+    for uri in [
+        "/video/chessboard.m3u8?_HLS_msn=1&_HLS_part=0",
+        "/video/chessboard.m3u8?_HLS_skip=YES",
+    ] {
+        part_later(&feed, 50);
+        let res = get(&feed, uri).await;
+        assert_eq!(res.status(), StatusCode::OK, "{uri}");
+        assert!(text(res).await.contains("\nchessboard0.ts\n"), "{uri}");
+    }
+}
+
+#[actix_web::test]
+async fn r42_a_part_no_longer_held_is_answered_from_its_segment() {
+    let feed = Feed::new();
+    feed.parts(7); // segment 0 whole, parts 1.0 and 1.1
+    let media = &feed.shared.media;
+    let whole: Vec<u8> = (0..5).flat_map(|i| Feed::part_bytes(0, i)).collect();
+    media.put_segment(0, Bytes::from(whole), SystemTime::now(), None);
+    // Segment 10 pushes the parts of segments before 1 out of memory; segment 0 stays.
+    media.put_segment(10, Bytes::from(vec![0u8; 188]), SystemTime::now(), None);
+    assert!(media.part(0, 3).is_none());
+    let res = get(&feed, "/video/chessboard0.3.ts").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        actest::read_body(res).await.to_vec(),
+        Feed::part_bytes(0, 3)
+    );
+    // Once the segment is gone (its file deleted), so are its parts.
+    media.remove_segment(0);
+    let res = get(&feed, "/video/chessboard0.3.ts").await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }

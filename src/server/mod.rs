@@ -691,7 +691,7 @@ async fn playlist(
     // A previous run's playlist, before this run published one.
     let dir = state.media_dir.clone();
     let gzip = accepts_gzip(req.headers());
-    let body = web::block(move || {
+    let read = web::block(move || {
         media::read_playlist(&dir, &file).map(|b| {
             if gzip {
                 crate::media_cache::gzip(&b)
@@ -701,11 +701,22 @@ async fn playlist(
         })
     })
     .await
-    .map_err(blocking_error)?
-    .map_err(|e| match e.kind() {
-        ErrorKind::NotFound => Error::new(ErrorKind::NotFound, "no playlist yet"),
-        _ => e,
-    })?;
+    .map_err(blocking_error)?;
+    let body = match read {
+        Ok(body) => body,
+        // None on disk either: the stream is starting. Held until this run's playlist lists
+        // enough segments (R49), then that one.
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            if let Some(unavailable) = hold_until_first_segment(&state, &params).await {
+                return Ok(unavailable);
+            }
+            return match playlist_from_memory(&state, req.headers(), req.query_string()).await? {
+                Some(res) => Ok(res),
+                None => Err(Error::new(ErrorKind::NotFound, "no playlist yet")),
+            };
+        }
+        Err(e) => return Err(e),
+    };
     let mut res = HttpResponse::Ok();
     res.content_type(PLAYLIST_CONTENT_TYPE)
         .insert_header((
@@ -717,6 +728,37 @@ async fn playlist(
         res.insert_header((header::CONTENT_ENCODING, "gzip"));
     }
     Ok(res.body(body))
+}
+
+/// Complete segments a playlist lists before it is served (R49). One is what RFC 8216 needs;
+/// GStreamer 1.22's `hlsdemux2` (what `urisourcebin` picks) cannot match a first playlist of one
+/// segment against the next one (its `gst_hls_media_playlist_sync_to_playlist` never looks at
+/// index 0), loses sync and never advances, so two.
+pub(crate) const SEGMENTS_BEFORE_SERVING: usize = 2;
+
+/// Holds a playlist request until this run's playlist lists [`SEGMENTS_BEFORE_SERVING`] complete
+/// segments (R49): a playlist of parts alone, or none at all, makes ffmpeg and GStreamer give up
+/// for good. At most [`hold_cap`]; then `503` with `Retry-After`. Immediate once the stream has
+/// them (a restarted stream's first part already shows the previous run's segments) or has
+/// ended.
+async fn hold_until_first_segment(state: &AppState, params: &StreamParams) -> Option<HttpResponse> {
+    let ready = |e: &crate::playlist::LiveEdge| e.segments >= SEGMENTS_BEFORE_SERVING || e.ended;
+    if ready(&state.shared.media.watch_edge().borrow()) {
+        return None;
+    }
+    let cap = hold_cap(params);
+    if wait_for_edge(state, cap, ready).await {
+        return None;
+    }
+    let message = format!(
+        "the stream has fewer than {SEGMENTS_BEFORE_SERVING} complete segments yet (waited {} s); \
+         retry in a moment",
+        cap.as_secs()
+    );
+    let mut res = json_error(StatusCode::SERVICE_UNAVAILABLE, &message);
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    Some(res)
 }
 
 /// The playlist from memory: this run's newest version, after the hold a blocking request asks
@@ -735,6 +777,12 @@ pub(crate) async fn playlist_from_memory(
     } else {
         HlsQuery::default()
     };
+    // This run has published: its playlist is served once it lists enough segments (R49).
+    if media.playlists().is_some() {
+        if let Some(unavailable) = hold_until_first_segment(state, &params).await {
+            return Ok(Some(unavailable));
+        }
+    }
     if let Some(msn) = q.msn {
         // R43: block until the playlist holds segment `msn` (or its part), at most 3 TD.
         let edge = *media.watch_edge().borrow();
@@ -801,6 +849,10 @@ pub(crate) async fn part(
     let lifetime = Duration::from_secs(params.segment_lifetime_secs);
     if let Some(cached) = media.part(sequence, index) {
         return Ok(segment_from_memory(headers, cached, lifetime));
+    }
+    // No longer held, but its segment is: the same bytes, from the segment in memory or on disk.
+    if let Some((offset, len)) = media.part_range(sequence, index) {
+        return segments::part_of_segment(state, headers, sequence, offset, len).await;
     }
     let edge = *media.watch_edge().borrow();
     let may_come = media.is_low_latency()

@@ -79,6 +79,63 @@ pub(crate) async fn segment_from_disk(
     ))
 }
 
+/// A part no longer held in memory: `len` bytes at `offset` of segment `sequence` (a segment is
+/// its parts end to end), from the segment in memory, else read from its file under the media
+/// directory's confinement rules. Answered like the part itself (ranges, `ETag` from the
+/// segment's publication).
+pub(crate) async fn part_of_segment(
+    state: &AppState,
+    headers: &header::HeaderMap,
+    sequence: u64,
+    offset: u64,
+    len: u64,
+) -> Result<HttpResponse, Error> {
+    let lifetime = Duration::from_secs(state.params().segment_lifetime_secs);
+    let end = offset + len;
+    if let Some(segment) = state.shared.media.segment(sequence) {
+        if segment.bytes.len() as u64 >= end {
+            let bytes = segment.bytes.slice(offset as usize..end as usize);
+            return Ok(segment_answer(
+                headers,
+                len,
+                segment.published,
+                lifetime,
+                Body::Memory(bytes, None),
+            ));
+        }
+    }
+    let dir = state.media_dir.clone();
+    let mut name = String::new();
+    state
+        .name
+        .write_file(&mut name, MediaFile::Segment(sequence));
+    let (bytes, published) = web::block(move || {
+        let opened = super::media::open_inside(&dir, &name)?;
+        if opened.metadata.len() < end {
+            return Err(super::not_found_error());
+        }
+        let published = opened
+            .metadata
+            .modified()
+            .map_err(|e| Error::io("reading a segment's time", e))?;
+        let mut buf = vec![0; len as usize];
+        opened
+            .file
+            .read_exact_at(&mut buf, offset)
+            .map_err(|e| Error::io("reading a part from its segment", e))?;
+        Ok::<_, Error>((Bytes::from(buf), published))
+    })
+    .await
+    .map_err(super::blocking_error)??;
+    Ok(segment_answer(
+        headers,
+        len,
+        published,
+        lifetime,
+        Body::Memory(bytes, None),
+    ))
+}
+
 /// Where a segment's bytes are.
 enum Body {
     /// In memory, and in the file the publisher wrote them to, when there is one.

@@ -299,6 +299,12 @@ async fn head_answers_like_get_without_changing_anything() {
 async fn missing_playlist_and_segments_are_404() {
     let f = fixture();
     std::fs::remove_file(f.media.join("chessboard.m3u8")).expect("remove");
+    // A stream that ended without a playlist (while one is starting, a playlist request is held
+    // and then answered 503: server::ll_tests::r49_no_playlist_is_served_before_a_complete_segment).
+    f.shared.media.set_edge(crate::playlist::LiveEdge {
+        ended: true,
+        ..Default::default()
+    });
     for uri in [
         "/video/chessboard.m3u8",
         "/video/chessboard3.ts",
@@ -970,6 +976,11 @@ async fn media_from_memory_with_ranges_and_gzip() {
         .put_segment(40, web::Bytes::from(seg.clone()), published, None);
     let text = format!("{PLAYLIST}#EXTINF:2.000,\nchessboard40.ts\n");
     f.shared.media.put_playlist(&text);
+    // What the publisher announces with it: a playlist worth serving (R49).
+    f.shared.media.set_edge(crate::playlist::LiveEdge {
+        segments: 3,
+        ..Default::default()
+    });
 
     let res = get(&f, "/video/chessboard40.ts").await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -1113,6 +1124,11 @@ async fn media_from_memory_with_ranges_and_gzip() {
 async fn r31_gzip_negotiation_honours_q_zero_and_the_wildcard() {
     let f = fixture();
     f.shared.media.put_playlist(PLAYLIST);
+    // What the publisher announces with it: a playlist worth serving (R49).
+    f.shared.media.set_edge(crate::playlist::LiveEdge {
+        segments: 3,
+        ..Default::default()
+    });
     let cfg = config(&f.media);
     for (accept, gzip) in [
         ("gzip", true),

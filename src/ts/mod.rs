@@ -328,16 +328,37 @@ impl TsMuxer {
     ///
     /// On error nothing is appended and the muxer is unchanged.
     pub fn push(&mut self, au: &AccessUnit<'_>, out: &mut Vec<u8>) -> Result<(), MuxError> {
+        self.push_with_parameter_sets(au, &[], out)
+    }
+
+    /// [`TsMuxer::push`], with `parameter_sets` (Annex B SPS and PPS NAL units, start codes
+    /// included) written right after the access unit delimiter and before the access unit's own
+    /// NAL units, as H.264 §7.4.1.2.3 orders them inside an access unit. A low-latency part that
+    /// does not open with an IDR carries them so a player can start on it or transmux it alone
+    /// (P7). Empty `parameter_sets`: exactly `push`.
+    pub fn push_with_parameter_sets(
+        &mut self,
+        au: &AccessUnit<'_>,
+        parameter_sets: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), MuxError> {
         let pts = au.pts.as_u64();
         let dts = au.dts.map_or(pts, Pts::as_u64);
         self.validate(au, dts)?;
 
-        let prefix: &[u8] = if first_nal_type(au.data) == Some(NAL_TYPE_AUD) {
-            &[]
+        // [delimiter, parameter sets, the rest of the access unit]: the access unit's own
+        // delimiter stays first when it has one.
+        let (delimiter, body): (&[u8], &[u8]) = if first_nal_type(au.data) == Some(NAL_TYPE_AUD) {
+            if parameter_sets.is_empty() {
+                (&[], au.data)
+            } else {
+                au.data.split_at(next_start_code(au.data))
+            }
         } else {
-            &AUD
+            (&AUD, au.data)
         };
-        let pes_payload_len = prefix.len() + au.data.len();
+        let pieces = [delimiter, parameter_sets, body];
+        let pes_payload_len = delimiter.len() + parameter_sets.len() + body.len();
         let pcr_only = match self.last_pcr_at {
             // PCRs at last + k * 100 ms for every k that lands before this AU's PCR.
             Some(last) => (dts - last - 1) / MAX_PCR_INTERVAL.0,
@@ -349,7 +370,7 @@ impl TsMuxer {
         let saved_video = self.video;
         out.reserve(packets * PACKET_SIZE);
         let written = self
-            .write_access_unit(au, prefix, dts, pcr_only, out)
+            .write_access_unit(au, pieces, dts, pcr_only, out)
             .and_then(|()| {
                 // Every packet mpeg2ts wrote is 188 bytes; the count must match our plan.
                 let len = out.len() - start_len;
@@ -513,7 +534,7 @@ impl TsMuxer {
     fn write_access_unit(
         &mut self,
         au: &AccessUnit<'_>,
-        prefix: &[u8],
+        pieces: [&[u8]; 3],
         dts: u64,
         pcr_only: u64,
         out: &mut Vec<u8>,
@@ -556,10 +577,10 @@ impl TsMuxer {
             dts: (dts != pts).then(|| timestamp(dts)),
             escr: None,
         };
-        let total = prefix.len() + au.data.len();
+        let total: usize = pieces.iter().map(|p| p.len()).sum();
         let mut chunk = [0_u8; TS_PAYLOAD_LEN];
         let n = total.min(first_packet_capacity(dts != pts));
-        gather(prefix, au.data, 0, &mut chunk[..n]);
+        gather(pieces, 0, &mut chunk[..n]);
         let first = TsPacket {
             header: ts_header(self.video_pid, self.video.take()),
             adaptation_field: Some(pcr_field(dts, au.keyframe)),
@@ -574,7 +595,7 @@ impl TsMuxer {
         let mut offset = n;
         while offset < total {
             let n = (total - offset).min(TS_PAYLOAD_LEN);
-            gather(prefix, au.data, offset, &mut chunk[..n]);
+            gather(pieces, offset, &mut chunk[..n]);
             // mpeg2ts stuffs the adaptation field so a short last chunk still fills 188 bytes.
             let packet = TsPacket {
                 header: ts_header(self.video_pid, self.video.take()),
@@ -638,17 +659,43 @@ fn timestamp(ticks: u64) -> Timestamp {
     Timestamp::new(ticks & MASK_33).expect("masked to 33 bits")
 }
 
-/// Copies `dst.len()` bytes of the concatenation `head ++ tail`, starting at `offset`, to `dst`.
-fn gather(head: &[u8], tail: &[u8], offset: usize, dst: &mut [u8]) {
+/// Copies `dst.len()` bytes of the concatenation of `pieces`, starting at `offset`, to `dst`.
+fn gather(pieces: [&[u8]; 3], mut offset: usize, dst: &mut [u8]) {
     let mut filled = 0;
-    if offset < head.len() {
-        filled = (head.len() - offset).min(dst.len());
-        dst[..filled].copy_from_slice(&head[offset..offset + filled]);
+    for piece in pieces {
+        if filled == dst.len() {
+            break;
+        }
+        if offset >= piece.len() {
+            offset -= piece.len();
+            continue;
+        }
+        let n = (piece.len() - offset).min(dst.len() - filled);
+        dst[filled..filled + n].copy_from_slice(&piece[offset..offset + n]);
+        filled += n;
+        offset = 0;
     }
-    let rest = &mut dst[filled..];
-    if !rest.is_empty() {
-        let from = offset + filled - head.len();
-        rest.copy_from_slice(&tail[from..from + rest.len()]);
+    debug_assert_eq!(filled, dst.len(), "gather past the end of its pieces");
+}
+
+/// Where the second NAL unit of `data` begins (its start code, 3 or 4 bytes), or `data.len()`
+/// when there is only one.
+fn next_start_code(data: &[u8]) -> usize {
+    let from = start_code_len(data).map_or(0, |n| n + 1);
+    match data[from.min(data.len())..]
+        .windows(3)
+        .position(|w| w == [0, 0, 1])
+    {
+        Some(i) => {
+            let at = from + i;
+            // A 4-byte start code: its leading zero belongs to it.
+            if at > from && data[at - 1] == 0 {
+                at - 1
+            } else {
+                at
+            }
+        }
+        None => data.len(),
     }
 }
 

@@ -15,6 +15,7 @@ import {
 import { MarkerList, MARKERS_URL, markersQuery } from './markers.js';
 import { SeekBar } from './seekbar.js';
 import { MarkerTable, fmtWall } from './table.js';
+import { LiveKeeper } from './livekeep.js';
 
 const PLAYLIST = document.querySelector('meta[name="hls-playlist"]').content;
 const STREAM_URL = '/stream';
@@ -24,6 +25,8 @@ const MARKER_POLL_MS = 2000;
 const MARKER_SAFETY_POLL_MS = 15000;
 const MARKER_EVENTS_URL = '/markers/events';
 const HEALTH_POLL_MS = 5000;
+/** How often the page steers its latency to the live target (livekeep.js). */
+const KEEP_LIVE_MS = 250;
 const MAX_ROWS = 500;
 /** Used only if /stream cannot be read (an older server): then timecodes may be off. */
 const FALLBACK_RATE = frameRate(30, 1);
@@ -56,6 +59,7 @@ const st = {
   fatal: null,
   finalPollDone: false, // one last /markers poll after EXT-X-ENDLIST
   eventsOpen: false, // the /markers/events stream is connected
+  keeper: new LiveKeeper(), // follows the live target until the user moves away
 };
 
 const rate = () => st.rate || FALLBACK_RATE;
@@ -89,10 +93,36 @@ function markerPlayerTime(m) {
   return loc.where === 'in' ? loc.t + halfFrame(rate()) : null;
 }
 
+/**
+ * The live target, seconds from capture to screen: PART-HOLD-BACK with low latency (what the
+ * playlist asks players to keep to), else hls.js's target (three target durations, R38).
+ */
+function liveTarget() {
+  const holdBack = st.details && st.details.partHoldBack;
+  if (holdBack > 0 && st.hls && st.hls.lowLatencyMode) return holdBack;
+  const h = st.hls;
+  return h && Number.isFinite(h.targetLatency) ? h.targetLatency : 3 * targetDuration();
+}
+
+/** Seconds from the capture of the frame at the playhead to now (paused or not); else null. */
+function playheadLatency() {
+  const d = st.hls ? st.hls.playingDate : null;
+  if (!d || !Number.isFinite(d.getTime())) return null;
+  return (Date.now() - d.getTime()) / 1000;
+}
+
 // ---- seeking ----------------------------------------------------------------------------------
 function seekTo(t) {
   el.video.currentTime = clampToWindow(t, windowRange());
   render();
+}
+
+/** A seek the user asked for: the page stops following live unless it lands near the target. */
+function userSeekTo(t) {
+  const lat = playheadLatency();
+  const to = clampToWindow(t, windowRange());
+  st.keeper.userSeek(lat === null ? null : lat + (el.video.currentTime - to), liveTarget());
+  seekTo(to);
 }
 
 function seekToMarker(id) {
@@ -102,7 +132,7 @@ function seekToMarker(id) {
   if (loc.where !== 'in') return false;
   st.selected = id;
   st.refine = loc.sn === null ? null : { dateMs: m.pdtMs, sn: loc.sn };
-  seekTo(loc.t + halfFrame(rate()));
+  userSeekTo(loc.t + halfFrame(rate()));
   updateMarkers();
   return true;
 }
@@ -115,25 +145,42 @@ function goLive() {
   if (h && holdBack > 0 && h.lowLatencyMode) {
     try { h.targetLatency = holdBack; } catch (_e) { /* older hls.js: no setter */ }
   }
-  let t = h && Number.isFinite(h.liveSyncPosition) ? h.liveSyncPosition : null;
+  st.keeper.goLive();
+  // Where the target is, from the picture's own date when it is known (the truth), else from
+  // hls.js's estimate of the live edge.
+  const lat = playheadLatency();
+  let t = lat !== null ? el.video.currentTime + lat - liveTarget() : null;
+  if (t === null && h && Number.isFinite(h.liveSyncPosition)) t = h.liveSyncPosition;
   if (t === null && w) t = w.end - 3 * targetDuration();
   if (t !== null) seekTo(t);
   el.video.play().catch(() => {});
 }
 
 /**
- * Seconds behind the target live position (0 when at it). The live edge is the playlist's end
- * plus the time since that playlist was loaded (what hls.js estimates too), computed here
- * because hls.latency only updates while playing.
+ * Seconds behind the live target (0 when at it or ahead): from the date of the picture at the
+ * playhead when known, paused or not; else from the playlist's end plus its age (what hls.js
+ * estimates too).
  */
 function behindLive() {
-  const h = st.hls;
+  const lat = playheadLatency();
+  if (lat !== null) return Math.max(0, lat - liveTarget());
   const w = windowRange();
   if (!w) return 0;
   const age = st.details && Number.isFinite(st.details.age) ? st.details.age : 0;
-  const latency = w.end + age - el.video.currentTime;
-  const target = h && Number.isFinite(h.targetLatency) ? h.targetLatency : 3 * targetDuration();
-  return Math.max(0, latency - target);
+  return Math.max(0, w.end + age - el.video.currentTime - liveTarget());
+}
+
+/** Steers the latency to the live target while the page follows live (livekeep.js). */
+function keepLive() {
+  const v = el.video;
+  const { rate: r, jumpBy } = st.keeper.step({
+    latency: playheadLatency(),
+    target: liveTarget(),
+    playing: !v.paused && !v.seeking && v.readyState >= 3,
+    ended: st.ended,
+  });
+  if (jumpBy > 0) seekTo(v.currentTime + jumpBy);
+  if (v.playbackRate !== r) v.playbackRate = r;
 }
 
 // ---- views ------------------------------------------------------------------------------------
@@ -149,7 +196,7 @@ const seekbar = new SeekBar({
 }, {
   window: windowRange,
   currentTime: () => el.video.currentTime,
-  seek: seekTo,
+  seek: userSeekTo,
   goLive,
   jump: seekToMarker,
   changed: () => render(),
@@ -200,7 +247,7 @@ function render() {
   else if (!w) setPill('connecting', 'Connecting…');
   else {
     const behind = behindLive();
-    const live = behind < Math.max(1.5, targetDuration()) && !v.paused;
+    const live = behind < 0.5 && !v.paused;
     setPill(live ? 'live' : 'behind', live ? 'Live' : `Behind live · ${fmtDuration(behind)}`);
     el.goLive.disabled = live;
   }
@@ -327,7 +374,10 @@ async function pollHealth() {
 // ---- controls ---------------------------------------------------------------------------------
 const togglePlay = () => {
   if (el.video.paused) el.video.play().catch(() => { el.bigPlay.hidden = false; });
-  else el.video.pause();
+  else {
+    st.keeper.userPause();
+    el.video.pause();
+  }
 };
 el.play.addEventListener('click', togglePlay);
 el.bigPlay.addEventListener('click', () => { el.bigPlay.hidden = true; togglePlay(); });
@@ -350,10 +400,10 @@ function startHlsJs(Hls) {
     // Low-latency HLS when the playlist advertises parts (EXT-X-PART-INF): blocking reloads,
     // parts, PART-HOLD-BACK from the edge. A classic playlist plays as before.
     lowLatencyMode: true,
-    // Live catch-up: hls.js plays up to 1.25x while it is less than target + one target
-    // duration behind the live target (it starts at the IDR before PART-HOLD-BACK, so up to a
-    // segment late). Further back, a DVR seek, it plays at 1x and stays where it was put.
-    maxLiveSyncPlaybackRate: 1.25,
+    // Live catch-up is the page's (keepLive, livekeep.js): from the picture's date, at any
+    // distance, and only until the user pauses or seeks away. hls.js's own would act only
+    // within a target duration of its target and fight the page's.
+    maxLiveSyncPlaybackRate: 1,
     // A stall moves the live target back by half a second (hls.js default: a whole one), up to
     // a target duration; "Go live" resets it to PART-HOLD-BACK.
     liveSyncOnStallIncrease: 0.5,
@@ -423,6 +473,10 @@ window.hlsPlayer = {
   get selected() { return st.selected; },
   /** Seconds from capture to screen of the frame shown (null unless playing). */
   get latency() { return latency(); },
+  /** The live target the page keeps to (seconds from capture to screen). */
+  get target() { return liveTarget(); },
+  /** The page follows the live target (the user has not paused or seeked away). */
+  get following() { return st.keeper.following; },
   /** The playlist advertises low-latency parts and hls.js plays them. */
   get lowLatency() { return Boolean(st.details && st.details.partTarget); },
   /** The /markers/events stream is connected (markers are pushed, not polled). */
@@ -456,6 +510,7 @@ async function start() {
   render();
   // Paused, the video fires no events while the live edge moves on: refresh the state anyway.
   setInterval(render, 1000);
+  setInterval(keepLive, KEEP_LIVE_MS);
   // Markers need the rate for their timecodes: read it first (once; it is fixed for the run).
   st.stream = await loadStream();
   st.rate = frameRateOf(st.stream);
