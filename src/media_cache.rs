@@ -80,6 +80,9 @@ struct Inner {
     segments: BTreeMap<u64, CachedSegment>,
     /// Parts by (media sequence number, index).
     parts: BTreeMap<(u64, u32), CachedSegment>,
+    /// fMP4 init segments by the number in their name, while the playlist needs them (a few
+    /// hundred bytes each; removed with their file).
+    inits: BTreeMap<u64, CachedSegment>,
 }
 
 /// gzip of `text` at the default level (a playlist is a few kilobytes: well under a millisecond).
@@ -162,6 +165,33 @@ impl MediaCache {
 
     pub(crate) fn part(&self, sequence: u64, index: u32) -> Option<CachedSegment> {
         self.read().parts.get(&(sequence, index)).cloned()
+    }
+
+    /// Holds the fMP4 init segment `NAME<init>.init.mp4` (just written to `file`).
+    pub(crate) fn put_init(
+        &self,
+        init: u64,
+        bytes: Bytes,
+        published: SystemTime,
+        file: Option<std::fs::File>,
+    ) {
+        self.write().inits.insert(
+            init,
+            CachedSegment {
+                bytes,
+                published,
+                file: file.map(Arc::new),
+            },
+        );
+    }
+
+    pub(crate) fn init(&self, init: u64) -> Option<CachedSegment> {
+        self.read().inits.get(&init).cloned()
+    }
+
+    /// Forgets init segment `init` (its file is being deleted).
+    pub(crate) fn remove_init(&self, init: u64) {
+        self.write().inits.remove(&init);
     }
 
     /// Forgets segment `sequence` (its file is being deleted).

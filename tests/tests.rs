@@ -27,3 +27,5 @@ mod source_rules;
 mod y4m;
 // Low-latency HLS over HTTP from the binary: parts, blocking reload, hints, delta updates.
 mod low_latency;
+// --segment-type fmp4: init, fragments, parts, ffprobe and ffmpeg on a whole run (R49-R51).
+mod fmp4_stream;

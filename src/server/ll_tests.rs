@@ -252,7 +252,7 @@ async fn r44_the_hinted_part_is_held_then_sent_whole() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(
         res.headers().get(header::CONTENT_TYPE).unwrap(),
-        SEGMENT_CONTENT_TYPE
+        crate::name::SegmentType::Mpegts.content_type()
     );
     let cc = res
         .headers()

@@ -62,8 +62,8 @@ use error::json_error;
 /// `Content-Type` of a playlist (RFC 8216 §4, R8).
 pub(crate) const PLAYLIST_CONTENT_TYPE: &str = "application/vnd.apple.mpegurl";
 
-/// `Content-Type` of an MPEG-2 transport stream segment (RFC 3555 §4.2.9).
-pub(crate) const SEGMENT_CONTENT_TYPE: &str = "video/mp2t";
+// Segments and parts: `SegmentType::content_type` (`video/mp2t`, RFC 3555 §4.2.9; or
+// `video/mp4` for fMP4, RFC 4337).
 
 /// How long a graceful stop waits for in-flight responses.
 pub(crate) const SHUTDOWN_TIMEOUT_SECS: u64 = 3;
@@ -779,7 +779,12 @@ pub(crate) async fn part(
     let params = state.params();
     let lifetime = Duration::from_secs(params.segment_lifetime_secs);
     if let Some(cached) = media.part(sequence, index) {
-        return Ok(segment_from_memory(headers, cached, lifetime));
+        return Ok(segment_from_memory(
+            headers,
+            cached,
+            lifetime,
+            state.name.segment_type().content_type(),
+        ));
     }
     let edge = *media.watch_edge().borrow();
     let may_come = media.is_low_latency()
@@ -796,7 +801,12 @@ pub(crate) async fn part(
         })
         .await;
         if let Some(cached) = media.part(sequence, index) {
-            return Ok(segment_from_memory(headers, cached, lifetime));
+            return Ok(segment_from_memory(
+                headers,
+                cached,
+                lifetime,
+                state.name.segment_type().content_type(),
+            ));
         }
     }
     Err(not_found_error())
