@@ -337,3 +337,80 @@ fn fmp4_ll_parts_are_served_as_mp4_and_make_up_their_segments() {
     assert!(checked >= 2, "{text}");
     assert!(pl.segments.iter().all(|s| s.uri.ends_with(".m4s")));
 }
+
+/// R6, R49, R50 across a restart: the second run gets its own init segment, named by
+/// EXT-X-MAP after an EXT-X-DISCONTINUITY; the first run's init stays while its segments are
+/// listed, and both read back with mp4-atom; the fragments' tfdt goes on with the stream clock.
+#[test]
+fn r49_r50_restart_gets_a_new_init_after_a_discontinuity() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_once = || {
+        let cfg = crate::util::config(
+            dir.path(),
+            &[
+                "--segment-type",
+                "fmp4",
+                "--size",
+                "64x64",
+                "--hls-time",
+                "1",
+                "--list-size",
+                "5",
+                "--frames",
+                "90",
+            ],
+        );
+        hls::pipeline::run(
+            &cfg,
+            std::sync::Arc::new(hls::state::Shared::default()),
+            std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        )
+        .unwrap()
+    };
+    run_once();
+    run_once();
+    let text = std::fs::read_to_string(dir.path().join("chessboard.m3u8")).unwrap();
+    hls_testkit::check_playlist_text(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let pl = crate::util::read_playlist(dir.path(), "chessboard");
+    assert_eq!(pl.version, Some(6));
+    let uris: Vec<&str> = pl.segments.iter().map(|s| s.uri.as_str()).collect();
+    assert_eq!(
+        uris,
+        [
+            "chessboard1.m4s",
+            "chessboard2.m4s",
+            "chessboard3.m4s",
+            "chessboard4.m4s",
+            "chessboard5.m4s"
+        ]
+    );
+    let maps: Vec<(usize, &str)> = pl
+        .segments
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.map.as_ref().map(|m| (i, m.uri.as_str())))
+        .collect();
+    assert_eq!(
+        maps,
+        [(0, "chessboard0.init.mp4"), (2, "chessboard3.init.mp4")],
+        "{text}"
+    );
+    assert!(
+        pl.segments[2].discontinuity,
+        "R6: the restart is marked\n{text}"
+    );
+    let mut last_tfdt = 0;
+    for (i, s) in pl.segments.iter().enumerate() {
+        let bytes = std::fs::read(dir.path().join(&s.uri)).unwrap();
+        let frags = fragments(&bytes);
+        assert!(frags[0].0 > last_tfdt || i == 0, "tfdt goes on: {frags:?}");
+        last_tfdt = frags[0].0;
+    }
+    for init in ["chessboard0.init.mp4", "chessboard3.init.mp4"] {
+        let bytes = std::fs::read(dir.path().join(init)).unwrap();
+        assert!(matches!(
+            boxes(&bytes).as_slice(),
+            [Any::Ftyp(_), Any::Moov(_)]
+        ));
+    }
+}

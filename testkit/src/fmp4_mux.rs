@@ -113,8 +113,8 @@ pub fn fmp4_mux_property(data: &[u8]) {
 
         // The fragment before this access unit.
         if let Some(rel) = flush_end {
-            let end = dts as i64 + rel;
-            let end = Pts(end.max(0) as u64);
+            let end = (i128::from(dts) + i128::from(rel)).clamp(0, i128::from(u64::MAX));
+            let end = Pts(end as u64);
             out.clear();
             let before = mux.fragments();
             let valid = match pending.last() {
