@@ -295,7 +295,8 @@ fn read_traf(
                 .ok_or_else(|| format!("sample {i} at {start}+{size} past the segment"))?;
             pos += size as u64;
             let pts = decode_time as i128 + i128::from(cts);
-            let pts_90k = (pts.max(0) * 90_000 / i128::from(init.timescale)) as u64;
+            let pts_90k = (pts.max(0) * i128::from(crate::time::TICKS_PER_SEC)
+                / i128::from(init.timescale)) as u64;
             let sync = sflags & 0x0001_0000 == 0;
             let mut annex_b = Vec::with_capacity(size + 64);
             if sync {

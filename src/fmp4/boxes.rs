@@ -10,7 +10,7 @@ use super::avc::SpsInfo;
 
 /// Timescale of the movie and of the track: the stream clock's 90 kHz ticks, so `tfdt` and the
 /// sample durations are the stream's own times with no conversion.
-pub const TIMESCALE: u32 = 90_000;
+pub const TIMESCALE: u32 = crate::time::TICKS_PER_SEC as u32;
 /// The one track's track_ID (§8.3.2: not 0).
 pub const TRACK_ID: u32 = 1;
 
