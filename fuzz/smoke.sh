@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 secs=${FUZZ_SECONDS:-60}
-targets=(ts_mux playlist_window ts_demux_robust)
+targets=(ts_mux playlist_window ts_demux_robust fmp4_mux)
 
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
     echo "fuzz smoke: installing cargo-fuzz from crates.io"
@@ -33,11 +33,11 @@ export RUSTC_WRAPPER="$PWD/fuzz/rustc-wrapper"
 # directory that was built without it.
 host=$(rustc -vV | sed -n 's/^host: //p')
 # (The stamp's name changes with the rule: chrono joined it later, then time and time-core, then
-# m3u8-rs, nom, chrono and time lost their coverage instrumentation as well.)
-stamp="${CARGO_TARGET_DIR:-target}/$host/release/.reference-readers-untraced-4"
+# m3u8-rs, nom, chrono and time lost their coverage instrumentation as well, then mp4-atom.)
+stamp="${CARGO_TARGET_DIR:-target}/$host/release/.reference-readers-untraced-5"
 if [ ! -e "$stamp" ] && [ -d "${CARGO_TARGET_DIR:-target}/$host/release" ]; then
     cargo clean --release --target "$host" -p mpeg2ts -p m3u8-rs -p nom -p chrono \
-        -p time -p time-core -p hls-testkit-readers
+        -p time -p time-core -p mp4-atom -p hls-testkit-readers
 fi
 
 echo "fuzz smoke: building ${targets[*]}"

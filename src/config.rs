@@ -11,7 +11,7 @@ use clap::Parser;
 
 use crate::error::{Error, ErrorKind};
 use crate::input::Input;
-use crate::name::StreamName;
+use crate::name::{SegmentType, StreamName};
 use crate::playlist::{longest_segment, planned_segment_lifetime, target_duration_secs};
 use crate::rtsp::RtspTransport;
 use crate::time::{Duration90k, FrameRate, Pts, StreamTime};
@@ -180,6 +180,12 @@ pub struct Args {
     /// passed through untouched.
     #[arg(long)]
     pub(crate) transcode: bool,
+
+    /// Segment container, ffmpeg's names: `mpegts` (NAME<seq>.ts) or `fmp4` (fragmented MP4,
+    /// CMAF-style: NAME<seq>.m4s after an init segment NAME<seq>.init.mp4 named by EXT-X-MAP;
+    /// playlist EXT-X-VERSION 6). Not with an RTSP passthrough input yet (use --transcode).
+    #[arg(long, value_enum, default_value_t = SegmentType::Mpegts)]
+    pub(crate) segment_type: SegmentType,
 
     /// PTS of the first frame in 90 kHz ticks (e.g. 8589754592 to test the 33-bit wrap).
     #[arg(long, default_value_t = DEFAULT_PTS_OFFSET.as_u64(), hide_short_help = true)]
@@ -387,7 +393,15 @@ impl Args {
                 crate::playlist::MIN_LIST_SIZE
             )));
         }
-        let name = StreamName::new(&self.name).map_err(|e| invalid(format!("--name: {e}")))?;
+        if self.segment_type == SegmentType::Fmp4 && rtsp && !self.transcode {
+            return Err(invalid(
+                "--segment-type fmp4 is not supported with an RTSP passthrough input yet: add \
+                 --transcode, or use --segment-type mpegts",
+            ));
+        }
+        let name = StreamName::new(&self.name)
+            .map_err(|e| invalid(format!("--name: {e}")))?
+            .with_segment_type(self.segment_type);
         if self.frames == Some(0) {
             return Err(invalid("--frames must be at least 1"));
         }
@@ -614,6 +628,40 @@ mod tests {
         assert_eq!(c.name.as_str(), "chessboard");
         assert_eq!(c.out_dir, PathBuf::from("video"));
         assert!(c.pacing && c.serve && c.frame_limit.is_none());
+        assert_eq!(c.name.segment_type(), SegmentType::Mpegts);
+    }
+
+    #[test]
+    fn segment_type_takes_ffmpegs_names_only() {
+        assert_eq!(
+            cfg(&["--segment-type", "fmp4"])
+                .unwrap()
+                .name
+                .segment_type(),
+            SegmentType::Fmp4
+        );
+        assert_eq!(
+            cfg(&["--segment-type", "mpegts"])
+                .unwrap()
+                .name
+                .segment_type(),
+            SegmentType::Mpegts
+        );
+        for bad in ["mp4", "cmaf", "FMP4", "ts", ""] {
+            let e = cfg(&["--segment-type", bad]).expect_err(bad);
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{bad}");
+            assert!(e.to_string().contains("fmp4"), "{bad}: {e}");
+        }
+        let e = cfg(&["--input", "rtsp://cam/x", "--segment-type", "fmp4"]).unwrap_err();
+        assert!(e.to_string().contains("--transcode"), "{e}");
+        cfg(&[
+            "--input",
+            "rtsp://cam/x",
+            "--segment-type",
+            "fmp4",
+            "--transcode",
+        ])
+        .unwrap();
     }
 
     /// R13: at 29.97 fps a 2 s segment can last 2.033 s, so TARGETDURATION is 3.

@@ -12,6 +12,7 @@ pub mod config;
 pub mod detect;
 pub mod encode;
 pub mod error;
+pub mod fmp4;
 pub mod frame;
 pub mod input;
 pub mod markers;

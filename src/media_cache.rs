@@ -85,6 +85,9 @@ struct Inner {
     /// is answered from its segment. A player that remembers the parts of a segment it saw at
     /// the live edge asks for them again after a seek back into the window (Shaka does).
     part_ranges: BTreeMap<u64, Vec<(u32, u32)>>,
+    /// fMP4 init segments by the number in their name, while the playlist needs them (a few
+    /// hundred bytes each; removed with their file).
+    inits: BTreeMap<u64, CachedSegment>,
 }
 
 /// Segments whose part byte ranges are remembered at most (a 60-segment window is 360 ranges).
@@ -186,6 +189,33 @@ impl MediaCache {
         let inner = self.read();
         let &(offset, len) = inner.part_ranges.get(&sequence)?.get(index as usize)?;
         Some((u64::from(offset), u64::from(len)))
+    }
+
+    /// Holds the fMP4 init segment `NAME<init>.init.mp4` (just written to `file`).
+    pub(crate) fn put_init(
+        &self,
+        init: u64,
+        bytes: Bytes,
+        published: SystemTime,
+        file: Option<std::fs::File>,
+    ) {
+        self.write().inits.insert(
+            init,
+            CachedSegment {
+                bytes,
+                published,
+                file: file.map(Arc::new),
+            },
+        );
+    }
+
+    pub(crate) fn init(&self, init: u64) -> Option<CachedSegment> {
+        self.read().inits.get(&init).cloned()
+    }
+
+    /// Forgets init segment `init` (its file is being deleted).
+    pub(crate) fn remove_init(&self, init: u64) {
+        self.write().inits.remove(&init);
     }
 
     /// Forgets segment `sequence` (its file is being deleted), and where its parts were.

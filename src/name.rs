@@ -19,7 +19,40 @@ use crate::error::Error;
 
 /// A validated stream name (see the module documentation).
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct StreamName(String);
+pub struct StreamName {
+    name: String,
+    segment_type: SegmentType,
+}
+
+/// The container of the media segments (`--segment-type`, ffmpeg's names): it decides the
+/// segment and part file names and their content type.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum SegmentType {
+    /// MPEG-2 transport stream (ISO/IEC 13818-1): `NAME<seq>.ts`, `video/mp2t`.
+    #[default]
+    Mpegts,
+    /// Fragmented MP4 (ISO/IEC 14496-12, CMAF-style): `NAME<seq>.m4s` after the init segment
+    /// `NAME<seq>.init.mp4` named by `EXT-X-MAP`, all `video/mp4`.
+    Fmp4,
+}
+
+impl SegmentType {
+    /// The extension of segment and part files, dot included.
+    pub fn extension(self) -> &'static str {
+        match self {
+            SegmentType::Mpegts => ".ts",
+            SegmentType::Fmp4 => ".m4s",
+        }
+    }
+
+    /// The `Content-Type` of segments and parts (and of the init segment for fMP4).
+    pub fn content_type(self) -> &'static str {
+        match self {
+            SegmentType::Mpegts => "video/mp2t",
+            SegmentType::Fmp4 => "video/mp4",
+        }
+    }
+}
 
 /// A file of a stream, as a request or a directory listing names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,7 +63,13 @@ pub(crate) enum MediaFile {
     Segment(u64),
     /// `NAME<seq>.<part>.ts`: part `part` (from 0) of segment `seq`, for low-latency HLS.
     Part { sequence: u64, index: u32 },
+    /// The fMP4 init segment that `EXT-X-MAP` names, numbered by the media sequence number of
+    /// the first segment it initialises: `NAME<seq>.init.mp4`.
+    Init(u64),
 }
+
+/// Suffix of the init segment's file name.
+const INIT_SUFFIX: &str = ".init.mp4";
 
 impl StreamName {
     /// Longest accepted name, in bytes.
@@ -53,11 +92,24 @@ impl StreamName {
                 Self::MAX_LEN
             ));
         }
-        Ok(StreamName(name.to_owned()))
+        Ok(StreamName {
+            name: name.to_owned(),
+            segment_type: SegmentType::Mpegts,
+        })
+    }
+
+    /// The same name with segments of `segment_type`.
+    pub fn with_segment_type(mut self, segment_type: SegmentType) -> Self {
+        self.segment_type = segment_type;
+        self
+    }
+
+    pub fn segment_type(&self) -> SegmentType {
+        self.segment_type
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.name
     }
 
     /// `NAME.m3u8`
@@ -67,12 +119,12 @@ impl StreamName {
 
     /// `NAME.clock.json`: the stream's epoch, kept across restarts.
     pub(crate) fn clock_file(&self) -> String {
-        format!("{}.clock.json", self.0)
+        format!("{}.clock.json", self.name)
     }
 
     /// `NAME.markers.jsonl`: the marker log.
     pub(crate) fn markers_file(&self) -> String {
-        format!("{}.markers.jsonl", self.0)
+        format!("{}.markers.jsonl", self.name)
     }
 
     /// `NAME<seq>.ts`
@@ -81,25 +133,30 @@ impl StreamName {
     }
 
     pub(crate) fn file(&self, file: MediaFile) -> String {
-        let mut s = String::with_capacity(self.0.len() + 26);
+        let mut s = String::with_capacity(self.name.len() + 26);
         self.write_file(&mut s, file);
         s
     }
 
     /// Appends the file name to `out` (the playlist writer renders without allocating).
     pub(crate) fn write_file(&self, out: &mut String, file: MediaFile) {
-        out.push_str(&self.0);
+        out.push_str(&self.name);
+        let ext = self.segment_type.extension();
         match file {
             MediaFile::Playlist => out.push_str(".m3u8"),
             MediaFile::Segment(seq) => {
                 push_decimal(out, seq);
-                out.push_str(".ts");
+                out.push_str(ext);
             }
             MediaFile::Part { sequence, index } => {
                 push_decimal(out, sequence);
                 out.push('.');
                 push_decimal(out, u64::from(index));
-                out.push_str(".ts");
+                out.push_str(ext);
+            }
+            MediaFile::Init(seq) => {
+                push_decimal(out, seq);
+                out.push_str(INIT_SUFFIX);
             }
         }
     }
@@ -107,11 +164,16 @@ impl StreamName {
     /// Which of this stream's files `file` names, if any: exactly `NAME.m3u8`, `NAME<seq>.ts`
     /// or `NAME<seq>.<part>.ts`, each number canonical decimal that fits (`u64`, `u32`).
     pub(crate) fn parse_file(&self, file: &str) -> Option<MediaFile> {
-        let rest = file.strip_prefix(self.0.as_str())?;
+        let rest = file.strip_prefix(self.name.as_str())?;
         if rest == ".m3u8" {
             return Some(MediaFile::Playlist);
         }
-        let numbers = rest.strip_suffix(".ts")?;
+        if self.segment_type == SegmentType::Fmp4 {
+            if let Some(seq) = rest.strip_suffix(INIT_SUFFIX) {
+                return canonical(seq)?.parse().ok().map(MediaFile::Init);
+            }
+        }
+        let numbers = rest.strip_suffix(self.segment_type.extension())?;
         match numbers.split_once('.') {
             None => canonical(numbers)?.parse().ok().map(MediaFile::Segment),
             Some((seq, part)) => Some(MediaFile::Part {
@@ -147,13 +209,13 @@ impl FromStr for StreamName {
 
 impl fmt::Display for StreamName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.name)
     }
 }
 
 impl fmt::Debug for StreamName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
+        fmt::Debug::fmt(&self.name, f)
     }
 }
 
@@ -307,5 +369,55 @@ mod tests {
         );
         assert_eq!(n.playlist_file(), "cam.m3u8");
         assert_eq!("cam".parse::<StreamName>().unwrap(), n);
+    }
+
+    #[test]
+    fn fmp4_names_are_m4s_and_init_mp4_and_nothing_else() {
+        let n = name("cam").with_segment_type(SegmentType::Fmp4);
+        assert_eq!(n.segment_file(12), "cam12.m4s");
+        assert_eq!(
+            n.file(MediaFile::Part {
+                sequence: 12,
+                index: 3
+            }),
+            "cam12.3.m4s"
+        );
+        assert_eq!(n.file(MediaFile::Init(40)), "cam40.init.mp4");
+        for f in [
+            MediaFile::Playlist,
+            MediaFile::Segment(0),
+            MediaFile::Segment(u64::MAX),
+            MediaFile::Part {
+                sequence: 907,
+                index: 11,
+            },
+            MediaFile::Init(0),
+            MediaFile::Init(u64::MAX),
+        ] {
+            assert_eq!(n.parse_file(&n.file(f)), Some(f));
+        }
+        for bad in [
+            "cam12.ts",
+            "cam12.1.ts",
+            "cam.init.mp4",
+            "cam01.init.mp4",
+            "cam1.init.mp4.tmp",
+            "cam1.INIT.mp4",
+            "cam1.init.m4s",
+            "cam1.2.init.mp4",
+            "cam1.mp4",
+            "cam-1.init.mp4",
+            "../cam1.init.mp4",
+            "cam18446744073709551616.init.mp4",
+        ] {
+            assert_eq!(n.parse_file(bad), None, "{bad}");
+        }
+        // The TS stream recognises no fMP4 name.
+        let ts = name("cam");
+        for f in ["cam12.m4s", "cam12.3.m4s", "cam4.init.mp4"] {
+            assert_eq!(ts.parse_file(f), None, "{f}");
+        }
+        assert_eq!(SegmentType::Fmp4.content_type(), "video/mp4");
+        assert_eq!(SegmentType::Mpegts.content_type(), "video/mp2t");
     }
 }

@@ -121,6 +121,8 @@ pub(crate) struct Publisher<'o, S: Storage> {
     /// The open segment's parts were refused (a part too long, a lost segment): the rest of
     /// its parts are left out too, and the segment is listed whole.
     parts_broken: bool,
+    /// fMP4 init segments this run published.
+    inits: u64,
     observer: &'o mut dyn FnMut(&str),
 }
 
@@ -282,6 +284,7 @@ impl<'o, S: Storage> Publisher<'o, S> {
             text: String::new(),
             delta: String::new(),
             parts_broken: false,
+            inits: 0,
             observer,
         })
     }
@@ -331,6 +334,38 @@ impl<'o, S: Storage> Publisher<'o, S> {
         self.shared.media.keep_segments(keep_segments);
         self.shared.media.set_low_latency(true);
         Ok(())
+    }
+
+    /// fMP4: publishes a new init segment (the run's first, or new parameter sets): its file,
+    /// then the server's copy; the segments from the next one on name it with `EXT-X-MAP`
+    /// (R49). It is named after the next segment's media sequence number, so every run and
+    /// every change of parameters has its own file, deleted with the last segment that needs
+    /// it (R50). New parameters within a run also start a discontinuity (R6).
+    pub(crate) fn publish_init(&mut self, bytes: bytes::Bytes) {
+        let init = self.playlist.next_sequence();
+        let file = match self.store.write_init(init, &bytes) {
+            Ok(file) => file,
+            Err(e) => {
+                // Served from memory still; a restart would not find it (its segments then
+                // follow a discontinuity anyway).
+                warn!(init, error = %e, "init segment not written to disk");
+                None
+            }
+        };
+        let published = file
+            .as_ref()
+            .and_then(|f| f.metadata().ok()?.modified().ok())
+            .unwrap_or_else(std::time::SystemTime::now);
+        self.shared.media.put_init(init, bytes, published, file);
+        if self.inits > 0 {
+            self.discontinuity = true;
+        }
+        self.inits += 1;
+        self.playlist.start_map(init);
+        info!(
+            file = %self.name.file(crate::name::MediaFile::Init(init)),
+            "init segment"
+        );
     }
 
     /// Publishes one finished part of the open segment: its bytes to the server, then the
@@ -427,8 +462,10 @@ impl<'o, S: Storage> Publisher<'o, S> {
         self.shared.media.put_segment(seq, bytes, published, file);
         self.write_playlist();
         for f in &outcome.delete_now {
-            if let Some(s) = self.name.parse_segment_file(f) {
-                self.shared.media.remove_segment(s);
+            match self.name.parse_file(f) {
+                Some(crate::name::MediaFile::Segment(s)) => self.shared.media.remove_segment(s),
+                Some(crate::name::MediaFile::Init(i)) => self.shared.media.remove_init(i),
+                _ => {}
             }
             if let Err(e) = self.store.delete_segment(f) {
                 warn!(file = %f, error = %e, "could not delete an expired segment");

@@ -20,6 +20,7 @@
 
 use bytes::Bytes;
 
+use crate::fmp4::{Fmp4Error, Fmp4Muxer};
 use crate::time::{Duration90k, FrameRate, Pts, SegmentClock, StreamTime};
 use crate::ts::{AccessUnit, MuxError, TsMuxer};
 
@@ -54,6 +55,9 @@ pub(crate) struct ClosedPart {
 /// What a frame finished: parts and segments, in the order they must be published.
 #[derive(Debug)]
 pub(crate) enum Cut {
+    /// fMP4 only: a new init segment (the first, or new parameter sets), before any part or
+    /// segment that needs it; it initialises the segment being opened and those after it.
+    Init(Bytes),
     Part(ClosedPart),
     Segment(ClosedSegment),
 }
@@ -93,6 +97,17 @@ pub(crate) enum SegmentError {
     NotIncreasing { at: StreamTime, prev: StreamTime },
     #[error(transparent)]
     Mux(#[from] MuxError),
+    #[error(transparent)]
+    Fmp4(#[from] Fmp4Error),
+}
+
+/// The container the segmenter writes (`--segment-type`).
+enum Muxer {
+    /// MPEG-TS: every byte is written as the frame is pushed; PTS = stream time + offset.
+    Ts(TsMuxer),
+    /// Fragmented MP4: frames wait for their fragment, written when the part (or, without
+    /// parts, the segment) closes; decode times are the stream time itself (`tfdt`, 64-bit).
+    Fmp4(Box<Fmp4Muxer>),
 }
 
 #[derive(Debug)]
@@ -124,7 +139,7 @@ struct Parts {
 
 /// Wraps the TS muxer and cuts its output into segments (and, with a [`PartPlan`], parts).
 pub(crate) struct Segmenter {
-    muxer: TsMuxer,
+    muxer: Muxer,
     pts_offset: Pts,
     open: Option<Open>,
     buf: Vec<u8>,
@@ -141,7 +156,7 @@ impl Segmenter {
     /// the wrap; the muxer writes PTS modulo 2^33).
     pub(crate) fn new(pts_offset: Pts) -> Self {
         Segmenter {
-            muxer: TsMuxer::new(),
+            muxer: Muxer::Ts(TsMuxer::new()),
             pts_offset,
             open: None,
             buf: Vec::new(),
@@ -149,6 +164,13 @@ impl Segmenter {
             parts: None,
             parameter_sets: Vec::new(),
         }
+    }
+
+    /// A segmenter writing fragmented MP4 instead of MPEG-TS: one fragment per part (or per
+    /// segment without parts), and a [`Cut::Init`] whenever the parameter sets are new.
+    pub(crate) fn into_fmp4(mut self) -> Self {
+        self.muxer = Muxer::Fmp4(Box::default());
+        self
     }
 
     /// A segmenter that also cuts every segment into parts (see the module documentation).
@@ -168,6 +190,10 @@ impl Segmenter {
     /// segmenter without parts (use [`Segmenter::push_cuts`] with parts).
     pub(crate) fn push(&mut self, au: &FrameAu<'_>) -> Result<Option<ClosedSegment>, SegmentError> {
         debug_assert!(self.parts.is_none(), "parts would be lost: use push_cuts");
+        debug_assert!(
+            matches!(self.muxer, Muxer::Ts(_)),
+            "init segments would be lost: use push_cuts"
+        );
         let mut closed = None;
         self.push_cuts(au, &mut |cut| {
             if let Cut::Segment(s) = cut {
@@ -201,7 +227,10 @@ impl Segmenter {
         }
         let unit = AccessUnit {
             data: au.data,
-            pts: au.at.to_pts(self.pts_offset),
+            pts: match self.muxer {
+                Muxer::Ts(_) => au.at.to_pts(self.pts_offset),
+                Muxer::Fmp4(_) => Pts(au.at.as_u64()),
+            },
             dts: None,
             keyframe: au.keyframe,
         };
@@ -210,7 +239,9 @@ impl Segmenter {
             if let Some(closed) = self.close(au.at) {
                 sink(Cut::Segment(closed));
             }
-            self.muxer.start_segment(&mut self.buf);
+            if let Muxer::Ts(ts) = &mut self.muxer {
+                ts.start_segment(&mut self.buf);
+            }
             self.open = Some(Open {
                 start: au.at,
                 last: au.at,
@@ -235,14 +266,26 @@ impl Segmenter {
         if au.keyframe {
             copy_parameter_sets(au.data, &mut self.parameter_sets);
         }
-        // A part that opens on a P-frame carries the stream's current SPS and PPS (P7).
-        let parameter_sets: &[u8] = if self.open_part(au) && !au.keyframe {
-            &self.parameter_sets
-        } else {
-            &[]
-        };
-        self.muxer
-            .push_with_parameter_sets(&unit, parameter_sets, &mut self.buf)?;
+        let opened = self.open_part(au);
+        match &mut self.muxer {
+            Muxer::Ts(ts) => {
+                // A TS part that opens on a P-frame carries the stream's current SPS and PPS
+                // (P7); an fMP4 part needs none (the init segment's `avcC` holds them).
+                let parameter_sets: &[u8] = if opened && !au.keyframe {
+                    &self.parameter_sets
+                } else {
+                    &[]
+                };
+                ts.push_with_parameter_sets(&unit, parameter_sets, &mut self.buf)?
+            }
+            Muxer::Fmp4(mp4) => {
+                if mp4.push(&unit)?.new_init {
+                    let mut init = Vec::with_capacity(1024);
+                    mp4.write_init(&mut init);
+                    sink(Cut::Init(Bytes::from(init)));
+                }
+            }
+        }
         let open = self.open.as_mut().expect("a segment is open");
         open.frames += 1;
         open.last = au.at;
@@ -275,7 +318,9 @@ impl Segmenter {
             0
         } else {
             let offset = self.buf.len();
-            self.muxer.repeat_psi(&mut self.buf);
+            if let Muxer::Ts(ts) = &mut self.muxer {
+                ts.repeat_psi(&mut self.buf);
+            }
             offset
         };
         let rate = p.plan.rate;
@@ -299,6 +344,7 @@ impl Segmenter {
             return;
         };
         let end = end.min(part.end);
+        self.flush_fragment(end);
         let segment_start = self.open.as_ref().map_or(part.start, |o| o.start);
         sink(Cut::Part(ClosedPart {
             index: part.index,
@@ -336,7 +382,11 @@ impl Segmenter {
 
     #[cfg(test)]
     fn check_invariants(&self) -> Result<(), String> {
-        self.muxer.check_invariants()?;
+        let ts = match &self.muxer {
+            Muxer::Ts(ts) => ts,
+            Muxer::Fmp4(mp4) => return mp4.check_invariants(),
+        };
+        ts.check_invariants()?;
         if self.buf.len() % 188 != 0 {
             return Err(format!(
                 "open segment holds {} bytes, not whole packets",
@@ -346,7 +396,24 @@ impl Segmenter {
         Ok(())
     }
 
+    /// fMP4: writes the frames waiting since the last fragment as one fragment ending at `end`.
+    fn flush_fragment(&mut self, end: StreamTime) {
+        if let Muxer::Fmp4(mp4) = &mut self.muxer {
+            let Some(last) = mp4.last_pending_decode_time() else {
+                return;
+            };
+            // `end` is after the last frame (frames only go forward, and a part ends after its
+            // last frame); after a stall of over a minute the last frame lasts one minute (the
+            // next segment carries a discontinuity and its own tfdt).
+            let end = Pts(end.as_u64()).min(last + crate::fmp4::MAX_DTS_STEP);
+            mp4.flush_fragment(end, &mut self.buf)
+                .expect("a fragment ends after its last frame, within MAX_DTS_STEP");
+        }
+    }
+
     fn close(&mut self, end: StreamTime) -> Option<ClosedSegment> {
+        self.open.as_ref()?;
+        self.flush_fragment(end);
         let open = self.open.take()?;
         let mut bytes = std::mem::take(&mut self.spare);
         std::mem::swap(&mut bytes, &mut self.buf);
@@ -545,6 +612,7 @@ mod tests {
         let mut segments = 0;
         for (slot, cut) in &cuts {
             match cut {
+                Cut::Init(_) => unreachable!("TS has no init segment"),
                 Cut::Part(p) => {
                     // Published on its own last frame: no waiting for the next one.
                     let last = rate.first_frame_at_or_after(p.start + p.duration) - 1;
@@ -696,6 +764,7 @@ mod tests {
         let mut frames_per_part = Vec::new();
         for (_, cut) in &cuts {
             match cut {
+                Cut::Init(_) => unreachable!("TS has no init segment"),
                 Cut::Part(p) => frames_per_part.push(p.duration.as_u64() / 3003),
                 Cut::Segment(seg) => {
                     assert_eq!(frames_per_part, vec![7, 7, 7, 7, 7, 7, 7, 7, 4]);
@@ -726,7 +795,7 @@ mod tests {
                     p.start.as_u64() / 3000,
                     p.duration.as_u64() / 3000,
                 )),
-                Cut::Segment(_) => None,
+                Cut::Segment(_) | Cut::Init(_) => None,
             })
             .take(4)
             .collect();
@@ -734,5 +803,131 @@ mod tests {
             parts,
             vec![(5, 0, 0, 6), (12, 1, 6, 6), (19, 2, 12, 6), (23, 3, 19, 5)]
         );
+    }
+
+    #[test]
+    fn fmp4_parts_are_fragments_that_make_up_the_segment() {
+        use crate::fmp4::tests::{annex_b, decode_all, make_sps, PPS};
+        use mp4_atom::Any;
+        let rate = FrameRate::new(30, 1).unwrap();
+        let segment = Duration90k::from_secs(2);
+        let mut source_clock = SegmentClock::new(segment);
+        let mut s = Segmenter::with_parts(
+            Pts(126_000),
+            PartPlan {
+                frames: 6,
+                rate,
+                segments: SegmentClock::new(segment),
+            },
+        )
+        .into_fmp4();
+        let sps = make_sps(66, 31, 1280, 720, false);
+        let idr = annex_b(&[&sps, &PPS, &[0x65, 3, 3, 3]]);
+        let p = annex_b(&[&[0x41, 4, 5]]);
+        let mut cuts = Vec::new();
+        let first = 1_000u64; // a restarted run: the stream clock does not start at 0
+        for n in first..first + 120 {
+            let at = rate.time_of(n);
+            let opens = source_clock.opens_segment(at) || n == first;
+            let au = FrameAu {
+                data: if opens { &idr } else { &p },
+                at,
+                keyframe: opens,
+                opens_segment: opens,
+            };
+            s.push_cuts(&au, &mut |c| cuts.push(c)).unwrap();
+            s.check_invariants().unwrap();
+        }
+        s.finish_cuts(rate.time_of(first + 120), &mut |c| cuts.push(c));
+        assert!(
+            matches!(cuts[0], Cut::Init(_)),
+            "the init segment comes before anything that needs it"
+        );
+        let inits = cuts.iter().filter(|c| matches!(c, Cut::Init(_))).count();
+        assert_eq!(inits, 1, "the same SPS and PPS make no new init");
+        let mut parts: Vec<&ClosedPart> = Vec::new();
+        let mut segments = 0;
+        let mut next_tfdt = rate.time_of(first).as_u64();
+        for cut in &cuts {
+            match cut {
+                Cut::Init(bytes) => {
+                    let atoms = decode_all(bytes);
+                    assert!(matches!(atoms.as_slice(), [Any::Ftyp(_), Any::Moov(_)]));
+                }
+                Cut::Part(part) => {
+                    let atoms = decode_all(&part.bytes);
+                    let [Any::Moof(moof), Any::Mdat(_)] = atoms.as_slice() else {
+                        panic!("a part is one fragment: {atoms:?}")
+                    };
+                    let traf = &moof.traf[0];
+                    let tfdt = traf.tfdt.as_ref().unwrap().base_media_decode_time;
+                    assert_eq!(tfdt, part.start.as_u64(), "tfdt is the stream time");
+                    assert_eq!(tfdt, next_tfdt, "fragments follow each other");
+                    let total: u64 = traf.trun[0]
+                        .samples
+                        .iter()
+                        .map(|e| u64::from(e.duration.unwrap()))
+                        .sum();
+                    assert_eq!(total, part.duration.as_u64());
+                    next_tfdt += total;
+                    let sync = traf.trun[0].samples.get(0).unwrap().flags.unwrap() & 0x1_0000 == 0;
+                    assert_eq!(sync, part.independent);
+                    parts.push(part);
+                }
+                Cut::Segment(seg) => {
+                    assert!(!parts.is_empty());
+                    let joined: Vec<u8> = parts.iter().flat_map(|p| p.bytes.to_vec()).collect();
+                    assert_eq!(joined, seg.bytes, "the parts end to end are the segment");
+                    parts.clear();
+                    segments += 1;
+                }
+            }
+        }
+        assert_eq!(
+            segments, 3,
+            "a short first segment, one whole one, and the rest"
+        );
+    }
+
+    #[test]
+    fn fmp4_without_parts_is_one_fragment_per_segment() {
+        use crate::fmp4::tests::{annex_b, decode_all, make_sps, PPS};
+        use mp4_atom::Any;
+        let sps = make_sps(66, 31, 640, 360, false);
+        let idr = annex_b(&[&sps, &PPS, &[0x65, 3, 3, 3]]);
+        let p = annex_b(&[&[0x41, 4, 5]]);
+        let mut s = Segmenter::new(Pts(0)).into_fmp4();
+        let mut cuts = Vec::new();
+        for n in 0..7u64 {
+            let opens = n % 3 == 0;
+            let au = FrameAu {
+                data: if opens { &idr } else { &p },
+                at: StreamTime(n * 3000),
+                keyframe: opens,
+                opens_segment: opens,
+            };
+            s.push_cuts(&au, &mut |c| cuts.push(c)).unwrap();
+        }
+        s.finish_cuts(StreamTime(7 * 3000), &mut |c| cuts.push(c));
+        let segs: Vec<&ClosedSegment> = cuts
+            .iter()
+            .filter_map(|c| match c {
+                Cut::Segment(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(segs.len(), 3);
+        for (k, seg) in segs.iter().enumerate() {
+            let atoms = decode_all(&seg.bytes);
+            let [Any::Moof(moof), Any::Mdat(_)] = atoms.as_slice() else {
+                panic!("{atoms:?}")
+            };
+            assert_eq!(moof.mfhd.sequence_number, k as u32 + 1);
+            assert_eq!(
+                moof.traf[0].tfdt.as_ref().unwrap().base_media_decode_time,
+                seg.start.as_u64()
+            );
+            assert_eq!(moof.traf[0].trun[0].samples.len(), seg.frames as usize);
+        }
     }
 }

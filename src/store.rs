@@ -8,7 +8,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::name::StreamName;
+use crate::name::{MediaFile, SegmentType, StreamName};
 
 /// What the publisher needs of the place a stream's files go: whole-file writes, reads of the
 /// previous playlist, a listing and deletion of segments. Tests use an in-memory store that
@@ -17,12 +17,14 @@ pub(crate) trait Storage {
     /// Writes segment `sequence` whole; readers never see part of it. Returns the written file,
     /// open for reading, when there is one (the server sends it with `sendfile(2)`).
     fn write_segment(&mut self, sequence: u64, bytes: &[u8]) -> io::Result<Option<fs::File>>;
+    /// Writes the fMP4 init segment `NAME<init>.init.mp4` whole, like a segment.
+    fn write_init(&mut self, init: u64, bytes: &[u8]) -> io::Result<Option<fs::File>>;
     /// Replaces the playlist whole.
     fn write_playlist(&mut self, text: &str) -> io::Result<()>;
     /// The playlist a previous run left, if any.
     fn read_playlist(&self) -> io::Result<Option<Vec<u8>>>;
-    /// Deletes one of this stream's segment files (`file` as the playlist names it); a file that
-    /// is already gone is not an error. Refuses any other name.
+    /// Deletes one of this stream's segment or init segment files (`file` as the playlist names
+    /// it); a file that is already gone is not an error. Refuses any other name.
     fn delete_segment(&mut self, file: &str) -> io::Result<()>;
     /// This stream's segment files, by sequence number.
     fn list_segments(&self) -> io::Result<Vec<(u64, String)>>;
@@ -69,6 +71,11 @@ impl Storage for MediaDir {
             .map(Some)
     }
 
+    fn write_init(&mut self, init: u64, bytes: &[u8]) -> io::Result<Option<fs::File>> {
+        self.write_via_temp(&self.name.file(MediaFile::Init(init)), bytes, false)
+            .map(Some)
+    }
+
     fn write_playlist(&mut self, text: &str) -> io::Result<()> {
         self.write_atomic(&self.name.playlist_file(), text.as_bytes())
     }
@@ -78,7 +85,10 @@ impl Storage for MediaDir {
     }
 
     fn delete_segment(&mut self, file: &str) -> io::Result<()> {
-        if self.name.parse_segment_file(file).is_none() {
+        if !matches!(
+            self.name.parse_file(file),
+            Some(MediaFile::Segment(_) | MediaFile::Init(_))
+        ) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!(
@@ -144,7 +154,17 @@ impl MediaDir {
             let Some(name) = entry.file_name().to_str().map(str::to_string) else {
                 continue;
             };
+            // Either segment type: --fresh also clears a stream that changed --segment-type.
             let ours = self.name.parse_file(&name).is_some()
+                || self
+                    .name
+                    .clone()
+                    .with_segment_type(match self.name.segment_type() {
+                        SegmentType::Mpegts => SegmentType::Fmp4,
+                        SegmentType::Fmp4 => SegmentType::Mpegts,
+                    })
+                    .parse_file(&name)
+                    .is_some()
                 || self.parse_temp_name(&name)
                 || name == self.name.clock_file()
                 || name == self.name.markers_file()

@@ -1,6 +1,6 @@
 //! Proves the per-frame hot path allocates nothing in steady state: frame generation, the
 //! timecode overlay, RGB to I420 (or generation and overlay straight into I420, the pipeline's
-//! path), the TS muxer, the Y4M reader and `--transcode`'s decode, copy, timecode and
+//! path), the TS muxer, the fMP4 writer, the Y4M reader and `--transcode`'s decode, copy, timecode and
 //! re-encode. A counting global allocator (counting only
 //! on the thread that opts in) wraps `System`. Its own test binary, because of the allocator.
 //! (openh264 allocates in C++, outside Rust's allocator; its buffers are set up once.)
@@ -89,6 +89,65 @@ fn steady_state_mux_does_not_allocate() {
         ALLOCATIONS.load(Ordering::Relaxed),
         0,
         "allocations in steady state"
+    );
+    mux.check_invariants().expect("invariants");
+}
+
+/// The fMP4 writer in steady state: one GOP as six fragments (the segmenter's parts), the
+/// keyframe repeating the stream's SPS and PPS (no new init), `out` reused per segment.
+#[test]
+fn steady_state_fmp4_mux_does_not_allocate() {
+    use hls::fmp4::Fmp4Muxer;
+    const SPS: [u8; 9] = [0x67, 0x42, 0xc0, 0x1f, 0xed, 0x00, 0xa0, 0x0b, 0x72];
+    let aus: Vec<Vec<u8>> = (0..30)
+        .map(|i| {
+            let mut v = Vec::new();
+            if i == 0 {
+                v.extend_from_slice(&[0, 0, 0, 1]);
+                v.extend_from_slice(&SPS);
+                v.extend_from_slice(&[0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80]);
+            }
+            v.extend_from_slice(&[0, 0, 0, 1, if i == 0 { 0x65 } else { 0x41 }]);
+            v.resize(
+                if i == 0 { 150_000 } else { 20_000 + i * 37 },
+                (i % 251) as u8 | 1,
+            );
+            v
+        })
+        .collect();
+    let mut mux = Fmp4Muxer::new();
+    let mut out = Vec::new();
+    let mut t = 0u64;
+    let mut run = |mux: &mut Fmp4Muxer, out: &mut Vec<u8>| {
+        out.clear();
+        for (i, data) in aus.iter().enumerate() {
+            let au = AccessUnit {
+                data,
+                pts: Pts(t),
+                dts: None,
+                keyframe: i == 0,
+            };
+            mux.push(&au).expect("valid AU");
+            t += 3_000;
+            if (i + 1) % 5 == 0 {
+                mux.flush_fragment(Pts(t), out).expect("valid end");
+            }
+        }
+    };
+    run(&mut mux, &mut out); // warm-up: buffers grow once
+    COUNTING.with(|c| c.set(true));
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for _ in 0..5 {
+        run(&mut mux, &mut out);
+    }
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    COUNTING.with(|c| c.set(false));
+    assert_eq!(allocations, 0, "allocations in steady state");
+    assert_eq!(mux.fragments(), 36);
+    assert_eq!(
+        mux.init_generation(),
+        1,
+        "the same SPS/PPS make no new init"
     );
     mux.check_invariants().expect("invariants");
 }

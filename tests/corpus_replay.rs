@@ -26,7 +26,7 @@ struct Target {
     seeds: fn() -> Vec<Seed>,
 }
 
-const TARGETS: [Target; 3] = [
+const TARGETS: [Target; 4] = [
     Target {
         name: "ts_mux",
         property: testutil::ts_mux_property,
@@ -41,6 +41,11 @@ const TARGETS: [Target; 3] = [
         name: "ts_demux_robust",
         property: testutil::ts_demux_property,
         seeds: testutil::ts_demux_seeds,
+    },
+    Target {
+        name: "fmp4_mux",
+        property: testutil::fmp4_mux_property,
+        seeds: testutil::fmp4_mux_seeds,
     },
 ];
 
@@ -133,6 +138,12 @@ fn r9_r37_playlist_window_corpus_holds_properties() {
 #[test]
 fn ts_demux_robust_corpus_holds_properties() {
     replay("ts_demux_robust");
+}
+
+/// R51: the fMP4 writer's output reads back with mp4-atom, over the committed `fmp4_mux` corpus.
+#[test]
+fn fmp4_mux_corpus_holds_properties() {
+    replay("fmp4_mux");
 }
 
 /// Every hand-written seed (one per scenario, `testutil::*_seeds`) is committed byte for byte as

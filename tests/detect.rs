@@ -80,7 +80,8 @@ impl Origin for FileOrigin {
 
     fn segment(&mut self, uri: &str) -> Result<Vec<u8>, FetchError> {
         assert!(
-            !uri.contains('/') && uri.ends_with(".ts"),
+            !uri.contains('/')
+                && (uri.ends_with(".ts") || uri.ends_with(".m4s") || uri.ends_with(".init.mp4")),
             "a plain segment URI: {uri}"
         );
         if self.missing.contains(uri) && !self.down {
@@ -202,7 +203,20 @@ fn run_args<'a>(fps: &'a str, noise: &'a str, hls_time: &'a str) -> Vec<&'a str>
 
 /// The detector finds exactly the generator's markers: same dates, same frames.
 fn check_exact(fps: &str, noise: &str, hls_time: &str) {
-    let run = util::run(&run_args(fps, noise, hls_time));
+    check_exact_with(
+        fps,
+        noise,
+        hls_time,
+        &[],
+        hls::config::DEFAULT_PTS_OFFSET.as_u64(),
+    );
+}
+
+/// [`check_exact`] with more flags; `pts_offset`: the PTS of stream time 0 in the segments.
+fn check_exact_with(fps: &str, noise: &str, hls_time: &str, extra: &[&str], pts_offset: u64) {
+    let mut args = run_args(fps, noise, hls_time);
+    args.extend_from_slice(extra);
+    let run = util::run(&args);
     let markers = run.shared.markers.since(None);
     assert!(
         markers.len() >= 5,
@@ -218,7 +232,7 @@ fn check_exact(fps: &str, noise: &str, hls_time: &str) {
         .map(|w| format!("{w:?}"))
         .collect::<Vec<_>>()
         .join("\n");
-    let got = detected(&onsets, hls::config::DEFAULT_PTS_OFFSET.as_u64())
+    let got = detected(&onsets, pts_offset)
         .into_iter()
         .map(|w| format!("{w:?}"))
         .collect::<Vec<_>>()
@@ -246,6 +260,15 @@ fn check_exact(fps: &str, noise: &str, hls_time: &str) {
     assert_eq!(onsets, onsets2, "{case}: the same onsets, keys included");
     assert_eq!(origin.markers.len(), markers.len(), "{case}: no duplicate");
     assert_eq!(origin.repeats, markers.len(), "{case}: each answered 200");
+}
+
+/// fMP4 segments (`--segment-type fmp4`): the detector reads the init segment and the fragments
+/// (times from `tfdt` and the sample durations: stream time itself, no PTS offset) and finds
+/// the same markers as in TS, at 30 and 29.97 fps.
+#[test]
+fn detect_matches_generator_markers_in_fmp4() {
+    check_exact_with("30", "0", "2", &["--segment-type", "fmp4"], 0);
+    check_exact_with("29.97", "8", "1.1", &["--segment-type", "fmp4"], 0);
 }
 
 /// 30 fps, clean and noisy; 1.5 s segments too.

@@ -1,6 +1,6 @@
 //! Other clients join the live stream from the real binary over HTTP on 127.0.0.1: ffmpeg, and
 //! GStreamer through `hlsdemux` and through `urisourcebin` (which picks its own adaptive
-//! demuxer), each the instant the origin starts (before the first segment is complete: R49) and
+//! demuxer), each the instant the origin starts (before the first segment is complete: R52) and
 //! again seconds later, with low latency on and off. Each must read a given number of frames and
 //! exit cleanly. Without ffmpeg or GStreamer the test skips loudly; with `CI` set it fails.
 
@@ -189,7 +189,7 @@ fn join_at_start_and_later(low_latency: bool) {
 }
 
 #[test]
-fn r49_ffmpeg_and_gstreamer_join_the_instant_the_origin_starts() {
+fn r52_ffmpeg_and_gstreamer_join_the_instant_the_origin_starts() {
     if !have("ffmpeg", &["-version"])
         || !have("gst-inspect-1.0", &["hlsdemux"])
         || !have("gst-inspect-1.0", &["urisourcebin"])

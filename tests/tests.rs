@@ -29,5 +29,7 @@ mod y4m;
 mod low_latency;
 // The hostile-client probes of issue 18: defects fixed, and what held up, kept so.
 mod hostile;
-// ffmpeg and GStreamer join the live stream at its first instant and later (R49).
+// ffmpeg and GStreamer join the live stream at its first instant and later (R52).
 mod players;
+// --segment-type fmp4: init, fragments, parts, ffprobe and ffmpeg on a whole run (R49-R51).
+mod fmp4_stream;

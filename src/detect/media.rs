@@ -131,6 +131,82 @@ impl SegmentReader {
     }
 }
 
+impl SegmentReader {
+    /// Every picture of an fMP4 segment (its init segment read by [`super::fmp4::read_init`]),
+    /// in presentation order, with its presentation time in 90 kHz ticks modulo 2^33 like a TS
+    /// PTS (so the same [`Unwrap`] and [`WallMap`] place it). Errors as [`SegmentReader::read`].
+    pub(crate) fn read_fmp4(
+        &mut self,
+        init: &super::fmp4::Init,
+        segment: &[u8],
+    ) -> Result<Vec<Picture>, String> {
+        let result = self.read_fmp4_inner(init, segment);
+        if result.is_err() {
+            self.decoder = None;
+        }
+        result
+    }
+
+    fn read_fmp4_inner(
+        &mut self,
+        init: &super::fmp4::Init,
+        segment: &[u8],
+    ) -> Result<Vec<Picture>, String> {
+        let samples = super::fmp4::read_segment(init, segment)?;
+        let decoder = match &mut self.decoder {
+            Some(d) => d,
+            None => self
+                .decoder
+                .insert(Decoder::new().map_err(|e| format!("starting the H.264 decoder: {e}"))?),
+        };
+        let block_size = self.block_size;
+        // Decode order in, presentation order out: each picture takes the earliest time fed.
+        let mut pending: Vec<u64> = Vec::new();
+        let mut pictures = Vec::new();
+        for (i, sample) in samples.iter().enumerate() {
+            pending.push(sample.pts_90k);
+            match decoder.decode(&sample.annex_b) {
+                Ok(Some(pic)) => {
+                    let k = (0..pending.len()).min_by_key(|&k| pending[k]).expect("fed");
+                    pictures.push(Picture {
+                        pts: pending.swap_remove(k) % PTS_MODULUS,
+                        reading: read_picture(&pic, block_size),
+                    });
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(format!(
+                        "decoding sample {i} ({} ticks): {e}",
+                        sample.pts_90k
+                    ))
+                }
+            }
+        }
+        for pic in decoder
+            .flush_remaining()
+            .map_err(|e| format!("flushing the decoder: {e}"))?
+        {
+            let Some(k) = (0..pending.len()).min_by_key(|&k| pending[k]) else {
+                break;
+            };
+            pictures.push(Picture {
+                pts: pending.swap_remove(k) % PTS_MODULUS,
+                reading: read_picture(&pic, block_size),
+            });
+        }
+        if !pending.is_empty() {
+            return Err(format!(
+                "{} of {} samples gave no picture",
+                pending.len(),
+                samples.len()
+            ));
+        }
+        let base = samples[0].pts_90k % PTS_MODULUS;
+        pictures.sort_by_key(|p| (p.pts + PTS_MODULUS - base) % PTS_MODULUS);
+        Ok(pictures)
+    }
+}
+
 fn read_picture(pic: &impl YUVSource, block_size: u32) -> Reading {
     let (width, height) = pic.dimensions();
     let (y_stride, u_stride, _) = pic.strides();

@@ -2,6 +2,8 @@
 //! each new segment, decodes it and posts a marker for every onset of the mint top-left block.
 //! The origin is behind the [`Origin`] trait (HTTP in the binary, [`http::HttpOrigin`]; files and
 //! a fake marker store in the tests), so everything here runs without a network.
+//! MPEG-TS segments are demuxed in [`media`]; fMP4 segments (an `EXT-X-MAP` in the playlist) are
+//! read with their init segment (fetched once per URI) by `fmp4.rs`, then decoded the same way.
 //!
 //! ```text
 //!  step(): flush due posts -> load playlist -> for each new segment:
@@ -46,6 +48,7 @@
 //! are retried with a capped exponential back-off for [`Settings::post_give_up`], without
 //! holding up detection; any other 4xx is logged and dropped (retrying cannot fix it).
 
+mod fmp4;
 pub mod http;
 pub mod media;
 pub mod mint;
@@ -237,6 +240,8 @@ pub struct Detector {
     failures: u32,
     pending: VecDeque<Pending>,
     load: LoadMeter,
+    /// fMP4 streams: the init segment (`EXT-X-MAP`) read last, by URI.
+    init: Option<(String, fmp4::Init)>,
 }
 
 /// Queued posts beyond this drop the oldest (an origin that never takes them).
@@ -248,6 +253,7 @@ impl Detector {
     pub fn new(settings: Settings) -> Self {
         Detector {
             reader: SegmentReader::new(settings.block_size),
+            init: None,
             settings,
             unwrap: Unwrap::default(),
             wall: WallMap::default(),
@@ -301,7 +307,12 @@ impl Detector {
         self.last_media_sequence = Some(playlist.media_sequence);
 
         let mut derived_date: Option<i64> = None;
+        // RFC 8216 §4.3.2.5: an EXT-X-MAP applies to every segment after it.
+        let mut map_uri: Option<&str> = None;
         for (i, seg) in playlist.segments.iter().enumerate() {
+            if let Some(m) = &seg.map {
+                map_uri = Some(m.uri.as_str());
+            }
             let sequence = playlist.media_sequence + i as u64;
             let duration = Duration::from_secs_f64(f64::from(seg.duration).max(0.0));
             // §4.3.2.6: a date applies to its segment; later ones follow by their durations.
@@ -338,7 +349,17 @@ impl Detector {
                     continue;
                 }
             };
-            let pictures = match self.reader.read(&bytes) {
+            let read = match map_uri {
+                None => self.reader.read(&bytes),
+                Some(uri) => match self.init_for(origin, uri) {
+                    Ok(init) => self.reader.read_fmp4(&init, &bytes),
+                    Err((e, true)) => {
+                        return self.failed(report, format!("init segment {uri}: {e}"));
+                    }
+                    Err((e, false)) => Err(format!("init segment {uri}: {e}")),
+                },
+            };
+            let pictures = match read {
                 Ok(p) => p,
                 Err(e) => {
                     warn!(sequence, uri = %seg.uri, error = %e, "segment does not decode: a gap");
@@ -395,6 +416,26 @@ impl Detector {
         // unchanged one half of it.
         report.wait = if changed { target } else { target / 2 };
         report
+    }
+
+    /// The init segment `uri` names, fetched once per URI (ours are immutable). An error says
+    /// whether it is worth retrying (the origin is down) or not (gone, or not an init segment).
+    fn init_for(
+        &mut self,
+        origin: &mut dyn Origin,
+        uri: &str,
+    ) -> Result<fmp4::Init, (String, bool)> {
+        if let Some((u, init)) = &self.init {
+            if u == uri {
+                return Ok(init.clone());
+            }
+        }
+        let bytes = origin
+            .segment(uri)
+            .map_err(|e| (e.to_string(), e.retryable()))?;
+        let init = fmp4::read_init(&bytes).map_err(|e| (e, false))?;
+        self.init = Some((uri.to_owned(), init.clone()));
+        Ok(init)
     }
 
     fn failed(&mut self, mut report: StepReport, why: String) -> StepReport {

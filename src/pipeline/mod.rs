@@ -432,7 +432,7 @@ fn encode_and_segment(
 
     // The segmenter runs here, cutting parts too with low latency.
     let first_slot = publisher.first_slot();
-    let mut segmenter = match (cfg.part_frames, cfg.part_target()) {
+    let segmenter = match (cfg.part_frames, cfg.part_target()) {
         (Some(frames), Some(part_target)) => {
             // Parts stay downloadable three target durations after they leave the playlist,
             // which lists them for three target durations (R42): six behind the live edge.
@@ -449,6 +449,10 @@ fn encode_and_segment(
             )
         }
         _ => Segmenter::new(cfg.pts_offset),
+    };
+    let mut segmenter = match cfg.name.segment_type() {
+        crate::name::SegmentType::Mpegts => segmenter,
+        crate::name::SegmentType::Fmp4 => segmenter.into_fmp4(),
     };
     let mut last_slot = None;
     let mut frames_encoded = 0u64;
@@ -563,6 +567,7 @@ fn publish_cut<S: crate::store::Storage>(
     spare: &mut Option<Vec<u8>>,
 ) {
     match cut {
+        Cut::Init(bytes) => publisher.publish_init(bytes),
         Cut::Part(part) => publisher.publish_part(part),
         Cut::Segment(seg) => *spare = Some(publisher.publish(seg, frames_encoded)),
     }

@@ -92,7 +92,7 @@ pub(crate) struct LiveEdge {
     /// The playlist has `EXT-X-ENDLIST`.
     pub ended: bool,
     /// Complete segments the playlist lists: the server holds playlist requests until there are
-    /// [`crate::server`]'s minimum (R49).
+    /// [`crate::server`]'s minimum (R52).
     pub segments: usize,
 }
 
@@ -337,7 +337,7 @@ impl Playlist {
     }
 
     /// Writes the open segment's parts and the preload hint of the next part (R44).
-    pub(super) fn render_open(&self, out: &mut String) {
+    pub(super) fn render_open(&self, out: &mut String, map_shown: &mut Option<u64>) {
         let Some(ll) = &self.ll else { return };
         if self.ended {
             return;
@@ -346,6 +346,8 @@ impl Playlist {
             if ll.open_discontinuity {
                 out.push_str("#EXT-X-DISCONTINUITY\n");
             }
+            // R41: EXT-X-MAP before the first EXT-X-PART of its parent segment.
+            self.render_map(out, self.next_sequence, map_shown);
             writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{pdt_text}")
                 .expect("writing to a String cannot fail");
             self.render_parts(out, self.next_sequence, &ll.open);

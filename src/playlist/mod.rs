@@ -90,6 +90,11 @@ pub(crate) use low_latency::{LiveEdge, LowLatency, Part, Render};
 /// DATERANGE and INDEPENDENT-SEGMENTS add no requirement (R11).
 pub const PROTOCOL_VERSION: u32 = 3;
 
+/// The `EXT-X-VERSION` of a playlist with `EXT-X-MAP` (fMP4 segments): a Media Playlist without
+/// `EXT-X-I-FRAMES-ONLY` that uses it needs 6 (RFC 8216 §4.3.2.5 and §7, rfc8216bis §4.4.4.5
+/// and §8; R11, R49).
+pub const MAP_PROTOCOL_VERSION: u32 = 6;
+
 /// The smallest window: a client should not start within three target durations of the end
 /// (RFC 8216 §6.3.3, R38) and the server must keep three of them (§6.2.2, R24).
 pub const MIN_LIST_SIZE: usize = 3;
@@ -376,6 +381,10 @@ pub struct Playlist {
     ranges: Vec<HeldRange>,
     /// Low-latency state ([`Playlist::enable_low_latency`]).
     ll: Option<low_latency::LlState>,
+    /// fMP4 init segments still needed, oldest first: (media sequence number of the first
+    /// segment it initialises, the number in its name `NAME<n>.init.mp4`). Each applies to the
+    /// segments from its first up to the next one's first (R49, R50).
+    maps: VecDeque<(u64, u64)>,
 }
 
 /// `WallClock` as 90 kHz ticks since the Unix epoch (exact: 90 ticks per ms).
@@ -449,12 +458,43 @@ impl Playlist {
             pending: VecDeque::new(),
             ranges: Vec::new(),
             ll: None,
+            maps: VecDeque::new(),
             cfg,
         })
     }
 
     pub fn config(&self) -> &PlaylistConfig {
         &self.cfg
+    }
+
+    /// fMP4: the next segment and those after it are initialised by `NAME<init>.init.mp4`
+    /// (`EXT-X-MAP`, R49); its bytes must be downloadable before the playlist lists a segment or
+    /// part that needs it (R5). The file is returned for deletion (in [`PushOutcome::delete_now`])
+    /// once no segment listed or in its R25 grace needs it any more (R50).
+    pub fn start_map(&mut self, init: u64) {
+        let first = self.next_sequence;
+        if let Some(last) = self.maps.back_mut() {
+            if last.0 == first {
+                // Replaced before any segment used it (new parameter sets on the same frame).
+                *last = (first, init);
+                return;
+            }
+        }
+        self.maps.push_back((first, init));
+    }
+
+    /// The init segment (number in its name) of segment `sequence`, if the stream has one.
+    pub fn map_of(&self, sequence: u64) -> Option<u64> {
+        self.maps
+            .iter()
+            .rev()
+            .find(|(first, _)| *first <= sequence)
+            .map(|(_, init)| *init)
+    }
+
+    /// Every init segment still held (numbers in their names), oldest first.
+    pub fn maps(&self) -> impl Iterator<Item = u64> + '_ {
+        self.maps.iter().map(|(_, init)| *init)
     }
 
     /// The media sequence number the next push gets (name the file after it before writing).
@@ -679,6 +719,19 @@ impl Playlist {
             }
             !due
         });
+        // R50: an init segment goes with the last segment that needs it.
+        let oldest_kept = self
+            .pending
+            .front()
+            .map(|p| p.sequence)
+            .or(self.window.front().map(|e| e.segment.sequence));
+        while let (Some(oldest), Some(&(next_first, _))) = (oldest_kept, self.maps.get(1)) {
+            if next_first > oldest {
+                break;
+            }
+            let (_, init) = self.maps.pop_front().expect("two maps are held");
+            delete_now.push(name.file(MediaFile::Init(init)));
+        }
 
         self.trim_parts();
 
@@ -769,6 +822,8 @@ impl Playlist {
         out.push_str("#EXTM3U\n");
         let version = if skipped > 0 {
             low_latency::DELTA_PROTOCOL_VERSION
+        } else if !self.maps.is_empty() {
+            MAP_PROTOCOL_VERSION
         } else {
             PROTOCOL_VERSION
         };
@@ -811,10 +866,12 @@ impl Playlist {
         if skipped > 0 {
             writeln!(out, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}").expect(w);
         }
+        let mut map_shown = None;
         for e in self.window.iter().skip(skipped) {
             if e.segment.discontinuity {
                 out.push_str("#EXT-X-DISCONTINUITY\n");
             }
+            self.render_map(out, e.segment.sequence, &mut map_shown);
             out.push_str("#EXT-X-PROGRAM-DATE-TIME:");
             out.push_str(&e.pdt_text);
             out.push('\n');
@@ -830,15 +887,38 @@ impl Playlist {
             out.push('\n');
         }
         if ll {
-            self.render_open(out);
+            self.render_open(out, &mut map_shown);
         }
         if self.ended {
             out.push_str("#EXT-X-ENDLIST\n");
         }
     }
 
+    /// Writes `EXT-X-MAP` before segment `sequence` when its init segment is not the one
+    /// `shown` last (always before the first segment written, R49); RFC 8216 §4.3.2.5: it
+    /// applies to every segment after it until the next one.
+    fn render_map(&self, out: &mut String, sequence: u64, shown: &mut Option<u64>) {
+        let Some(init) = self.map_of(sequence) else {
+            return;
+        };
+        if *shown != Some(init) {
+            out.push_str("#EXT-X-MAP:URI=\"");
+            self.cfg.name.write_file(out, MediaFile::Init(init));
+            out.push_str("\"\n");
+            *shown = Some(init);
+        }
+    }
+
     /// Checks every rule the state must keep; `Err` describes the first one broken.
     pub fn check_invariants(&self) -> Result<(), String> {
+        if self
+            .maps
+            .iter()
+            .zip(self.maps.iter().skip(1))
+            .any(|(a, b)| a.0 >= b.0)
+        {
+            return Err(format!("init segments out of order: {:?}", self.maps));
+        }
         self.check_low_latency()?;
         let td = self.cfg.target_duration_secs;
         let len = self.window.len();

@@ -43,6 +43,8 @@ pub(crate) struct OldSegment {
     pub(crate) discontinuity: bool,
     /// The file name when the URI is one of this stream's segments.
     pub(crate) file: Option<String>,
+    /// fMP4: the init segment (number in its name) the `EXT-X-MAP` before it names (R49).
+    pub(crate) map: Option<u64>,
 }
 
 /// How a previous playlist reads.
@@ -66,7 +68,22 @@ pub(crate) fn read_previous(text: &[u8], name: &StreamName) -> Previous {
     };
     let mut segments = Vec::new();
     let mut end = None;
+    let mut map = None;
     for s in &pl.segments {
+        if let Some(m) = &s.map {
+            map = match name.parse_file(&m.uri) {
+                Some(crate::name::MediaFile::Init(init)) => Some(init),
+                _ => None,
+            };
+        }
+        // Segments of the other --segment-type (or an fMP4 one whose init is not ours) cannot
+        // be listed under this run's names: the window starts over after them.
+        let ours = name.parse_segment_file(&s.uri).is_some();
+        let fmp4 = name.segment_type() == crate::name::SegmentType::Fmp4;
+        if (!ours && looks_like_other_type(name, &s.uri)) || (fmp4 && ours && map.is_none()) {
+            segments.clear();
+            break;
+        }
         let Some(pdt) = s.program_date_time else {
             segments.clear();
             break;
@@ -85,6 +102,7 @@ pub(crate) fn read_previous(text: &[u8], name: &StreamName) -> Previous {
             program_date_time: start,
             discontinuity: s.discontinuity,
             file: name.parse_segment_file(&s.uri).map(|_| s.uri.clone()),
+            map,
         });
     }
     let media_sequence = if segments.is_empty() {
@@ -109,6 +127,19 @@ pub(crate) fn read_previous(text: &[u8], name: &StreamName) -> Previous {
         date_ranges,
         end,
     })
+}
+
+/// `uri` is a segment of this stream under the other `--segment-type`.
+fn looks_like_other_type(name: &StreamName, uri: &str) -> bool {
+    use crate::name::SegmentType;
+    let other = match name.segment_type() {
+        SegmentType::Mpegts => SegmentType::Fmp4,
+        SegmentType::Fmp4 => SegmentType::Mpegts,
+    };
+    name.clone()
+        .with_segment_type(other)
+        .parse_segment_file(uri)
+        .is_some()
 }
 
 /// A previous run known only by its newest segment file (its playlist was unreadable):
@@ -220,6 +251,11 @@ pub(crate) fn resume(
         if !fits {
             break;
         }
+        if let Some(init) = s.map {
+            if playlist.maps().last() != Some(init) {
+                playlist.start_map(init);
+            }
+        }
         match playlist.push_resumed(s.duration, s.program_date_time, s.discontinuity) {
             // A smaller --list-size slides old segments out at once: their files wait with the
             // other leftovers.
@@ -249,6 +285,13 @@ pub(crate) fn resume(
             ..cfg
         })?;
         leftovers.extend(prev.segments.iter().filter_map(|s| s.file.clone()));
+        let mut inits: Vec<u64> = prev.segments.iter().filter_map(|s| s.map).collect();
+        inits.dedup();
+        leftovers.extend(
+            inits
+                .into_iter()
+                .map(|i| playlist.config().name.file(crate::name::MediaFile::Init(i))),
+        );
     }
     Ok(Resumed {
         playlist,

@@ -1204,3 +1204,142 @@ fn check_invariants_catches_a_stale_pdt_text_or_instant() {
     pl.window[0].segment.program_date_time = t0() + Duration90k(90);
     assert!(pl.check_invariants().unwrap_err().contains("stale PDT"));
 }
+
+fn fmp4_config(list_size: usize) -> PlaylistConfig {
+    PlaylistConfig {
+        name: "chessboard"
+            .parse::<StreamName>()
+            .expect("valid name")
+            .with_segment_type(crate::name::SegmentType::Fmp4),
+        ..config(list_size, 2)
+    }
+}
+
+#[test]
+fn r49_map_before_the_first_segment_and_where_it_changes() {
+    let mut f = Feed::new(fmp4_config(3));
+    f.pl.start_map(0);
+    f.push(TWO_S);
+    f.push(TWO_S);
+    // New parameter sets: a new init from segment 2 on.
+    f.pl.start_map(2);
+    f.push_discontinuity(TWO_S, 0);
+    f.push(TWO_S);
+    let text = f.pl.render();
+    assert_syntax(&text);
+    assert!(text.contains("#EXT-X-VERSION:6\n"), "{text}");
+    let maps: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("#EXT-X-MAP"))
+        .collect();
+    assert_eq!(
+        maps,
+        vec![
+            "#EXT-X-MAP:URI=\"chessboard0.init.mp4\"",
+            "#EXT-X-MAP:URI=\"chessboard2.init.mp4\""
+        ],
+        "{text}"
+    );
+    // The first listed segment (1) is preceded by its map, the second map by its segment (2).
+    let lines: Vec<&str> = text.lines().collect();
+    let at = |needle: &str| lines.iter().position(|l| *l == needle).unwrap();
+    assert!(at("#EXT-X-MAP:URI=\"chessboard0.init.mp4\"") < at("chessboard1.m4s"));
+    assert!(at("chessboard1.m4s") < at("#EXT-X-MAP:URI=\"chessboard2.init.mp4\""));
+    assert!(at("#EXT-X-MAP:URI=\"chessboard2.init.mp4\"") < at("chessboard2.m4s"));
+    assert_eq!(f.pl.map_of(1), Some(0));
+    assert_eq!(f.pl.map_of(3), Some(2));
+    // m3u8-rs reads the same maps.
+    let parsed = m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap();
+    assert_eq!(parsed.version, Some(6));
+    let uris: Vec<Option<String>> = parsed
+        .segments
+        .iter()
+        .map(|s| s.map.as_ref().map(|m| m.uri.clone()))
+        .collect();
+    assert_eq!(
+        uris,
+        vec![
+            Some("chessboard0.init.mp4".to_string()),
+            Some("chessboard2.init.mp4".to_string()),
+            None
+        ]
+    );
+    // A TS playlist stays at version 3 without maps.
+    let mut ts = Feed::new(config(3, 2));
+    ts.push(TWO_S);
+    assert!(ts.pl.render().contains("#EXT-X-VERSION:3\n"));
+    assert!(!ts.pl.render().contains("EXT-X-MAP"));
+}
+
+#[test]
+fn r49_map_precedes_the_open_segments_first_part() {
+    let mut f = Feed::new(fmp4_config(3));
+    f.pl.enable_low_latency(LowLatency {
+        part_target: Duration90k(30_000),
+    })
+    .unwrap();
+    f.pl.start_map(0);
+    f.pl.push_part(
+        Part {
+            duration: Duration90k(30_000),
+            independent: true,
+        },
+        f.pdt(),
+        false,
+        false,
+    )
+    .unwrap();
+    let mut text = String::new();
+    f.pl.render_with(&mut text, Render::Full);
+    let lines: Vec<&str> = text.lines().collect();
+    let map = lines
+        .iter()
+        .position(|l| *l == "#EXT-X-MAP:URI=\"chessboard0.init.mp4\"")
+        .unwrap_or_else(|| panic!("{text}"));
+    let part = lines
+        .iter()
+        .position(|l| l.starts_with("#EXT-X-PART:"))
+        .unwrap();
+    assert!(map < part, "{text}");
+    assert!(text.contains("URI=\"chessboard0.0.m4s\""), "{text}");
+}
+
+#[test]
+fn r50_init_deleted_with_the_last_segment_that_needs_it() {
+    let mut f = Feed::new(fmp4_config(3));
+    f.pl.start_map(0);
+    let mut deleted: Vec<String> = Vec::new();
+    for _ in 0..3 {
+        deleted.extend(f.push(TWO_S).delete_now);
+    }
+    f.pl.start_map(3);
+    deleted.extend(f.push_discontinuity(TWO_S, 0).delete_now);
+    for _ in 0..20 {
+        let out = f.push(TWO_S);
+        for file in &out.delete_now {
+            if file == "chessboard0.init.mp4" {
+                // Deleted only with (or after) the last segment it initialised.
+                assert!(
+                    out.delete_now.contains(&"chessboard2.m4s".to_string())
+                        || deleted.contains(&"chessboard2.m4s".to_string()),
+                    "{out:?}"
+                );
+            }
+        }
+        deleted.extend(out.delete_now);
+        // While any of segments 0-2 is listed or pending, its init is kept.
+        let needed = f.pl.segments().any(|s| s.sequence < 3)
+            || f.pl.pending_deletes().any(|p| p.sequence < 3);
+        assert_eq!(
+            needed,
+            !deleted.contains(&"chessboard0.init.mp4".to_string()),
+            "{deleted:?}"
+        );
+    }
+    assert!(deleted.contains(&"chessboard0.init.mp4".to_string()));
+    assert!(
+        !deleted.contains(&"chessboard3.init.mp4".to_string()),
+        "the current init is never deleted"
+    );
+    assert_eq!(f.pl.maps().collect::<Vec<_>>(), vec![3]);
+}

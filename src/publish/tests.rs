@@ -11,6 +11,7 @@ use crate::time::StreamTime;
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Event {
     Segment(u64),
+    Init(u64),
     Playlist,
     Delete(String),
 }
@@ -21,6 +22,7 @@ enum Event {
 struct MemoryStore {
     name: Option<StreamName>,
     segments: std::collections::BTreeMap<u64, Vec<u8>>,
+    inits: std::collections::BTreeMap<u64, Vec<u8>>,
     playlist: Option<String>,
     clock: Option<String>,
     events: Vec<Event>,
@@ -39,6 +41,12 @@ impl Storage for &mut MemoryStore {
         Ok(None)
     }
 
+    fn write_init(&mut self, init: u64, bytes: &[u8]) -> io::Result<Option<fs::File>> {
+        self.events.push(Event::Init(init));
+        self.inits.insert(init, bytes.to_vec());
+        Ok(None)
+    }
+
     fn write_playlist(&mut self, text: &str) -> io::Result<()> {
         self.events.push(Event::Playlist);
         self.playlist = Some(text.to_owned());
@@ -51,11 +59,16 @@ impl Storage for &mut MemoryStore {
 
     fn delete_segment(&mut self, file: &str) -> io::Result<()> {
         let name = self.name.as_ref().expect("store has a name");
-        let Some(seq) = name.parse_segment_file(file) else {
-            return Err(io::Error::other(format!("not a segment: {file}")));
-        };
+        match name.parse_file(file) {
+            Some(crate::name::MediaFile::Segment(seq)) => {
+                self.segments.remove(&seq);
+            }
+            Some(crate::name::MediaFile::Init(init)) => {
+                self.inits.remove(&init);
+            }
+            _ => return Err(io::Error::other(format!("not a segment: {file}"))),
+        }
         self.events.push(Event::Delete(file.to_owned()));
-        self.segments.remove(&seq);
         Ok(())
     }
 

@@ -347,6 +347,12 @@ async fn from_memory(state: &AppState, req: &Request) -> Option<HttpResponse> {
         MediaFile::Part { sequence, index } => super::part(&req.headers, state, sequence, index)
             .await
             .unwrap_or_else(|e| e.error_response()),
+        MediaFile::Init(init) => match super::segments::init_in_memory(state, &req.headers, init) {
+            Some(res) => res,
+            None => super::segment_from_disk(state, &req.headers, req.media_file()?.to_owned())
+                .await
+                .unwrap_or_else(|e| e.error_response()),
+        },
     };
     super::finish_headers(
         &state.cors,

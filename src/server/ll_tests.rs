@@ -252,7 +252,7 @@ async fn r44_the_hinted_part_is_held_then_sent_whole() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(
         res.headers().get(header::CONTENT_TYPE).unwrap(),
-        SEGMENT_CONTENT_TYPE
+        crate::name::SegmentType::Mpegts.content_type()
     );
     let cc = res
         .headers()
@@ -328,7 +328,7 @@ async fn r48_blocking_answers_are_cacheable_the_live_playlist_is_not() {
 }
 
 #[actix_web::test]
-async fn r49_no_playlist_is_served_before_a_complete_segment() {
+async fn r52_no_playlist_is_served_before_a_complete_segment() {
     let feed = Feed::new();
     // Nothing published yet: held, then 503 with Retry-After after 3 target durations.
     let res = get(&feed, "/video/chessboard.m3u8").await;

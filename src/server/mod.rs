@@ -64,8 +64,8 @@ use error::json_error;
 /// `Content-Type` of a playlist (RFC 8216 §4, R8).
 pub(crate) const PLAYLIST_CONTENT_TYPE: &str = "application/vnd.apple.mpegurl";
 
-/// `Content-Type` of an MPEG-2 transport stream segment (RFC 3555 §4.2.9).
-pub(crate) const SEGMENT_CONTENT_TYPE: &str = "video/mp2t";
+// Segments and parts: `SegmentType::content_type` (`video/mp2t`, RFC 3555 §4.2.9; or
+// `video/mp4` for fMP4, RFC 4337).
 
 /// How long a graceful stop waits for in-flight responses.
 pub(crate) const SHUTDOWN_TIMEOUT_SECS: u64 = 3;
@@ -705,7 +705,7 @@ async fn playlist(
     let body = match read {
         Ok(body) => body,
         // None on disk either: the stream is starting. Held until this run's playlist lists
-        // enough segments (R49), then that one.
+        // enough segments (R52), then that one.
         Err(e) if e.kind() == ErrorKind::NotFound => {
             if let Some(unavailable) = hold_until_first_segment(&state, &params).await {
                 return Ok(unavailable);
@@ -730,14 +730,14 @@ async fn playlist(
     Ok(res.body(body))
 }
 
-/// Complete segments a playlist lists before it is served (R49). One is what RFC 8216 needs;
+/// Complete segments a playlist lists before it is served (R52). One is what RFC 8216 needs;
 /// GStreamer 1.22's `hlsdemux2` (what `urisourcebin` picks) cannot match a first playlist of one
 /// segment against the next one (its `gst_hls_media_playlist_sync_to_playlist` never looks at
 /// index 0), loses sync and never advances, so two.
 pub(crate) const SEGMENTS_BEFORE_SERVING: usize = 2;
 
 /// Holds a playlist request until this run's playlist lists [`SEGMENTS_BEFORE_SERVING`] complete
-/// segments (R49): a playlist of parts alone, or none at all, makes ffmpeg and GStreamer give up
+/// segments (R52): a playlist of parts alone, or none at all, makes ffmpeg and GStreamer give up
 /// for good. At most [`hold_cap`]; then `503` with `Retry-After`. Immediate once the stream has
 /// them (a restarted stream's first part already shows the previous run's segments) or has
 /// ended.
@@ -777,7 +777,7 @@ pub(crate) async fn playlist_from_memory(
     } else {
         HlsQuery::default()
     };
-    // This run has published: its playlist is served once it lists enough segments (R49).
+    // This run has published: its playlist is served once it lists enough segments (R52).
     if media.playlists().is_some() {
         if let Some(unavailable) = hold_until_first_segment(state, &params).await {
             return Ok(Some(unavailable));
@@ -848,7 +848,12 @@ pub(crate) async fn part(
     let params = state.params();
     let lifetime = Duration::from_secs(params.segment_lifetime_secs);
     if let Some(cached) = media.part(sequence, index) {
-        return Ok(segment_from_memory(headers, cached, lifetime));
+        return Ok(segment_from_memory(
+            headers,
+            cached,
+            lifetime,
+            state.name.segment_type().content_type(),
+        ));
     }
     // No longer held, but its segment is: the same bytes, from the segment in memory or on disk.
     if let Some((offset, len)) = media.part_range(sequence, index) {
@@ -869,7 +874,12 @@ pub(crate) async fn part(
         })
         .await;
         if let Some(cached) = media.part(sequence, index) {
-            return Ok(segment_from_memory(headers, cached, lifetime));
+            return Ok(segment_from_memory(
+                headers,
+                cached,
+                lifetime,
+                state.name.segment_type().content_type(),
+            ));
         }
     }
     Err(not_found_error())

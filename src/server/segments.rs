@@ -13,7 +13,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 
-use super::{assets, front, AppState, SEGMENT_CONTENT_TYPE};
+use super::{assets, front, AppState};
 use crate::error::Error;
 use crate::name::MediaFile;
 
@@ -28,6 +28,12 @@ pub(super) async fn segment(
         Some(MediaFile::Segment(seq)) => seq,
         Some(MediaFile::Part { sequence, index }) => {
             return super::part(req.headers(), &state, sequence, index).await
+        }
+        Some(MediaFile::Init(init)) => {
+            if let Some(res) = init_in_memory(&state, req.headers(), init) {
+                return Ok(res);
+            }
+            return segment_from_disk(&state, req.headers(), file.into_inner()).await;
         }
         _ => return Err(super::not_found_error()),
     };
@@ -45,7 +51,30 @@ pub(crate) fn segment_in_memory(
 ) -> Option<HttpResponse> {
     let lifetime = Duration::from_secs(state.params().segment_lifetime_secs);
     let cached = state.shared.media.segment(seq)?;
-    Some(segment_from_memory(headers, cached, lifetime))
+    Some(segment_from_memory(
+        headers,
+        cached,
+        lifetime,
+        state.name.segment_type().content_type(),
+    ))
+}
+
+/// fMP4 init segment `NAME<init>.init.mp4` from memory (`video/mp4`), `None` when it is not
+/// held. It is immutable like a segment and lives at least as long as the segments it
+/// initialises.
+pub(crate) fn init_in_memory(
+    state: &AppState,
+    headers: &header::HeaderMap,
+    init: u64,
+) -> Option<HttpResponse> {
+    let lifetime = Duration::from_secs(state.params().segment_lifetime_secs);
+    let cached = state.shared.media.init(init)?;
+    Some(segment_from_memory(
+        headers,
+        cached,
+        lifetime,
+        state.name.segment_type().content_type(),
+    ))
 }
 
 /// Segment `file` (a name the stream's own, checked by the caller) from the media directory,
@@ -76,6 +105,7 @@ pub(crate) async fn segment_from_disk(
         published,
         lifetime,
         Body::Disk(Arc::new(file)),
+        state.name.segment_type().content_type(),
     ))
 }
 
@@ -101,6 +131,7 @@ pub(crate) async fn part_of_segment(
                 segment.published,
                 lifetime,
                 Body::Memory(bytes, None),
+                state.name.segment_type().content_type(),
             ));
         }
     }
@@ -133,6 +164,7 @@ pub(crate) async fn part_of_segment(
         published,
         lifetime,
         Body::Memory(bytes, None),
+        state.name.segment_type().content_type(),
     ))
 }
 
@@ -189,10 +221,18 @@ pub(crate) fn segment_from_memory(
     headers: &header::HeaderMap,
     cached: crate::media_cache::CachedSegment,
     lifetime: Duration,
+    content_type: &'static str,
 ) -> HttpResponse {
     let total = cached.bytes.len() as u64;
     let body = Body::Memory(cached.bytes, cached.file);
-    segment_answer(headers, total, cached.published, lifetime, body)
+    segment_answer(
+        headers,
+        total,
+        cached.published,
+        lifetime,
+        body,
+        content_type,
+    )
 }
 
 /// The answer for a segment (or part) of `total` bytes published at `published`, whose bytes
@@ -203,6 +243,7 @@ fn segment_answer(
     published: SystemTime,
     lifetime: Duration,
     body: Body,
+    content_type: &'static str,
 ) -> HttpResponse {
     let (cache_control, expires) = segment_cache_headers(published, lifetime);
     let published_ns = published
@@ -274,7 +315,7 @@ fn segment_answer(
         .insert_header((header::EXPIRES, expires.to_string()))
         .insert_header((header::ETAG, etag))
         .insert_header((header::LAST_MODIFIED, last_modified.to_string()))
-        .content_type(SEGMENT_CONTENT_TYPE);
+        .content_type(content_type);
     if let Some(cr) = content_range {
         res.insert_header((header::CONTENT_RANGE, cr));
     }

@@ -300,7 +300,7 @@ async fn missing_playlist_and_segments_are_404() {
     let f = fixture();
     std::fs::remove_file(f.media.join("chessboard.m3u8")).expect("remove");
     // A stream that ended without a playlist (while one is starting, a playlist request is held
-    // and then answered 503: server::ll_tests::r49_no_playlist_is_served_before_a_complete_segment).
+    // and then answered 503: server::ll_tests::r52_no_playlist_is_served_before_a_complete_segment).
     f.shared.media.set_edge(crate::playlist::LiveEdge {
         ended: true,
         ..Default::default()
@@ -976,7 +976,7 @@ async fn media_from_memory_with_ranges_and_gzip() {
         .put_segment(40, web::Bytes::from(seg.clone()), published, None);
     let text = format!("{PLAYLIST}#EXTINF:2.000,\nchessboard40.ts\n");
     f.shared.media.put_playlist(&text);
-    // What the publisher announces with it: a playlist worth serving (R49).
+    // What the publisher announces with it: a playlist worth serving (R52).
     f.shared.media.set_edge(crate::playlist::LiveEdge {
         segments: 3,
         ..Default::default()
@@ -1124,7 +1124,7 @@ async fn media_from_memory_with_ranges_and_gzip() {
 async fn r31_gzip_negotiation_honours_q_zero_and_the_wildcard() {
     let f = fixture();
     f.shared.media.put_playlist(PLAYLIST);
-    // What the publisher announces with it: a playlist worth serving (R49).
+    // What the publisher announces with it: a playlist worth serving (R52).
     f.shared.media.set_edge(crate::playlist::LiveEdge {
         segments: 3,
         ..Default::default()

@@ -38,6 +38,14 @@
 //!   and `mpeg2ts`'s own PES reader reassembles the same payloads; errors name the packet; the
 //!   same bytes give the same answer.
 //!
+//! - `fmp4_mux`, [`hls::fmp4::Fmp4Muxer`] (ISO/IEC 14496-12/-15): no panic; every init segment
+//!   and fragment read back by `mp4-atom` (strict): ftyp + moov with the pushed SPS and PPS in
+//!   the avcC and the SPS's size; moof + mdat with mfhd counting fragments, tfdt the first DTS
+//!   (64-bit: starts near 2^32, 2^33 and anywhere), data_offset on the mdat, per-sample
+//!   duration, composition offset, sync flags and exactly the pushed slices in AVCC framing (no
+//!   AUD, SPS or PPS); a new init exactly on new parameter sets; refusals exactly where timing
+//!   or parameter-set rules are broken, and without a trace.
+//!
 //! The `*_seeds` functions build one hand-written input per scenario; they are committed as
 //! `fuzz/corpus/<target>/seed-<name>` (`tests/corpus_replay.rs` keeps the files in step).
 //! [`InputWriter`] is the encoder matching [`Input`].
@@ -47,6 +55,7 @@
 //! [`check`] reads segment files back.
 
 pub mod check;
+mod fmp4_mux;
 mod input;
 mod low_latency;
 mod playlist_text;
@@ -55,6 +64,7 @@ mod seeds;
 mod ts_demux;
 mod ts_mux;
 
+pub use fmp4_mux::*;
 pub use input::*;
 pub use low_latency::*;
 pub use playlist_text::*;

@@ -102,6 +102,9 @@ fn date_range(list: &str) -> Result<RenderedRange, String> {
     Ok(r)
 }
 
+/// `EXT-X-VERSION` of a playlist with `EXT-X-MAP` (R49).
+const MAP_VERSION: u64 = 6;
+
 /// A strict reading of a live media playlist as we write it: RFC 8216 §4 syntax (R9 no BOM, LF
 /// line ends, no control characters, no whitespace outside quoted strings; R10 `#EXTM3U` first;
 /// R37 attribute lists) and the rules R11, R13, R15-R18, R32, R34-R36 on its tags. m3u8-rs is
@@ -165,6 +168,10 @@ fn read_playlist_text(
     while pos < text.len() {
         let end = text[pos..].find('\n').map_or(text.len(), |i| pos + i);
         let line = &text[pos..end];
+        if r.version == Some(MAP_VERSION) {
+            // fMP4 playlists (R49) are read whole: the incremental reader knows no EXT-X-MAP.
+            reuse = None;
+        }
         if let Some((prev_text, prev)) = reuse {
             if r.segment_is_fresh() && is_segment_tag(line) {
                 reuse = None; // tried once: at the first segment tag
@@ -186,7 +193,8 @@ fn read_playlist_text(
 
 /// Whether `line` is a tag that can open a media segment.
 fn is_segment_tag(line: &str) -> bool {
-    line == "#EXT-X-DISCONTINUITY"
+    line.starts_with("#EXT-X-MAP:")
+        || line == "#EXT-X-DISCONTINUITY"
         || line.starts_with("#EXT-X-PROGRAM-DATE-TIME:")
         || line.starts_with("#EXTINF:")
 }
@@ -212,6 +220,11 @@ struct LineReader<'p> {
     extinf_seen: bool,
     pdt_seen: bool,
     in_segment: bool,
+    /// `EXT-X-MAP` tags read, and whether one came before the first segment's URI (R49).
+    maps: usize,
+    map_before_first_segment: bool,
+    /// An `EXT-X-MAP` was read since the last URI.
+    map_pending: bool,
     /// Byte offset and line index of the current segment's first line.
     segment_start: Option<(usize, usize)>,
     read: StrictRead,
@@ -220,7 +233,7 @@ struct LineReader<'p> {
 impl LineReader<'_> {
     /// No segment tag read since the last URI (or the header).
     fn segment_is_fresh(&self) -> bool {
-        !self.extinf_seen && !self.pdt_seen && !self.segment.discontinuity
+        !self.extinf_seen && !self.pdt_seen && !self.segment.discontinuity && !self.map_pending
     }
 
     /// Takes the segment lines that `text` (from a segment tag right after the header, no
@@ -352,6 +365,7 @@ impl LineReader<'_> {
             self.read.segments_end = (pos + line.len() + 1, n + 1);
             self.read.ranges_at.1 = pl.date_ranges.len();
             (self.extinf_seen, self.pdt_seen) = (false, false);
+            self.map_pending = false;
             return Ok(());
         };
         if fresh && is_segment_tag(line) {
@@ -435,6 +449,23 @@ impl LineReader<'_> {
                 self.extinf_seen = true;
                 self.segment.extinf_ms = ms;
             }
+            ("EXT-X-MAP", Some(list)) => {
+                // R49: the init segment of the fMP4 segments from here on; URI only (no
+                // BYTERANGE: we write whole files).
+                let ok = list
+                    .strip_prefix("URI=\"")
+                    .and_then(|v| v.strip_suffix('"'))
+                    .is_some_and(|v| !v.is_empty() && !v.contains(['"', ',']));
+                if !ok || self.map_pending {
+                    return Err(at("R49: EXT-X-MAP must be URI=\"...\", once per segment"));
+                }
+                if pl.segments.is_empty() {
+                    self.map_before_first_segment = true;
+                }
+                self.in_segment = true;
+                self.map_pending = true;
+                self.maps += 1;
+            }
             ("EXT-X-ENDLIST", None) => pl.endlist = true,
             _ => {
                 return Err(at(
@@ -456,12 +487,24 @@ impl LineReader<'_> {
             target,
             msn,
             mut read,
+            maps,
+            map_before_first_segment,
             ..
         } = self;
         pl.version = version.ok_or("R11: no EXT-X-VERSION")?;
         pl.target_duration = target.ok_or("R13: no EXT-X-TARGETDURATION")?;
         pl.media_sequence = msn.ok_or("R15/R22: no EXT-X-MEDIA-SEQUENCE")?;
-        if pl.version != u64::from(PROTOCOL_VERSION) {
+        if maps > 0 {
+            if pl.version != MAP_VERSION {
+                return Err(format!(
+                    "R11/R49: EXT-X-VERSION {} with EXT-X-MAP (it needs 6, nothing needs more)",
+                    pl.version
+                ));
+            }
+            if !pl.segments.is_empty() && !map_before_first_segment {
+                return Err("R49: the first segment has no EXT-X-MAP before it".into());
+            }
+        } else if pl.version != u64::from(PROTOCOL_VERSION) {
             return Err(format!(
                 "R11: EXT-X-VERSION {} (decimal EXTINF needs 3, nothing needs more)",
                 pl.version
