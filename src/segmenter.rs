@@ -706,6 +706,7 @@ mod tests {
             s.push_cuts(&au, &mut |c| match c {
                 Cut::Part(part) => parts.push(part),
                 Cut::Segment(seg) => segments.push(seg),
+                Cut::Init(_) => unreachable!("TS has no init segment"),
             })
             .unwrap();
             s.check_invariants().unwrap();
@@ -713,6 +714,7 @@ mod tests {
         s.finish_cuts(rate.time_of(120), &mut |c| match c {
             Cut::Part(part) => parts.push(part),
             Cut::Segment(seg) => segments.push(seg),
+            Cut::Init(_) => unreachable!("TS has no init segment"),
         });
         assert_eq!(parts.len(), 12);
         for (i, part) in parts.iter().enumerate() {
