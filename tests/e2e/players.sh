@@ -5,7 +5,8 @@
 # page loads (latency_starts.mjs: each within 0.3 s of the live target after 10 s).
 #
 # Needs what run.sh needs (chromium, node + npm; video.js and shaka-player come from npm through
-# package-lock.json). Env: HLS_STREAMER_BIN, CHROMIUM, PLAYERS, PLAY_SECONDS, STARTS (default 5).
+# package-lock.json). Env: HLS_STREAMER_BIN, CHROMIUM, PLAYERS, PLAY_SECONDS, STARTS (default 5),
+# STREAMS (ts, fmp4 or all; default ts).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -60,9 +61,24 @@ start ll
 ll_port="$port"
 start classic --no-low-latency
 classic_port="$port"
+# STREAMS=ts (the default) plays the TS streams above; STREAMS=fmp4 plays --segment-type fmp4
+# streams instead, STREAMS=all both (nine or twelve players on two cores: latencies suffer).
+streams="${STREAMS:-ts}"
+urls=()
+case "$streams" in
+  ts|all) urls+=(LL_URL="http://127.0.0.1:$ll_port" CLASSIC_URL="http://127.0.0.1:$classic_port") ;;
+esac
+case "$streams" in
+  fmp4|all)
+    start fmp4-ll --segment-type fmp4
+    urls+=(FMP4_LL_URL="http://127.0.0.1:$port")
+    start fmp4-classic --segment-type fmp4 --no-low-latency
+    urls+=(FMP4_CLASSIC_URL="http://127.0.0.1:$port")
+    ;;
+esac
 
 status=0
-LL_URL="http://127.0.0.1:$ll_port" CLASSIC_URL="http://127.0.0.1:$classic_port" CHROMIUM="$chromium" \
+env "${urls[@]}" CHROMIUM="$chromium" \
   ARTIFACT_DIR="$artifacts" PLAY_SECONDS="$play" node "$here/players_e2e.mjs" || status=$?
 
 if [ "$status" -eq 0 ] && [ "$starts" -gt 0 ]; then
