@@ -203,13 +203,22 @@ pub fn fmp4_mux_property(data: &[u8]) {
                 let sps = nals.iter().find(|n| nal_type(n) == NAL_SPS);
                 if op & FMP4_RAW == 0 {
                     let new = keyframe && params != Some((sps_i, pps_i));
-                    assert_eq!(pushed.new_init, new, "new init iff new parameter sets");
-                    if new {
-                        params = Some((sps_i, pps_i));
+                    // After raw parameter sets the model does not know the writer's: a keyframe
+                    // may then bring the same ones (no new init) or others.
+                    if params.is_some() || !keyframe {
+                        assert_eq!(pushed.new_init, new, "new init iff new parameter sets");
+                    }
+                    if pushed.new_init {
                         check_init(&mux, SPS[sps_i], PPS[pps_i]);
                     }
+                    if keyframe {
+                        params = Some((sps_i, pps_i));
+                    }
                 } else if pushed.new_init {
-                    assert!(sps.is_some() || params.is_some());
+                    // New parameter sets come in this access unit: an SPS, or a PPS alone (the
+                    // SPS of an earlier raw unit, which the model does not track, is kept).
+                    let pps = nals.iter().any(|n| nal_type(n) == NAL_PPS);
+                    assert!(sps.is_some() || pps || params.is_some());
                     params = None; // raw parameter sets: the model no longer knows them
                 }
                 assert_eq!(
