@@ -49,14 +49,7 @@ pub(crate) fn segment_in_memory(
     headers: &header::HeaderMap,
     seq: u64,
 ) -> Option<HttpResponse> {
-    let lifetime = Duration::from_secs(state.params().segment_lifetime_secs);
-    let cached = state.shared.media.segment(seq)?;
-    Some(segment_from_memory(
-        headers,
-        cached,
-        lifetime,
-        state.name.segment_type().content_type(),
-    ))
+    held_answer(state, headers, state.shared.media.segment(seq)?)
 }
 
 /// fMP4 init segment `NAME<init>.init.mp4` from memory (`video/mp4`), `None` when it is not
@@ -67,8 +60,17 @@ pub(crate) fn init_in_memory(
     headers: &header::HeaderMap,
     init: u64,
 ) -> Option<HttpResponse> {
+    held_answer(state, headers, state.shared.media.init(init)?)
+}
+
+/// The answer for a segment or init segment held in memory: immutable for the segment
+/// lifetime, in the stream's container type.
+fn held_answer(
+    state: &AppState,
+    headers: &header::HeaderMap,
+    cached: crate::media_cache::CachedSegment,
+) -> Option<HttpResponse> {
     let lifetime = Duration::from_secs(state.params().segment_lifetime_secs);
-    let cached = state.shared.media.init(init)?;
     Some(segment_from_memory(
         headers,
         cached,
