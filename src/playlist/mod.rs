@@ -82,6 +82,7 @@ use crate::time::{Duration90k, FrameRate, TICKS_PER_MS, TICKS_PER_SEC};
 
 pub mod attributes;
 pub mod low_latency;
+pub mod multivariant;
 pub(crate) mod resume;
 
 pub(crate) use low_latency::{LiveEdge, LowLatency, Part, Render};
