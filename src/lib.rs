@@ -9,6 +9,7 @@
 pub(crate) mod chroma;
 pub mod clock;
 pub mod config;
+pub mod config_file;
 pub mod detect;
 pub mod encode;
 pub mod error;
