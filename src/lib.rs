@@ -30,6 +30,7 @@ pub mod server;
 pub mod source;
 pub mod state;
 pub mod store;
+pub mod telemetry;
 pub mod time;
 pub mod ts;
 pub mod yuv;

@@ -11,6 +11,32 @@ pub fn peak_rss_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// Resident set size now (`VmRSS`) in bytes.
+pub fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Open file descriptors of this process (the entries of `/proc/self/fd`, less the one the
+/// listing itself holds).
+pub fn open_fds() -> Option<u64> {
+    let entries = std::fs::read_dir("/proc/self/fd").ok()?;
+    Some((entries.count() as u64).saturating_sub(1))
+}
+
+/// The soft limit on open file descriptors (`RLIMIT_NOFILE`), as `/proc/self/limits` says.
+pub fn max_fds() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// User + system CPU time of this process (all threads).
 pub fn cpu_time() -> Option<Duration> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
@@ -30,6 +56,11 @@ mod tests {
         if cfg!(target_os = "linux") {
             assert!(super::peak_rss_bytes().unwrap() > 1024 * 1024);
             assert!(super::cpu_time().is_some());
+            assert!(super::rss_bytes().unwrap() > 1024 * 1024);
+            // Other tests open and close files meanwhile: only stdin, stdout, stderr are sure.
+            let fds = super::open_fds().unwrap();
+            assert!(fds >= 3, "{fds}");
+            assert!(super::max_fds().unwrap() >= 3);
         }
     }
 }
