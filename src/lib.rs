@@ -9,7 +9,6 @@
 pub(crate) mod chroma;
 pub mod clock;
 pub mod config;
-pub mod detect;
 pub mod encode;
 pub mod error;
 pub mod fmp4;
