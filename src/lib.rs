@@ -6,6 +6,7 @@
 //! and only [`store`] touches the media directory.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub(crate) mod atomic_write;
 pub(crate) mod chroma;
 pub mod clock;
 pub mod config;
