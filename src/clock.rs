@@ -52,7 +52,7 @@ impl WallClock {
     }
 
     /// `None` outside the years -9999 to 9999.
-    pub(crate) fn try_from_unix_millis(ms: i64) -> Option<Self> {
+    pub fn try_from_unix_millis(ms: i64) -> Option<Self> {
         OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
             .ok()
             .map(|_| WallClock { unix_millis: ms })

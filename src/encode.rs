@@ -81,6 +81,17 @@ pub enum EncodeError {
     Size { width: usize, height: usize },
 }
 
+impl From<EncodeError> for crate::error::Error {
+    fn from(e: EncodeError) -> Self {
+        use crate::error::{Error, ErrorKind};
+        let kind = match e {
+            EncodeError::Size { .. } => ErrorKind::InvalidArgument,
+            _ => ErrorKind::Internal,
+        };
+        Error::new(kind, "H.264 encoder").with_source(e)
+    }
+}
+
 /// Encoder settings derived from the validated configuration.
 #[derive(Clone, Debug)]
 pub struct EncoderSettings {

@@ -4,8 +4,9 @@
 //! The kinds follow the gRPC status codes (as moonfire-nvr's `base::Error` does), so every edge
 //! maps them once: the command line to an exit code ([`ErrorKind::exit_code`]), the HTTP server
 //! to a status and a JSON body (`server::error`). Pure modules keep their own detail enums
-//! ([`crate::playlist::PlaylistError`], [`crate::segmenter::SegmentError`], ...), which tests
-//! match on; each converts into this type with the kind that fits it.
+//! (`playlist::PlaylistError`, `segmenter::SegmentError`, ...), which tests match on; each
+//! converts into this type with the kind that fits it, in a `From` written beside the enum, so
+//! this module imports nothing of the crate's (the bottom floor, docs/architecture.md).
 //!
 //! ```
 //! use hls::error::{Error, ErrorKind};
@@ -133,36 +134,6 @@ macro_rules! bail {
 }
 
 pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
-
-impl From<crate::encode::EncodeError> for Error {
-    fn from(e: crate::encode::EncodeError) -> Self {
-        use crate::encode::EncodeError;
-        let kind = match e {
-            EncodeError::Size { .. } => ErrorKind::InvalidArgument,
-            _ => ErrorKind::Internal,
-        };
-        Error::new(kind, "H.264 encoder").with_source(e)
-    }
-}
-
-impl From<crate::segmenter::SegmentError> for Error {
-    fn from(e: crate::segmenter::SegmentError) -> Self {
-        Error::new(ErrorKind::Internal, "segmenter").with_source(e)
-    }
-}
-
-impl From<crate::playlist::PlaylistError> for Error {
-    fn from(e: crate::playlist::PlaylistError) -> Self {
-        use crate::playlist::PlaylistError;
-        let kind = match e {
-            PlaylistError::TargetDurationZero
-            | PlaylistError::TargetDurationTooLarge { .. }
-            | PlaylistError::ListTooShort { .. } => ErrorKind::InvalidArgument,
-            _ => ErrorKind::Internal,
-        };
-        Error::new(kind, "playlist").with_source(e)
-    }
-}
 
 #[cfg(test)]
 mod tests {

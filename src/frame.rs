@@ -87,11 +87,29 @@ impl YuvFrame {
         &mut self.y
     }
 
-    pub(crate) fn y_stride(&self) -> usize {
+    /// The chroma planes (U, then V), [`YuvFrame::uv_stride`] bytes per row.
+    pub fn chroma(&self) -> (&[u8], &[u8]) {
+        (&self.u, &self.v)
+    }
+
+    /// The chroma planes, writable.
+    pub fn chroma_mut(&mut self) -> (&mut [u8], &mut [u8]) {
+        (&mut self.u, &mut self.v)
+    }
+
+    pub fn width(&self) -> usize {
         self.width
     }
 
-    pub(crate) fn uv_stride(&self) -> usize {
+    pub fn height(&self) -> usize {
+        self.height
+    }
+
+    pub fn y_stride(&self) -> usize {
+        self.width
+    }
+
+    pub fn uv_stride(&self) -> usize {
         self.width.div_ceil(2)
     }
 }

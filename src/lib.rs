@@ -6,11 +6,11 @@
 //! and only [`store`] touches the media directory.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub(crate) mod atomic_write;
 pub(crate) mod chroma;
 pub mod clock;
 pub mod config;
 pub mod config_file;
-pub mod detect;
 pub mod encode;
 pub mod error;
 pub mod fmp4;

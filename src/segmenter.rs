@@ -101,6 +101,13 @@ pub(crate) enum SegmentError {
     Fmp4(#[from] Fmp4Error),
 }
 
+impl From<SegmentError> for crate::error::Error {
+    fn from(e: SegmentError) -> Self {
+        use crate::error::{Error, ErrorKind};
+        Error::new(ErrorKind::Internal, "segmenter").with_source(e)
+    }
+}
+
 /// The container the segmenter writes (`--segment-type`).
 enum Muxer {
     /// MPEG-TS: every byte is written as the frame is pushed; PTS = stream time + offset.

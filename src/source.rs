@@ -17,7 +17,7 @@ const WHITE: [u8; 3] = [255, 255, 255];
 const BLACK: [u8; 3] = [0, 0, 0];
 
 /// Block size at the reference width of 320 px; it scales with the frame width.
-pub(crate) const DEFAULT_BLOCK_SIZE: u32 = 20;
+pub const DEFAULT_BLOCK_SIZE: u32 = 20;
 const REFERENCE_WIDTH: usize = 320;
 
 /// What a source reports about one painted frame.

@@ -337,3 +337,27 @@ impl Shared {
         f(&mut self.status.write().expect("status lock poisoned"));
     }
 }
+
+/// The marker writer's view of the shared state.
+impl crate::markers::writer::Board for Shared {
+    fn markers(&self) -> &MarkerStore {
+        &self.markers
+    }
+
+    fn announce(&self, m: &Marker) {
+        // No subscriber is fine.
+        let _ = self.marker_events.send(m.clone());
+    }
+
+    fn generator_markers_lost(&self, n: u64) {
+        Shared::generator_markers_lost(self, n);
+    }
+
+    fn generator_markers_finished(&self, n: u64) {
+        Shared::generator_markers_finished(self, n);
+    }
+
+    fn existing_slot(&self, slot: u64) -> u64 {
+        Shared::existing_slot(self, slot)
+    }
+}

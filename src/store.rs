@@ -5,9 +5,10 @@
 //! program names are ever deleted.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::atomic_write::{self, Durability};
 use crate::name::{MediaFile, SegmentType, StreamName};
 
 /// What the publisher needs of the place a stream's files go: whole-file writes, reads of the
@@ -201,31 +202,19 @@ impl MediaDir {
 
     /// Writes `file` through a temporary name; returns it open (for reading, too).
     fn write_via_temp(&self, file: &str, bytes: &[u8], durable: bool) -> io::Result<fs::File> {
-        let tmp = self.dir.join(self.temp_name(file));
-        let result = (|| -> io::Result<fs::File> {
-            let mut f = fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&tmp)?;
-            f.write_all(bytes)?;
-            if durable {
-                f.sync_all()?;
-            }
-            fs::rename(&tmp, self.dir.join(file))?;
-            if durable {
-                fs::File::open(&self.dir)?.sync_all()?;
-            }
-            Ok(f)
-        })();
-        result.map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            io::Error::new(
-                e.kind(),
-                format!("writing {}: {e}", self.dir.join(file).display()),
-            )
-        })
+        let durability = if durable {
+            Durability::Durable
+        } else {
+            Durability::Atomic
+        };
+        let path = self.dir.join(file);
+        atomic_write::replace(
+            &self.dir.join(self.temp_name(file)),
+            &path,
+            bytes,
+            durability,
+        )
+        .map_err(|e| io::Error::new(e.kind(), format!("writing {}: {e}", path.display())))
     }
 }
 

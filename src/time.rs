@@ -327,7 +327,7 @@ impl FrameRate {
     }
 
     /// The first frame slot whose time is at or after `t`.
-    pub(crate) fn first_frame_at_or_after(self, t: StreamTime) -> u64 {
+    pub fn first_frame_at_or_after(self, t: StreamTime) -> u64 {
         let num = u128::from(t.0) * u128::from(self.num);
         let den = u128::from(TICKS_PER_SEC) * u128::from(self.den);
         let mut n = num.div_ceil(den) as u64;

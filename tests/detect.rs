@@ -2,19 +2,20 @@
 //! its playlist and segments through a file-backed [`Origin`] with a fake marker store, and its
 //! onsets must equal the generator's own markers, date and frame, with 0 frames error; across
 //! origin restarts, gaps, failed loads and lost replies, without a duplicate. Then the binaries:
-//! flags, the token kept out of logs, and the real streamer (generator markers off) with the real
-//! detector on 127.0.0.1, the origin restarted midway, against the video decoded here.
+//! the real streamer (generator markers off) with the real detector on 127.0.0.1, the origin
+//! restarted midway, against the video decoded here. The detector's flags and its keeping the
+//! token out of logs are tested beside it, in detect/tests/cli.rs.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use hls::detect::{
+use hls::markers::Marker;
+use hls::name::StreamName;
+use hls_detect::{
     media::PTS_MODULUS, Detector, FetchError, MarkerPost, Onset, Origin, PostReply, Settings,
     StepReport, SOURCE,
 };
-use hls::markers::Marker;
-use hls::name::StreamName;
 
 use crate::util;
 
@@ -444,8 +445,18 @@ fn detect_survives_gaps_failed_posts_and_an_origin_that_is_down() {
     assert_eq!(r.wait, Duration::from_secs(1));
 }
 
+/// The `hls-detect` binary of the detector's own crate (detect/), beside the streamer's in the
+/// same target directory: plain `cargo test` builds it (for detect/tests/cli.rs); alone, this
+/// test needs `cargo build -p hls-detect` first.
 fn hls_detect() -> std::process::Command {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_hls-detect"));
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_hls-streamer"))
+        .with_file_name(format!("hls-detect{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "{} is not built: run plain `cargo test`, or `cargo build -p hls-detect` first",
+        bin.display()
+    );
+    let mut c = std::process::Command::new(bin);
     c.env_remove("HLS_MARKER_TOKEN").env_remove("RUST_LOG");
     c
 }
@@ -457,77 +468,6 @@ fn closed_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// Every bad command line exits 2 with a message that names the problem.
-#[test]
-fn hls_detect_bad_flags_exit_2() {
-    let base = format!("http://127.0.0.1:{}", closed_port());
-    for (args, says) in [
-        (vec![], "--base"),
-        (vec!["--base", base.as_str()], "--token"),
-        (
-            vec!["--base", "https://127.0.0.1:1", "--token", "t"],
-            "https",
-        ),
-        (vec!["--base", "127.0.0.1:5000", "--token", "t"], "http://"),
-        (vec!["--base", base.as_str(), "--token", "a b"], "token"),
-        (
-            vec!["--base", base.as_str(), "--token", "t", "--name", "../x"],
-            "--name",
-        ),
-        (
-            vec!["--base", base.as_str(), "--token", "t", "--block-size", "0"],
-            "--block-size",
-        ),
-        (
-            vec!["--base", base.as_str(), "--token", "t", "--bogus"],
-            "--bogus",
-        ),
-    ] {
-        let out = hls_detect().args(&args).output().unwrap();
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains(says), "{args:?}: {stderr}");
-    }
-}
-
-/// The token, given through the environment, appears neither in `--help` nor in the logs of a
-/// detector whose origin is down (debug level); SIGTERM stops it with status 0.
-#[test]
-fn hls_detect_keeps_the_token_out_of_logs() {
-    let token = "s3cret-token-for-the-log-test";
-    let help = hls_detect()
-        .arg("--help")
-        .env("HLS_MARKER_TOKEN", token)
-        .output()
-        .unwrap();
-    assert!(help.status.success());
-    let text = String::from_utf8_lossy(&help.stdout);
-    assert!(
-        text.contains("HLS_MARKER_TOKEN") && !text.contains(token),
-        "{text}"
-    );
-
-    let base = format!("http://127.0.0.1:{}", closed_port());
-    let child = hls_detect()
-        .args(["--base", &base])
-        .env("HLS_MARKER_TOKEN", token)
-        .env("RUST_LOG", "debug")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{:?}", out.status);
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(log.contains("playlist: unreachable"), "{log}");
-    assert!(!log.contains(token), "{log}");
 }
 
 /// The mint test of the independent oracle: the middle of the block, BT.601 limited mint

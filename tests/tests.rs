@@ -21,7 +21,8 @@ mod rtsp;
 mod detect;
 // Every rule cited in the code (R1...) is defined in docs/spec.md.
 mod spec_refs;
-// Rules about the source itself: the 90 kHz literal lives in src/time.rs, threads in src/pipeline/.
+// Rules about the source itself: the 90 kHz literal lives in src/time.rs, threads in src/pipeline/,
+// and every import looks down a floor of docs/architecture.md.
 mod source_rules;
 // YUV4MPEG2 input (ffmpeg, GStreamer, files, stdin, a stalling FIFO) decoded back frame by frame.
 mod y4m;

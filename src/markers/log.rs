@@ -15,7 +15,7 @@
 //! A failed append is cut off again; if even that fails the log is *broken*: it refuses every
 //! later append (one would be glued onto the partial line) until a restart repairs it.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use super::{Marker, DEFAULT_MARKER_CAPACITY};
+use crate::atomic_write::{self, sync_parent, Durability};
 use crate::time::{Duration90k, StreamTime};
 
 /// Lines above which the log is compacted at start.
@@ -252,7 +253,7 @@ impl JsonlFile {
             .open(path)
             .map_err(|e| annotate(e, "opening", path))?;
         if !existed {
-            sync_dir(path)?;
+            sync_parent(path)?;
         }
         Ok(JsonlFile {
             file,
@@ -333,27 +334,11 @@ impl MarkerLog for JsonlFile {
         for m in keep {
             write_line(m, &mut buf);
         }
-        let result = (|| {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&buf)?;
-            f.sync_all()?;
-            fs::rename(&tmp, &self.path)?;
-            sync_dir(&self.path)?;
-            let mut f = OpenOptions::new().read(true).write(true).open(&self.path)?;
-            f.seek(SeekFrom::End(0))?;
-            Ok(f)
-        })();
-        match result {
-            Ok(f) => {
-                self.file = f;
-                self.len = buf.len() as u64;
-                Ok(())
-            }
-            Err(e) => {
-                let _ = fs::remove_file(&tmp);
-                Err(annotate(e, "compacting", &self.path))
-            }
-        }
+        // Open at its end, where the next append goes.
+        self.file = atomic_write::replace(&tmp, &self.path, &buf, Durability::Durable)
+            .map_err(|e| annotate(e, "compacting", &self.path))?;
+        self.len = buf.len() as u64;
+        Ok(())
     }
 }
 
@@ -403,16 +388,10 @@ fn annotate(e: io::Error, what: &str, path: &Path) -> io::Error {
     io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()))
 }
 
-/// Makes a new or renamed directory entry durable.
-fn sync_dir(path: &Path) -> io::Result<()> {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => File::open(dir)?.sync_all(),
-        _ => File::open(".")?.sync_all(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
     use crate::markers::tests::marker;
 

@@ -14,11 +14,10 @@ use tokio::sync::oneshot;
 use tracing::{info, warn};
 
 use super::log::{self, AppendError, MarkerLog};
-use super::Marker;
+use super::{Marker, MarkerStore};
 use crate::clock::StreamClock;
 use crate::error::{Error, ErrorKind};
 use crate::overlay::Timecode;
-use crate::state::Shared;
 use crate::time::{Duration90k, StreamTime};
 
 /// Posted requests that may wait in the inbox; a full inbox answers `503` (posters retry).
@@ -28,6 +27,23 @@ pub(crate) const INBOX_CAPACITY: usize = 1024;
 pub(crate) const GENERATOR_RESERVE: usize = 256;
 /// Most requests committed with one sync.
 const MAX_BATCH: usize = 256;
+
+/// What the writer needs of the state it shares with the rest of the process: implemented by
+/// `state::Shared`, which stands above the markers (docs/architecture.md), so the writer names
+/// only this.
+pub(crate) trait Board: Send + Sync {
+    /// The markers the server lists.
+    fn markers(&self) -> &MarkerStore;
+    /// Tells the event-stream subscribers (`GET /markers/events`) of a new marker; having none
+    /// is fine.
+    fn announce(&self, m: &Marker);
+    /// `n` built-in markers could not be written.
+    fn generator_markers_lost(&self, n: u64);
+    /// The writer finished `n` generator markers (saved, or refused by the disk).
+    fn generator_markers_finished(&self, n: u64);
+    /// `slot` if a frame exists there, else the first slot after its gap.
+    fn existing_slot(&self, slot: u64) -> u64;
+}
 /// Generator markers kept for another try after the disk refused them; beyond, they are lost
 /// (counted and logged).
 const RETRY_CAPACITY: usize = 1024;
@@ -66,7 +82,7 @@ pub(crate) struct Request {
 /// The writer's state; [`MarkerWriter::run`] is its thread's body.
 pub(crate) struct MarkerWriter<L: MarkerLog> {
     log: L,
-    shared: Arc<Shared>,
+    shared: Arc<dyn Board>,
     clock: StreamClock,
     next_id: u64,
     /// Generator markers the disk refused, for another try.
@@ -77,7 +93,7 @@ pub(crate) struct MarkerWriter<L: MarkerLog> {
 
 impl<L: MarkerLog> MarkerWriter<L> {
     /// `next_id`: above every id the log ever held.
-    pub(crate) fn new(log: L, shared: Arc<Shared>, clock: StreamClock, next_id: u64) -> Self {
+    pub(crate) fn new(log: L, shared: Arc<dyn Board>, clock: StreamClock, next_id: u64) -> Self {
         MarkerWriter {
             log,
             shared,
@@ -89,10 +105,10 @@ impl<L: MarkerLog> MarkerWriter<L> {
     }
 
     /// Reads the store back (compacting it when long), puts its markers in
-    /// [`Shared::markers`] and numbers new markers after every id it ever held.
+    /// [`Board::markers`] and numbers new markers after every id it ever held.
     pub(crate) fn open(
         mut log: L,
-        shared: Arc<Shared>,
+        shared: Arc<dyn Board>,
         clock: StreamClock,
     ) -> std::io::Result<Self> {
         let loaded = log::load_and_compact(&mut log)?;
@@ -103,7 +119,7 @@ impl<L: MarkerLog> MarkerWriter<L> {
                 next_id, "markers of earlier runs read back"
             );
         }
-        shared.markers.replace(loaded.markers);
+        shared.markers().replace(loaded.markers);
         Ok(MarkerWriter::new(log, shared, clock, next_id))
     }
 
@@ -218,7 +234,7 @@ impl<L: MarkerLog> MarkerWriter<L> {
         let mut repeats: Vec<(usize, Reply)> = Vec::new();
         for req in batch.drain(..) {
             if let Some(key) = &req.new.key {
-                if let Some(m) = self.shared.markers.by_key(key) {
+                if let Some(m) = self.shared.markers().by_key(key) {
                     if let Some(reply) = req.reply {
                         let _ = reply.send(Ok(Accepted::Existing(m)));
                     }
@@ -284,9 +300,8 @@ impl<L: MarkerLog> MarkerWriter<L> {
             return;
         }
         for (m, _) in &made {
-            self.shared.markers.insert(m.clone());
-            // No subscriber is fine.
-            let _ = self.shared.marker_events.send(m.clone());
+            self.shared.markers().insert(m.clone());
+            self.shared.announce(m);
             info!(id = m.id, time = m.time, source = %m.source, timecode = %m.timecode, "marker");
         }
         for (i, reply) in repeats {
@@ -312,6 +327,7 @@ fn broken_error() -> Error {
 mod tests {
     use super::*;
     use crate::clock::WallClock;
+    use crate::state::Shared;
     use crate::time::FrameRate;
     use std::io;
     use std::sync::Mutex;

@@ -295,6 +295,19 @@ pub enum PlaylistError {
     },
 }
 
+impl From<PlaylistError> for crate::error::Error {
+    fn from(e: PlaylistError) -> Self {
+        use crate::error::{Error, ErrorKind};
+        let kind = match e {
+            PlaylistError::TargetDurationZero
+            | PlaylistError::TargetDurationTooLarge { .. }
+            | PlaylistError::ListTooShort { .. } => ErrorKind::InvalidArgument,
+            _ => ErrorKind::Internal,
+        };
+        Error::new(kind, "playlist").with_source(e)
+    }
+}
+
 /// How far `pdt` is from `expected_ticks` (epoch ticks), in milliseconds.
 fn drift_ms(pdt: WallClock, expected_ticks: i64) -> f64 {
     (epoch_ticks(pdt) - expected_ticks) as f64 / TICKS_PER_MS as f64

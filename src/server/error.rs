@@ -52,6 +52,16 @@ impl ResponseError for Error {
     }
 }
 
+/// The answer to a path or file that is not there.
+pub(crate) fn not_found_error() -> Error {
+    Error::new(ErrorKind::NotFound, "not found")
+}
+
+/// A failure of the blocking pool itself (it is shutting down).
+pub(crate) fn blocking_error(e: actix_web::error::BlockingError) -> Error {
+    Error::new(ErrorKind::Unavailable, "server is shutting down").with_source(e)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

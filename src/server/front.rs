@@ -1,8 +1,8 @@
 //! The front door: every connection is accepted here, and the requests a player makes at the
 //! live edge (the playlist, the segments and parts held in memory) are answered on the socket
 //! itself. The answer comes from the same handler code as through actix-web
-//! ([`super::playlist_from_memory`], [`super::segment_in_memory`], [`super::part`]) with the same
-//! headers ([`super::finish_headers`]); only the writing differs: the head and the shared bytes
+//! ([`super::answers::playlist_from_memory`], [`super::segments::segment_in_memory`],
+//! [`super::answers::part`]) with the same headers ([`super::answers::finish_headers`]); only the writing differs: the head and the shared bytes
 //! go out in one vectored write, or a segment straight from its file with `sendfile(2)`, the
 //! head sent with `MSG_MORE` so that both leave in the same packets, where actix-web copies
 //! every body into its write buffer and sends the head in a packet of its own. Those two were
@@ -33,7 +33,6 @@ use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
@@ -47,7 +46,9 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, Re
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::AppState;
+use super::answers::{finish_headers, part, playlist_from_memory};
+use super::segments::{init_in_memory, segment_from_disk, segment_in_memory, FileBody};
+use super::state::AppState;
 use crate::name::MediaFile;
 
 /// Longest wait for a request head on a new connection (actix-web's client request timeout).
@@ -97,18 +98,6 @@ const MAX_HEADERS: usize = 48;
 /// A body up to this size is copied behind the head and sent in one plain write (a playlist,
 /// an error); a larger one is written from where it is.
 const COPY_BELOW: usize = 16 * 1024;
-
-/// A segment's file, for `sendfile(2)`: the door sends it instead of the response's body when
-/// a response carries it as an extension ([`super::segment_from_memory`],
-/// [`super::segment_from_disk`]). The bytes are the same: the publisher wrote the file from the
-/// bytes in memory and never writes it again, and a body read from disk is read from it.
-#[derive(Clone, Debug)]
-pub(crate) struct FileBody {
-    pub(crate) file: Arc<std::fs::File>,
-    /// Where the body starts in the file (a byte range) and how long it is.
-    pub(crate) offset: u64,
-    pub(crate) len: u64,
-}
 
 /// A connection handed to actix-web: the bytes read so far, then the socket. Its writes carry
 /// the door's send timeout: a write that cannot progress for [`SEND_TIMEOUT`] fails, and
@@ -333,28 +322,28 @@ async fn from_memory(state: &AppState, req: &Request) -> Option<HttpResponse> {
     let mut res = match state.name.parse_file(req.media_file()?)? {
         MediaFile::Playlist => {
             state.shared.media.playlists()?;
-            match super::playlist_from_memory(state, &req.headers, req.query()).await {
+            match playlist_from_memory(state, &req.headers, req.query()).await {
                 Ok(res) => res?,
                 Err(e) => e.error_response(),
             }
         }
-        MediaFile::Segment(seq) => match super::segment_in_memory(state, &req.headers, seq) {
+        MediaFile::Segment(seq) => match segment_in_memory(state, &req.headers, seq) {
             Some(res) => res,
-            None => super::segment_from_disk(state, &req.headers, req.media_file()?.to_owned())
+            None => segment_from_disk(state, &req.headers, req.media_file()?.to_owned())
                 .await
                 .unwrap_or_else(|e| e.error_response()),
         },
-        MediaFile::Part { sequence, index } => super::part(&req.headers, state, sequence, index)
+        MediaFile::Part { sequence, index } => part(&req.headers, state, sequence, index)
             .await
             .unwrap_or_else(|e| e.error_response()),
-        MediaFile::Init(init) => match super::segments::init_in_memory(state, &req.headers, init) {
+        MediaFile::Init(init) => match init_in_memory(state, &req.headers, init) {
             Some(res) => res,
-            None => super::segment_from_disk(state, &req.headers, req.media_file()?.to_owned())
+            None => segment_from_disk(state, &req.headers, req.media_file()?.to_owned())
                 .await
                 .unwrap_or_else(|e| e.error_response()),
         },
     };
-    super::finish_headers(
+    finish_headers(
         &state.cors,
         req.headers.get(header::ORIGIN),
         res.headers_mut(),

@@ -40,7 +40,7 @@ use subtle::ConstantTimeEq;
 use tokio::sync::{broadcast, oneshot};
 
 use super::error::json_error;
-use super::AppState;
+use super::state::AppState;
 use crate::error::{Error, ErrorKind};
 use crate::markers::writer::{Accepted, NewMarker, Request};
 use crate::markers::{Marker, MAX_KEY_CHARS, MAX_SOURCE_CHARS, MAX_TEXT_CHARS};
@@ -387,7 +387,7 @@ struct ListBody {
 /// newest; with it, the lowest ids above it and `next_after_id` while more follow.
 pub(crate) fn list(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, Error> {
     let query = req.query_string();
-    let ts_start = super::parse_ts_start(query)?;
+    let ts_start = parse_ts_start(query)?;
     let after_id = parse_id_param(query, "after_id")?;
     let limit = match parse_id_param(query, "limit")? {
         None => DEFAULT_LIST_LIMIT,
@@ -405,6 +405,33 @@ pub(crate) fn list(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, 
             markers,
             next_after_id,
         }))
+}
+
+/// Reads `ts_start` from a query string: absent is `None`; present it must be a finite number,
+/// given once.
+pub(crate) fn parse_ts_start(query: &str) -> Result<Option<f64>, Error> {
+    let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
+        .map_err(|e| crate::err!(InvalidArgument, "malformed query string: {e}"))?;
+    let mut values = pairs
+        .iter()
+        .filter(|(k, _)| k == "ts_start")
+        .map(|(_, v)| v);
+    let Some(raw) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        crate::bail!(InvalidArgument, "ts_start given more than once");
+    }
+    match raw.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(Some(v)),
+        _ => {
+            let shown: String = raw.chars().take(40).collect();
+            crate::bail!(
+                InvalidArgument,
+                "ts_start must be a finite number of stream seconds, got {shown:?}"
+            )
+        }
+    }
 }
 
 /// Reads a non-negative integer query parameter given at most once.

@@ -10,37 +10,25 @@ use std::time::{Duration, SystemTime};
 use actix_web::body::SizedStream;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use bytes::Bytes;
 
-use super::{assets, front, AppState};
+use super::assets;
+use super::error::{blocking_error, not_found_error};
+use super::state::AppState;
 use crate::error::Error;
 use crate::name::MediaFile;
 
-/// `GET /video/{file}` for anything but the playlist: a segment from memory, else from its
-/// file; a part (see [`super::part`]).
-pub(super) async fn segment(
-    req: HttpRequest,
-    file: web::Path<String>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, Error> {
-    let seq = match state.name.parse_file(&file) {
-        Some(MediaFile::Segment(seq)) => seq,
-        Some(MediaFile::Part { sequence, index }) => {
-            return super::part(req.headers(), &state, sequence, index).await
-        }
-        Some(MediaFile::Init(init)) => {
-            if let Some(res) = init_in_memory(&state, req.headers(), init) {
-                return Ok(res);
-            }
-            return segment_from_disk(&state, req.headers(), file.into_inner()).await;
-        }
-        _ => return Err(super::not_found_error()),
-    };
-    if let Some(res) = segment_in_memory(&state, req.headers(), seq) {
-        return Ok(res);
-    }
-    segment_from_disk(&state, req.headers(), file.into_inner()).await
+/// A segment's file, for `sendfile(2)`: the front door ([`super::front`]) sends it instead of
+/// the response's body when a response carries it as an extension ([`segment_from_memory`],
+/// [`segment_from_disk`]). The bytes are the same: the publisher wrote the file from the bytes
+/// in memory and never writes it again, and a body read from disk is read from it.
+#[derive(Clone, Debug)]
+pub(crate) struct FileBody {
+    pub(crate) file: Arc<std::fs::File>,
+    /// Where the body starts in the file (a byte range) and how long it is.
+    pub(crate) offset: u64,
+    pub(crate) len: u64,
 }
 
 /// Segment `seq` from memory, `None` when it is not held (the file on disk is then the answer).
@@ -83,7 +71,7 @@ fn held_answer(
 /// under its confinement rules ([`super::media::open_inside`], on the blocking pool): the same
 /// answer as from memory, its `ETag` and `Last-Modified` from the file's modification time.
 /// The body is read in chunks on the blocking pool as the client takes it; the front door sends
-/// the file with `sendfile(2)` instead ([`front::FileBody`]).
+/// the file with `sendfile(2)` instead ([`FileBody`]).
 pub(crate) async fn segment_from_disk(
     state: &AppState,
     headers: &header::HeaderMap,
@@ -100,7 +88,7 @@ pub(crate) async fn segment_from_disk(
         Ok::<_, Error>((opened.file, opened.metadata.len(), published))
     })
     .await
-    .map_err(super::blocking_error)??;
+    .map_err(blocking_error)??;
     Ok(segment_answer(
         headers,
         len,
@@ -145,7 +133,7 @@ pub(crate) async fn part_of_segment(
     let (bytes, published) = web::block(move || {
         let opened = super::media::open_inside(&dir, &name)?;
         if opened.metadata.len() < end {
-            return Err(super::not_found_error());
+            return Err(not_found_error());
         }
         let published = opened
             .metadata
@@ -159,7 +147,7 @@ pub(crate) async fn part_of_segment(
         Ok::<_, Error>((Bytes::from(buf), published))
     })
     .await
-    .map_err(super::blocking_error)??;
+    .map_err(blocking_error)??;
     Ok(segment_answer(
         headers,
         len,
@@ -202,7 +190,7 @@ fn file_chunks(
                     .map_err(|e| Error::io("reading a segment", e))
             })
             .await
-            .map_err(super::blocking_error)
+            .map_err(blocking_error)
             .and_then(|r| r);
             let next = if read.is_ok() {
                 (at + n, left - n)
@@ -327,7 +315,7 @@ fn segment_answer(
     };
     if let Some(file) = file {
         // The front door sends these bytes from the file, without a copy.
-        res.extensions_mut().insert(front::FileBody {
+        res.extensions_mut().insert(FileBody {
             file,
             offset: first,
             len,

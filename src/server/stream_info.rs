@@ -14,13 +14,11 @@
 //! pipeline publishes ([`crate::state::InputParams`]): the camera's frame rate, the target
 //! duration its GOP gave. Before the camera has played the route answers `503` (`Retry-After`).
 
-use actix_web::http::header;
-use actix_web::{web, HttpResponse};
+use actix_web::web;
 use serde::Serialize;
 
-use super::{AppState, ServerConfig};
 use crate::name::StreamName;
-use crate::state::{InputParams, StreamParams};
+use crate::state::StreamParams;
 use crate::time::FrameRate;
 
 /// The body of `GET /stream`.
@@ -46,10 +44,6 @@ pub(crate) struct Rate {
 }
 
 impl StreamInfo {
-    pub(crate) fn new(cfg: &ServerConfig) -> StreamInfo {
-        StreamInfo::of(&cfg.name, &cfg.stream_params())
-    }
-
     /// The body for stream `name` with parameters `p`.
     pub(crate) fn of(name: &StreamName, p: &StreamParams) -> StreamInfo {
         let FrameRate { num, den } = p.frame_rate;
@@ -70,41 +64,10 @@ pub(crate) fn check_rate(rate: FrameRate) -> Result<(), crate::error::Error> {
 
 /// The serialised [`StreamInfo`]: the route's app data.
 #[derive(Clone, Debug)]
-pub(crate) struct Body(web::Bytes);
+pub(crate) struct Body(pub(crate) web::Bytes);
 
-/// The JSON body for `cfg`, serialised once.
-pub(crate) fn body(cfg: &ServerConfig) -> web::Data<Body> {
-    let json = serde_json::to_vec(&StreamInfo::new(cfg)).expect("plain fields serialise");
+/// The JSON body for stream `name` with the configuration's parameters `p`, serialised once.
+pub(crate) fn body(name: &StreamName, p: &StreamParams) -> web::Data<Body> {
+    let json = serde_json::to_vec(&StreamInfo::of(name, p)).expect("plain fields serialise");
     web::Data::new(Body(web::Bytes::from(json)))
-}
-
-/// The `/stream` route (`GET` and `HEAD`, like every route), answering `body`.
-pub(super) fn resource(preflight: bool, body: web::Data<Body>) -> actix_web::Resource {
-    super::read_only("/stream", preflight)
-        .to(stream)
-        .app_data(body)
-}
-
-/// The route's handler.
-async fn stream(body: web::Data<Body>, state: web::Data<AppState>) -> HttpResponse {
-    let body = match state.shared.input_params() {
-        InputParams::Configured => body.0.clone(),
-        InputParams::Pending => {
-            let mut res = super::json_error(
-                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-                "the camera has not played yet: its frame rate and target duration are not known",
-            );
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-            return res;
-        }
-        InputParams::Known(p) => web::Bytes::from(
-            serde_json::to_vec(&StreamInfo::of(&state.name, &p)).expect("plain fields serialise"),
-        ),
-    };
-    HttpResponse::Ok()
-        // A restart, or a camera's reconnection, may change it: revalidate each time.
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .content_type("application/json")
-        .body(body)
 }

@@ -4,7 +4,7 @@
 //! §8.8.12 and `trun` §8.8.8, then `mdat`) into Annex B access units with presentation times,
 //! which [`super::media::SegmentReader`] decodes like demuxed TS.
 //!
-//! Hand-written like the writer it reads (`crate::fmp4`), but independent of it: any fMP4 H.264
+//! Hand-written like the writer it reads (`hls::fmp4`), but independent of it: any fMP4 H.264
 //! stream with one video track reads (other timescales, 64- or 32-bit `tfdt`, defaults in
 //! `tfhd`/`trex`, signed or unsigned composition offsets, data offsets from the moof or from
 //! an explicit base). Everything is bounds-checked: hostile bytes give an error, never a panic.
@@ -295,7 +295,7 @@ fn read_traf(
                 .ok_or_else(|| format!("sample {i} at {start}+{size} past the segment"))?;
             pos += size as u64;
             let pts = decode_time as i128 + i128::from(cts);
-            let pts_90k = (pts.max(0) * i128::from(crate::time::TICKS_PER_SEC)
+            let pts_90k = (pts.max(0) * i128::from(hls::time::TICKS_PER_SEC)
                 / i128::from(init.timescale)) as u64;
             let sync = sflags & 0x0001_0000 == 0;
             let mut annex_b = Vec::with_capacity(size + 64);
@@ -333,14 +333,32 @@ fn read_traf(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fmp4::tests::{annex_b, make_sps, PPS};
-    use crate::fmp4::Fmp4Muxer;
-    use crate::time::Pts;
-    use crate::ts::AccessUnit;
+    use hls::fmp4::Fmp4Muxer;
+    use hls::time::Pts;
+    use hls::ts::AccessUnit;
+
+    /// A High profile (100) level 4.0 SPS for 1920x1080, cropped from 1088 lines: the writer's
+    /// tests build it as `make_sps(100, 40, 1920, 1080, false)` (src/fmp4/tests.rs).
+    const SPS_1080P: [u8; 11] = [
+        0x67, 0x64, 0xc0, 0x28, 0xac, 0xda, 0x01, 0xe0, 0x08, 0x9f, 0x95,
+    ];
+
+    /// A PPS (the writer's tests' own).
+    const PPS: [u8; 4] = [0x68, 0xce, 0x3c, 0x80];
+
+    /// NAL units behind start codes.
+    fn annex_b(nals: &[&[u8]]) -> Vec<u8> {
+        let mut v = Vec::new();
+        for n in nals {
+            v.extend_from_slice(&[0, 0, 0, 1]);
+            v.extend_from_slice(n);
+        }
+        v
+    }
 
     #[test]
     fn reads_what_our_writer_wrote_and_refuses_cut_bytes() {
-        let sps = make_sps(100, 40, 1920, 1080, false);
+        let sps = SPS_1080P.to_vec();
         let mut mux = Fmp4Muxer::new();
         let aus: Vec<Vec<u8>> = (0..6u8)
             .map(|i| {

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use super::{FetchError, MarkerPost, Origin, PostReply};
-use crate::name::StreamName;
+use hls::name::StreamName;
 
 /// The largest segment or playlist read (a 4K segment at 50 Mbit/s for 6 s is under 40 MB).
 const MAX_BODY: u64 = 64 << 20;

@@ -1,6 +1,6 @@
 //! `hls-detect`: reads a live HLS stream like any client and posts a marker for every onset of
 //! the mint top-left block. Glue only: flags, logging, signals and the reload loop; the logic
-//! is `hls::detect`.
+//! is the `hls_detect` library.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use hls::detect::http::HttpOrigin;
-use hls::detect::{Detector, Settings};
 use hls::name::StreamName;
+use hls_detect::http::HttpOrigin;
+use hls_detect::{Detector, Settings};
 use tracing::{error, info};
 
 /// Watches a live HLS stream of hls-streamer's checkerboard and posts a timeline marker to the

@@ -10,7 +10,7 @@ use openh264::decoder::Decoder;
 use openh264::formats::YUVSource;
 
 use super::mint::{read_top_left, Planes, Reading};
-use crate::time::TICKS_PER_SEC;
+use hls::time::TICKS_PER_SEC;
 
 /// PTS are 33-bit counters (ISO/IEC 13818-1 §2.4.3.7).
 pub const PTS_MODULUS: u64 = 1 << 33;
@@ -317,7 +317,7 @@ impl WallMap {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::time::FrameRate;
+    use hls::time::FrameRate;
 
     #[test]
     fn unwrap_crosses_2_pow_33() {
@@ -345,7 +345,7 @@ mod tests {
         // First frames of 1.5 s segments: the first slot at or after k * 1.5 s.
         let firsts: Vec<u64> = (0..40u64)
             .map(|k| {
-                let t = crate::time::StreamTime(k * 135_000);
+                let t = hls::time::StreamTime(k * 135_000);
                 rate.first_frame_at_or_after(t)
             })
             .collect();

@@ -31,7 +31,7 @@
 //! video). Every detector that judges that picture judges it the same way and posts the same key;
 //! one that did not see the picture before posts nothing; so no duplicate can arise. The PTS
 //! and the date map start again there.
-
+//!
 //! **Dates.** A picture's `program_date_time` is its segment's `EXT-X-PROGRAM-DATE-TIME` plus its
 //! PTS distance from the segment's first picture (PTS unwrapped past 2^33), refined across
 //! segments by [`media::WallMap`] and rounded *down* to the millisecond: the server snaps a date
@@ -47,6 +47,7 @@
 //! **Posting.** Every onset is queued and posted in order; connection errors, 5xx, 408 and 429
 //! are retried with a capped exponential back-off for [`Settings::post_give_up`], without
 //! holding up detection; any other 4xx is logged and dropped (retrying cannot fix it).
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod fmp4;
 pub mod http;
@@ -59,9 +60,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tracing::{debug, error, info, warn};
 
-use crate::clock::WallClock;
-use crate::name::StreamName;
-use crate::time::Duration90k;
+use hls::clock::WallClock;
+use hls::name::StreamName;
+use hls::time::Duration90k;
 use media::{Picture, SegmentReader, Unwrap, WallMap};
 
 /// The `source` of every marker this detector posts.
@@ -160,7 +161,7 @@ impl Settings {
     pub fn new(name: StreamName) -> Self {
         Settings {
             name,
-            block_size: crate::source::DEFAULT_BLOCK_SIZE,
+            block_size: hls::source::DEFAULT_BLOCK_SIZE,
             backoff_min: Duration::from_millis(250),
             backoff_max: Duration::from_secs(8),
             post_give_up: Duration::from_secs(600),

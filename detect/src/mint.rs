@@ -1,9 +1,9 @@
-//! Is the top-left block of a decoded picture mint? The checkerboard ([`crate::source`]) paints
+//! Is the top-left block of a decoded picture mint? The checkerboard ([`hls::source`]) paints
 //! its event block as RGB(0,255,255) over the block at (0,0), whose edge is `block_size * width /
 //! 320` pixels (at least 1). Everything else it ever shows there is a grey: black, white, a mix
 //! of both where a block edge rolls through, with Gaussian noise on top.
 //!
-//! In BT.601 limited range (the converter's, [`crate::yuv`]) mint is Y 170, Cb 166, Cr 16, and
+//! In BT.601 limited range (the converter's, [`hls::yuv`]) mint is Y 170, Cb 166, Cr 16, and
 //! every grey has Cb = Cr = 128 whatever its luma. So the decision uses chroma only: the mean Cb
 //! and mean Cr over the block's *interior* (the middle half of it in each direction, so H.264's
 //! chroma bleeding across the block edge and the 2x2 chroma subsampling never reach the samples)
@@ -111,17 +111,18 @@ pub(crate) fn read_top_left(p: &Planes<'_>, block_size: u32) -> Reading {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::YuvFrame;
-    use crate::source::{Checkerboard, CheckerboardConfig, Source, DEFAULT_BLOCK_SIZE};
-    use crate::time::{Duration90k, FrameRate};
+    use hls::frame::YuvFrame;
+    use hls::source::{Checkerboard, CheckerboardConfig, Source, DEFAULT_BLOCK_SIZE};
+    use hls::time::{Duration90k, FrameRate};
 
     fn planes(f: &YuvFrame) -> Planes<'_> {
+        let (u, v) = f.chroma();
         Planes {
-            width: f.width,
-            height: f.height,
-            y: &f.y,
-            u: &f.u,
-            v: &f.v,
+            width: f.width(),
+            height: f.height(),
+            y: f.luma(),
+            u,
+            v,
             y_stride: f.y_stride(),
             uv_stride: f.uv_stride(),
         }
@@ -192,8 +193,9 @@ mod tests {
         let (w, h) = (320, 180);
         let mut f = YuvFrame::new(w, h);
         let mut check = |cb: u8, cr: u8, want: bool| {
-            f.u.fill(cb);
-            f.v.fill(cr);
+            let (u, v) = f.chroma_mut();
+            u.fill(cb);
+            v.fill(cr);
             assert_eq!(read_top_left(&planes(&f), 20).mint, want, "Cb {cb} Cr {cr}");
         };
         check(166, 16, true);

@@ -1,0 +1,154 @@
+//! Startup and shutdown: binding the address, building each worker's front door with
+//! actix-web's dispatcher and the routes behind it, serving until told to stop.
+
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::App;
+
+use super::routes::routes;
+use super::state::{app_state, ServerConfig};
+use super::{front, marker_api};
+use crate::error::{Error, ErrorKind};
+use crate::state::Shared;
+
+/// How long a graceful stop waits for in-flight responses.
+pub(crate) const SHUTDOWN_TIMEOUT_SECS: u64 = 3;
+
+/// Binds `cfg.bind` (a clear `io::Error` if the port is taken), logs the URL, serves until
+/// `shutdown` resolves, then stops gracefully (in-flight responses get
+/// [`SHUTDOWN_TIMEOUT_SECS`]) and returns. Runs under any tokio runtime (`#[tokio::main]` or
+/// `#[actix_web::main]`).
+pub async fn serve(
+    cfg: ServerConfig,
+    shared: Arc<Shared>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    cfg.validate()?;
+    let listener = bind(cfg.bind)?;
+    serve_listener(cfg, shared, listener, shutdown).await
+}
+
+/// Binds the HTTP address: the binary does this before the stream starts, so a taken port is
+/// an error before anything is written.
+pub fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
+    TcpListener::bind(addr).map_err(|e| {
+        let kind = if e.kind() == std::io::ErrorKind::AddrInUse {
+            ErrorKind::Unavailable
+        } else {
+            ErrorKind::Io
+        };
+        Error::new(kind, format!("cannot listen on http://{addr}/")).with_source(e)
+    })
+}
+
+/// [`serve`] on a listener the caller bound (tests bind port 0). `cfg.bind` is not used.
+pub async fn serve_listener(
+    cfg: ServerConfig,
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    use actix_service::{
+        fn_factory, fn_service, map_config, IntoServiceFactory as _, ServiceFactory as _,
+        ServiceFactoryExt as _,
+    };
+    cfg.validate()?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::io("reading the listening address", e))?;
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
+    let name = cfg.name.clone();
+    let state = app_state(&cfg, shared);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Each worker thread: the front door, and behind it actix-web's dispatcher with every route
+    // (what `HttpServer` would build, with the same timeouts).
+    let worker = move || {
+        // actix-web's own dispatcher for the connections the door hands over, built as
+        // `HttpServer` builds it, with the same timeouts; one with a small write buffer for the
+        // event stream.
+        let h1_with = |write_buffer: usize| {
+            let stop_h1 = stop_rx.clone();
+            let routes_state = state.clone();
+            let app = App::new()
+                .configure(move |sc| routes(routes_state.clone(), sc))
+                .into_factory()
+                .map_err(|e: actix_web::Error| e.error_response());
+            actix_http::HttpService::build()
+                .keep_alive(actix_http::KeepAlive::Timeout(front::KEEP_ALIVE))
+                .client_request_timeout(front::REQUEST_HEAD_TIMEOUT)
+                .client_disconnect_timeout(Duration::from_secs(1))
+                .h1_write_buffer_size(write_buffer)
+                .local_addr(addr)
+                .graceful_shutdown_signal(move || {
+                    let mut stop = stop_h1.clone();
+                    async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    }
+                })
+                .on_connect_ext(|io: &front::Prefixed, ext: &mut actix_http::Extensions| {
+                    marker_api::remember_socket(io.tcp(), ext)
+                })
+                // The host and address are only for URL generation, which no route uses.
+                .h1(map_config(app, |_| actix_web::dev::AppConfig::default()))
+        };
+        // actix copies a body into the connection's write buffer and frees a buffer above
+        // this size after each answer; a 720p segment read from disk fits, so it is not
+        // reallocated per request (at most this much kept per connection).
+        let h1 = h1_with(512 * 1024);
+        let h1_events = h1_with(marker_api::EVENT_WRITE_BUFFER);
+        // The same routes again, for the requests the front door passes on one by one.
+        let routes_state = state.clone();
+        let direct = App::new()
+            .configure(move |sc| routes(routes_state.clone(), sc))
+            .into_factory();
+        let state = state.clone();
+        let stop = stop_rx.clone();
+        fn_factory(move || {
+            let h1 = h1.new_service(());
+            let h1_events = h1_events.new_service(());
+            let direct = direct.new_service(actix_web::dev::AppConfig::default());
+            let state = state.clone();
+            let stop = stop.clone();
+            async move {
+                let h1 = std::rc::Rc::new(h1.await?);
+                let h1_events = std::rc::Rc::new(h1_events.await?);
+                let direct = std::rc::Rc::new(direct.await.map_err(drop)?);
+                Ok::<_, ()>(fn_service(move |io| {
+                    front::serve(
+                        state.clone(),
+                        io,
+                        direct.clone(),
+                        h1.clone(),
+                        h1_events.clone(),
+                        stop.clone(),
+                    )
+                }))
+            }
+        })
+    };
+    let server = actix_server::Server::build()
+        .workers(workers)
+        .disable_signals()
+        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+        .listen("hls-http", listener, worker)
+        .map_err(|e| Error::io(format!("serving on http://{addr}/"), e))?
+        .run();
+    tracing::info!(
+        "player at http://{addr}/ (playlist http://{addr}/video/{name}.m3u8, {workers} HTTP workers)"
+    );
+    let handle = server.handle();
+    let stopper = tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("HTTP server stopping");
+        // Idle kept-alive connections close now; answers under way get the shutdown timeout.
+        let _ = stop_tx.send(true);
+        handle.stop(true).await;
+    });
+    let result = server.await;
+    stopper.abort();
+    tracing::info!("HTTP server stopped");
+    result.map_err(|e| Error::io(format!("serving on http://{addr}/"), e))
+}
