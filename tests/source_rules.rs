@@ -125,6 +125,7 @@ const FLOORS: &[&[&str]] = &[
         "time",
         "name",
         "clock",
+        "telemetry",
     ],
     // 1 pure media cores
     &[
@@ -145,7 +146,7 @@ const FLOORS: &[&[&str]] = &[
     // 4 inputs
     &["rtsp", "input"],
     // 5 plan
-    &["config"],
+    &["config", "config_file"],
     // 6 publishing
     &["publish"],
     // 7 pipeline
