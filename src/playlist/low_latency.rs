@@ -94,6 +94,8 @@ pub(crate) struct LiveEdge {
     /// Complete segments the playlist lists: the server holds playlist requests until there are
     /// [`crate::server`]'s minimum (R52).
     pub segments: usize,
+    /// Segments the window keeps (`--list-size`): the server never waits for more; 0 if unknown.
+    pub list_size: usize,
 }
 
 impl LiveEdge {
@@ -210,6 +212,7 @@ impl Playlist {
             open_parts: self.ll.as_ref().map_or(0, |l| l.open.len() as u32),
             ended: self.ended,
             segments: self.window.len(),
+            list_size: self.cfg.list_size,
         }
     }
 

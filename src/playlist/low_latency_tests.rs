@@ -253,6 +253,7 @@ fn r43_live_edge_says_when_a_blocking_request_is_satisfied() {
             open_parts: 2,
             ended: false,
             segments: 1,
+            list_size: 10,
         }
     );
     assert!(edge.satisfies(0, None));

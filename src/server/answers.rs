@@ -260,32 +260,72 @@ pub(crate) async fn playlist(
     Ok(res.body(body))
 }
 
-/// Complete segments a playlist lists before it is served (R52). One is what RFC 8216 needs;
-/// GStreamer 1.22's `hlsdemux2` (what `urisourcebin` picks) cannot match a first playlist of one
-/// segment against the next one (its `gst_hls_media_playlist_sync_to_playlist` never looks at
-/// index 0), loses sync and never advances, so two.
+/// Complete segments a low-latency playlist lists before it is served (R52). One is what RFC
+/// 8216 needs; GStreamer 1.22's `hlsdemux2` (what `urisourcebin` picks) cannot match a first
+/// playlist of one segment against the next one (its `gst_hls_media_playlist_sync_to_playlist`
+/// never looks at index 0), loses sync and never advances, so two.
 pub(crate) const SEGMENTS_BEFORE_SERVING: usize = 2;
 
-/// Holds a playlist request until this run's playlist lists [`SEGMENTS_BEFORE_SERVING`] complete
-/// segments (R52): a playlist of parts alone, or none at all, makes ffmpeg and GStreamer give up
-/// for good. At most [`hold_cap`]; then `503` with `Retry-After`. Immediate once the stream has
-/// them (a restarted stream's first part already shows the previous run's segments) or has
-/// ended.
+/// Complete segments a playlist lists before it is served (R52): [`SEGMENTS_BEFORE_SERVING`]
+/// with low latency (players start PART-HOLD-BACK from the end); without, enough that a player
+/// holding back three segments (R38) still has more than a second to seek in: more than
+/// `3 × TD + 1 s`, four segments of two seconds. Shaka 5 (`hls_parser.js`
+/// `changePresentationTimelineToLive_`) holds back the whole playlist when it loads one of three
+/// segments or fewer; its seek range is then under a second, it sets no live seekable range
+/// (`streaming_engine.js`, only when longer than 1 s), Chrome drops its start seek without a
+/// `seeking` event while nothing is buffered, and its playhead keeps the start time for good: it
+/// buffers ten seconds past it and stops (`video_wrapper.js` `getTime`).
+pub(crate) fn segments_before_serving(low_latency: bool, target_duration_secs: u64) -> usize {
+    if low_latency {
+        return SEGMENTS_BEFORE_SERVING;
+    }
+    // The smallest n with (n - 3) × TD > 1 s: a segment lasts more than TD - 1 s (R13), so this
+    // holds for the segments' own durations too (except segments of half a second or less).
+    let td = target_duration_secs.max(1);
+    let n = 3 + (1 / td) + 1;
+    (n as usize).max(SEGMENTS_BEFORE_SERVING)
+}
+
+/// How long a playlist request waits for [`segments_before_serving`]: [`hold_cap`], or the time
+/// those segments take and one more, if longer (a client that asks the instant the origin starts
+/// is answered, not sent away).
+fn first_playlist_cap(params: &StreamParams, segments: usize) -> Duration {
+    hold_cap(params).max(Duration::from_secs(
+        (segments as u64 + 1) * params.target_duration_secs,
+    ))
+}
+
+/// Holds a playlist request until this run's playlist lists [`segments_before_serving`]
+/// complete segments (R52): a playlist of parts alone, or none at all, makes ffmpeg and
+/// GStreamer give up for good, a classic one too short to seek in stops Shaka. At most
+/// [`first_playlist_cap`]; then `503` with `Retry-After`. Immediate once the stream has them (a
+/// restarted stream's first part already shows the previous run's segments) or has ended.
 pub(crate) async fn hold_until_first_segment(
     state: &AppState,
     params: &StreamParams,
 ) -> Option<HttpResponse> {
-    let ready = |e: &crate::playlist::LiveEdge| e.segments >= SEGMENTS_BEFORE_SERVING || e.ended;
-    if ready(&state.shared.media.watch_edge().borrow()) {
+    // Asked each time: the pipeline turns low latency on as it starts, maybe after the request.
+    let media = &state.shared.media;
+    let td = params.target_duration_secs;
+    let needed = || segments_before_serving(media.is_low_latency(), td);
+    // Never more than the window keeps (a --list-size of 3).
+    let ready = |e: &crate::playlist::LiveEdge| {
+        let needed = match e.list_size {
+            0 => needed(),
+            window => needed().min(window),
+        };
+        e.segments >= needed || e.ended
+    };
+    if ready(&media.watch_edge().borrow()) {
         return None;
     }
-    let cap = hold_cap(params);
+    let cap = first_playlist_cap(params, needed());
     if wait_for_edge(state, cap, ready).await {
         return None;
     }
     let message = format!(
-        "the stream has fewer than {SEGMENTS_BEFORE_SERVING} complete segments yet (waited {} s); \
-         retry in a moment",
+        "the stream has fewer than {} complete segments yet (waited {} s); retry in a moment",
+        needed(),
         cap.as_secs()
     );
     let mut res = json_error(StatusCode::SERVICE_UNAVAILABLE, &message);

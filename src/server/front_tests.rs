@@ -154,6 +154,7 @@ fn live_media(cors: bool) -> (Fixture, ServerConfig) {
         open_parts: 1,
         ended: false,
         segments: 3,
+        list_size: 0,
     });
     let mut cfg = config(&f.media);
     if cors {
@@ -486,6 +487,7 @@ fn a_client_gone_during_a_blocking_reload_leaves_no_waiter() {
         open_parts: 2,
         ended: false,
         segments: 3,
+        list_size: 0,
     });
     let a = c.answer(false);
     assert_eq!((a.status, a.by_front()), (200, true));

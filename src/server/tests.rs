@@ -976,9 +976,9 @@ async fn media_from_memory_with_ranges_and_gzip() {
         .put_segment(40, web::Bytes::from(seg.clone()), published, None);
     let text = format!("{PLAYLIST}#EXTINF:2.000,\nchessboard40.ts\n");
     f.shared.media.put_playlist(&text);
-    // What the publisher announces with it: a playlist worth serving (R52).
+    // What the publisher announces with it: a classic playlist worth serving (R52).
     f.shared.media.set_edge(crate::playlist::LiveEdge {
-        segments: 3,
+        segments: 4,
         ..Default::default()
     });
 
@@ -1120,13 +1120,72 @@ async fn media_from_memory_with_ranges_and_gzip() {
     }
 }
 
+#[test]
+fn r52_a_classic_playlist_waits_for_more_than_three_target_durations_and_a_second() {
+    // Low latency: two segments (GStreamer's hlsdemux2), players start PART-HOLD-BACK back.
+    assert_eq!(super::segments_before_serving(true, 1), 2);
+    assert_eq!(super::segments_before_serving(true, 2), 2);
+    // Classic: the fewest segments that leave a player holding back three of them more than a
+    // second to seek in (Shaka 5 sets no live seekable range otherwise and can stop for good).
+    assert_eq!(super::segments_before_serving(false, 2), 4);
+    assert_eq!(super::segments_before_serving(false, 1), 5);
+    for td in 1..=12u64 {
+        let n = super::segments_before_serving(false, td) as u64;
+        assert!((n - 3) * td > 1, "td {td}: {n} segments");
+        assert!((n - 4) * td <= 1, "td {td}: {n} segments is not the fewest");
+    }
+}
+
+#[actix_web::test]
+async fn r52_a_classic_playlist_of_three_segments_is_held_until_the_fourth() {
+    let f = fixture();
+    f.shared.media.put_playlist(PLAYLIST);
+    f.shared.media.set_edge(crate::playlist::LiveEdge {
+        segments: 3,
+        ..Default::default()
+    });
+    let shared = f.shared.clone();
+    actix_web::rt::spawn(async move {
+        actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+        shared.media.set_edge(crate::playlist::LiveEdge {
+            segments: 4,
+            ..Default::default()
+        });
+    });
+    let started = Instant::now();
+    let res = get(&f, "/video/chessboard.m3u8").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "served at three segments, after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(body_of(res).await, PLAYLIST.as_bytes());
+}
+
+#[actix_web::test]
+async fn r52_a_classic_playlist_is_not_held_for_more_than_its_window() {
+    // --list-size 3: the window never lists four segments; three full is enough.
+    let f = fixture();
+    f.shared.media.put_playlist(PLAYLIST);
+    f.shared.media.set_edge(crate::playlist::LiveEdge {
+        segments: 3,
+        list_size: 3,
+        ..Default::default()
+    });
+    let started = Instant::now();
+    let res = get(&f, "/video/chessboard.m3u8").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(started.elapsed() < Duration::from_secs(1));
+}
+
 #[actix_web::test]
 async fn r31_gzip_negotiation_honours_q_zero_and_the_wildcard() {
     let f = fixture();
     f.shared.media.put_playlist(PLAYLIST);
-    // What the publisher announces with it: a playlist worth serving (R52).
+    // What the publisher announces with it: a classic playlist worth serving (R52).
     f.shared.media.set_edge(crate::playlist::LiveEdge {
-        segments: 3,
+        segments: 4,
         ..Default::default()
     });
     let cfg = config(&f.media);
