@@ -26,6 +26,7 @@ pub(crate) mod publish;
 pub mod rtsp;
 pub mod segmenter;
 pub mod server;
+pub(crate) mod slots;
 pub mod source;
 pub mod state;
 pub mod store;

@@ -18,6 +18,7 @@
 //! [`InputParser`] gives clap an error that shows the value with its credentials replaced by
 //! `***` (clap's own would echo the whole value).
 
+pub(crate) mod source_loop;
 pub(crate) mod y4m;
 pub(crate) mod y4m_source;
 

@@ -31,27 +31,28 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 
-use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
-use tracing::{debug, error, info, warn};
+use crossbeam_channel::{bounded, Receiver, Sender};
+use tracing::{error, info, warn};
 
-use crate::clock::{Clock, RealClock};
+use crate::clock::RealClock;
 use crate::config::Config;
 use crate::encode::{EncoderSettings, H264Encoder};
 use crate::error::{Error, ErrorKind, Result};
-use crate::frame::{RgbFrame, YuvFrame};
+use crate::frame::YuvFrame;
+use crate::input::source_loop::{Paced, SourceLoop};
 use crate::input::{self, Opened};
 use crate::markers::log::JsonlFile;
 use crate::markers::writer::{self, MarkerWriter, NewMarker, Request};
 use crate::markers::GENERATOR_SOURCE;
-use crate::overlay::{Timecode, TimecodeOverlay, DEFAULT_FONT};
+use crate::overlay::{TimecodeOverlay, DEFAULT_FONT};
 use crate::playlist::LowLatency;
 use crate::publish::Publisher;
 use crate::segmenter::{Cut, FrameAu, PartPlan, Segmenter};
-use crate::source::{Checkerboard, FrameInfo, Source};
+use crate::slots::{Item, RawFrame, SourceEnd};
+use crate::source::Checkerboard;
 use crate::state::{InputParams, Shared};
 use crate::store::MediaDir;
-use crate::time::{Duration90k, FrameRate, SegmentClock, StreamTime};
-use crate::yuv::rgb_to_i420;
+use crate::time::{Duration90k, SegmentClock};
 
 /// I420 frames in flight between source and encoder.
 const FRAME_POOL: usize = 3;
@@ -71,33 +72,6 @@ pub struct Summary {
     /// The input failed after the first segment was published: the stream ended there, cleanly
     /// (last segment, `EXT-X-ENDLIST`), and this says why.
     pub input_error: Option<String>,
-}
-
-/// What travels down the pipeline: frames, and the gaps of an input that stalled.
-pub(crate) enum Item<F> {
-    Frame(F),
-    /// The input stalled: the segment in progress ends at `end` (just after its last frame) and
-    /// is published at once; the next frame opens a segment after `EXT-X-DISCONTINUITY`.
-    Gap {
-        end: StreamTime,
-    },
-}
-
-/// A painted frame on its way to the encoder.
-pub(crate) struct RawFrame {
-    pub(crate) slot: u64,
-    pub(crate) yuv: YuvFrame,
-    pub(crate) info: FrameInfo,
-    /// The frame opens a segment: IDR, and the segmenter cuts here.
-    pub(crate) opens_segment: bool,
-}
-
-/// How a source thread ended.
-pub(crate) struct SourceEnd {
-    pub(crate) sent: u64,
-    pub(crate) dropped: u64,
-    /// The input failed (a bad frame in a Y4M stream).
-    pub(crate) input_error: Option<Error>,
 }
 
 /// An encoded frame on its way to the segmenter.
@@ -234,29 +208,22 @@ fn run_prepared(
     let first_slot = publisher.first_slot();
     let pool = FramePool::new(cfg);
 
+    let source_loop = SourceLoop {
+        overlay: Some(overlay),
+        rate: cfg.rate,
+        first_slot,
+        segments: SegmentClock::starting_at(cfg.segment, cfg.rate.time_of(first_slot)),
+        frame_limit: cfg.frame_limit,
+        pacing: cfg.pacing,
+        stop: stop.clone(),
+        shared: shared.clone(),
+    };
+    let (free_rx, frame_tx) = (pool.free_rx.clone(), pool.frame_tx.clone());
     let source_thread = match (board, opened) {
         (Some(board), _) => {
-            let job = SourceJob {
-                source: Box::new(board),
-                overlay: Some(overlay),
-                rgb: RgbFrame::new(cfg.width, cfg.height),
-                clock: Box::new(RealClock),
-                rate: cfg.rate,
-                first_slot,
-                segments: SegmentClock::starting_at(cfg.segment, cfg.rate.time_of(first_slot)),
-                frame_limit: cfg.frame_limit,
-                pacing: cfg.pacing,
-                stop: stop.clone(),
-                shared: shared.clone(),
-            };
-            let (free_rx, frame_tx) = (pool.free_rx.clone(), pool.frame_tx.clone());
+            let source = Paced::new(board, Box::new(RealClock), cfg.rate, first_slot);
             spawn("source", move || {
-                let (sent, dropped) = job.run(free_rx, frame_tx);
-                Ok(SourceEnd {
-                    sent,
-                    dropped,
-                    input_error: None,
-                })
+                Ok(source_loop.run(source, free_rx, frame_tx))
             })?
         }
         (None, Opened::Y4m(y)) => {
@@ -265,23 +232,19 @@ fn run_prepared(
                 reader,
                 first,
             } = *y;
-            let job = input::y4m_source::Y4mJob {
+            let source = input::y4m_source::Y4mSource::new(
                 input,
                 reader,
-                first: Some(first),
-                overlay: Some(overlay),
-                clock: Box::new(RealClock),
-                rate: cfg.rate,
+                Some(first),
+                Box::new(RealClock),
+                cfg.rate,
                 first_slot,
-                segments: SegmentClock::starting_at(cfg.segment, cfg.rate.time_of(first_slot)),
-                stall_after: cfg.segment,
-                frame_limit: cfg.frame_limit,
-                pacing: cfg.pacing,
-                stop: stop.clone(),
-                shared: shared.clone(),
-            };
-            let (free_rx, frame_tx) = (pool.free_rx.clone(), pool.frame_tx.clone());
-            spawn("source", move || Ok(job.run(free_rx, frame_tx)))?
+                cfg.segment,
+                shared.clone(),
+            );
+            spawn("source", move || {
+                Ok(source_loop.run(source, free_rx, frame_tx))
+            })?
         }
         (None, Opened::Checkerboard | Opened::Rtsp(_)) => {
             unreachable!("the board is made for a checkerboard input, a camera returned above")
@@ -588,121 +551,6 @@ fn join<T>(h: thread::JoinHandle<Result<T>>, name: &str) -> Result<T> {
         .map_err(|_| Error::new(ErrorKind::Internal, format!("the {name} thread panicked")))?
 }
 
-/// The encoder thread is gone: the source stops.
-pub(crate) struct EncoderGone;
-
-/// A free I420 buffer for the next frame: at once if the pool has one; else, when the frame
-/// `must_deliver` (it opens a segment, or nothing is ever dropped), waited for; else `None`,
-/// and the caller drops the frame.
-pub(crate) fn take_buffer(
-    free: &Receiver<YuvFrame>,
-    must_deliver: bool,
-) -> std::result::Result<Option<YuvFrame>, EncoderGone> {
-    match free.try_recv() {
-        Ok(b) => Ok(Some(b)),
-        Err(TryRecvError::Empty) if must_deliver => free.recv().map(Some).map_err(|_| EncoderGone),
-        Err(TryRecvError::Empty) => Ok(None),
-        Err(TryRecvError::Disconnected) => Err(EncoderGone),
-    }
-}
-
-/// Counts a frame dropped for a busy encoder (`dropped` so far, this one included) in the
-/// status; logs at each power of two, not per frame.
-pub(crate) fn count_drop(shared: &Shared, dropped: u64, slot: u64, what: &str) {
-    shared.update_status(|s| s.frames_dropped = dropped);
-    if dropped.is_power_of_two() {
-        warn!(
-            dropped,
-            slot, "encoder is behind real time: dropping {what}"
-        );
-    }
-}
-
-struct SourceJob {
-    source: Box<dyn Source>,
-    /// The burnt-in timecode; `None` leaves the picture as the source painted it.
-    overlay: Option<TimecodeOverlay>,
-    /// Scratch RGB picture, converted into a pooled I420 buffer, for sources that paint RGB
-    /// only (untouched, so never paged in, otherwise).
-    rgb: RgbFrame,
-    clock: Box<dyn Clock>,
-    rate: FrameRate,
-    /// The slot of this run's first frame: stream time goes on across restarts.
-    first_slot: u64,
-    /// Decides which slots open a segment (never dropped).
-    segments: SegmentClock,
-    frame_limit: Option<u64>,
-    pacing: bool,
-    stop: Arc<AtomicBool>,
-    shared: Arc<Shared>,
-}
-
-impl SourceJob {
-    /// The pacer loop: sleeps to each slot's deadline `t0 + n/fps` (never spins), paints the
-    /// frame and burns in the timecode (straight into a pooled I420 buffer when the source can,
-    /// else in RGB, then converted), hands it on.
-    /// Returns (frames sent, frames dropped).
-    fn run(mut self, free: Receiver<YuvFrame>, out: Sender<Item<RawFrame>>) -> (u64, u64) {
-        let t0 = self.clock.now();
-        let (mut sent, mut dropped) = (0u64, 0u64);
-        let first = self.first_slot;
-        let start = self.rate.time_of(first);
-        let mut n = first;
-        while self.frame_limit.is_none_or(|limit| n - first < limit)
-            && !self.stop.load(Ordering::Relaxed)
-        {
-            if self.pacing {
-                self.clock
-                    .sleep_until(t0 + (self.rate.time_of(n) - start).as_std());
-            }
-            let opens_segment = self.segments.opens_segment(self.rate.time_of(n));
-            let must_deliver = !self.pacing || opens_segment;
-            let buf = match take_buffer(&free, must_deliver) {
-                Ok(Some(b)) => b,
-                Ok(None) => {
-                    dropped += 1;
-                    count_drop(&self.shared, dropped, n, "frames");
-                    n += 1;
-                    continue;
-                }
-                Err(EncoderGone) => break,
-            };
-            let mut yuv = buf;
-            let tc = Timecode::from_frame(n, self.rate);
-            // Straight into I420 when the source can (no RGB frame to write and read back).
-            let info = match self.source.render_i420(n, &mut yuv) {
-                Some(info) => {
-                    if let Some(overlay) = &self.overlay {
-                        overlay.draw_i420(&mut yuv, tc);
-                    }
-                    info
-                }
-                None => {
-                    let info = self.source.render(n, &mut self.rgb);
-                    if let Some(overlay) = &self.overlay {
-                        overlay.draw(&mut self.rgb, tc);
-                    }
-                    rgb_to_i420(&self.rgb, &mut yuv);
-                    info
-                }
-            };
-            let frame = RawFrame {
-                slot: n,
-                yuv,
-                info,
-                opens_segment,
-            };
-            if out.send(Item::Frame(frame)).is_err() {
-                break;
-            }
-            sent += 1;
-            n += 1;
-        }
-        debug!(sent, dropped, "source stopped");
-        (sent, dropped)
-    }
-}
-
 struct EncoderJob {
     settings: EncoderSettings,
     event_duration: Duration90k,
@@ -789,134 +637,5 @@ impl EncoderJob {
             encoded += 1;
         }
         Ok(encoded)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::frame::RgbFrame;
-    use crate::yuv::bt601_limited_reference;
-    use std::time::Instant;
-
-    fn job(
-        source: Box<dyn Source>,
-        clock: Box<dyn Clock>,
-        pacing: bool,
-        shared: Arc<Shared>,
-    ) -> SourceJob {
-        SourceJob {
-            source,
-            overlay: None,
-            rgb: RgbFrame::new(16, 16),
-            clock,
-            rate: FrameRate::new(30, 1).unwrap(),
-            first_slot: 0,
-            segments: SegmentClock::new(Duration90k::from_secs(1)),
-            frame_limit: Some(if pacing { 300 } else { 50 }),
-            pacing,
-            stop: Arc::new(AtomicBool::new(false)),
-            shared,
-        }
-    }
-
-    /// The luma our converter gives the grey level that [`Numbered`] paints for slot `n`.
-    fn luma_of_slot(n: u64) -> u8 {
-        let v = n as u8;
-        bt601_limited_reference(v, v, v).0.round() as u8
-    }
-
-    /// A clock whose deadlines have always passed: the source runs flat out, as when the
-    /// machine is overloaded.
-    struct AlwaysLate(Instant);
-
-    impl Clock for AlwaysLate {
-        fn now(&self) -> Instant {
-            self.0
-        }
-        fn sleep_until(&self, _deadline: Instant) {}
-    }
-
-    /// Paints the whole frame grey at level `slot mod 256`, so each picture tells its slot.
-    struct Numbered;
-
-    impl Source for Numbered {
-        fn render(&mut self, n: u64, frame: &mut RgbFrame) -> FrameInfo {
-            frame.data.fill(n as u8);
-            FrameInfo::default()
-        }
-    }
-
-    /// A slow consumer makes the paced source drop frames; every frame keeps its own slot,
-    /// boundary slots are never dropped, and the counts add up.
-    #[test]
-    fn source_drops_when_behind_but_keeps_slots_and_boundaries() {
-        let shared = Arc::new(Shared::default());
-        let clock = Box::new(AlwaysLate(Instant::now()));
-        let job = job(Box::new(Numbered), clock, true, shared.clone());
-        let (free_tx, free_rx) = bounded(2);
-        let (tx, rx) = bounded(2);
-        for _ in 0..2 {
-            free_tx.send(YuvFrame::new(16, 16)).unwrap();
-        }
-        let source = thread::spawn(move || job.run(free_rx, tx));
-        let mut slots = Vec::new();
-        for f in rx.iter() {
-            let Item::Frame(f) = f else {
-                panic!("the board never stalls")
-            };
-            assert_eq!(
-                f.yuv.y[0],
-                luma_of_slot(f.slot),
-                "the frame painted for slot {}",
-                f.slot
-            );
-            slots.push(f.slot);
-            std::thread::sleep(std::time::Duration::from_millis(2));
-            let _ = free_tx.send(f.yuv);
-        }
-        let (sent, dropped) = source.join().unwrap();
-        assert_eq!(sent as usize, slots.len());
-        assert_eq!(sent + dropped, 300);
-        assert!(
-            dropped > 0,
-            "a consumer slower than the source must cause drops"
-        );
-        assert_eq!(shared.status().frames_dropped, dropped);
-        assert!(slots.windows(2).all(|w| w[0] < w[1]), "slots increase");
-        for k in 0..10 {
-            assert!(
-                slots.contains(&(k * 30)),
-                "boundary slot {} dropped",
-                k * 30
-            );
-        }
-    }
-
-    /// Without pacing nothing is ever dropped: the source waits for the encoder.
-    #[test]
-    fn unpaced_source_never_drops() {
-        let job = job(
-            Box::new(Numbered),
-            Box::new(RealClock),
-            false,
-            Arc::default(),
-        );
-        let (free_tx, free_rx) = bounded(1);
-        let (tx, rx) = bounded(1);
-        free_tx.send(YuvFrame::new(16, 16)).unwrap();
-        let source = thread::spawn(move || job.run(free_rx, tx));
-        let mut slots = Vec::new();
-        for f in rx.iter() {
-            let Item::Frame(f) = f else {
-                panic!("the board never stalls")
-            };
-            assert_eq!(f.yuv.y[0], luma_of_slot(f.slot));
-            slots.push(f.slot);
-            std::thread::sleep(std::time::Duration::from_millis(1));
-            let _ = free_tx.send(f.yuv);
-        }
-        assert_eq!(source.join().unwrap(), (50, 0));
-        assert_eq!(slots, (0..50).collect::<Vec<u64>>());
     }
 }

@@ -15,13 +15,15 @@ use tracing::{info, warn};
 use super::{encode_and_segment, join, open_output_at, spawn, FramePool, Summary};
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
+use crate::input::source_loop::SourceLoop;
 use crate::overlay::{TimecodeOverlay, DEFAULT_FONT};
 use crate::playlist::planned_segment_lifetime;
 use crate::publish::Publisher;
 use crate::rtsp::passthrough::{target_for_gop, Passthrough};
-use crate::rtsp::transcode::TranscodeJob;
+use crate::rtsp::transcode::TranscodeSource;
 use crate::rtsp::{self, Camera, CameraFrame, Event};
 use crate::segmenter::{FrameAu, Segmenter};
+use crate::slots::SourceEnd;
 use crate::state::{InputParams, Shared, StreamParams};
 use crate::store::MediaDir;
 use crate::time::{Duration90k, FrameRate, SegmentClock, StreamTime, TICKS_PER_MS, TICKS_PER_SEC};
@@ -388,7 +390,7 @@ struct CameraRun<'c, 'o> {
 }
 
 impl CameraRun<'_, '_> {
-    /// `--transcode`: the camera's pictures decoded on their own thread ([`TranscodeJob`]),
+    /// `--transcode`: the camera's pictures decoded on their own thread ([`TranscodeSource`]),
     /// stamped with our slots and timecode, and encoded and cut by the same threads as the
     /// other inputs: fixed GOP, segments of exactly `--hls-time`.
     fn transcode(mut self, overlay: TimecodeOverlay) -> Result<Summary> {
@@ -403,28 +405,38 @@ impl CameraRun<'_, '_> {
             ..
         } = self.opened;
         let pool = FramePool::new(cfg);
-        let job = TranscodeJob {
-            camera,
-            events,
-            first_gop,
-            pass: self.pass,
-            overlay,
+        let source_loop = SourceLoop {
+            overlay: Some(overlay),
             rate: cfg.rate,
-            width: cfg.width,
-            height: cfg.height,
+            first_slot,
             segments: SegmentClock::starting_at(cfg.segment, cfg.rate.time_of(first_slot)),
             frame_limit: cfg.frame_limit,
             pacing: cfg.pacing,
             stop: stop.clone(),
             shared: shared.clone(),
         };
+        let pass = self.pass;
+        let (rate, width, height) = (cfg.rate, cfg.width, cfg.height);
         shared.update_status(|s| {
             s.input_stalled = false;
             s.input_down = None;
         });
         let decoder_thread = {
             let (free_rx, frame_tx) = (pool.free_rx.clone(), pool.frame_tx.clone());
-            spawn("decoder", move || Ok(job.run(free_rx, frame_tx)))?
+            let shared = shared.clone();
+            spawn("decoder", move || {
+                let source = TranscodeSource::new(
+                    camera, events, first_gop, pass, rate, width, height, shared,
+                );
+                Ok(match source {
+                    Ok(source) => source_loop.run(source, free_rx, frame_tx),
+                    Err(e) => SourceEnd {
+                        sent: 0,
+                        dropped: 0,
+                        input_error: Some(e),
+                    },
+                })
+            })?
         };
         let summary = encode_and_segment(
             cfg,
