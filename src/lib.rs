@@ -20,6 +20,7 @@ pub(crate) mod media_cache;
 pub mod name;
 pub mod overlay;
 pub mod pipeline;
+pub mod plan;
 pub mod playlist;
 pub mod procstat;
 pub(crate) mod publish;

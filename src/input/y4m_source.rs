@@ -33,19 +33,52 @@ use std::time::Instant;
 
 use tracing::{info, warn};
 
-use super::y4m::{Frame, Polled, Waiting, Y4mReader};
+use super::y4m::{Forever, Frame, Polled, Waiting, Y4mError, Y4mReader};
 use super::Y4mInput;
 use crate::clock::Clock;
+use crate::error::Error;
 use crate::frame::{FrameInfo, YuvFrame};
 use crate::slots::{EncoderGone, Feed, FrameSource, Next};
 use crate::state::Shared;
 use crate::time::{Duration90k, FrameRate, StreamTime};
 
-/// A Y4M input after [`super::open`]: its header and first frame are read.
+/// A Y4M input after [`super::open`]: its header is read.
 pub(crate) struct Y4mOpened {
     pub(crate) input: Y4mInput,
     pub(crate) reader: Y4mReader<Polled>,
-    pub(crate) first: YuvFrame,
+}
+
+impl Y4mOpened {
+    /// The frame size and, if its header gives one, the frame rate.
+    pub(crate) fn format(&self) -> (usize, usize, Option<FrameRate>) {
+        let f = self.reader.format();
+        (f.width, f.height, f.rate)
+    }
+
+    /// Reads the first frame (a stream without one is an error) for a stream at `rate`.
+    pub(crate) fn read_first(&mut self, rate: FrameRate) -> Result<YuvFrame, Error> {
+        let (input, format) = (&self.input, self.reader.format().clone());
+        let mut first = YuvFrame::new(format.width, format.height);
+        match self.reader.read_frame(&mut first, &mut Forever) {
+            Ok(Frame::Read) => {}
+            Ok(Frame::End | Frame::Stopped) => return Err(input.error(Y4mError::NoFrames)),
+            Err(e) => return Err(input.error(e)),
+        }
+        info!(
+            input = %input,
+            size = format!("{}x{}", format.width, format.height),
+            fps = format!("{}/{}", rate.num, rate.den),
+            colour_space = %format.colour_space,
+            "YUV4MPEG2 input"
+        );
+        if let Some(i @ ('t' | 'b' | 'm')) = format.interlace {
+            warn!(
+                interlace = %i,
+                "the Y4M input is interlaced; its frames are encoded as progressive pictures"
+            );
+        }
+        Ok(first)
+    }
 }
 
 /// A Y4M input as the source thread's [`FrameSource`].

@@ -25,8 +25,10 @@
 
 mod rtsp;
 
-pub use rtsp::{prepare_rtsp, run_rtsp, run_rtsp_prepared, RtspOpened};
+use rtsp::run_camera;
+pub use rtsp::run_rtsp;
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -35,7 +37,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use tracing::{error, info, warn};
 
 use crate::clock::RealClock;
-use crate::config::Config;
+use crate::config::{Config, InputFormat, Plan, StreamSettings};
 use crate::encode::{EncoderSettings, H264Encoder};
 use crate::error::{Error, ErrorKind, Result};
 use crate::frame::YuvFrame;
@@ -82,7 +84,7 @@ struct EncodedFrame {
     opens_segment: bool,
 }
 
-/// The media path running on its threads (see [`start`]).
+/// The media path running on its threads (see [`Prepared::start`]).
 pub struct Running {
     segmenter: thread::JoinHandle<Result<Summary>>,
 }
@@ -94,28 +96,65 @@ impl Running {
     }
 }
 
-/// A configuration whose input is open: see [`prepare`].
+/// A stream whose input is open and whose plan is settled (a camera's, once it plays): see
+/// [`prepare`].
 pub struct Prepared {
-    cfg: Config,
-    opened: Opened,
+    settings: StreamSettings,
+    out_dir: PathBuf,
+    input: Ready,
+}
+
+/// An input ready to run.
+enum Ready {
+    Checkerboard(Plan),
+    /// A Y4M stream whose first frame is read.
+    Y4m(Plan, Box<input::y4m_source::Y4mOpened>, YuvFrame),
+    /// A camera: its plan is settled once its first GOP is measured, on the pipeline's thread.
+    Camera(crate::rtsp::Camera),
 }
 
 /// Opens the input before anything else is touched: a Y4M stream's header and first frame are
 /// read here (a FIFO waits for its writer), and a bad one is an
 /// [`ErrorKind::InvalidArgument`] error (exit code 2) with no file created or deleted. The
-/// configuration it gives ([`Prepared::config`]) has the input's frame size and rate.
+/// stream's plan ([`Prepared::plan`]) has the input's frame size and rate.
 pub fn prepare(cfg: &Config) -> Result<Prepared> {
-    let (cfg, opened) = input::open(cfg)?;
-    Ok(Prepared { cfg, opened })
+    let settings = &cfg.stream;
+    let out_dir = &cfg.server.out_dir;
+    let input = match input::open(settings.input(), settings.rtsp_transport())? {
+        Opened::Checkerboard => Ready::Checkerboard(settings.plan(out_dir, InputFormat::Flags)?),
+        Opened::Y4m(mut y) => {
+            let (width, height, rate) = y.format();
+            let plan = settings.plan(
+                out_dir,
+                InputFormat::Picture {
+                    width,
+                    height,
+                    rate,
+                },
+            )?;
+            let first = y.read_first(plan.rate())?;
+            Ready::Y4m(plan, y, first)
+        }
+        Opened::Rtsp(camera) => Ready::Camera(camera),
+    };
+    Ok(Prepared {
+        settings: settings.clone(),
+        out_dir: out_dir.clone(),
+        input,
+    })
 }
 
 impl Prepared {
-    /// The configuration the stream runs with (a Y4M input's size and rate).
-    pub fn config(&self) -> &Config {
-        &self.cfg
+    /// The plan the stream runs with (a Y4M input's size and rate); `None` for a camera, whose
+    /// plan is settled when it plays (`GET /stream` says it then).
+    pub fn plan(&self) -> Option<&Plan> {
+        match &self.input {
+            Ready::Checkerboard(plan) | Ready::Y4m(plan, ..) => Some(plan),
+            Ready::Camera(_) => None,
+        }
     }
 
-    /// [`start`] with this input.
+    /// Starts the media path on its own threads; see `start_prepared`.
     pub fn start(
         self,
         shared: Arc<Shared>,
@@ -126,18 +165,9 @@ impl Prepared {
     }
 }
 
-/// Starts the media path on its own threads and returns at once. When the stream ends, however
-/// it ends (a panic included), `stop` is set and `on_exit` runs on the segmenter thread, so a
-/// server waiting on it never waits forever. The input is opened first ([`prepare`]).
-pub fn start(
-    cfg: &Config,
-    shared: Arc<Shared>,
-    stop: Arc<AtomicBool>,
-    on_exit: impl FnOnce() + Send + 'static,
-) -> Result<Running> {
-    start_prepared(prepare(cfg)?, shared, stop, on_exit)
-}
-
+/// Starts the media path on its own threads and returns at once ([`Prepared::start`]). When
+/// the stream ends, however it ends (a panic included), `stop` is set and `on_exit` runs on the
+/// segmenter thread, so a server waiting on it never waits forever.
 fn start_prepared(
     prepared: Prepared,
     shared: Arc<Shared>,
@@ -155,7 +185,7 @@ fn start_prepared(
         }
     }
     let guard = OnExit(Some(on_exit), stop.clone());
-    if matches!(prepared.opened, Opened::Rtsp(_)) {
+    if matches!(prepared.input, Ready::Camera(_)) {
         // Set before the server can answer: until the camera plays, `GET /stream` does not
         // give the command line's rate as the camera's.
         shared.update_status(|s| s.params = InputParams::Pending);
@@ -190,65 +220,66 @@ fn run_prepared(
     stop: Arc<AtomicBool>,
     observer: &mut dyn FnMut(&str),
 ) -> Result<Summary> {
-    let Prepared { cfg, opened } = prepared;
-    let cfg = &cfg;
-    let overlay = TimecodeOverlay::new(DEFAULT_FONT, cfg.width, cfg.height)
-        .map_err(|e| Error::new(ErrorKind::Internal, format!("timecode font: {e}")))?;
-    let board = match opened {
-        Opened::Checkerboard => Some(
-            Checkerboard::new(cfg.checkerboard())
-                .map_err(|e| Error::new(ErrorKind::InvalidArgument, e))?,
-        ),
-        Opened::Y4m(_) => None,
-        // A camera connects first (its GOP or its size decides the configuration), then runs
-        // its own way: passthrough, or decoded into the encoder below.
-        Opened::Rtsp(camera) => return run_rtsp(cfg, camera, shared, stop, observer),
+    let Prepared {
+        settings,
+        out_dir,
+        input,
+    } = prepared;
+    let (plan, board, y4m) = match input {
+        Ready::Checkerboard(plan) => {
+            let board = Checkerboard::new(plan.checkerboard())
+                .map_err(|e| Error::new(ErrorKind::InvalidArgument, e))?;
+            (plan, Some(board), None)
+        }
+        Ready::Y4m(plan, y, first) => (plan, None, Some((y, first))),
+        // A camera connects first (its GOP or its size settles the plan), then runs its own
+        // way: passthrough, or decoded into the encoder below.
+        Ready::Camera(camera) => {
+            return run_camera(&settings, &out_dir, camera, shared, stop, observer)
+        }
     };
+    let cfg = &plan;
+    let overlay = TimecodeOverlay::new(DEFAULT_FONT, cfg.width(), cfg.height())
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("timecode font: {e}")))?;
     let (mut publisher, marker_thread) = open_output(cfg, &shared, observer)?;
     let first_slot = publisher.first_slot();
     let pool = FramePool::new(cfg);
 
     let source_loop = SourceLoop {
         overlay: Some(overlay),
-        rate: cfg.rate,
+        rate: cfg.rate(),
         first_slot,
-        segments: SegmentClock::starting_at(cfg.segment, cfg.rate.time_of(first_slot)),
-        frame_limit: cfg.frame_limit,
-        pacing: cfg.pacing,
+        segments: SegmentClock::starting_at(cfg.segment(), cfg.rate().time_of(first_slot)),
+        frame_limit: cfg.frame_limit(),
+        pacing: cfg.pacing(),
         stop: stop.clone(),
         shared: shared.clone(),
     };
     let (free_rx, frame_tx) = (pool.free_rx.clone(), pool.frame_tx.clone());
-    let source_thread = match (board, opened) {
+    let source_thread = match (board, y4m) {
         (Some(board), _) => {
-            let source = Paced::new(board, Box::new(RealClock), cfg.rate, first_slot);
+            let source = Paced::new(board, Box::new(RealClock), cfg.rate(), first_slot);
             spawn("source", move || {
                 Ok(source_loop.run(source, free_rx, frame_tx))
             })?
         }
-        (None, Opened::Y4m(y)) => {
-            let input::y4m_source::Y4mOpened {
-                input,
-                reader,
-                first,
-            } = *y;
+        (None, Some((y, first))) => {
+            let input::y4m_source::Y4mOpened { input, reader } = *y;
             let source = input::y4m_source::Y4mSource::new(
                 input,
                 reader,
                 Some(first),
                 Box::new(RealClock),
-                cfg.rate,
+                cfg.rate(),
                 first_slot,
-                cfg.segment,
+                cfg.segment(),
                 shared.clone(),
             );
             spawn("source", move || {
                 Ok(source_loop.run(source, free_rx, frame_tx))
             })?
         }
-        (None, Opened::Checkerboard | Opened::Rtsp(_)) => {
-            unreachable!("the board is made for a checkerboard input, a camera returned above")
-        }
+        (None, None) => unreachable!("a checkerboard or a Y4M input: a camera returned above"),
     };
     encode_and_segment(
         cfg,
@@ -264,7 +295,7 @@ fn run_prepared(
 /// The media directory (cleaned with `--fresh`), the publisher, the stream clock and the
 /// marker writer: what every input's run opens first.
 fn open_output<'o>(
-    cfg: &Config,
+    cfg: &Plan,
     shared: &Arc<Shared>,
     observer: &'o mut dyn FnMut(&str),
 ) -> Result<(Publisher<'o, MediaDir>, thread::JoinHandle<Result<()>>)> {
@@ -274,14 +305,14 @@ fn open_output<'o>(
 /// [`open_output`] for a run whose first frame was captured at `first_frame`, before now (see
 /// [`Publisher::starting_at`]).
 fn open_output_at<'o>(
-    cfg: &Config,
+    cfg: &Plan,
     shared: &Arc<Shared>,
     observer: &'o mut dyn FnMut(&str),
     first_frame: Option<crate::clock::WallClock>,
 ) -> Result<(Publisher<'o, MediaDir>, thread::JoinHandle<Result<()>>)> {
     let dir =
-        MediaDir::open(&cfg.out_dir, &cfg.name).map_err(|e| Error::io("media directory", e))?;
-    if cfg.fresh {
+        MediaDir::open(cfg.out_dir(), cfg.name()).map_err(|e| Error::io("media directory", e))?;
+    if cfg.fresh() {
         let n = dir
             .clean()
             .map_err(|e| Error::io(format!("cleaning {}", dir.path().display()), e))?;
@@ -331,12 +362,12 @@ struct FramePool {
 }
 
 impl FramePool {
-    fn new(cfg: &Config) -> Self {
+    fn new(cfg: &Plan) -> Self {
         let (free_tx, free_rx) = bounded::<YuvFrame>(FRAME_POOL);
         let (frame_tx, frame_rx) = bounded::<Item<RawFrame>>(FRAME_POOL);
         for _ in 0..FRAME_POOL {
             free_tx
-                .send(YuvFrame::new(cfg.width, cfg.height))
+                .send(YuvFrame::new(cfg.width(), cfg.height()))
                 .expect("pool channel has room");
         }
         FramePool {
@@ -352,7 +383,7 @@ impl FramePool {
 /// through `pool`; then the end of the stream in order (threads joined, the marker writer
 /// drained, the last segment and `EXT-X-ENDLIST`).
 fn encode_and_segment(
-    cfg: &Config,
+    cfg: &Plan,
     publisher: &mut Publisher<'_, MediaDir>,
     shared: &Arc<Shared>,
     stop: &Arc<AtomicBool>,
@@ -378,14 +409,14 @@ fn encode_and_segment(
     let encoder_thread = {
         let job = EncoderJob {
             settings: EncoderSettings {
-                width: cfg.width,
-                height: cfg.height,
-                rate: cfg.rate,
-                bitrate_bps: cfg.bitrate_bps,
+                width: cfg.width(),
+                height: cfg.height(),
+                rate: cfg.rate(),
+                bitrate_bps: cfg.bitrate_bps(),
                 gop_frames: cfg.gop_frames(),
             },
-            event_duration: cfg.event_duration,
-            builtin_markers: cfg.builtin_markers,
+            event_duration: cfg.event_duration(),
+            builtin_markers: cfg.builtin_markers(),
             shared: shared.clone(),
         };
         spawn("encoder", move || {
@@ -395,25 +426,28 @@ fn encode_and_segment(
 
     // The segmenter runs here, cutting parts too with low latency.
     let first_slot = publisher.first_slot();
-    let segmenter = match (cfg.part_frames, cfg.part_target()) {
+    let segmenter = match (cfg.part_frames(), cfg.part_target()) {
         (Some(frames), Some(part_target)) => {
             // Parts stay downloadable three target durations after they leave the playlist,
             // which lists them for three target durations (R42): six behind the live edge.
-            let td = Duration90k::from_secs(cfg.target_duration_secs);
-            let keep = (td.as_u64() * 6).div_ceil(cfg.segment.as_u64()) as usize + 2;
+            let td = Duration90k::from_secs(cfg.target_duration_secs());
+            let keep = (td.as_u64() * 6).div_ceil(cfg.segment().as_u64()) as usize + 2;
             publisher.enable_low_latency(LowLatency { part_target }, keep)?;
             Segmenter::with_parts(
-                cfg.pts_offset,
+                cfg.pts_offset(),
                 PartPlan {
                     frames,
-                    rate: cfg.rate,
-                    segments: SegmentClock::starting_at(cfg.segment, cfg.rate.time_of(first_slot)),
+                    rate: cfg.rate(),
+                    segments: SegmentClock::starting_at(
+                        cfg.segment(),
+                        cfg.rate().time_of(first_slot),
+                    ),
                 },
             )
         }
-        _ => Segmenter::new(cfg.pts_offset),
+        _ => Segmenter::new(cfg.pts_offset()),
     };
-    let mut segmenter = match cfg.name.segment_type() {
+    let mut segmenter = match cfg.name().segment_type() {
         crate::name::SegmentType::Mpegts => segmenter,
         crate::name::SegmentType::Fmp4 => segmenter.into_fmp4(),
     };
@@ -438,7 +472,7 @@ fn encode_and_segment(
         };
         let au = FrameAu {
             data: &ef.data,
-            at: cfg.rate.time_of(ef.slot),
+            at: cfg.rate().time_of(ef.slot),
             keyframe: ef.keyframe,
             opens_segment: ef.opens_segment,
         };
@@ -496,7 +530,7 @@ fn encode_and_segment(
         input_error = Some(e.to_string());
     }
     if let Some(slot) = last_slot {
-        segmenter.finish_cuts(cfg.rate.time_of(slot + 1), &mut |cut| {
+        segmenter.finish_cuts(cfg.rate().time_of(slot + 1), &mut |cut| {
             publish_cut(publisher, cut, frames_encoded, &mut None)
         });
     }
