@@ -245,16 +245,7 @@ fn run_prepared(
     let first_slot = publisher.first_slot();
     let pool = FramePool::new(cfg);
 
-    let source_loop = SourceLoop {
-        overlay: Some(overlay),
-        rate: cfg.rate(),
-        first_slot,
-        segments: SegmentClock::starting_at(cfg.segment(), cfg.rate().time_of(first_slot)),
-        frame_limit: cfg.frame_limit(),
-        pacing: cfg.pacing(),
-        stop: stop.clone(),
-        shared: shared.clone(),
-    };
+    let source_loop = source_loop(cfg, overlay, first_slot, &stop, &shared);
     let (free_rx, frame_tx) = (pool.free_rx.clone(), pool.frame_tx.clone());
     let source_thread = match (board, y4m) {
         (Some(board), _) => {
@@ -290,6 +281,26 @@ fn run_prepared(
         source_thread,
         pool,
     )
+}
+
+/// The source thread's loop for a run of `cfg` from `first_slot`, with the timecode burnt in.
+fn source_loop(
+    cfg: &Plan,
+    overlay: TimecodeOverlay,
+    first_slot: u64,
+    stop: &Arc<AtomicBool>,
+    shared: &Arc<Shared>,
+) -> SourceLoop {
+    SourceLoop {
+        overlay: Some(overlay),
+        rate: cfg.rate(),
+        first_slot,
+        segments: SegmentClock::starting_at(cfg.segment(), cfg.rate().time_of(first_slot)),
+        frame_limit: cfg.frame_limit(),
+        pacing: cfg.pacing(),
+        stop: stop.clone(),
+        shared: shared.clone(),
+    }
 }
 
 /// The media directory (cleaned with `--fresh`), the publisher, the stream clock and the

@@ -13,10 +13,9 @@ use std::thread;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError};
 use tracing::{info, warn};
 
-use super::{encode_and_segment, join, open_output_at, spawn, FramePool, Summary};
+use super::{encode_and_segment, join, open_output_at, source_loop, spawn, FramePool, Summary};
 use crate::config::{Config, InputFormat, Plan, StreamSettings};
 use crate::error::{Error, ErrorKind, Result};
-use crate::input::source_loop::SourceLoop;
 use crate::overlay::{TimecodeOverlay, DEFAULT_FONT};
 use crate::publish::Publisher;
 use crate::rtsp::passthrough::Passthrough;
@@ -26,7 +25,7 @@ use crate::segmenter::{FrameAu, Segmenter};
 use crate::slots::SourceEnd;
 use crate::state::{InputParams, Shared, StreamParams};
 use crate::store::MediaDir;
-use crate::time::{Duration90k, FrameRate, SegmentClock, StreamTime, TICKS_PER_MS, TICKS_PER_SEC};
+use crate::time::{Duration90k, FrameRate, StreamTime, TICKS_PER_MS, TICKS_PER_SEC};
 
 /// Camera events in flight from the RTSP thread to the segmenter (about 8 s at 30 fps).
 const EVENT_QUEUE: usize = 256;
@@ -439,16 +438,7 @@ impl CameraRun<'_, '_> {
             ..
         } = self.opened;
         let pool = FramePool::new(cfg);
-        let source_loop = SourceLoop {
-            overlay: Some(overlay),
-            rate: cfg.rate(),
-            first_slot,
-            segments: SegmentClock::starting_at(cfg.segment(), cfg.rate().time_of(first_slot)),
-            frame_limit: cfg.frame_limit(),
-            pacing: cfg.pacing(),
-            stop: stop.clone(),
-            shared: shared.clone(),
-        };
+        let source_loop = source_loop(cfg, overlay, first_slot, stop, shared);
         let pass = self.pass;
         let (rate, width, height) = (cfg.rate(), cfg.width(), cfg.height());
         shared.update_status(|s| {
