@@ -11,14 +11,14 @@
 //! the stream's one immutable [`Plan`] ([`StreamSettings::plan`]).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Parser;
 
 use crate::error::{Error, ErrorKind};
 use crate::input::Input;
 use crate::name::{SegmentType, StreamName};
-pub use crate::plan::{InputFormat, Plan};
+pub use crate::plan::{InputFormat, Plan, StreamSettings};
 use crate::rtsp::RtspTransport;
 use crate::time::{Duration90k, FrameRate, Pts};
 
@@ -270,42 +270,6 @@ pub struct ServerSettings {
     pub serve: bool,
 }
 
-/// One stream's validated flags: what is known before its input is opened. With what the
-/// input reports it becomes the stream's [`Plan`] ([`StreamSettings::plan`]).
-#[derive(Debug, Clone)]
-pub struct StreamSettings {
-    pub(crate) input: Input,
-    /// `--size`, or the default.
-    pub(crate) width: usize,
-    pub(crate) height: usize,
-    /// `--size` was given.
-    pub(crate) size_given: bool,
-    /// `--fps`, which wins over an input's own rate.
-    pub(crate) rate: Option<FrameRate>,
-    /// Nominal segment duration.
-    pub(crate) segment: Duration90k,
-    pub(crate) list_size: usize,
-    pub(crate) bitrate_bps: Option<u32>,
-    pub(crate) name: StreamName,
-    pub(crate) event_mean: Duration90k,
-    pub(crate) event_duration: Duration90k,
-    pub(crate) seed: Option<u64>,
-    pub(crate) block_size: u32,
-    pub(crate) roll: Duration90k,
-    pub(crate) noise_sigma: f32,
-    pub(crate) start_number: u64,
-    pub(crate) fresh: bool,
-    pub(crate) frames: Option<u64>,
-    pub(crate) duration: Option<Duration90k>,
-    pub(crate) pacing: bool,
-    pub(crate) pts_offset: Pts,
-    pub(crate) builtin_markers: bool,
-    /// `--part-duration` as asked; `None` with `--no-low-latency`.
-    pub(crate) part_duration: Option<Duration90k>,
-    pub(crate) rtsp_transport: RtspTransport,
-    pub(crate) transcode: bool,
-}
-
 fn invalid(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidArgument, msg)
 }
@@ -476,7 +440,8 @@ impl StreamArgs {
             .as_deref()
             .map(|fps| {
                 let rate = FrameRate::parse(fps).map_err(|e| invalid(format!("--fps: {e}")))?;
-                check_rate(rate).map_err(|e| invalid(format!("--fps: {}", e.message())))?;
+                crate::plan::check_rate(rate)
+                    .map_err(|e| invalid(format!("--fps: {}", e.message())))?;
                 Ok::<_, Error>(rate)
             })
             .transpose()?;
@@ -510,12 +475,14 @@ impl StreamArgs {
         if self.block_size == 0 {
             return Err(invalid("--block-size must be positive"));
         }
+        let default_rate = FrameRate::parse(DEFAULT_FPS)?;
         Ok(StreamSettings {
             input: self.input,
             width,
             height,
             size_given: self.size.is_some(),
             rate,
+            flags_rate: rate.unwrap_or(default_rate),
             segment,
             list_size: self.list_size,
             bitrate_bps: self.bitrate,
@@ -540,55 +507,6 @@ impl StreamArgs {
             rtsp_transport: self.rtsp_transport,
             transcode: self.transcode,
         })
-    }
-}
-
-pub(crate) fn check_rate(rate: FrameRate) -> Result<(), Error> {
-    if rate.as_f64() > 240.0 {
-        return Err(invalid(format!(
-            "frame rate {}/{} is above 240",
-            rate.num, rate.den
-        )));
-    }
-    Ok(())
-}
-
-impl StreamSettings {
-    /// The stream's plan, once its input has said what it brings (`format`); its files go
-    /// in `out_dir`. Made once per stream: see [`Plan::new`].
-    pub fn plan(&self, out_dir: &Path, format: InputFormat) -> Result<Plan, Error> {
-        Plan::new(self, out_dir, format)
-    }
-
-    pub fn input(&self) -> &Input {
-        &self.input
-    }
-
-    /// `--fps`, else the default: the checkerboard's rate.
-    pub(crate) fn flags_rate(&self) -> FrameRate {
-        self.rate
-            .unwrap_or_else(|| FrameRate::parse(DEFAULT_FPS).expect("the default rate parses"))
-    }
-
-    pub fn name(&self) -> &StreamName {
-        &self.name
-    }
-
-    pub fn rtsp_transport(&self) -> RtspTransport {
-        self.rtsp_transport
-    }
-
-    pub fn transcode(&self) -> bool {
-        self.transcode
-    }
-
-    /// Nominal segment duration (`--hls-time`).
-    pub fn segment(&self) -> Duration90k {
-        self.segment
-    }
-
-    pub fn list_size(&self) -> usize {
-        self.list_size
     }
 }
 

@@ -1,4 +1,6 @@
-//! One stream's plan: its validated flags ([`StreamSettings`]) plus what its input reports
+//! One stream's plan: its validated flags ([`StreamSettings`], made by `config`'s
+//! `StreamArgs::validate`; this module imports nothing of `config`) plus what
+//! its input reports
 //! ([`InputFormat`]: a Y4M header's size and rate, a camera's GOP), settled once, before
 //! anything is published, and never changed after: frame size and rate, TARGETDURATION and a
 //! segment's lifetime, the bitrate, the low-latency parts, the frame limit. Every field is
@@ -6,7 +8,6 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::{check_rate, StreamSettings};
 use crate::error::{Error, ErrorKind};
 use crate::input::Input;
 use crate::name::StreamName;
@@ -14,6 +15,93 @@ use crate::playlist::{planned_segment_lifetime, segment_bound, Cuts};
 use crate::rtsp::RtspTransport;
 use crate::source::CheckerboardConfig;
 use crate::time::{Duration90k, FrameRate, Pts, StreamTime};
+
+/// One stream's validated flags (`config`'s `StreamArgs::validate`): what is known
+/// before its input is opened. With what the
+/// input reports it becomes the stream's [`Plan`] ([`StreamSettings::plan`]).
+#[derive(Debug, Clone)]
+pub struct StreamSettings {
+    pub(crate) input: Input,
+    /// `--size`, or the default.
+    pub(crate) width: usize,
+    pub(crate) height: usize,
+    /// `--size` was given.
+    pub(crate) size_given: bool,
+    /// `--fps`, which wins over an input's own rate.
+    pub(crate) rate: Option<FrameRate>,
+    /// `--fps`, else the default rate (the checkerboard's).
+    pub(crate) flags_rate: FrameRate,
+    /// Nominal segment duration.
+    pub(crate) segment: Duration90k,
+    pub(crate) list_size: usize,
+    pub(crate) bitrate_bps: Option<u32>,
+    pub(crate) name: StreamName,
+    pub(crate) event_mean: Duration90k,
+    pub(crate) event_duration: Duration90k,
+    pub(crate) seed: Option<u64>,
+    pub(crate) block_size: u32,
+    pub(crate) roll: Duration90k,
+    pub(crate) noise_sigma: f32,
+    pub(crate) start_number: u64,
+    pub(crate) fresh: bool,
+    pub(crate) frames: Option<u64>,
+    pub(crate) duration: Option<Duration90k>,
+    pub(crate) pacing: bool,
+    pub(crate) pts_offset: Pts,
+    pub(crate) builtin_markers: bool,
+    /// `--part-duration` as asked; `None` with `--no-low-latency`.
+    pub(crate) part_duration: Option<Duration90k>,
+    pub(crate) rtsp_transport: RtspTransport,
+    pub(crate) transcode: bool,
+}
+
+pub(crate) fn check_rate(rate: FrameRate) -> Result<(), Error> {
+    if rate.as_f64() > 240.0 {
+        return Err(invalid(format!(
+            "frame rate {}/{} is above 240",
+            rate.num, rate.den
+        )));
+    }
+    Ok(())
+}
+
+impl StreamSettings {
+    /// The stream's plan, once its input has said what it brings (`format`); its files go
+    /// in `out_dir`. Made once per stream: see [`Plan::new`].
+    pub fn plan(&self, out_dir: &Path, format: InputFormat) -> Result<Plan, Error> {
+        Plan::new(self, out_dir, format)
+    }
+
+    pub fn input(&self) -> &Input {
+        &self.input
+    }
+
+    /// `--fps`, else the default: the checkerboard's rate.
+    pub(crate) fn flags_rate(&self) -> FrameRate {
+        self.flags_rate
+    }
+
+    pub fn name(&self) -> &StreamName {
+        &self.name
+    }
+
+    pub fn rtsp_transport(&self) -> RtspTransport {
+        self.rtsp_transport
+    }
+
+    pub fn transcode(&self) -> bool {
+        self.transcode
+    }
+
+    /// Nominal segment duration (`--hls-time`).
+    pub fn segment(&self) -> Duration90k {
+        self.segment
+    }
+
+    pub fn list_size(&self) -> usize {
+        self.list_size
+    }
+}
 
 /// What an input reports about its pictures, for [`Plan::new`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
