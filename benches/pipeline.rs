@@ -163,21 +163,21 @@ fn stages(c: &mut Criterion) {
 /// it (a fresh encoder, rate control settling); more passes approach the criterion figure.
 /// Returns frames per second and CPU milliseconds per frame (this thread's, from
 /// `/proc/thread-self/stat`; NaN elsewhere).
-fn encode_only_fps(cfg: &hls::config::Config, frames: &[YuvFrame], warm: usize) -> (f64, f64) {
+fn encode_only_fps(cfg: &hls::plan::Plan, frames: &[YuvFrame], warm: usize) -> (f64, f64) {
     let mut enc = H264Encoder::new(EncoderSettings {
-        width: cfg.width,
-        height: cfg.height,
-        rate: cfg.rate,
-        bitrate_bps: cfg.bitrate_bps,
+        width: cfg.width(),
+        height: cfg.height(),
+        rate: cfg.rate(),
+        bitrate_bps: cfg.bitrate_bps(),
         gop_frames: cfg.gop_frames(),
     })
     .unwrap();
     let mut au = Vec::with_capacity(1 << 20);
-    let mut clock = hls::time::SegmentClock::new(cfg.segment);
+    let mut clock = hls::time::SegmentClock::new(cfg.segment());
     let mut k = 0u64;
     let mut pass = |enc: &mut H264Encoder| {
         for f in frames {
-            let at = cfg.rate.time_of(k);
+            let at = cfg.rate().time_of(k);
             au.clear();
             enc.encode(f, at, clock.opens_segment(at), &mut au).unwrap();
             k += 1;
@@ -215,14 +215,14 @@ fn thread_cpu_ms() -> f64 {
 
 /// The pictures of the binary's run: board and timecode of slots `0..n` as the source thread
 /// paints them.
-fn run_frames(cfg: &hls::config::Config, n: u64) -> Vec<YuvFrame> {
+fn run_frames(cfg: &hls::plan::Plan, n: u64) -> Vec<YuvFrame> {
     let mut board = Checkerboard::new(cfg.checkerboard()).unwrap();
-    let overlay = TimecodeOverlay::new(DEFAULT_FONT, cfg.width, cfg.height).unwrap();
+    let overlay = TimecodeOverlay::new(DEFAULT_FONT, cfg.width(), cfg.height()).unwrap();
     (0..n)
         .map(|i| {
-            let mut f = YuvFrame::new(cfg.width, cfg.height);
+            let mut f = YuvFrame::new(cfg.width(), cfg.height());
             board.render_i420(i, &mut f).unwrap();
-            overlay.draw_i420(&mut f, Timecode::from_frame(i, cfg.rate));
+            overlay.draw_i420(&mut f, Timecode::from_frame(i, cfg.rate()));
             f
         })
         .collect()
@@ -267,7 +267,9 @@ fn whole_pipeline() {
     for (w, h) in sizes() {
         let size = format!("{w}x{h}");
         let args = ["x", "--size", &size, "--seed", "1"];
-        let cfg = hls::config::Config::from_args(args).expect("bench configuration");
+        let cfg = hls::config::Config::from_args(args)
+            .expect("bench configuration")
+            .flags_plan();
         let frames = run_frames(&cfg, FRAMES);
         // Ratios to the warm encode-only run, per binary.
         let mut ratios = vec![Vec::new(); exes.len()];

@@ -1,8 +1,14 @@
-//! Command-line configuration: clap parses raw flags ([`Args`]), [`Args::validate`] checks every
-//! one of them, whatever else is set, and produces a [`Config`] every other part of the program
-//! can trust. Nothing is touched (no directory created, no file deleted, no port bound) before
-//! the whole command line has passed: a bad flag is an [`ErrorKind::InvalidArgument`] error,
-//! exit code 2.
+//! Command-line configuration: clap parses raw flags ([`Args`]: the server-wide [`ServerArgs`]
+//! and one stream's [`StreamArgs`], flattened into one command line), [`Args::validate`] checks
+//! every one of them, whatever else is set, and produces a [`Config`] every other part of the
+//! program can trust. Nothing is touched (no directory created, no file deleted, no port bound)
+//! before the whole command line has passed: a bad flag is an [`ErrorKind::InvalidArgument`]
+//! error, exit code 2.
+//!
+//! A stream's flags are checked by [`StreamArgs::validate`], which does not depend on clap (a
+//! configuration file's `[[stream]]` table, deserialized into [`StreamArgs`], goes through the
+//! same checks); its [`StreamSettings`] and what the input reports ([`InputFormat`]) then make
+//! the stream's one immutable [`Plan`] ([`StreamSettings::plan`]).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,9 +18,9 @@ use clap::Parser;
 use crate::error::{Error, ErrorKind};
 use crate::input::Input;
 use crate::name::{SegmentType, StreamName};
-use crate::playlist::{longest_segment, planned_segment_lifetime, target_duration_secs};
+pub use crate::plan::{InputFormat, Plan, StreamSettings};
 use crate::rtsp::RtspTransport;
-use crate::time::{Duration90k, FrameRate, Pts, StreamTime};
+use crate::time::{Duration90k, FrameRate, Pts};
 
 pub(crate) const DEFAULT_BIND: &str = "127.0.0.1:5000";
 pub(crate) const DEFAULT_SIZE: &str = "1280x720";
@@ -36,122 +42,37 @@ pub const DEFAULT_PTS_OFFSET: Pts = Pts(126_000);
 #[derive(Debug, Clone, Parser)]
 #[command(version, about, long_about = None)]
 pub struct Args {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub stream: StreamArgs,
+}
+
+/// The server-wide flags: one HTTP origin and one media directory for every stream (a
+/// configuration file's `[server]` table).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerArgs {
     /// Address the HTTP server listens on.
     #[arg(long, default_value = DEFAULT_BIND)]
-    pub(crate) bind: SocketAddr,
-
-    /// Where the pictures come from: `checkerboard` (the synthetic board with events and
-    /// markers), `-` (YUV4MPEG2 on standard input, e.g. `ffmpeg ... -f yuv4mpegpipe - |
-    /// hls-streamer --input -`), or the path of a YUV4MPEG2 file or FIFO. A Y4M input brings its
-    /// own frame size and rate (its header's; `--fps` overrides the rate), is paced at its frame
-    /// rate (`--no-pacing`: as fast as it can be read) and ends the stream at its end.
-    /// `rtsp://[user:pass@]host[:port]/path`: an IP camera's H.264, passed through without
-    /// re-encoding (segments cut at the camera's IDRs), or re-encoded with `--transcode`;
-    /// credentials in the URL or in HLS_RTSP_USER / HLS_RTSP_PASSWORD, never logged.
-    #[arg(long, default_value = "checkerboard", value_parser = crate::input::InputParser)]
-    pub(crate) input: Input,
-
-    /// Frame size WIDTHxHEIGHT of the checkerboard (even numbers, at most 3840x2160) [default:
-    /// 1280x720]. Not with a Y4M input, whose header gives the size (nothing is scaled).
-    #[arg(long)]
-    pub(crate) size: Option<String>,
-
-    /// Frame rate: an integer, a decimal, or a fraction such as 30000/1001 (29.97 means that)
-    /// [default: 30, or a Y4M input's header rate, which this overrides].
-    #[arg(long)]
-    pub(crate) fps: Option<String>,
-
-    /// Target segment duration in seconds; every segment opens with an IDR.
-    #[arg(long, default_value_t = DEFAULT_HLS_TIME)]
-    pub(crate) hls_time: f64,
-
-    /// Segments in the live playlist (the DVR window is list-size x hls-time), at least 3.
-    #[arg(long, default_value_t = DEFAULT_LIST_SIZE)]
-    pub(crate) list_size: usize,
-
-    /// Video bitrate in bit/s; accepts k and M suffixes (2500k, 2.5M). Default: scales with the
-    /// frame size (about 2.5M at 1280x720x30).
-    #[arg(long, value_parser = parse_bitrate)]
-    pub(crate) bitrate: Option<u32>,
+    pub bind: SocketAddr,
 
     /// Directory for segments and the playlist (created if missing).
     #[arg(long, default_value = DEFAULT_OUT_DIR)]
-    pub(crate) out_dir: PathBuf,
-
-    /// Base name: playlist NAME.m3u8, segments NAME<seq>.ts.
-    #[arg(long, default_value = DEFAULT_NAME)]
-    pub(crate) name: String,
-
-    /// Mean quiet time between events in seconds (exponentially distributed).
-    #[arg(long, default_value_t = DEFAULT_EVENT_MEAN)]
-    pub(crate) event_mean: f64,
-
-    /// How long an event (mint top-left block) stays visible, in seconds.
-    #[arg(long, default_value_t = DEFAULT_EVENT_DURATION)]
-    pub(crate) event_duration: f64,
-
-    /// Seed for the random events and noise; the same seed gives the same stream.
-    #[arg(long)]
-    pub(crate) seed: Option<u64>,
-
-    /// Checkerboard block edge in pixels at 320 px width (scaled with the frame width).
-    #[arg(long, default_value_t = crate::source::DEFAULT_BLOCK_SIZE)]
-    pub(crate) block_size: u32,
-
-    /// Seconds for the board to roll once across the frame.
-    #[arg(long, default_value_t = DEFAULT_ROLL_SECONDS)]
-    pub(crate) roll_seconds: f64,
-
-    /// Standard deviation of Gaussian noise added to the board, in 8-bit levels (0 = off).
-    #[arg(long, default_value_t = 0.0)]
-    pub(crate) noise: f32,
-
-    /// Media sequence number of the first segment (EXT-X-MEDIA-SEQUENCE).
-    #[arg(long, default_value_t = 0)]
-    pub(crate) start_number: u64,
+    pub out_dir: PathBuf,
 
     /// Allow cross-origin requests from this origin (repeatable). Off by default.
     #[arg(long = "cors-origin")]
-    pub(crate) cors_origins: Vec<String>,
-
-    /// Remove this stream's old segments and playlist from --out-dir before starting, instead
-    /// of continuing the old playlist after an EXT-X-DISCONTINUITY.
-    #[arg(long)]
-    pub(crate) fresh: bool,
-
-    /// Stop after this many frames (then EXT-X-ENDLIST, and exit).
-    #[arg(long, conflicts_with = "duration")]
-    pub(crate) frames: Option<u64>,
-
-    /// Stop after this many seconds of stream time (then EXT-X-ENDLIST, and exit).
-    #[arg(long)]
-    pub(crate) duration: Option<f64>,
-
-    /// Produce frames as fast as the encoder takes them instead of in real time (for tests and
-    /// benchmarks; frames keep their stream timestamps).
-    #[arg(long)]
-    pub(crate) no_pacing: bool,
+    pub cors_origins: Vec<String>,
 
     /// Keep serving this many seconds after the stream ended (bounded run or first Ctrl-C),
     /// so players can fetch the final playlist with EXT-X-ENDLIST and the last segments.
     /// A signal during this time exits at once.
     #[arg(long, default_value_t = 0.0)]
-    pub(crate) linger: f64,
+    pub linger: f64,
 
     /// Do not start the HTTP server (write files only).
     #[arg(long)]
-    pub(crate) no_server: bool,
-
-    /// Low-latency HLS: length of a part in seconds, rounded to the nearest whole number of
-    /// frames (at least one; 10 at 30 fps); shorter than --hls-time. Players hold back three
-    /// parts: 1 s by default (0.2 s parts stall hls.js at 720p on two cores, see the README).
-    #[arg(long, default_value_t = 0.333)]
-    pub(crate) part_duration: f64,
-
-    /// Classic HLS only: no parts, no blocking playlist reload, no delta updates (players then
-    /// hold back three segments).
-    #[arg(long)]
-    pub(crate) no_low_latency: bool,
+    pub no_server: bool,
 
     /// Accept markers from outside (`POST /markers`) from clients that send
     /// `Authorization: Bearer TOKEN`. Off unless given; prefer the environment variable, which
@@ -162,34 +83,134 @@ pub struct Args {
         hide_env_values = true,
         value_name = "TOKEN"
     )]
-    pub(crate) marker_token: Option<MarkerToken>,
+    pub marker_token: Option<MarkerToken>,
+}
+
+/// The per-stream flags (a configuration file's `[[stream]]` table has the same keys):
+/// [`StreamArgs::validate`] checks them without clap.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StreamArgs {
+    /// Where the pictures come from: `checkerboard` (the synthetic board with events and
+    /// markers), `-` (YUV4MPEG2 on standard input, e.g. `ffmpeg ... -f yuv4mpegpipe - |
+    /// hls-streamer --input -`), or the path of a YUV4MPEG2 file or FIFO. A Y4M input brings its
+    /// own frame size and rate (its header's; `--fps` overrides the rate), is paced at its frame
+    /// rate (`--no-pacing`: as fast as it can be read) and ends the stream at its end.
+    /// `rtsp://[user:pass@]host[:port]/path`: an IP camera's H.264, passed through without
+    /// re-encoding (segments cut at the camera's IDRs), or re-encoded with `--transcode`;
+    /// credentials in the URL or in HLS_RTSP_USER / HLS_RTSP_PASSWORD, never logged.
+    #[arg(long, default_value = "checkerboard", value_parser = crate::input::InputParser)]
+    pub input: Input,
+
+    /// Frame size WIDTHxHEIGHT of the checkerboard (even numbers, at most 3840x2160) [default:
+    /// 1280x720]. Not with a Y4M input, whose header gives the size (nothing is scaled).
+    #[arg(long)]
+    pub size: Option<String>,
+
+    /// Frame rate: an integer, a decimal, or a fraction such as 30000/1001 (29.97 means that)
+    /// [default: 30, or a Y4M input's header rate, which this overrides].
+    #[arg(long)]
+    pub fps: Option<String>,
+
+    /// Target segment duration in seconds; every segment opens with an IDR.
+    #[arg(long, default_value_t = DEFAULT_HLS_TIME)]
+    pub hls_time: f64,
+
+    /// Segments in the live playlist (the DVR window is list-size x hls-time), at least 3.
+    #[arg(long, default_value_t = DEFAULT_LIST_SIZE)]
+    pub list_size: usize,
+
+    /// Video bitrate in bit/s; accepts k and M suffixes (2500k, 2.5M). Default: scales with the
+    /// frame size (about 2.5M at 1280x720x30).
+    #[arg(long, value_parser = parse_bitrate)]
+    pub bitrate: Option<u32>,
+
+    /// Base name: playlist NAME.m3u8, segments NAME<seq>.ts.
+    #[arg(long, default_value = DEFAULT_NAME)]
+    pub name: String,
+
+    /// Mean quiet time between events in seconds (exponentially distributed).
+    #[arg(long, default_value_t = DEFAULT_EVENT_MEAN)]
+    pub event_mean: f64,
+
+    /// How long an event (mint top-left block) stays visible, in seconds.
+    #[arg(long, default_value_t = DEFAULT_EVENT_DURATION)]
+    pub event_duration: f64,
+
+    /// Seed for the random events and noise; the same seed gives the same stream.
+    #[arg(long)]
+    pub seed: Option<u64>,
+
+    /// Checkerboard block edge in pixels at 320 px width (scaled with the frame width).
+    #[arg(long, default_value_t = crate::source::DEFAULT_BLOCK_SIZE)]
+    pub block_size: u32,
+
+    /// Seconds for the board to roll once across the frame.
+    #[arg(long, default_value_t = DEFAULT_ROLL_SECONDS)]
+    pub roll_seconds: f64,
+
+    /// Standard deviation of Gaussian noise added to the board, in 8-bit levels (0 = off).
+    #[arg(long, default_value_t = 0.0)]
+    pub noise: f32,
+
+    /// Media sequence number of the first segment (EXT-X-MEDIA-SEQUENCE).
+    #[arg(long, default_value_t = 0)]
+    pub start_number: u64,
+
+    /// Remove this stream's old segments and playlist from --out-dir before starting, instead
+    /// of continuing the old playlist after an EXT-X-DISCONTINUITY.
+    #[arg(long)]
+    pub fresh: bool,
+
+    /// Stop after this many frames (then EXT-X-ENDLIST, and exit).
+    #[arg(long, conflicts_with = "duration")]
+    pub frames: Option<u64>,
+
+    /// Stop after this many seconds of stream time (then EXT-X-ENDLIST, and exit).
+    #[arg(long)]
+    pub duration: Option<f64>,
+
+    /// Produce frames as fast as the encoder takes them instead of in real time (for tests and
+    /// benchmarks; frames keep their stream timestamps).
+    #[arg(long)]
+    pub no_pacing: bool,
+
+    /// Low-latency HLS: length of a part in seconds, rounded to the nearest whole number of
+    /// frames (at least one; 10 at 30 fps); shorter than --hls-time. Players hold back three
+    /// parts: 1 s by default (0.2 s parts stall hls.js at 720p on two cores, see the README).
+    #[arg(long, default_value_t = 0.333)]
+    pub part_duration: f64,
+
+    /// Classic HLS only: no parts, no blocking playlist reload, no delta updates (players then
+    /// hold back three segments).
+    #[arg(long)]
+    pub no_low_latency: bool,
 
     /// The generator still paints its events but makes no markers for them: markers then come
     /// only from outside (a detector posting to /markers).
     #[arg(long)]
-    pub(crate) no_builtin_markers: bool,
+    pub no_builtin_markers: bool,
 
     /// How an RTSP camera's video travels: `tcp` (interleaved on the RTSP connection; works
     /// through NAT and firewalls) or `udp` (RTP and RTCP on ports of their own; LAN only).
     #[arg(long, value_enum, default_value_t = RtspTransport::Tcp)]
-    pub(crate) rtsp_transport: RtspTransport,
+    pub rtsp_transport: RtspTransport,
 
     /// With an RTSP input: decode the camera's H.264, burn in the timecode and re-encode it with
     /// our fixed GOP (an IDR every --hls-time), so segments last exactly --hls-time whatever the
     /// camera's GOP. Costs a decode and an encode per frame; without it the camera's H.264 is
     /// passed through untouched.
     #[arg(long)]
-    pub(crate) transcode: bool,
+    pub transcode: bool,
 
     /// Segment container, ffmpeg's names: `mpegts` (NAME<seq>.ts) or `fmp4` (fragmented MP4,
     /// CMAF-style: NAME<seq>.m4s after an init segment NAME<seq>.init.mp4 named by EXT-X-MAP;
     /// playlist EXT-X-VERSION 6). Not with an RTSP passthrough input yet (use --transcode).
     #[arg(long, value_enum, default_value_t = SegmentType::Mpegts)]
-    pub(crate) segment_type: SegmentType,
+    pub segment_type: SegmentType,
 
     /// PTS of the first frame in 90 kHz ticks (e.g. 8589754592 to test the 33-bit wrap).
     #[arg(long, default_value_t = DEFAULT_PTS_OFFSET.as_u64(), hide_short_help = true)]
-    pub(crate) pts_offset: u64,
+    pub pts_offset: u64,
 }
 
 /// The bearer token that `POST /markers` requires. Its `Debug` never shows it, so neither a
@@ -227,69 +248,26 @@ impl std::str::FromStr for MarkerToken {
     }
 }
 
-/// The validated configuration.
+/// The validated command line: the server's settings and one stream's.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub bind: SocketAddr,
-    /// `--input`; a Y4M input's size and rate below are its header's once
-    /// [`crate::pipeline::prepare`] has read it (see [`Config::with_input_format`]).
-    pub input: Input,
-    pub width: usize,
-    pub height: usize,
-    pub rate: FrameRate,
-    /// Nominal segment duration.
-    pub segment: Duration90k,
-    /// EXT-X-TARGETDURATION: ceiling of the longest segment this configuration can produce
-    /// ([`target_duration_secs`]).
-    pub target_duration_secs: u64,
-    /// How long a segment stays on the server from its publication, listed and then in its R25
-    /// grace: its `Expires` ([`planned_segment_lifetime`]).
-    pub segment_lifetime: Duration90k,
-    pub list_size: usize,
-    pub bitrate_bps: u32,
-    pub out_dir: PathBuf,
-    pub name: StreamName,
-    pub event_mean: Duration90k,
-    pub event_duration: Duration90k,
-    pub seed: Option<u64>,
-    pub block_size: u32,
-    pub roll: Duration90k,
-    pub noise_sigma: f32,
-    pub(crate) start_number: u64,
-    /// Normalised origins (`scheme://host[:port]`), see [`crate::server::cors::parse_origin`].
-    pub cors_origins: Vec<String>,
-    /// Seconds the HTTP server keeps serving after the stream ended.
-    pub linger: std::time::Duration,
-    pub(crate) fresh: bool,
-    /// Frames to produce; `None` runs until stopped.
-    pub(crate) frame_limit: Option<u64>,
-    pub(crate) pacing: bool,
-    pub serve: bool,
-    pub(crate) pts_offset: Pts,
-    /// `POST /markers` needs this bearer token; `None`: the route is off (403).
-    pub marker_token: Option<MarkerToken>,
-    /// Make markers for the generator's events.
-    pub builtin_markers: bool,
-    /// `--part-duration` as asked (rounded to frames in [`Config::part_frames`]).
-    part_duration: Duration90k,
-    /// Frames per low-latency part; `None` with `--no-low-latency`.
-    pub part_frames: Option<u64>,
-    /// `--rtsp-transport`.
-    pub rtsp_transport: RtspTransport,
-    /// `--transcode`: an RTSP camera decoded and re-encoded (fixed GOP, timecode).
-    pub transcode: bool,
-    /// What the command line asked for, where an input's format can change the outcome.
-    requested: Requested,
+    pub server: ServerSettings,
+    pub stream: StreamSettings,
 }
 
-/// The flags whose meaning depends on the input's frame size and rate.
+/// The validated server-wide flags.
 #[derive(Debug, Clone)]
-struct Requested {
-    size_given: bool,
-    rate: Option<FrameRate>,
-    bitrate_bps: Option<u32>,
-    frames: Option<u64>,
-    duration: Option<Duration90k>,
+pub struct ServerSettings {
+    pub bind: SocketAddr,
+    /// The media directory every stream writes into (file names carry the stream's name).
+    pub out_dir: PathBuf,
+    /// Normalised origins (`scheme://host[:port]`), see [`parse_origin`].
+    pub cors_origins: Vec<String>,
+    /// `POST /markers` needs this bearer token; `None`: the route is off (403).
+    pub marker_token: Option<MarkerToken>,
+    /// Seconds the HTTP server keeps serving after the stream ended.
+    pub linger: std::time::Duration,
+    pub serve: bool,
 }
 
 fn invalid(msg: impl Into<String>) -> Error {
@@ -351,10 +329,91 @@ fn parse_size_str(s: &str) -> Result<(usize, usize), String> {
     Ok((w, h))
 }
 
+/// Checks a `--cors-origin` value and returns it in the form browsers send in `Origin`
+/// (RFC 6454 §6.1): lowercase scheme and host, no default port, no path.
+///
+/// Accepts `http://host[:port]` and `https://host[:port]` with an optional trailing `/`.
+/// Refuses `*`, `null`, paths, queries, fragments, user info and anything with whitespace.
+pub(crate) fn parse_origin(s: &str) -> Result<String, String> {
+    let err = |why: &str| Err(format!("--cors-origin {s:?}: {why}"));
+    if s == "*" {
+        return err("a wildcard is never allowed; name each origin, e.g. https://example.com");
+    }
+    let (scheme, rest) = match s.split_once("://") {
+        Some((sc, rest)) if sc.eq_ignore_ascii_case("http") => ("http", rest),
+        Some((sc, rest)) if sc.eq_ignore_ascii_case("https") => ("https", rest),
+        _ => return err("must start with http:// or https://"),
+    };
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.is_empty() {
+        return err("has no host");
+    }
+    if authority.contains(['/', '?', '#', '@', '\\']) {
+        return err("must be an origin only: no path, query, fragment or user info");
+    }
+    if !authority.bytes().all(|b| b.is_ascii_graphic()) {
+        return err("must be printable ASCII (write an internationalised host in punycode)");
+    }
+    let authority = authority.to_ascii_lowercase();
+    // Split a port off the end; an IPv6 literal keeps its brackets.
+    let (host, port) = match authority.rfind(':') {
+        Some(i) if !authority[i..].contains(']') => (&authority[..i], Some(&authority[i + 1..])),
+        _ => (authority.as_str(), None),
+    };
+    if host.is_empty() || (host.starts_with('[') != host.ends_with(']')) {
+        return err("has no valid host");
+    }
+    let default_port = if scheme == "http" { 80 } else { 443 };
+    match port {
+        None => Ok(format!("{scheme}://{host}")),
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n == default_port => Ok(format!("{scheme}://{host}")),
+            Ok(n) if n > 0 && !p.starts_with('0') => Ok(format!("{scheme}://{host}:{n}")),
+            _ => err("has an invalid port"),
+        },
+    }
+}
+
 impl Args {
     /// Checks every flag (all of them, whatever `--no-server` or `--fresh` say) and builds the
     /// configuration. Touches nothing.
     pub fn validate(self) -> Result<Config, Error> {
+        let stream = self.stream.validate()?;
+        let server = self.server.validate()?;
+        // What the flags alone settle (the checkerboard's plan) is checked now too: a
+        // --part-duration or --hls-time that does not fit the frame rate is refused here.
+        stream.plan(&server.out_dir, InputFormat::Flags)?;
+        Ok(Config { server, stream })
+    }
+}
+
+impl ServerArgs {
+    /// Checks the server-wide flags. Touches nothing.
+    pub fn validate(self) -> Result<ServerSettings, Error> {
+        let cors_origins = self
+            .cors_origins
+            .iter()
+            .map(|o| parse_origin(o).map_err(invalid))
+            .collect::<Result<Vec<_>, _>>()?;
+        if !(self.linger.is_finite() && (0.0..=86_400.0).contains(&self.linger)) {
+            return Err(invalid("--linger must be between 0 and 86400 seconds"));
+        }
+        Ok(ServerSettings {
+            bind: self.bind,
+            out_dir: self.out_dir,
+            cors_origins,
+            marker_token: self.marker_token,
+            linger: std::time::Duration::from_secs_f64(self.linger),
+            serve: !self.no_server,
+        })
+    }
+}
+
+impl StreamArgs {
+    /// Checks one stream's flags (clap's, or a configuration file's `[[stream]]` table) and
+    /// gives its settings; what depends on the input's size and rate is checked again when the
+    /// plan is made. Touches nothing; an error is [`ErrorKind::InvalidArgument`] (exit 2).
+    pub fn validate(self) -> Result<StreamSettings, Error> {
         let y4m = matches!(self.input, Input::Y4m(_));
         if y4m && self.size.is_some() {
             return Err(invalid(
@@ -376,12 +435,13 @@ impl Args {
             ));
         }
         let (width, height) = parse_size(self.size.as_deref().unwrap_or(DEFAULT_SIZE))?;
-        let requested_rate = self
+        let rate = self
             .fps
             .as_deref()
             .map(|fps| {
                 let rate = FrameRate::parse(fps).map_err(|e| invalid(format!("--fps: {e}")))?;
-                check_rate(rate).map_err(|e| invalid(format!("--fps: {}", e.message())))?;
+                crate::plan::check_rate(rate)
+                    .map_err(|e| invalid(format!("--fps: {}", e.message())))?;
                 Ok::<_, Error>(rate)
             })
             .transpose()?;
@@ -409,37 +469,23 @@ impl Args {
             .duration
             .map(|d| secs_to_ticks("duration", d))
             .transpose()?;
-        let cors_origins = self
-            .cors_origins
-            .iter()
-            .map(|o| crate::server::cors::parse_origin(o).map_err(invalid))
-            .collect::<Result<Vec<_>, _>>()?;
         if !(self.noise.is_finite() && (0.0..=128.0).contains(&self.noise)) {
             return Err(invalid("--noise must be between 0 and 128"));
-        }
-        if !(self.linger.is_finite() && (0.0..=86_400.0).contains(&self.linger)) {
-            return Err(invalid("--linger must be between 0 and 86400 seconds"));
         }
         if self.block_size == 0 {
             return Err(invalid("--block-size must be positive"));
         }
-        let rate = match requested_rate {
-            Some(r) => r,
-            None => FrameRate::parse(DEFAULT_FPS)?,
-        };
-        let mut cfg = Config {
-            bind: self.bind,
+        let default_rate = FrameRate::parse(DEFAULT_FPS)?;
+        Ok(StreamSettings {
             input: self.input,
             width,
             height,
+            size_given: self.size.is_some(),
             rate,
-            // Set by `settle` below, from the size and rate.
-            target_duration_secs: 0,
-            segment_lifetime: Duration90k::ZERO,
+            flags_rate: rate.unwrap_or(default_rate),
             segment,
             list_size: self.list_size,
-            bitrate_bps: 0,
-            out_dir: self.out_dir,
+            bitrate_bps: self.bitrate,
             name,
             event_mean: secs_to_ticks("event-mean", self.event_mean)?,
             event_duration: secs_to_ticks("event-duration", self.event_duration)?,
@@ -448,122 +494,23 @@ impl Args {
             roll: secs_to_ticks("roll-seconds", self.roll_seconds)?,
             noise_sigma: self.noise,
             start_number: self.start_number,
-            cors_origins,
-            linger: std::time::Duration::from_secs_f64(self.linger),
             fresh: self.fresh,
-            frame_limit: None,
+            frames: self.frames,
+            duration,
             pacing: !self.no_pacing,
-            serve: !self.no_server,
             pts_offset: Pts(self.pts_offset),
-            marker_token: self.marker_token,
             builtin_markers: !self.no_builtin_markers,
-            part_duration: secs_to_ticks("part-duration", self.part_duration)?,
-            part_frames: (!self.no_low_latency).then_some(0),
+            part_duration: {
+                let d = secs_to_ticks("part-duration", self.part_duration)?;
+                (!self.no_low_latency).then_some(d)
+            },
             rtsp_transport: self.rtsp_transport,
             transcode: self.transcode,
-            requested: Requested {
-                size_given: self.size.is_some(),
-                rate: requested_rate,
-                bitrate_bps: self.bitrate,
-                frames: self.frames,
-                duration,
-            },
-        };
-        cfg.settle(width, height, rate)?;
-        Ok(cfg)
+        })
     }
-}
-
-fn check_rate(rate: FrameRate) -> Result<(), Error> {
-    if rate.as_f64() > 240.0 {
-        return Err(invalid(format!(
-            "frame rate {}/{} is above 240",
-            rate.num, rate.den
-        )));
-    }
-    Ok(())
 }
 
 impl Config {
-    /// Sets the frame size and rate and everything that follows from them: the bitrate's
-    /// default, TARGETDURATION, a segment's lifetime, the frame limit of `--duration`.
-    fn settle(&mut self, width: usize, height: usize, rate: FrameRate) -> Result<(), Error> {
-        check_rate(rate)?;
-        if self.segment < rate.frame_duration() {
-            return Err(invalid("--hls-time is shorter than one frame"));
-        }
-        self.width = width;
-        self.height = height;
-        self.rate = rate;
-        self.target_duration_secs = target_duration_secs(rate, self.segment);
-        if self.part_frames.is_some() {
-            let frames = (self.part_duration.as_secs_f64() * rate.as_f64())
-                .round()
-                .max(1.0) as u64;
-            if rate.time_of(frames).since_start() >= self.segment {
-                return Err(invalid(format!(
-                    "--part-duration {:.3} s ({frames} frames) must be shorter than --hls-time {:.3} s \
-                     (or turn parts off with --no-low-latency)",
-                    self.part_duration.as_secs_f64(),
-                    self.segment.as_secs_f64()
-                )));
-            }
-            self.part_frames = Some(frames);
-        }
-        self.segment_lifetime =
-            planned_segment_lifetime(longest_segment(rate, self.segment), self.list_size);
-        self.frame_limit = match (self.requested.frames, self.requested.duration) {
-            (Some(n), _) => Some(n),
-            (None, Some(d)) => Some(rate.first_frame_at_or_after(StreamTime::ZERO + d).max(1)),
-            (None, None) => None,
-        };
-        self.bitrate_bps = self.requested.bitrate_bps.unwrap_or_else(|| {
-            // About 0.09 bit per pixel per frame: 2.5 Mbit/s at 720p30, 5.6 Mbit/s at 1080p30.
-            let bpp = width as f64 * height as f64 * rate.as_f64() * 0.09;
-            bpp.clamp(100_000.0, 50_000_000.0) as u32
-        });
-        Ok(())
-    }
-
-    /// `--fps` was given: it wins over an input's own rate.
-    pub(crate) fn fps_given(&self) -> bool {
-        self.requested.rate.is_some()
-    }
-
-    /// This configuration for an input that brings its own frame size and, unless `--fps` was
-    /// given, its own rate (a Y4M header's; `None` when the header has none). An error when the
-    /// rate is missing or out of range, or `--size` was given.
-    pub(crate) fn with_input_format(
-        &self,
-        width: usize,
-        height: usize,
-        rate: Option<FrameRate>,
-    ) -> Result<Config, Error> {
-        if self.requested.size_given {
-            return Err(invalid(format!(
-                "--size cannot be used with {}: the frame size is the input's ({width}x{height})",
-                self.input
-            )));
-        }
-        let rate = self.requested.rate.or(rate).ok_or_else(|| {
-            invalid(format!(
-                "{} gives no frame rate (no F in its header): give one with --fps",
-                self.input
-            ))
-        })?;
-        let mut cfg = self.clone();
-        cfg.settle(width, height, rate).map_err(|e| {
-            invalid(format!(
-                "{} at {}/{} fps: {}",
-                self.input,
-                rate.num,
-                rate.den,
-                e.message()
-            ))
-        })?;
-        Ok(cfg)
-    }
-
     /// Parses and validates a command line (first element: the program name). clap's own
     /// errors (an unknown flag, `--help`) come back as [`ErrorKind::InvalidArgument`] with its
     /// text; the binary uses [`Args`] directly so that `--help` goes to stdout.
@@ -577,33 +524,11 @@ impl Config {
             .validate()
     }
 
-    /// The checkerboard this configuration paints (the binary's source; the bench paints the
-    /// same frames).
-    pub fn checkerboard(&self) -> crate::source::CheckerboardConfig {
-        crate::source::CheckerboardConfig {
-            width: self.width,
-            height: self.height,
-            rate: self.rate,
-            block_size: self.block_size,
-            roll: self.roll,
-            noise_sigma: self.noise_sigma,
-            event_mean: self.event_mean,
-            event_duration: self.event_duration,
-            seed: self.seed,
-        }
-    }
-
-    /// Frames per segment at a steady rate (the GOP length).
-    /// The longest part (`PART-TARGET`): `part_frames` frames, one tick more where the frame
-    /// grid is not whole ticks (a part between two rounded frame times may be that long).
-    pub fn part_target(&self) -> Option<Duration90k> {
-        self.part_frames.map(|n| {
-            self.rate.time_of(n).since_start() + Duration90k(u64::from(!self.rate.is_exact(n)))
-        })
-    }
-
-    pub fn gop_frames(&self) -> u32 {
-        self.rate.frames_covering(self.segment).max(1) as u32
+    /// The plan the flags alone give (the checkerboard's: the flags' size and rate).
+    pub fn flags_plan(&self) -> Plan {
+        self.stream
+            .plan(&self.server.out_dir, InputFormat::Flags)
+            .expect("checked by Args::validate")
     }
 }
 
@@ -617,18 +542,20 @@ mod tests {
 
     #[test]
     fn defaults_match_the_design() {
-        let c = cfg(&[]).unwrap();
-        assert_eq!(c.bind.to_string(), "127.0.0.1:5000");
-        assert_eq!((c.width, c.height), (1280, 720));
-        assert_eq!(c.rate, FrameRate::new(30, 1).unwrap());
-        assert_eq!(c.segment, Duration90k::from_secs(2));
-        assert_eq!(c.target_duration_secs, 2);
+        let config = cfg(&[]).unwrap();
+        let serve = config.server.serve;
+        assert_eq!(config.server.bind.to_string(), "127.0.0.1:5000");
+        let c = config.flags_plan();
+        assert_eq!((c.width(), c.height()), (1280, 720));
+        assert_eq!(c.rate(), FrameRate::new(30, 1).unwrap());
+        assert_eq!(c.segment(), Duration90k::from_secs(2));
+        assert_eq!(c.target_duration_secs(), 2);
         assert_eq!(c.gop_frames(), 60);
-        assert_eq!(c.list_size, 60);
-        assert_eq!(c.name.as_str(), "chessboard");
-        assert_eq!(c.out_dir, PathBuf::from("video"));
-        assert!(c.pacing && c.serve && c.frame_limit.is_none());
-        assert_eq!(c.name.segment_type(), SegmentType::Mpegts);
+        assert_eq!(c.list_size(), 60);
+        assert_eq!(c.name().as_str(), "chessboard");
+        assert_eq!(c.out_dir(), PathBuf::from("video"));
+        assert!(c.pacing() && serve && c.frame_limit().is_none());
+        assert_eq!(c.name().segment_type(), SegmentType::Mpegts);
     }
 
     #[test]
@@ -636,14 +563,16 @@ mod tests {
         assert_eq!(
             cfg(&["--segment-type", "fmp4"])
                 .unwrap()
-                .name
+                .stream
+                .name()
                 .segment_type(),
             SegmentType::Fmp4
         );
         assert_eq!(
             cfg(&["--segment-type", "mpegts"])
                 .unwrap()
-                .name
+                .stream
+                .name()
                 .segment_type(),
             SegmentType::Mpegts
         );
@@ -667,29 +596,57 @@ mod tests {
     /// R13: at 29.97 fps a 2 s segment can last 2.033 s, so TARGETDURATION is 3.
     #[test]
     fn r13_target_duration_covers_non_aligned_frame_rates() {
-        assert_eq!(cfg(&["--fps", "29.97"]).unwrap().target_duration_secs, 3);
         assert_eq!(
-            cfg(&["--fps", "25", "--hls-time", "6"])
+            cfg(&["--fps", "29.97"])
                 .unwrap()
-                .target_duration_secs,
-            6
-        );
-        assert_eq!(cfg(&["--hls-time", "1.5"]).unwrap().target_duration_secs, 2);
-        // 2.98 s at 30 fps: segments of 89 or 90 frames, never over 3 s.
-        assert_eq!(
-            cfg(&["--hls-time", "2.98"]).unwrap().target_duration_secs,
+                .flags_plan()
+                .target_duration_secs(),
             3
         );
         assert_eq!(
-            cfg(&["--hls-time", "3.01"]).unwrap().target_duration_secs,
+            cfg(&["--fps", "25", "--hls-time", "6"])
+                .unwrap()
+                .flags_plan()
+                .target_duration_secs(),
+            6
+        );
+        assert_eq!(
+            cfg(&["--hls-time", "1.5"])
+                .unwrap()
+                .flags_plan()
+                .target_duration_secs(),
+            2
+        );
+        // 2.98 s at 30 fps: segments of 89 or 90 frames, never over 3 s.
+        assert_eq!(
+            cfg(&["--hls-time", "2.98"])
+                .unwrap()
+                .flags_plan()
+                .target_duration_secs(),
+            3
+        );
+        assert_eq!(
+            cfg(&["--hls-time", "3.01"])
+                .unwrap()
+                .flags_plan()
+                .target_duration_secs(),
             4
         );
     }
 
     #[test]
     fn bounded_runs() {
-        assert_eq!(cfg(&["--duration", "4"]).unwrap().frame_limit, Some(120));
-        assert_eq!(cfg(&["--frames", "7"]).unwrap().frame_limit, Some(7));
+        assert_eq!(
+            cfg(&["--duration", "4"])
+                .unwrap()
+                .flags_plan()
+                .frame_limit(),
+            Some(120)
+        );
+        assert_eq!(
+            cfg(&["--frames", "7"]).unwrap().flags_plan().frame_limit(),
+            Some(7)
+        );
         assert!(cfg(&["--frames", "7", "--duration", "3"]).is_err());
     }
 

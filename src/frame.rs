@@ -1,5 +1,12 @@
 //! Plain frame buffers: packed RGB24 and planar I420 (YUV 4:2:0, 8 bit).
 
+/// What a source reports about one painted frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FrameInfo {
+    /// The event visible on this frame, if any (1-based, in order of occurrence).
+    pub event: Option<u64>,
+}
+
 /// A packed RGB24 frame: `stride` bytes per row, 3 bytes per pixel, rows top to bottom.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RgbFrame {

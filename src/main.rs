@@ -57,33 +57,33 @@ fn run(cfg: Config) -> Result<(), Error> {
     // The input is opened first: a Y4M stream's header and first frame are read (a FIFO waits
     // for its writer); a bad one exits 2 before anything is touched.
     let prepared = hls::pipeline::prepare(&cfg)?;
-    let cfg = prepared.config().clone();
-    if let hls::input::Input::Rtsp(_) = cfg.input {
+    let server_settings = &cfg.server;
+    let stream = &cfg.stream;
+    match prepared.plan() {
         // The camera's size, rate and GOP are logged once it plays.
-        info!(
-            input = %cfg.input,
-            transcode = cfg.transcode,
-            segment_secs = cfg.segment.as_secs_f64(),
-            list_size = cfg.list_size,
-            out_dir = %cfg.out_dir.display(),
+        None => info!(
+            input = %stream.input(),
+            transcode = stream.transcode(),
+            segment_secs = stream.segment().as_secs_f64(),
+            list_size = stream.list_size(),
+            out_dir = %server_settings.out_dir.display(),
             "starting"
-        );
-    } else {
-        info!(
-            input = %cfg.input,
-            size = format!("{}x{}", cfg.width, cfg.height),
-            fps = cfg.rate.as_f64(),
-            segment_secs = cfg.segment.as_secs_f64(),
-            list_size = cfg.list_size,
-            bitrate = cfg.bitrate_bps,
-            out_dir = %cfg.out_dir.display(),
+        ),
+        Some(plan) => info!(
+            input = %plan.input(),
+            size = format!("{}x{}", plan.width(), plan.height()),
+            fps = plan.rate().as_f64(),
+            segment_secs = plan.segment().as_secs_f64(),
+            list_size = plan.list_size(),
+            bitrate = plan.bitrate_bps(),
+            out_dir = %plan.out_dir().display(),
             "starting"
-        );
+        ),
     }
     let started = std::time::Instant::now();
     // The port is bound before the stream starts: a taken port fails before any file changes.
-    let listener = if cfg.serve {
-        Some(server::bind(cfg.bind)?)
+    let listener = if server_settings.serve {
+        Some(server::bind(server_settings.bind)?)
     } else {
         None
     };
@@ -106,6 +106,7 @@ fn run(cfg: Config) -> Result<(), Error> {
 
     // The pipeline wakes the server when it ends (bounded run, signal, error or panic).
     let done = Arc::new(tokio::sync::Notify::new());
+    let prepared_plan = prepared.plan().cloned();
     let pipeline = {
         let done = done.clone();
         prepared.start(shared.clone(), stop.clone(), move || done.notify_one())?
@@ -113,18 +114,22 @@ fn run(cfg: Config) -> Result<(), Error> {
 
     let served = match listener {
         Some(listener) => {
+            // Until a camera plays, the server says its stream is pending (its plan is not
+            // settled); these are the flags' own figures meanwhile.
+            let flags_plan = cfg.flags_plan();
+            let plan = prepared_plan.as_ref().unwrap_or(&flags_plan);
             let server_cfg = ServerConfig {
-                bind: cfg.bind,
-                media_dir: cfg.out_dir.clone(),
-                name: cfg.name.clone(),
-                cors_origins: cfg.cors_origins.clone(),
-                target_duration_secs: cfg.target_duration_secs,
-                frame_rate: cfg.rate,
-                segment_lifetime_secs: cfg.segment_lifetime.as_secs_ceil(),
-                marker_token: cfg.marker_token.clone(),
+                bind: server_settings.bind,
+                media_dir: server_settings.out_dir.clone(),
+                name: stream.name().clone(),
+                cors_origins: server_settings.cors_origins.clone(),
+                target_duration_secs: plan.target_duration_secs(),
+                frame_rate: plan.rate(),
+                segment_lifetime_secs: plan.segment_lifetime().as_secs_ceil(),
+                marker_token: server_settings.marker_token.clone(),
             };
             let shared = shared.clone();
-            let linger = cfg.linger;
+            let linger = server_settings.linger;
             actix_web::rt::System::new().block_on(async move {
                 server::serve_listener(server_cfg, shared, listener, async move {
                     done.notified().await;

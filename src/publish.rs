@@ -20,9 +20,9 @@ use tracing::{debug, info, warn};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{StreamClock, WallClock};
-use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::markers::Marker;
+use crate::plan::Plan;
 use crate::playlist::resume::{self, Previous};
 use crate::playlist::{
     DateRange, LowLatency, Part, Playlist, PlaylistConfig, PlaylistError, Render,
@@ -33,12 +33,12 @@ use crate::store::Storage;
 use crate::time::Duration90k;
 
 /// The playlist configuration a run's settings give.
-pub(crate) fn playlist_config(cfg: &Config) -> PlaylistConfig {
+pub(crate) fn playlist_config(cfg: &Plan) -> PlaylistConfig {
     PlaylistConfig {
-        name: cfg.name.clone(),
-        target_duration_secs: cfg.target_duration_secs,
-        list_size: cfg.list_size,
-        start_sequence: cfg.start_number,
+        name: cfg.name().clone(),
+        target_duration_secs: cfg.target_duration_secs(),
+        list_size: cfg.list_size(),
+        start_sequence: cfg.start_number(),
         start_discontinuity_sequence: 0,
     }
 }
@@ -131,7 +131,7 @@ impl<'o, S: Storage> Publisher<'o, S> {
     /// `observer` sees the text of every playlist version once it is in place.
     #[cfg(test)]
     pub(crate) fn new(
-        cfg: &Config,
+        cfg: &Plan,
         store: S,
         shared: Arc<Shared>,
         observer: &'o mut dyn FnMut(&str),
@@ -145,7 +145,7 @@ impl<'o, S: Storage> Publisher<'o, S> {
     /// frame's program date time is when it was captured. An instant after now (a camera clock
     /// ahead of ours) counts as now.
     pub(crate) fn starting_at(
-        cfg: &Config,
+        cfg: &Plan,
         mut store: S,
         shared: Arc<Shared>,
         observer: &'o mut dyn FnMut(&str),
@@ -156,7 +156,7 @@ impl<'o, S: Storage> Publisher<'o, S> {
             .map_err(|e| Error::io("reading the previous playlist", e))?
         {
             None => None,
-            Some(text) => match resume::read_previous(&text, &cfg.name) {
+            Some(text) => match resume::read_previous(&text, cfg.name()) {
                 Previous::Run(run) => Some(run),
                 Previous::Exhausted => {
                     warn!("previous media sequence number is exhausted; not continuing it");
@@ -193,14 +193,14 @@ impl<'o, S: Storage> Publisher<'o, S> {
                     format!(
                         "{} is not a stream clock file (expected {{\"epoch_unix_ms\": ...}}); \
                          restore it, or start a new stream with --fresh",
-                        cfg.name.clock_file()
+                        cfg.name().clock_file()
                     ),
                 )
             })?),
         };
         let rate_now = ClockRate {
-            num: cfg.rate.num,
-            den: cfg.rate.den,
+            num: cfg.rate().num,
+            den: cfg.rate().den,
         };
         match stored_epoch {
             Some((_, Some(rate))) if rate != rate_now => {
@@ -211,7 +211,7 @@ impl<'o, S: Storage> Publisher<'o, S> {
                     ErrorKind::InvalidArgument,
                     format!(
                         "{} says this stream runs at {}/{} frames per second, this run at {}/{}:                          its timecodes and markers would not match their frames; start it with                          the stream's --fps, or start a new stream with --fresh",
-                        cfg.name.clock_file(),
+                        cfg.name().clock_file(),
                         rate.num,
                         rate.den,
                         rate_now.num,
@@ -229,48 +229,48 @@ impl<'o, S: Storage> Publisher<'o, S> {
                     ErrorKind::InvalidArgument,
                     format!(
                         "{} is missing but {} exists: its markers count from the stream's                          first frame, which that file kept; restore {}, or start a new stream                          (deleting both) with --fresh",
-                        cfg.name.clock_file(),
-                        cfg.name.markers_file(),
-                        cfg.name.clock_file()
+                        cfg.name().clock_file(),
+                        cfg.name().markers_file(),
+                        cfg.name().clock_file()
                     ),
                 ));
             }
             _ => {}
         }
-        let r = resume::resume(playlist_config(cfg), previous, &files, now, cfg.segment)?;
+        let r = resume::resume(playlist_config(cfg), previous, &files, now, cfg.segment())?;
         let epoch = match stored_epoch {
             Some((e, Some(_))) => e,
             Some((e, None)) => {
                 // A clock file from before the rate was kept: it gets this run's.
                 store
-                    .write_clock(&ClockFile::new(e, cfg.rate).to_text())
+                    .write_clock(&ClockFile::new(e, cfg.rate()).to_text())
                     .map_err(|e| Error::io("writing the stream clock", e))?;
                 e
             }
             None => {
                 store
-                    .write_clock(&ClockFile::new(now, cfg.rate).to_text())
+                    .write_clock(&ClockFile::new(now, cfg.rate()).to_text())
                     .map_err(|e| Error::io("writing the stream clock", e))?;
                 now
             }
         };
-        let first_slot = resume::first_slot(epoch, r.start, cfg.rate);
+        let first_slot = resume::first_slot(epoch, r.start, cfg.rate());
         if stored_epoch.is_some() {
             info!(
                 epoch = %epoch.to_rfc3339(),
                 first_slot,
-                stream_secs = cfg.rate.time_of(first_slot).as_secs_f64(),
+                stream_secs = cfg.rate().time_of(first_slot).as_secs_f64(),
                 "the stream clock goes on from the stream's first run"
             );
         }
         Ok(Publisher {
             store,
-            name: cfg.name.clone(),
+            name: cfg.name().clone(),
             playlist: r.playlist,
             shared,
             clock: StreamClock {
                 epoch,
-                rate: cfg.rate,
+                rate: cfg.rate(),
             },
             first_slot,
             discontinuity: r.discontinuity,

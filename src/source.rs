@@ -20,12 +20,7 @@ const BLACK: [u8; 3] = [0, 0, 0];
 pub const DEFAULT_BLOCK_SIZE: u32 = 20;
 const REFERENCE_WIDTH: usize = 320;
 
-/// What a source reports about one painted frame.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FrameInfo {
-    /// The event visible on this frame, if any (1-based, in order of occurrence).
-    pub event: Option<u64>,
-}
+pub use crate::frame::FrameInfo;
 
 /// A producer of RGB frames for consecutive frame slots.
 pub trait Source: Send {

@@ -326,6 +326,13 @@ impl FrameRate {
             == 0
     }
 
+    /// The longest that `n` consecutive frames can span on this frame grid: `time_of(n)`, one
+    /// tick more when that is not a whole number of ticks (a span between two rounded frame
+    /// times may be that long), so the bound is never short. A segment's and a part's bound.
+    pub(crate) fn longest_span(self, n: u64) -> Duration90k {
+        self.time_of(n).since_start() + Duration90k(u64::from(!self.is_exact(n)))
+    }
+
     /// The first frame slot whose time is at or after `t`.
     pub fn first_frame_at_or_after(self, t: StreamTime) -> u64 {
         let num = u128::from(t.0) * u128::from(self.num);

@@ -256,8 +256,8 @@ fn passthrough_cuts_and_decodes_over(transport: &str) {
         dir.path(),
         &["--frames", "300", "--rtsp-transport", transport],
     );
-    assert_eq!(cfg.rtsp_transport.to_string(), transport);
-    let camera = Camera::new(&server.url(), None, None, cfg.rtsp_transport).unwrap();
+    assert_eq!(cfg.stream.rtsp_transport().to_string(), transport);
+    let camera = Camera::new(&server.url(), None, None, cfg.stream.rtsp_transport()).unwrap();
     let shared = Arc::new(Shared::default());
     let summary = hls::pipeline::run_rtsp(
         &cfg,

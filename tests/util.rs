@@ -24,7 +24,7 @@ impl Run {
     }
 
     pub fn playlist(&self) -> m3u8_rs::MediaPlaylist {
-        read_playlist(self.dir.path(), self.cfg.name.as_str())
+        read_playlist(self.dir.path(), self.cfg.stream.name().as_str())
     }
 }
 

@@ -18,19 +18,16 @@
 //! [`InputParser`] gives clap an error that shows the value with its credentials replaced by
 //! `***` (clap's own would echo the whole value).
 
+pub(crate) mod source_loop;
 pub(crate) mod y4m;
 pub(crate) mod y4m_source;
 
 use std::fmt;
 use std::path::PathBuf;
 
-use tracing::{info, warn};
-
-use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
-use crate::frame::YuvFrame;
-use crate::rtsp::Camera;
-use y4m::{Forever, Frame, Polled, Y4mError, Y4mReader};
+use crate::rtsp::{Camera, RtspTransport};
+use y4m::{Forever, Polled, Y4mError, Y4mReader};
 
 /// The `--input` flag, parsed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,25 +70,26 @@ impl fmt::Display for Y4mInput {
 /// An input opened by [`crate::pipeline::prepare`], for the source thread.
 pub(crate) enum Opened {
     Checkerboard,
-    /// A Y4M stream whose header and first frame have been read.
+    /// A Y4M stream whose header has been read ([`y4m_source::Y4mOpened::read_first`] reads
+    /// its first frame once the stream's plan is made).
     Y4m(Box<y4m_source::Y4mOpened>),
     /// An RTSP camera, not connected yet (the pipeline connects, on its own thread).
     Rtsp(Camera),
 }
 
-/// Opens `cfg`'s input and reads what must be known before anything else is touched: for a Y4M
-/// stream its header and first frame (a FIFO waits here for its writer, then for that frame).
-/// Returns the configuration with the input's frame size and rate. Errors are
+/// Opens `input` and reads what must be known before anything else is touched: for a Y4M
+/// stream its header (a FIFO waits here for its writer), which gives the frame size and perhaps
+/// the rate. Errors are
 /// [`ErrorKind::InvalidArgument`] (exit code 2) for anything wrong with the input itself.
-pub(crate) fn open(cfg: &Config) -> Result<(Config, Opened)> {
-    match &cfg.input {
-        Input::Checkerboard => Ok((cfg.clone(), Opened::Checkerboard)),
+pub(crate) fn open(input: &Input, transport: RtspTransport) -> Result<Opened> {
+    match input {
+        Input::Checkerboard => Ok(Opened::Checkerboard),
         Input::Rtsp(url) => {
-            let camera = Camera::from_env(url.expose(), cfg.rtsp_transport).map_err(|e| {
+            let camera = Camera::from_env(url.expose(), transport).map_err(|e| {
                 // `e` never repeats the credentials (Camera::new's contract).
                 Error::new(ErrorKind::InvalidArgument, format!("--input {url}: {e}"))
             })?;
-            Ok((cfg.clone(), Opened::Rtsp(camera)))
+            Ok(Opened::Rtsp(camera))
         }
         Input::Y4m(input) => {
             let file = Polled::open(input).map_err(|e| {
@@ -101,42 +99,15 @@ pub(crate) fn open(cfg: &Config) -> Result<(Config, Opened)> {
                 )
                 .with_source(e)
             })?;
-            let mut reader = Y4mReader::new(file, &mut Forever).map_err(|e| input.error(e))?;
-            let format = reader.format().clone();
-            let cfg = cfg.with_input_format(format.width, format.height, format.rate)?;
-            let mut first = YuvFrame::new(format.width, format.height);
-            match reader.read_frame(&mut first, &mut Forever) {
-                Ok(Frame::Read) => {}
-                Ok(Frame::End | Frame::Stopped) => return Err(input.error(Y4mError::NoFrames)),
-                Err(e) => return Err(input.error(e)),
-            }
-            info!(
-                input = %input,
-                size = format!("{}x{}", format.width, format.height),
-                fps = format!("{}/{}", cfg.rate.num, cfg.rate.den),
-                colour_space = %format.colour_space,
-                "YUV4MPEG2 input"
-            );
-            if let Some(i @ ('t' | 'b' | 'm')) = format.interlace {
-                warn!(
-                    interlace = %i,
-                    "the Y4M input is interlaced; its frames are encoded as progressive pictures"
-                );
-            }
-            Ok((
-                cfg,
-                Opened::Y4m(Box::new(y4m_source::Y4mOpened {
-                    input: input.clone(),
-                    reader,
-                    first,
-                })),
-            ))
+            let reader = Y4mReader::new(file, &mut Forever).map_err(|e| input.error(e))?;
+            Ok(Opened::Y4m(Box::new(y4m_source::Y4mOpened {
+                input: input.clone(),
+                reader,
+            })))
         }
     }
 }
 
-/// An `rtsp://` URL whose syntax was checked. Its credentials are never shown: [`fmt::Display`]
-/// and [`fmt::Debug`] print `***` in their place.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RtspUrl {
     url: String,
@@ -423,14 +394,21 @@ mod tests {
 
     #[test]
     fn clap_errors_never_echo_a_password() {
-        use clap::Parser;
+        // The flag as the command line declares it (config.rs), without importing config.
+        let cmd = clap::Command::new("hls-streamer").arg(
+            clap::Arg::new("input")
+                .long("input")
+                .value_parser(InputParser),
+        );
         for bad in [
             "rtsp://admin:s3cret@cam:99999/live",
             "rtsp://admin:s3cret@/live",
             "rtsp://admin:s3cret@cam/a b",
             "http://admin:s3cret@cam/live",
         ] {
-            let e = crate::config::Args::try_parse_from(["hls-streamer", "--input", bad])
+            let e = cmd
+                .clone()
+                .try_get_matches_from(["hls-streamer", "--input", bad])
                 .expect_err(bad)
                 .to_string();
             assert!(!e.contains("s3cret") && !e.contains("admin"), "{bad}: {e}");

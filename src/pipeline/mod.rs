@@ -25,33 +25,36 @@
 
 mod rtsp;
 
-pub use rtsp::{prepare_rtsp, run_rtsp, run_rtsp_prepared, RtspOpened};
+use rtsp::run_camera;
+pub use rtsp::run_rtsp;
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 
-use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
-use tracing::{debug, error, info, warn};
+use crossbeam_channel::{bounded, Receiver, Sender};
+use tracing::{error, info, warn};
 
-use crate::clock::{Clock, RealClock};
-use crate::config::Config;
+use crate::clock::RealClock;
+use crate::config::{Config, InputFormat, Plan, StreamSettings};
 use crate::encode::{EncoderSettings, H264Encoder};
 use crate::error::{Error, ErrorKind, Result};
-use crate::frame::{RgbFrame, YuvFrame};
+use crate::frame::YuvFrame;
+use crate::input::source_loop::{Paced, SourceLoop};
 use crate::input::{self, Opened};
 use crate::markers::log::JsonlFile;
 use crate::markers::writer::{self, MarkerWriter, NewMarker, Request};
 use crate::markers::GENERATOR_SOURCE;
-use crate::overlay::{Timecode, TimecodeOverlay, DEFAULT_FONT};
+use crate::overlay::{TimecodeOverlay, DEFAULT_FONT};
 use crate::playlist::LowLatency;
 use crate::publish::Publisher;
 use crate::segmenter::{Cut, FrameAu, PartPlan, Segmenter};
-use crate::source::{Checkerboard, FrameInfo, Source};
+use crate::slots::{Item, RawFrame, SourceEnd};
+use crate::source::Checkerboard;
 use crate::state::{InputParams, Shared};
 use crate::store::MediaDir;
-use crate::time::{Duration90k, FrameRate, SegmentClock, StreamTime};
-use crate::yuv::rgb_to_i420;
+use crate::time::{Duration90k, SegmentClock};
 
 /// I420 frames in flight between source and encoder.
 const FRAME_POOL: usize = 3;
@@ -73,33 +76,6 @@ pub struct Summary {
     pub input_error: Option<String>,
 }
 
-/// What travels down the pipeline: frames, and the gaps of an input that stalled.
-pub(crate) enum Item<F> {
-    Frame(F),
-    /// The input stalled: the segment in progress ends at `end` (just after its last frame) and
-    /// is published at once; the next frame opens a segment after `EXT-X-DISCONTINUITY`.
-    Gap {
-        end: StreamTime,
-    },
-}
-
-/// A painted frame on its way to the encoder.
-pub(crate) struct RawFrame {
-    pub(crate) slot: u64,
-    pub(crate) yuv: YuvFrame,
-    pub(crate) info: FrameInfo,
-    /// The frame opens a segment: IDR, and the segmenter cuts here.
-    pub(crate) opens_segment: bool,
-}
-
-/// How a source thread ended.
-pub(crate) struct SourceEnd {
-    pub(crate) sent: u64,
-    pub(crate) dropped: u64,
-    /// The input failed (a bad frame in a Y4M stream).
-    pub(crate) input_error: Option<Error>,
-}
-
 /// An encoded frame on its way to the segmenter.
 struct EncodedFrame {
     slot: u64,
@@ -108,7 +84,7 @@ struct EncodedFrame {
     opens_segment: bool,
 }
 
-/// The media path running on its threads (see [`start`]).
+/// The media path running on its threads (see [`Prepared::start`]).
 pub struct Running {
     segmenter: thread::JoinHandle<Result<Summary>>,
 }
@@ -120,28 +96,65 @@ impl Running {
     }
 }
 
-/// A configuration whose input is open: see [`prepare`].
+/// A stream whose input is open and whose plan is settled (a camera's, once it plays): see
+/// [`prepare`].
 pub struct Prepared {
-    cfg: Config,
-    opened: Opened,
+    settings: StreamSettings,
+    out_dir: PathBuf,
+    input: Ready,
+}
+
+/// An input ready to run.
+enum Ready {
+    Checkerboard(Plan),
+    /// A Y4M stream whose first frame is read.
+    Y4m(Plan, Box<input::y4m_source::Y4mOpened>, YuvFrame),
+    /// A camera: its plan is settled once its first GOP is measured, on the pipeline's thread.
+    Camera(crate::rtsp::Camera),
 }
 
 /// Opens the input before anything else is touched: a Y4M stream's header and first frame are
 /// read here (a FIFO waits for its writer), and a bad one is an
 /// [`ErrorKind::InvalidArgument`] error (exit code 2) with no file created or deleted. The
-/// configuration it gives ([`Prepared::config`]) has the input's frame size and rate.
+/// stream's plan ([`Prepared::plan`]) has the input's frame size and rate.
 pub fn prepare(cfg: &Config) -> Result<Prepared> {
-    let (cfg, opened) = input::open(cfg)?;
-    Ok(Prepared { cfg, opened })
+    let settings = &cfg.stream;
+    let out_dir = &cfg.server.out_dir;
+    let input = match input::open(settings.input(), settings.rtsp_transport())? {
+        Opened::Checkerboard => Ready::Checkerboard(settings.plan(out_dir, InputFormat::Flags)?),
+        Opened::Y4m(mut y) => {
+            let (width, height, rate) = y.format();
+            let plan = settings.plan(
+                out_dir,
+                InputFormat::Picture {
+                    width,
+                    height,
+                    rate,
+                },
+            )?;
+            let first = y.read_first(plan.rate())?;
+            Ready::Y4m(plan, y, first)
+        }
+        Opened::Rtsp(camera) => Ready::Camera(camera),
+    };
+    Ok(Prepared {
+        settings: settings.clone(),
+        out_dir: out_dir.clone(),
+        input,
+    })
 }
 
 impl Prepared {
-    /// The configuration the stream runs with (a Y4M input's size and rate).
-    pub fn config(&self) -> &Config {
-        &self.cfg
+    /// The plan the stream runs with (a Y4M input's size and rate); `None` for a camera, whose
+    /// plan is settled when it plays (`GET /stream` says it then).
+    pub fn plan(&self) -> Option<&Plan> {
+        match &self.input {
+            Ready::Checkerboard(plan) | Ready::Y4m(plan, ..) => Some(plan),
+            Ready::Camera(_) => None,
+        }
     }
 
-    /// [`start`] with this input.
+    /// Starts the media path on its own threads; see `start_prepared`.
     pub fn start(
         self,
         shared: Arc<Shared>,
@@ -152,18 +165,9 @@ impl Prepared {
     }
 }
 
-/// Starts the media path on its own threads and returns at once. When the stream ends, however
-/// it ends (a panic included), `stop` is set and `on_exit` runs on the segmenter thread, so a
-/// server waiting on it never waits forever. The input is opened first ([`prepare`]).
-pub fn start(
-    cfg: &Config,
-    shared: Arc<Shared>,
-    stop: Arc<AtomicBool>,
-    on_exit: impl FnOnce() + Send + 'static,
-) -> Result<Running> {
-    start_prepared(prepare(cfg)?, shared, stop, on_exit)
-}
-
+/// Starts the media path on its own threads and returns at once ([`Prepared::start`]). When
+/// the stream ends, however it ends (a panic included), `stop` is set and `on_exit` runs on the
+/// segmenter thread, so a server waiting on it never waits forever.
 fn start_prepared(
     prepared: Prepared,
     shared: Arc<Shared>,
@@ -181,7 +185,7 @@ fn start_prepared(
         }
     }
     let guard = OnExit(Some(on_exit), stop.clone());
-    if matches!(prepared.opened, Opened::Rtsp(_)) {
+    if matches!(prepared.input, Ready::Camera(_)) {
         // Set before the server can answer: until the camera plays, `GET /stream` does not
         // give the command line's rate as the camera's.
         shared.update_status(|s| s.params = InputParams::Pending);
@@ -216,76 +220,57 @@ fn run_prepared(
     stop: Arc<AtomicBool>,
     observer: &mut dyn FnMut(&str),
 ) -> Result<Summary> {
-    let Prepared { cfg, opened } = prepared;
-    let cfg = &cfg;
-    let overlay = TimecodeOverlay::new(DEFAULT_FONT, cfg.width, cfg.height)
-        .map_err(|e| Error::new(ErrorKind::Internal, format!("timecode font: {e}")))?;
-    let board = match opened {
-        Opened::Checkerboard => Some(
-            Checkerboard::new(cfg.checkerboard())
-                .map_err(|e| Error::new(ErrorKind::InvalidArgument, e))?,
-        ),
-        Opened::Y4m(_) => None,
-        // A camera connects first (its GOP or its size decides the configuration), then runs
-        // its own way: passthrough, or decoded into the encoder below.
-        Opened::Rtsp(camera) => return run_rtsp(cfg, camera, shared, stop, observer),
+    let Prepared {
+        settings,
+        out_dir,
+        input,
+    } = prepared;
+    let (plan, board, y4m) = match input {
+        Ready::Checkerboard(plan) => {
+            let board = Checkerboard::new(plan.checkerboard())
+                .map_err(|e| Error::new(ErrorKind::InvalidArgument, e))?;
+            (plan, Some(board), None)
+        }
+        Ready::Y4m(plan, y, first) => (plan, None, Some((y, first))),
+        // A camera connects first (its GOP or its size settles the plan), then runs its own
+        // way: passthrough, or decoded into the encoder below.
+        Ready::Camera(camera) => {
+            return run_camera(&settings, &out_dir, camera, shared, stop, observer)
+        }
     };
+    let cfg = &plan;
+    let overlay = TimecodeOverlay::new(DEFAULT_FONT, cfg.width(), cfg.height())
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("timecode font: {e}")))?;
     let (mut publisher, marker_thread) = open_output(cfg, &shared, observer)?;
     let first_slot = publisher.first_slot();
     let pool = FramePool::new(cfg);
 
-    let source_thread = match (board, opened) {
+    let source_loop = source_loop(cfg, overlay, first_slot, &stop, &shared);
+    let (free_rx, frame_tx) = (pool.free_rx.clone(), pool.frame_tx.clone());
+    let source_thread = match (board, y4m) {
         (Some(board), _) => {
-            let job = SourceJob {
-                source: Box::new(board),
-                overlay: Some(overlay),
-                rgb: RgbFrame::new(cfg.width, cfg.height),
-                clock: Box::new(RealClock),
-                rate: cfg.rate,
-                first_slot,
-                segments: SegmentClock::starting_at(cfg.segment, cfg.rate.time_of(first_slot)),
-                frame_limit: cfg.frame_limit,
-                pacing: cfg.pacing,
-                stop: stop.clone(),
-                shared: shared.clone(),
-            };
-            let (free_rx, frame_tx) = (pool.free_rx.clone(), pool.frame_tx.clone());
+            let source = Paced::new(board, Box::new(RealClock), cfg.rate(), first_slot);
             spawn("source", move || {
-                let (sent, dropped) = job.run(free_rx, frame_tx);
-                Ok(SourceEnd {
-                    sent,
-                    dropped,
-                    input_error: None,
-                })
+                Ok(source_loop.run(source, free_rx, frame_tx))
             })?
         }
-        (None, Opened::Y4m(y)) => {
-            let input::y4m_source::Y4mOpened {
+        (None, Some((y, first))) => {
+            let input::y4m_source::Y4mOpened { input, reader } = *y;
+            let source = input::y4m_source::Y4mSource::new(
                 input,
                 reader,
-                first,
-            } = *y;
-            let job = input::y4m_source::Y4mJob {
-                input,
-                reader,
-                first: Some(first),
-                overlay: Some(overlay),
-                clock: Box::new(RealClock),
-                rate: cfg.rate,
+                Some(first),
+                Box::new(RealClock),
+                cfg.rate(),
                 first_slot,
-                segments: SegmentClock::starting_at(cfg.segment, cfg.rate.time_of(first_slot)),
-                stall_after: cfg.segment,
-                frame_limit: cfg.frame_limit,
-                pacing: cfg.pacing,
-                stop: stop.clone(),
-                shared: shared.clone(),
-            };
-            let (free_rx, frame_tx) = (pool.free_rx.clone(), pool.frame_tx.clone());
-            spawn("source", move || Ok(job.run(free_rx, frame_tx)))?
+                cfg.segment(),
+                shared.clone(),
+            );
+            spawn("source", move || {
+                Ok(source_loop.run(source, free_rx, frame_tx))
+            })?
         }
-        (None, Opened::Checkerboard | Opened::Rtsp(_)) => {
-            unreachable!("the board is made for a checkerboard input, a camera returned above")
-        }
+        (None, None) => unreachable!("a checkerboard or a Y4M input: a camera returned above"),
     };
     encode_and_segment(
         cfg,
@@ -298,10 +283,30 @@ fn run_prepared(
     )
 }
 
+/// The source thread's loop for a run of `cfg` from `first_slot`, with the timecode burnt in.
+fn source_loop(
+    cfg: &Plan,
+    overlay: TimecodeOverlay,
+    first_slot: u64,
+    stop: &Arc<AtomicBool>,
+    shared: &Arc<Shared>,
+) -> SourceLoop {
+    SourceLoop {
+        overlay: Some(overlay),
+        rate: cfg.rate(),
+        first_slot,
+        segments: SegmentClock::starting_at(cfg.segment(), cfg.rate().time_of(first_slot)),
+        frame_limit: cfg.frame_limit(),
+        pacing: cfg.pacing(),
+        stop: stop.clone(),
+        shared: shared.clone(),
+    }
+}
+
 /// The media directory (cleaned with `--fresh`), the publisher, the stream clock and the
 /// marker writer: what every input's run opens first.
 fn open_output<'o>(
-    cfg: &Config,
+    cfg: &Plan,
     shared: &Arc<Shared>,
     observer: &'o mut dyn FnMut(&str),
 ) -> Result<(Publisher<'o, MediaDir>, thread::JoinHandle<Result<()>>)> {
@@ -311,14 +316,14 @@ fn open_output<'o>(
 /// [`open_output`] for a run whose first frame was captured at `first_frame`, before now (see
 /// [`Publisher::starting_at`]).
 fn open_output_at<'o>(
-    cfg: &Config,
+    cfg: &Plan,
     shared: &Arc<Shared>,
     observer: &'o mut dyn FnMut(&str),
     first_frame: Option<crate::clock::WallClock>,
 ) -> Result<(Publisher<'o, MediaDir>, thread::JoinHandle<Result<()>>)> {
     let dir =
-        MediaDir::open(&cfg.out_dir, &cfg.name).map_err(|e| Error::io("media directory", e))?;
-    if cfg.fresh {
+        MediaDir::open(cfg.out_dir(), cfg.name()).map_err(|e| Error::io("media directory", e))?;
+    if cfg.fresh() {
         let n = dir
             .clean()
             .map_err(|e| Error::io(format!("cleaning {}", dir.path().display()), e))?;
@@ -368,12 +373,12 @@ struct FramePool {
 }
 
 impl FramePool {
-    fn new(cfg: &Config) -> Self {
+    fn new(cfg: &Plan) -> Self {
         let (free_tx, free_rx) = bounded::<YuvFrame>(FRAME_POOL);
         let (frame_tx, frame_rx) = bounded::<Item<RawFrame>>(FRAME_POOL);
         for _ in 0..FRAME_POOL {
             free_tx
-                .send(YuvFrame::new(cfg.width, cfg.height))
+                .send(YuvFrame::new(cfg.width(), cfg.height()))
                 .expect("pool channel has room");
         }
         FramePool {
@@ -389,7 +394,7 @@ impl FramePool {
 /// through `pool`; then the end of the stream in order (threads joined, the marker writer
 /// drained, the last segment and `EXT-X-ENDLIST`).
 fn encode_and_segment(
-    cfg: &Config,
+    cfg: &Plan,
     publisher: &mut Publisher<'_, MediaDir>,
     shared: &Arc<Shared>,
     stop: &Arc<AtomicBool>,
@@ -415,14 +420,14 @@ fn encode_and_segment(
     let encoder_thread = {
         let job = EncoderJob {
             settings: EncoderSettings {
-                width: cfg.width,
-                height: cfg.height,
-                rate: cfg.rate,
-                bitrate_bps: cfg.bitrate_bps,
+                width: cfg.width(),
+                height: cfg.height(),
+                rate: cfg.rate(),
+                bitrate_bps: cfg.bitrate_bps(),
                 gop_frames: cfg.gop_frames(),
             },
-            event_duration: cfg.event_duration,
-            builtin_markers: cfg.builtin_markers,
+            event_duration: cfg.event_duration(),
+            builtin_markers: cfg.builtin_markers(),
             shared: shared.clone(),
         };
         spawn("encoder", move || {
@@ -432,25 +437,28 @@ fn encode_and_segment(
 
     // The segmenter runs here, cutting parts too with low latency.
     let first_slot = publisher.first_slot();
-    let segmenter = match (cfg.part_frames, cfg.part_target()) {
+    let segmenter = match (cfg.part_frames(), cfg.part_target()) {
         (Some(frames), Some(part_target)) => {
             // Parts stay downloadable three target durations after they leave the playlist,
             // which lists them for three target durations (R42): six behind the live edge.
-            let td = Duration90k::from_secs(cfg.target_duration_secs);
-            let keep = (td.as_u64() * 6).div_ceil(cfg.segment.as_u64()) as usize + 2;
+            let td = Duration90k::from_secs(cfg.target_duration_secs());
+            let keep = (td.as_u64() * 6).div_ceil(cfg.segment().as_u64()) as usize + 2;
             publisher.enable_low_latency(LowLatency { part_target }, keep)?;
             Segmenter::with_parts(
-                cfg.pts_offset,
+                cfg.pts_offset(),
                 PartPlan {
                     frames,
-                    rate: cfg.rate,
-                    segments: SegmentClock::starting_at(cfg.segment, cfg.rate.time_of(first_slot)),
+                    rate: cfg.rate(),
+                    segments: SegmentClock::starting_at(
+                        cfg.segment(),
+                        cfg.rate().time_of(first_slot),
+                    ),
                 },
             )
         }
-        _ => Segmenter::new(cfg.pts_offset),
+        _ => Segmenter::new(cfg.pts_offset()),
     };
-    let mut segmenter = match cfg.name.segment_type() {
+    let mut segmenter = match cfg.name().segment_type() {
         crate::name::SegmentType::Mpegts => segmenter,
         crate::name::SegmentType::Fmp4 => segmenter.into_fmp4(),
     };
@@ -475,7 +483,7 @@ fn encode_and_segment(
         };
         let au = FrameAu {
             data: &ef.data,
-            at: cfg.rate.time_of(ef.slot),
+            at: cfg.rate().time_of(ef.slot),
             keyframe: ef.keyframe,
             opens_segment: ef.opens_segment,
         };
@@ -533,7 +541,7 @@ fn encode_and_segment(
         input_error = Some(e.to_string());
     }
     if let Some(slot) = last_slot {
-        segmenter.finish_cuts(cfg.rate.time_of(slot + 1), &mut |cut| {
+        segmenter.finish_cuts(cfg.rate().time_of(slot + 1), &mut |cut| {
             publish_cut(publisher, cut, frames_encoded, &mut None)
         });
     }
@@ -586,121 +594,6 @@ fn spawn<T: Send + 'static>(
 fn join<T>(h: thread::JoinHandle<Result<T>>, name: &str) -> Result<T> {
     h.join()
         .map_err(|_| Error::new(ErrorKind::Internal, format!("the {name} thread panicked")))?
-}
-
-/// The encoder thread is gone: the source stops.
-pub(crate) struct EncoderGone;
-
-/// A free I420 buffer for the next frame: at once if the pool has one; else, when the frame
-/// `must_deliver` (it opens a segment, or nothing is ever dropped), waited for; else `None`,
-/// and the caller drops the frame.
-pub(crate) fn take_buffer(
-    free: &Receiver<YuvFrame>,
-    must_deliver: bool,
-) -> std::result::Result<Option<YuvFrame>, EncoderGone> {
-    match free.try_recv() {
-        Ok(b) => Ok(Some(b)),
-        Err(TryRecvError::Empty) if must_deliver => free.recv().map(Some).map_err(|_| EncoderGone),
-        Err(TryRecvError::Empty) => Ok(None),
-        Err(TryRecvError::Disconnected) => Err(EncoderGone),
-    }
-}
-
-/// Counts a frame dropped for a busy encoder (`dropped` so far, this one included) in the
-/// status; logs at each power of two, not per frame.
-pub(crate) fn count_drop(shared: &Shared, dropped: u64, slot: u64, what: &str) {
-    shared.update_status(|s| s.frames_dropped = dropped);
-    if dropped.is_power_of_two() {
-        warn!(
-            dropped,
-            slot, "encoder is behind real time: dropping {what}"
-        );
-    }
-}
-
-struct SourceJob {
-    source: Box<dyn Source>,
-    /// The burnt-in timecode; `None` leaves the picture as the source painted it.
-    overlay: Option<TimecodeOverlay>,
-    /// Scratch RGB picture, converted into a pooled I420 buffer, for sources that paint RGB
-    /// only (untouched, so never paged in, otherwise).
-    rgb: RgbFrame,
-    clock: Box<dyn Clock>,
-    rate: FrameRate,
-    /// The slot of this run's first frame: stream time goes on across restarts.
-    first_slot: u64,
-    /// Decides which slots open a segment (never dropped).
-    segments: SegmentClock,
-    frame_limit: Option<u64>,
-    pacing: bool,
-    stop: Arc<AtomicBool>,
-    shared: Arc<Shared>,
-}
-
-impl SourceJob {
-    /// The pacer loop: sleeps to each slot's deadline `t0 + n/fps` (never spins), paints the
-    /// frame and burns in the timecode (straight into a pooled I420 buffer when the source can,
-    /// else in RGB, then converted), hands it on.
-    /// Returns (frames sent, frames dropped).
-    fn run(mut self, free: Receiver<YuvFrame>, out: Sender<Item<RawFrame>>) -> (u64, u64) {
-        let t0 = self.clock.now();
-        let (mut sent, mut dropped) = (0u64, 0u64);
-        let first = self.first_slot;
-        let start = self.rate.time_of(first);
-        let mut n = first;
-        while self.frame_limit.is_none_or(|limit| n - first < limit)
-            && !self.stop.load(Ordering::Relaxed)
-        {
-            if self.pacing {
-                self.clock
-                    .sleep_until(t0 + (self.rate.time_of(n) - start).as_std());
-            }
-            let opens_segment = self.segments.opens_segment(self.rate.time_of(n));
-            let must_deliver = !self.pacing || opens_segment;
-            let buf = match take_buffer(&free, must_deliver) {
-                Ok(Some(b)) => b,
-                Ok(None) => {
-                    dropped += 1;
-                    count_drop(&self.shared, dropped, n, "frames");
-                    n += 1;
-                    continue;
-                }
-                Err(EncoderGone) => break,
-            };
-            let mut yuv = buf;
-            let tc = Timecode::from_frame(n, self.rate);
-            // Straight into I420 when the source can (no RGB frame to write and read back).
-            let info = match self.source.render_i420(n, &mut yuv) {
-                Some(info) => {
-                    if let Some(overlay) = &self.overlay {
-                        overlay.draw_i420(&mut yuv, tc);
-                    }
-                    info
-                }
-                None => {
-                    let info = self.source.render(n, &mut self.rgb);
-                    if let Some(overlay) = &self.overlay {
-                        overlay.draw(&mut self.rgb, tc);
-                    }
-                    rgb_to_i420(&self.rgb, &mut yuv);
-                    info
-                }
-            };
-            let frame = RawFrame {
-                slot: n,
-                yuv,
-                info,
-                opens_segment,
-            };
-            if out.send(Item::Frame(frame)).is_err() {
-                break;
-            }
-            sent += 1;
-            n += 1;
-        }
-        debug!(sent, dropped, "source stopped");
-        (sent, dropped)
-    }
 }
 
 struct EncoderJob {
@@ -789,134 +682,5 @@ impl EncoderJob {
             encoded += 1;
         }
         Ok(encoded)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::frame::RgbFrame;
-    use crate::yuv::bt601_limited_reference;
-    use std::time::Instant;
-
-    fn job(
-        source: Box<dyn Source>,
-        clock: Box<dyn Clock>,
-        pacing: bool,
-        shared: Arc<Shared>,
-    ) -> SourceJob {
-        SourceJob {
-            source,
-            overlay: None,
-            rgb: RgbFrame::new(16, 16),
-            clock,
-            rate: FrameRate::new(30, 1).unwrap(),
-            first_slot: 0,
-            segments: SegmentClock::new(Duration90k::from_secs(1)),
-            frame_limit: Some(if pacing { 300 } else { 50 }),
-            pacing,
-            stop: Arc::new(AtomicBool::new(false)),
-            shared,
-        }
-    }
-
-    /// The luma our converter gives the grey level that [`Numbered`] paints for slot `n`.
-    fn luma_of_slot(n: u64) -> u8 {
-        let v = n as u8;
-        bt601_limited_reference(v, v, v).0.round() as u8
-    }
-
-    /// A clock whose deadlines have always passed: the source runs flat out, as when the
-    /// machine is overloaded.
-    struct AlwaysLate(Instant);
-
-    impl Clock for AlwaysLate {
-        fn now(&self) -> Instant {
-            self.0
-        }
-        fn sleep_until(&self, _deadline: Instant) {}
-    }
-
-    /// Paints the whole frame grey at level `slot mod 256`, so each picture tells its slot.
-    struct Numbered;
-
-    impl Source for Numbered {
-        fn render(&mut self, n: u64, frame: &mut RgbFrame) -> FrameInfo {
-            frame.data.fill(n as u8);
-            FrameInfo::default()
-        }
-    }
-
-    /// A slow consumer makes the paced source drop frames; every frame keeps its own slot,
-    /// boundary slots are never dropped, and the counts add up.
-    #[test]
-    fn source_drops_when_behind_but_keeps_slots_and_boundaries() {
-        let shared = Arc::new(Shared::default());
-        let clock = Box::new(AlwaysLate(Instant::now()));
-        let job = job(Box::new(Numbered), clock, true, shared.clone());
-        let (free_tx, free_rx) = bounded(2);
-        let (tx, rx) = bounded(2);
-        for _ in 0..2 {
-            free_tx.send(YuvFrame::new(16, 16)).unwrap();
-        }
-        let source = thread::spawn(move || job.run(free_rx, tx));
-        let mut slots = Vec::new();
-        for f in rx.iter() {
-            let Item::Frame(f) = f else {
-                panic!("the board never stalls")
-            };
-            assert_eq!(
-                f.yuv.y[0],
-                luma_of_slot(f.slot),
-                "the frame painted for slot {}",
-                f.slot
-            );
-            slots.push(f.slot);
-            std::thread::sleep(std::time::Duration::from_millis(2));
-            let _ = free_tx.send(f.yuv);
-        }
-        let (sent, dropped) = source.join().unwrap();
-        assert_eq!(sent as usize, slots.len());
-        assert_eq!(sent + dropped, 300);
-        assert!(
-            dropped > 0,
-            "a consumer slower than the source must cause drops"
-        );
-        assert_eq!(shared.status().frames_dropped, dropped);
-        assert!(slots.windows(2).all(|w| w[0] < w[1]), "slots increase");
-        for k in 0..10 {
-            assert!(
-                slots.contains(&(k * 30)),
-                "boundary slot {} dropped",
-                k * 30
-            );
-        }
-    }
-
-    /// Without pacing nothing is ever dropped: the source waits for the encoder.
-    #[test]
-    fn unpaced_source_never_drops() {
-        let job = job(
-            Box::new(Numbered),
-            Box::new(RealClock),
-            false,
-            Arc::default(),
-        );
-        let (free_tx, free_rx) = bounded(1);
-        let (tx, rx) = bounded(1);
-        free_tx.send(YuvFrame::new(16, 16)).unwrap();
-        let source = thread::spawn(move || job.run(free_rx, tx));
-        let mut slots = Vec::new();
-        for f in rx.iter() {
-            let Item::Frame(f) = f else {
-                panic!("the board never stalls")
-            };
-            assert_eq!(f.yuv.y[0], luma_of_slot(f.slot));
-            slots.push(f.slot);
-            std::thread::sleep(std::time::Duration::from_millis(1));
-            let _ = free_tx.send(f.yuv);
-        }
-        assert_eq!(source.join().unwrap(), (50, 0));
-        assert_eq!(slots, (0..50).collect::<Vec<u64>>());
     }
 }

@@ -5,6 +5,7 @@
 //! The camera's own code (the client, placing its access units in time, the decoder) is
 //! [`crate::rtsp`]'s; this file is its threads and channels.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -12,19 +13,19 @@ use std::thread;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError};
 use tracing::{info, warn};
 
-use super::{encode_and_segment, join, open_output_at, spawn, FramePool, Summary};
-use crate::config::Config;
+use super::{encode_and_segment, join, open_output_at, source_loop, spawn, FramePool, Summary};
+use crate::config::{Config, InputFormat, Plan, StreamSettings};
 use crate::error::{Error, ErrorKind, Result};
 use crate::overlay::{TimecodeOverlay, DEFAULT_FONT};
-use crate::playlist::planned_segment_lifetime;
 use crate::publish::Publisher;
-use crate::rtsp::passthrough::{target_for_gop, Passthrough};
-use crate::rtsp::transcode::TranscodeJob;
+use crate::rtsp::passthrough::Passthrough;
+use crate::rtsp::transcode::TranscodeSource;
 use crate::rtsp::{self, Camera, CameraFrame, Event};
 use crate::segmenter::{FrameAu, Segmenter};
+use crate::slots::SourceEnd;
 use crate::state::{InputParams, Shared, StreamParams};
 use crate::store::MediaDir;
-use crate::time::{Duration90k, FrameRate, SegmentClock, StreamTime, TICKS_PER_MS, TICKS_PER_SEC};
+use crate::time::{Duration90k, FrameRate, StreamTime, TICKS_PER_MS, TICKS_PER_SEC};
 
 /// Camera events in flight from the RTSP thread to the segmenter (about 8 s at 30 fps).
 const EVENT_QUEUE: usize = 256;
@@ -33,7 +34,7 @@ const EVENT_QUEUE: usize = 256;
 const GOP_PROBE_LIMIT: Duration90k = Duration90k::from_secs(30);
 
 /// A camera whose first GOP has been measured ([`prepare_rtsp`]), for [`run_rtsp_prepared`].
-pub struct RtspOpened {
+pub(super) struct RtspOpened {
     camera: String,
     events: Receiver<Event>,
     client: thread::JoinHandle<Result<()>>,
@@ -71,12 +72,13 @@ impl RtspOpened {
 /// it is known. Returns the configuration with that target. While the camera cannot be reached
 /// the client keeps retrying (with back-off) and `shared` says why it is down; `stop` gives up.
 /// Errors that retrying cannot fix (wrong credentials, a codec other than H.264, no IDR) end it.
-pub fn prepare_rtsp(
-    cfg: &Config,
+fn prepare_rtsp(
+    cfg: &StreamSettings,
+    out_dir: &Path,
     camera: Camera,
     shared: &Shared,
     stop: &AtomicBool,
-) -> Result<(Config, RtspOpened)> {
+) -> Result<(Plan, RtspOpened)> {
     let label = camera.to_string();
     let (tx, events) = bounded::<Event>(EVENT_QUEUE);
     let client_stop = Arc::new(AtomicBool::new(false));
@@ -188,64 +190,69 @@ pub fn prepare_rtsp(
             f.wall_unix_ms = w.div_euclid(TICKS_PER_MS as i64);
         }
     }
-    let (longest, target) = target_for_gop(cfg.segment, opened.gop);
     // The first step of the camera's clock (a split access unit repeats a timestamp).
     let frame = opened
         .first_gop
         .windows(2)
         .find(|w| w[1].rtp > w[0].rtp)
-        .map_or(cfg.rate.frame_duration(), |w| {
-            Duration90k((w[1].rtp - w[0].rtp) as u64)
-        });
+        .map(|w| Duration90k((w[1].rtp - w[0].rtp) as u64));
+    let camera = &opened.camera;
+    let in_camera = |e: Error| Error::new(e.kind(), format!("camera {camera}: {}", e.message()));
+    let plan = if cfg.transcode() {
+        transcode_plan(cfg, out_dir, &opened, frame)?
+    } else {
+        // The stream's clock runs at the camera's rate (the SPS's, else measured over the first
+        // GOP) unless --fps says otherwise: markers' frames and timecodes, `GET /stream` and
+        // `--duration` count the camera's frames.
+        let frame = frame.unwrap_or_else(|| cfg.flags_rate().frame_duration());
+        let rate = camera_rate(
+            opened
+                .fps
+                .unwrap_or(TICKS_PER_SEC as f64 / frame.as_u64().max(1) as f64),
+        );
+        let gop = opened.gop;
+        let plan = cfg
+            .plan(out_dir, InputFormat::CameraGop { rate, gop })
+            .map_err(in_camera)?;
+        if plan.longest_segment() > plan.segment() {
+            let fit = (plan.segment().as_u64() / frame.as_u64().max(1)).max(1);
+            warn!(
+                camera = %opened.camera,
+                "the camera's GOP ({:.3} s) does not fit --hls-time {:.3} s: segments will last up to \
+                 {:.3} s (TARGETDURATION {}). Set the camera's I-frame interval (GOP length) to \
+                 {fit} frames or a divisor of it, or use --transcode",
+                opened.gop.as_secs_f64(),
+                plan.segment().as_secs_f64(),
+                plan.longest_segment().as_secs_f64(),
+                plan.target_duration_secs(),
+            );
+        }
+        plan
+    };
     info!(
         camera = %opened.camera,
         format,
         gop_secs = opened.gop.as_secs_f64(),
         gop_frames = opened.first_gop.len() - 1,
-        target_duration = if cfg.transcode { cfg.target_duration_secs } else { target },
+        target_duration = plan.target_duration_secs(),
         "{}",
-        if cfg.transcode {
+        if cfg.transcode() {
             "first GOP measured: the camera's pictures are decoded and re-encoded (--transcode)"
         } else {
             "first GOP measured: segments cut at the camera's IDRs"
         }
     );
-    if cfg.transcode {
-        let cfg = transcode_config(cfg, &opened, frame)?;
-        return Ok((cfg, opened));
-    }
-    // The stream's clock runs at the camera's rate (the SPS's, else measured over the first
-    // GOP) unless --fps says otherwise: markers' frames and timecodes, `GET /stream` and
-    // `--duration` count the camera's frames.
-    let rate = camera_rate(
-        opened
-            .fps
-            .unwrap_or(TICKS_PER_SEC as f64 / frame.as_u64().max(1) as f64),
-    );
-    let camera = &opened.camera;
-    let mut cfg = cfg
-        .with_input_format(cfg.width, cfg.height, rate)
-        .map_err(|e| Error::new(e.kind(), format!("camera {camera}: {}", e.message())))?;
-    if longest > cfg.segment {
-        let fit = (cfg.segment.as_u64() / frame.as_u64().max(1)).max(1);
-        warn!(
-            camera = %opened.camera,
-            "the camera's GOP ({:.3} s) does not fit --hls-time {:.3} s: segments will last up to \
-             {:.3} s (TARGETDURATION {target}). Set the camera's I-frame interval (GOP length) to \
-             {fit} frames or a divisor of it, or use --transcode",
-            opened.gop.as_secs_f64(),
-            cfg.segment.as_secs_f64(),
-            longest.as_secs_f64(),
-        );
-    }
-    cfg.target_duration_secs = target;
-    cfg.segment_lifetime = planned_segment_lifetime(longest, cfg.list_size);
-    Ok((cfg, opened))
+    Ok((plan, opened))
 }
 
-/// The configuration for `--transcode`: the camera's picture size, its frame rate (the SPS's,
-/// else measured over the first GOP) unless `--fps` says otherwise; TARGETDURATION stays ours.
-fn transcode_config(cfg: &Config, opened: &RtspOpened, frame: Duration90k) -> Result<Config> {
+/// The plan for `--transcode`: the camera's picture size, its frame rate (the SPS's, else
+/// measured over the first GOP) unless `--fps` says otherwise; TARGETDURATION stays ours.
+fn transcode_plan(
+    cfg: &StreamSettings,
+    out_dir: &Path,
+    opened: &RtspOpened,
+    frame: Option<Duration90k>,
+) -> Result<Plan> {
     let camera = &opened.camera;
     let (w, h) = (opened.width as usize, opened.height as usize);
     if w == 0 || h == 0 {
@@ -263,10 +270,19 @@ fn transcode_config(cfg: &Config, opened: &RtspOpened, frame: Duration90k) -> Re
             ),
         ));
     }
+    // Without two frames to measure, the rate --fps (or its default) gives.
+    let frame = frame.unwrap_or_else(|| cfg.flags_rate().frame_duration());
     let measured = 1.0 / Duration90k(frame.as_u64().max(1)).as_secs_f64();
     let rate = camera_rate(opened.fps.unwrap_or(measured));
-    cfg.with_input_format(w, h, rate)
-        .map_err(|e| Error::new(e.kind(), format!("camera {camera}: {}", e.message())))
+    cfg.plan(
+        out_dir,
+        InputFormat::Picture {
+            width: w,
+            height: h,
+            rate,
+        },
+    )
+    .map_err(|e| Error::new(e.kind(), format!("camera {camera}: {}", e.message())))
 }
 
 /// A camera's frame rate as an exact fraction: an integer rate or an NTSC one (`n*1000/1001`)
@@ -301,9 +317,9 @@ fn rtsp_poll() -> std::time::Duration {
     std::time::Duration::from_millis(100)
 }
 
-/// [`prepare_rtsp`] then [`run_rtsp_prepared`]: a whole camera stream on the calling thread.
-/// `--input rtsp://...` comes here through [`super::run`] and [`super::start`] like every
-/// other input.
+/// A whole camera stream on the calling thread: `cfg`'s stream from `camera` (which tests make
+/// with credentials of their own). `--input rtsp://...` comes through [`super::run`] and
+/// [`super::Prepared::start`] like every other input.
 pub fn run_rtsp(
     cfg: &Config,
     camera: Camera,
@@ -311,21 +327,40 @@ pub fn run_rtsp(
     stop: Arc<AtomicBool>,
     observer: &mut dyn FnMut(&str),
 ) -> Result<Summary> {
+    run_camera(
+        &cfg.stream,
+        &cfg.server.out_dir,
+        camera,
+        shared,
+        stop,
+        observer,
+    )
+}
+
+/// [`prepare_rtsp`] then [`run_rtsp_prepared`] with the plan the camera settled.
+pub(super) fn run_camera(
+    cfg: &StreamSettings,
+    out_dir: &Path,
+    camera: Camera,
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+    observer: &mut dyn FnMut(&str),
+) -> Result<Summary> {
     let mut camera = camera;
-    camera.set_batching(!cfg.transcode);
-    let (cfg, opened) = prepare_rtsp(cfg, camera, &shared, &stop)?;
+    camera.set_batching(!cfg.transcode());
+    let (plan, opened) = prepare_rtsp(cfg, out_dir, camera, &shared, &stop)?;
     // The server was started before the camera was known: `GET /stream`, the cache headers
     // and the health deadline follow the rate and the target chosen now.
-    shared.update_status(|s| s.params = InputParams::Known(stream_params(&cfg, cfg.rate)));
-    run_rtsp_prepared(&cfg, opened, shared, stop, observer)
+    shared.update_status(|s| s.params = InputParams::Known(stream_params(&plan, plan.rate())));
+    run_rtsp_prepared(&plan, opened, shared, stop, observer)
 }
 
 /// What the server tells about a stream of configuration `cfg` whose frames come at `rate`.
-fn stream_params(cfg: &Config, rate: FrameRate) -> StreamParams {
+fn stream_params(cfg: &Plan, rate: FrameRate) -> StreamParams {
     StreamParams {
         frame_rate: rate,
-        target_duration_secs: cfg.target_duration_secs,
-        segment_lifetime_secs: cfg.segment_lifetime.as_secs_ceil(),
+        target_duration_secs: cfg.target_duration_secs(),
+        segment_lifetime_secs: cfg.segment_lifetime().as_secs_ceil(),
     }
 }
 
@@ -334,17 +369,17 @@ fn stream_params(cfg: &Config, rate: FrameRate) -> StreamParams {
 /// ([`CameraRun::passthrough`]), or with `--transcode` decoded and encoded again
 /// ([`CameraRun::transcode`]). Both open the output the same way, dated from the camera's
 /// first frame, and place the camera's frames in stream time with the same [`Passthrough`].
-pub fn run_rtsp_prepared(
-    cfg: &Config,
+fn run_rtsp_prepared(
+    cfg: &Plan,
     opened: RtspOpened,
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
     observer: &mut dyn FnMut(&str),
 ) -> Result<Summary> {
     // The timecode's font is loaded before anything in the output is touched.
-    let overlay = if cfg.transcode {
+    let overlay = if cfg.transcode() {
         Some(
-            TimecodeOverlay::new(DEFAULT_FONT, cfg.width, cfg.height)
+            TimecodeOverlay::new(DEFAULT_FONT, cfg.width(), cfg.height())
                 .map_err(|e| Error::new(ErrorKind::Internal, format!("timecode font: {e}")))?,
         )
     } else {
@@ -353,11 +388,11 @@ pub fn run_rtsp_prepared(
     let (publisher, marker_thread) =
         open_output_at(cfg, &shared, observer, opened.first_frame_wall())?;
     let pass = Passthrough::new(
-        cfg.segment,
-        cfg.target_duration_secs,
+        cfg.segment(),
+        cfg.target_duration_secs(),
         opened.gop,
         publisher.clock().epoch.unix_millis(),
-        cfg.rate.time_of(publisher.first_slot()),
+        cfg.rate().time_of(publisher.first_slot()),
     );
     let run = CameraRun {
         cfg,
@@ -377,7 +412,7 @@ pub fn run_rtsp_prepared(
 /// A camera's run once its output is open ([`run_rtsp_prepared`]): what passthrough and
 /// `--transcode` both start from.
 struct CameraRun<'c, 'o> {
-    cfg: &'c Config,
+    cfg: &'c Plan,
     opened: RtspOpened,
     publisher: Publisher<'o, MediaDir>,
     marker_thread: thread::JoinHandle<Result<()>>,
@@ -388,7 +423,7 @@ struct CameraRun<'c, 'o> {
 }
 
 impl CameraRun<'_, '_> {
-    /// `--transcode`: the camera's pictures decoded on their own thread ([`TranscodeJob`]),
+    /// `--transcode`: the camera's pictures decoded on their own thread ([`TranscodeSource`]),
     /// stamped with our slots and timecode, and encoded and cut by the same threads as the
     /// other inputs: fixed GOP, segments of exactly `--hls-time`.
     fn transcode(mut self, overlay: TimecodeOverlay) -> Result<Summary> {
@@ -403,28 +438,29 @@ impl CameraRun<'_, '_> {
             ..
         } = self.opened;
         let pool = FramePool::new(cfg);
-        let job = TranscodeJob {
-            camera,
-            events,
-            first_gop,
-            pass: self.pass,
-            overlay,
-            rate: cfg.rate,
-            width: cfg.width,
-            height: cfg.height,
-            segments: SegmentClock::starting_at(cfg.segment, cfg.rate.time_of(first_slot)),
-            frame_limit: cfg.frame_limit,
-            pacing: cfg.pacing,
-            stop: stop.clone(),
-            shared: shared.clone(),
-        };
+        let source_loop = source_loop(cfg, overlay, first_slot, stop, shared);
+        let pass = self.pass;
+        let (rate, width, height) = (cfg.rate(), cfg.width(), cfg.height());
         shared.update_status(|s| {
             s.input_stalled = false;
             s.input_down = None;
         });
         let decoder_thread = {
             let (free_rx, frame_tx) = (pool.free_rx.clone(), pool.frame_tx.clone());
-            spawn("decoder", move || Ok(job.run(free_rx, frame_tx)))?
+            let shared = shared.clone();
+            spawn("decoder", move || {
+                let source = TranscodeSource::new(
+                    camera, events, first_gop, pass, rate, width, height, shared,
+                );
+                Ok(match source {
+                    Ok(source) => source_loop.run(source, free_rx, frame_tx),
+                    Err(e) => SourceEnd {
+                        sent: 0,
+                        dropped: 0,
+                        input_error: Some(e),
+                    },
+                })
+            })?
         };
         let summary = encode_and_segment(
             cfg,
@@ -451,16 +487,16 @@ impl CameraRun<'_, '_> {
         let (cfg, shared, stop) = (self.cfg, self.shared, self.stop);
         let mut sink = RtspSink {
             pass: self.pass,
-            segmenter: Segmenter::new(cfg.pts_offset),
-            pts_offset: cfg.pts_offset,
-            target_secs: cfg.target_duration_secs,
-            segment: cfg.segment,
+            segmenter: Segmenter::new(cfg.pts_offset()),
+            pts_offset: cfg.pts_offset(),
+            target_secs: cfg.target_duration_secs(),
+            segment: cfg.segment(),
             camera: self.opened.camera.clone(),
             publisher: &mut self.publisher,
             shared,
             frames: 0,
-            limit: cfg.frame_limit,
-            params: stream_params(cfg, cfg.rate),
+            limit: cfg.frame_limit(),
+            params: stream_params(cfg, cfg.rate()),
             rate_fixed: cfg.fps_given(),
             rate_probe: None,
         };

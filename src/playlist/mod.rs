@@ -124,22 +124,46 @@ pub struct PlaylistConfig {
     pub start_discontinuity_sequence: u64,
 }
 
-/// The longest segment that cutting at `segment` boundaries on the frame grid of `rate` can
-/// produce. Boundaries sit at `k * segment`; a segment runs from the first frame at or after one
-/// boundary to the first frame at or after the next. Both ends sit on the frame grid, so a
-/// segment is at most the whole number of frames that covers `segment`. A frame time that is
-/// not a whole number of ticks counts as one tick more, so the bound is never short.
-pub(crate) fn longest_segment(rate: FrameRate, segment: Duration90k) -> Duration90k {
-    let n = rate.frames_covering(segment);
-    rate.time_of(n).since_start() + Duration90k(u64::from(!rate.is_exact(n)))
+/// How segments are cut, for [`segment_bound`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Cuts {
+    /// At the first frame at or after each `segment` boundary, on the frame grid of this rate
+    /// (the encoder's forced IDRs).
+    FrameGrid(FrameRate),
+    /// At the first IDR at or after each boundary, of a camera whose GOP lasts this long
+    /// (passthrough).
+    CameraGop(Duration90k),
 }
 
-/// `EXT-X-TARGETDURATION` for segments cut every `segment` at `rate`: the ceiling in whole
-/// seconds of [`longest_segment`], at least 1. With version 3 the target bounds the unrounded
-/// EXTINF (R13), so 2 s segments at 29.97 fps (up to 2.033 s) need 3. The one rule for it: the
-/// command line, the playlist and the server take it from here.
-pub(crate) fn target_duration_secs(rate: FrameRate, segment: Duration90k) -> u64 {
-    longest_segment(rate, segment).as_secs_ceil().max(1)
+/// Slack for a camera's timestamp jitter when rounding its longest segment up to whole seconds:
+/// under a millisecond, what an EXTINF (written to the ms) does not show.
+const CAMERA_JITTER: Duration90k = Duration90k(crate::time::TICKS_PER_MS - 1);
+
+/// The longest segment cutting every `segment` as `cuts` says can produce, and its
+/// `EXT-X-TARGETDURATION`: the ceiling in whole seconds, at least 1. The one rule for it: the
+/// plan, the playlist and the server take it from here.
+///
+/// - **Frame grid.** Boundaries sit at `k * segment`; a segment runs from the first frame at or
+///   after one boundary to the first frame at or after the next, so it is at most the whole
+///   number of frames that covers `segment` ([`FrameRate::longest_span`]). With version 3 the
+///   target bounds the unrounded EXTINF (R13), so 2 s segments at 29.97 fps (up to 2.033 s)
+///   need 3.
+/// - **Camera GOP.** `segment` rounded up to whole GOPs (`ceil(T / g) * g`); its seconds are
+///   rounded up with under a millisecond of slack for cameras whose timestamps jitter by a
+///   tick. A camera whose GOP later grows can still make a longer segment (the caller warns).
+pub(crate) fn segment_bound(segment: Duration90k, cuts: Cuts) -> (Duration90k, u64) {
+    let (longest, slack) = match cuts {
+        Cuts::FrameGrid(rate) => (
+            rate.longest_span(rate.frames_covering(segment)),
+            Duration90k::ZERO,
+        ),
+        Cuts::CameraGop(gop) if gop == Duration90k::ZERO => (segment, CAMERA_JITTER),
+        Cuts::CameraGop(gop) => (gop * segment.as_u64().div_ceil(gop.as_u64()), CAMERA_JITTER),
+    };
+    let secs = Duration90k(longest.as_u64().saturating_sub(slack.as_u64()))
+        .as_secs_ceil()
+        .max(1);
+    (longest, secs)
 }
 
 /// The R25 grace (RFC 8216 §6.2.2): after a segment leaves the playlist, its file stays

@@ -336,7 +336,7 @@ fn golden_ntsc_29_97() {
     let rate = FrameRate::new(30_000, 1001).expect("valid rate");
     let seg = rate.time_of(60).since_start();
     assert_eq!(seg, Duration90k(180_180));
-    let target = target_duration_secs(rate, Duration90k::from_secs(2));
+    let target = segment_bound(Duration90k::from_secs(2), Cuts::FrameGrid(rate)).1;
     assert_eq!(target, 3);
     let mut f = Feed::new(config(5, target));
     for k in 0..7u64 {
@@ -473,9 +473,12 @@ fn r13_target_duration_covers_every_extinf() {
         .iter()
         .all(|s| s.duration.round() as u64 <= parsed.target_duration));
     let thirty = FrameRate::new(30, 1).expect("valid rate");
-    assert_eq!(target_duration_secs(thirty, TWO_S), 2);
-    assert_eq!(target_duration_secs(thirty, Duration90k(180_001)), 3);
-    assert_eq!(target_duration_secs(thirty, Duration90k(1)), 1);
+    assert_eq!(segment_bound(TWO_S, Cuts::FrameGrid(thirty)).1, 2);
+    assert_eq!(
+        segment_bound(Duration90k(180_001), Cuts::FrameGrid(thirty)).1,
+        3
+    );
+    assert_eq!(segment_bound(Duration90k(1), Cuts::FrameGrid(thirty)).1, 1);
 }
 
 #[test]

@@ -4,6 +4,7 @@
 use std::{fs, io};
 
 use super::*;
+use crate::config::Config;
 use crate::name::StreamName;
 use crate::time::StreamTime;
 
@@ -96,7 +97,7 @@ impl Storage for &mut MemoryStore {
 }
 
 /// One-second segments of stream `cam` in a window of `list_size`.
-fn config(list_size: usize) -> Config {
+fn config(list_size: usize) -> Plan {
     let list_size = list_size.to_string();
     let args = [
         "x",
@@ -107,7 +108,7 @@ fn config(list_size: usize) -> Config {
         "--list-size",
         &list_size,
     ];
-    Config::from_args(args).unwrap()
+    Config::from_args(args).unwrap().flags_plan()
 }
 
 fn store() -> MemoryStore {
@@ -303,8 +304,8 @@ fn an_old_clock_file_gets_the_frame_rate() {
     assert_eq!(
         rate,
         Some(ClockRate {
-            num: cfg.rate.num,
-            den: cfg.rate.den
+            num: cfg.rate().num,
+            den: cfg.rate().den
         })
     );
 }

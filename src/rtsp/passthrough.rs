@@ -31,19 +31,18 @@
 //! - **Cuts.** A segment opens at the first IDR at or after each `--hls-time` boundary
 //!   ([`SegmentClock`], from the run's first IDR), or earlier at an IDR when waiting one more
 //!   GOP (the longest seen) would take the segment past TARGETDURATION.
-//! - **TARGETDURATION** ([`target_for_gop`]): fixed for the playlist's life (R14), so it is
-//!   chosen once, from the first GOP measured at connection: `--hls-time` rounded up to whole
-//!   GOPs (`ceil(T / g) * g`), in whole seconds rounded up (with under a millisecond of slack for
-//!   cameras whose timestamps jitter by a tick). A camera whose GOP later grows can still make a longer segment; the
+//! - **TARGETDURATION** ([`crate::playlist::segment_bound`] with [`Cuts::CameraGop`]): fixed
+//!   for the playlist's life (R14), so it is chosen once, from the first GOP measured at
+//!   connection: `--hls-time` rounded up to whole GOPs (`ceil(T / g) * g`), in whole seconds
+//!   rounded up (with under a millisecond of slack for cameras whose timestamps jitter by a
+//!   tick). A camera whose GOP later grows can still make a longer segment; the
 //!   caller warns (with the camera setting to change) and the playlist, which may not list it
 //!   (R13), leaves it out behind a discontinuity.
 
+#[cfg(doc)]
+use crate::playlist::Cuts;
 use crate::rtsp::CameraFrame;
 use crate::time::{Duration90k, SegmentClock, StreamTime, TICKS_PER_MS};
-
-/// Slack for timestamp jitter when rounding the longest segment up to whole seconds: under a
-/// millisecond, what an EXTINF (written to the ms) does not show.
-const JITTER: Duration90k = Duration90k(TICKS_PER_MS - 1);
 
 /// The frame duration assumed before two frames of a run have been seen (30 fps).
 const DEFAULT_FRAME: Duration90k = Duration90k(3000);
@@ -54,20 +53,6 @@ pub(crate) const SLEW: u64 = 300;
 
 /// A sender report further than this off the RTP steps' time is not followed.
 pub(crate) const STEER_LIMIT: Duration90k = Duration90k::from_secs(1);
-
-/// The longest segment cutting at the first IDR at or after each `segment` boundary gives with
-/// a steady GOP `gop`, and its TARGETDURATION in whole seconds (see the module docs).
-pub(crate) fn target_for_gop(segment: Duration90k, gop: Duration90k) -> (Duration90k, u64) {
-    let longest = if gop == Duration90k::ZERO {
-        segment
-    } else {
-        gop * segment.as_u64().div_ceil(gop.as_u64())
-    };
-    let secs = Duration90k(longest.as_u64().saturating_sub(JITTER.as_u64()))
-        .as_secs_ceil()
-        .max(1);
-    (longest, secs)
-}
 
 /// Where a frame goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -272,20 +257,25 @@ mod tests {
         )
     }
 
+    /// The longest segment and TARGETDURATION for a camera of GOP `gop`.
+    fn gop_bound(segment: Duration90k, gop: Duration90k) -> (Duration90k, u64) {
+        crate::playlist::segment_bound(segment, crate::playlist::Cuts::CameraGop(gop))
+    }
+
     #[test]
     fn target_is_hls_time_rounded_up_to_whole_gops() {
         let s = Duration90k::from_secs;
         let ms = Duration90k::from_millis;
-        assert_eq!(target_for_gop(s(2), s(2)), (s(2), 2));
-        assert_eq!(target_for_gop(s(2), s(1)), (s(2), 2));
+        assert_eq!(gop_bound(s(2), s(2)), (s(2), 2));
+        assert_eq!(gop_bound(s(2), s(1)), (s(2), 2));
         // 1.5 s GOP: the first IDR at or after 2 s comes at 3 s.
-        assert_eq!(target_for_gop(s(2), ms(1500)), (s(3), 3));
+        assert_eq!(gop_bound(s(2), ms(1500)), (s(3), 3));
         // GOP longer than --hls-time: one GOP per segment.
-        assert_eq!(target_for_gop(s(2), s(4)), (s(4), 4));
+        assert_eq!(gop_bound(s(2), s(4)), (s(4), 4));
         // 29.97 fps, 60 frames: 2.002 s needs 3; a tick of jitter on 2 s does not.
-        assert_eq!(target_for_gop(s(2), Duration90k(180_180)).1, 3);
-        assert_eq!(target_for_gop(s(2), Duration90k(180_001)).1, 2);
-        assert_eq!(target_for_gop(s(6), ms(800)).1, 7);
+        assert_eq!(gop_bound(s(2), Duration90k(180_180)).1, 3);
+        assert_eq!(gop_bound(s(2), Duration90k(180_001)).1, 2);
+        assert_eq!(gop_bound(s(6), ms(800)).1, 7);
     }
 
     /// 30 fps, IDR every 60 frames, 2 s segments: a cut on every IDR, times from the RTP clock
@@ -319,7 +309,7 @@ mod tests {
     /// earlier when the next GOP would overrun the target.
     #[test]
     fn irregular_gops_never_overrun_the_target() {
-        let (_, target) = target_for_gop(Duration90k::from_secs(2), Duration90k::from_millis(1500));
+        let (_, target) = gop_bound(Duration90k::from_secs(2), Duration90k::from_millis(1500));
         assert_eq!(target, 3);
         let mut p = Passthrough::new(
             Duration90k::from_secs(2),

@@ -18,17 +18,17 @@
 //!   counted; a skipped slot (a slower camera, a lost frame) leaves a gap in time, never a wrong
 //!   timestamp.
 //! - **Drops.** When the encoder is behind, a frame that finds no free buffer is dropped
-//!   (counted) unless it opens a segment; with `--no-pacing` none is dropped.
-//! - **Faults.** The camera dropping or stalling sends [`Item::Gap`]: the segment in progress is
+//!   (counted) unless it opens a segment; with `--no-pacing` none is dropped (the one rule,
+//!   [`crate::slots`]').
+//! - **Faults.** The camera dropping or stalling sends [`crate::slots::Item::Gap`]: the segment in progress is
 //!   published, the next frame (the next session's first IDR) opens a segment after
 //!   `EXT-X-DISCONTINUITY`. A picture of another size than the first (the camera reconfigured)
 //!   ends the stream with an error saying so. An access unit that does not decode (packet loss)
 //!   is skipped and counted; the decoder recovers at the next IDR.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use openh264::decoder::Decoder;
 use openh264::formats::YUVSource;
 use tracing::{debug, warn};
@@ -36,36 +36,29 @@ use tracing::{debug, warn};
 use super::passthrough::Passthrough;
 use super::{CameraFrame, Event};
 use crate::error::{Error, ErrorKind};
-use crate::frame::YuvFrame;
-use crate::overlay::{Timecode, TimecodeOverlay};
-use crate::pipeline::{count_drop, take_buffer, EncoderGone, Item, RawFrame, SourceEnd};
-use crate::source::FrameInfo;
+use crate::frame::{FrameInfo, YuvFrame};
+use crate::slots::{EncoderGone, Feed, FrameSource, Next};
 use crate::state::Shared;
-use crate::time::{FrameRate, SegmentClock, StreamTime};
+use crate::time::{FrameRate, StreamTime};
 
 /// How often a wait for the camera looks at the stop flag.
 const POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// Everything the decoder thread needs.
-pub(crate) struct TranscodeJob {
+/// The camera's pictures as the source thread's [`FrameSource`] (the decoder thread).
+pub(crate) struct TranscodeSource {
     /// The camera as shown in messages (no credentials).
-    pub(crate) camera: String,
-    pub(crate) events: Receiver<Event>,
+    camera: String,
+    events: Receiver<Event>,
     /// The frames the connection probe read (from the first IDR): decoded first.
-    pub(crate) first_gop: Vec<CameraFrame>,
+    probed: std::vec::IntoIter<CameraFrame>,
     /// Places frames on the stream clock (its cuts are not used: ours are the encoder's).
-    pub(crate) pass: Passthrough,
-    pub(crate) overlay: TimecodeOverlay,
-    pub(crate) rate: FrameRate,
-    pub(crate) width: usize,
-    pub(crate) height: usize,
-    pub(crate) segments: SegmentClock,
-    pub(crate) frame_limit: Option<u64>,
-    /// `--no-pacing` (tests, benchmarks): never drop a frame for a busy encoder, wait for it
-    /// (the camera's frames queue up meanwhile).
-    pub(crate) pacing: bool,
-    pub(crate) stop: Arc<AtomicBool>,
-    pub(crate) shared: Arc<Shared>,
+    pass: Passthrough,
+    decoder: Decoder,
+    rate: FrameRate,
+    width: usize,
+    height: usize,
+    undecodable: u64,
+    shared: Arc<Shared>,
 }
 
 /// The slot whose time is nearest to `at`.
@@ -90,179 +83,162 @@ pub(crate) fn copy_picture(pic: &impl YUVSource, dst: &mut YuvFrame) {
     }
 }
 
-impl TranscodeJob {
-    /// Decodes, stamps and sends frames until `stop`, the frame limit, the client's end, an
-    /// error the stream cannot go on from, or the encoder is gone.
-    pub(crate) fn run(self, free: Receiver<YuvFrame>, out: Sender<Item<RawFrame>>) -> SourceEnd {
-        let TranscodeJob {
+impl TranscodeSource {
+    /// The camera's frames, `first_gop` (the connection probe's) first; an error when the
+    /// decoder cannot start.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        camera: String,
+        events: Receiver<Event>,
+        first_gop: Vec<CameraFrame>,
+        pass: Passthrough,
+        rate: FrameRate,
+        width: usize,
+        height: usize,
+        shared: Arc<Shared>,
+    ) -> Result<Self, Error> {
+        let decoder = Decoder::new().map_err(|e| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("starting the H.264 decoder: {e}"),
+            )
+        })?;
+        Ok(TranscodeSource {
             camera,
             events,
-            first_gop,
-            mut pass,
-            overlay,
+            probed: first_gop.into_iter(),
+            pass,
+            decoder,
             rate,
             width,
             height,
-            mut segments,
-            frame_limit,
-            pacing,
-            stop,
+            undecodable: 0,
             shared,
-        } = self;
-        let (mut sent, mut dropped, mut undecodable) = (0u64, 0u64, 0u64);
-        let mut decoder = match Decoder::new() {
-            Ok(d) => d,
-            Err(e) => {
-                return SourceEnd {
-                    sent,
-                    dropped,
-                    input_error: Some(Error::new(
-                        ErrorKind::Internal,
-                        format!("starting the H.264 decoder: {e}"),
-                    )),
-                }
-            }
-        };
-        let mut last_slot: Option<u64> = None;
-        // The next frame opens a segment whatever the clock says (the first after a gap).
-        let mut force_open = false;
-        let mut error = None;
+        })
+    }
+}
+
+impl FrameSource for TranscodeSource {
+    const DROPPED: &'static str = "camera frames";
+
+    /// A camera's frames take the slots of their times: the frame limit counts frames sent.
+    fn next_slot(&self) -> Option<u64> {
+        None
+    }
+
+    /// Decodes the next access unit and stamps its picture with a slot; the client's end, or
+    /// an error the stream cannot go on from, ends the loop.
+    fn next(&mut self, feed: &mut Feed<'_>) -> Next {
         // The probe's frames are two seconds old or so: all of them are encoded (the encoder
         // catches up while the camera's frames queue), none dropped.
-        let mut probed = first_gop.into_iter();
-        while frame_limit.is_none_or(|l| sent < l) && !stop.load(Ordering::Relaxed) {
-            let replaying = probed.len() > 0;
-            let event = match probed.next() {
-                Some(f) => Event::Frame(f),
-                None => match events.recv_timeout(POLL) {
-                    Ok(e) => e,
-                    Err(RecvTimeoutError::Timeout) => continue,
-                    Err(RecvTimeoutError::Disconnected) => break,
-                },
-            };
-            let f = match event {
-                Event::Frame(f) => f,
-                Event::Connected { .. } => continue,
-                Event::Down { reason } => {
-                    if pass.end_run().is_some() {
-                        if let Some(last) = last_slot {
-                            if out
-                                .send(Item::Gap {
-                                    end: rate.time_of(last + 1),
-                                })
-                                .is_err()
-                            {
-                                break;
-                            }
-                        }
-                        force_open = true;
-                    }
-                    shared.update_status(|s| {
-                        s.input_stalled = true;
-                        s.input_down = Some(reason);
-                    });
-                    continue;
+        let replaying = self.probed.len() > 0;
+        let event = match self.probed.next() {
+            Some(f) => Event::Frame(f),
+            None => match self.events.recv_timeout(POLL) {
+                Ok(e) => e,
+                Err(RecvTimeoutError::Timeout) => return Next::Idle,
+                Err(RecvTimeoutError::Disconnected) => return Next::End(None),
+            },
+        };
+        let f = match event {
+            Event::Frame(f) => f,
+            Event::Connected { .. } => return Next::Idle,
+            Event::Down { reason } => {
+                if self.pass.end_run().is_some() && !feed.gap() {
+                    return Next::Closed;
                 }
-            };
-            let placed = match pass.push(&f) {
-                Ok(Some(p)) => p,
-                // Before the session's first IDR: nothing to decode from.
-                Ok(None) => continue,
-                Err(e) => {
-                    error = Some(Error::new(
-                        ErrorKind::InvalidArgument,
-                        format!(
-                            "camera {camera}: {}",
-                            e.to_string().replace(
-                                ", or use --transcode",
-                                " (openh264 decodes no B-frames either)"
-                            )
-                        ),
-                    ));
-                    break;
-                }
-            };
-            if placed.starts_run {
-                shared.update_status(|s| {
-                    s.input_stalled = false;
-                    s.input_down = None;
+                self.shared.update_status(|s| {
+                    s.input_stalled = true;
+                    s.input_down = Some(reason);
                 });
+                return Next::Idle;
             }
-            let pic = match decoder.decode(&f.data) {
-                Ok(Some(pic)) => pic,
-                Ok(None) => continue,
-                Err(e) => {
-                    undecodable += 1;
-                    if undecodable.is_power_of_two() {
-                        warn!(
-                            camera = %camera,
-                            undecodable,
-                            "an access unit from the camera did not decode ({e}); skipped, the \
-                             picture recovers at the next IDR"
-                        );
-                    }
-                    continue;
-                }
-            };
-            let (w, h) = pic.dimensions();
-            if (w, h) != (width, height) {
-                error = Some(Error::new(
+        };
+        let camera = &self.camera;
+        let placed = match self.pass.push(&f) {
+            Ok(Some(p)) => p,
+            // Before the session's first IDR: nothing to decode from.
+            Ok(None) => return Next::Idle,
+            Err(e) => {
+                return Next::End(Some(Error::new(
                     ErrorKind::InvalidArgument,
                     format!(
-                        "camera {camera}: the picture size changed from {width}x{height} to \
-                         {w}x{h}; restart hls-streamer to stream the new size"
+                        "camera {camera}: {}",
+                        e.to_string().replace(
+                            ", or use --transcode",
+                            " (openh264 decodes no B-frames either)"
+                        )
                     ),
-                ));
-                break;
+                )))
             }
-            let slot = nearest_slot(rate, placed.at);
-            if last_slot.is_some_and(|l| slot <= l) {
-                dropped += 1;
-                shared.update_status(|s| s.frames_dropped = dropped);
-                if dropped.is_power_of_two() {
+        };
+        if placed.starts_run {
+            self.shared.update_status(|s| {
+                s.input_stalled = false;
+                s.input_down = None;
+            });
+        }
+        let pic = match self.decoder.decode(&f.data) {
+            Ok(Some(pic)) => pic,
+            Ok(None) => return Next::Idle,
+            Err(e) => {
+                self.undecodable += 1;
+                if self.undecodable.is_power_of_two() {
                     warn!(
                         camera = %camera,
-                        dropped,
-                        "the camera sends more frames than {:.3} fps: frames dropped (set --fps \
-                         to the camera's rate)",
-                        rate.as_f64()
+                        undecodable = self.undecodable,
+                        "an access unit from the camera did not decode ({e}); skipped, the \
+                         picture recovers at the next IDR"
                     );
                 }
-                continue;
+                return Next::Idle;
             }
-            let at = rate.time_of(slot);
-            let must_deliver = !pacing || replaying || force_open || segments.would_open(at);
-            let mut yuv = match take_buffer(&free, must_deliver) {
-                Ok(Some(b)) => b,
-                Ok(None) => {
-                    dropped += 1;
-                    count_drop(&shared, dropped, slot, "camera frames");
-                    continue;
+        };
+        let (w, h) = pic.dimensions();
+        let (width, height, rate) = (self.width, self.height, self.rate);
+        if (w, h) != (width, height) {
+            return Next::End(Some(Error::new(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "camera {camera}: the picture size changed from {width}x{height} to \
+                     {w}x{h}; restart hls-streamer to stream the new size"
+                ),
+            )));
+        }
+        let slot = nearest_slot(rate, placed.at);
+        if feed.last_sent().is_some_and(|l| slot <= l) {
+            let dropped = feed.count_drop();
+            if dropped.is_power_of_two() {
+                warn!(
+                    camera = %camera,
+                    dropped,
+                    "the camera sends more frames than {:.3} fps: frames dropped (set --fps \
+                     to the camera's rate)",
+                    rate.as_f64()
+                );
+            }
+            return Next::Idle;
+        }
+        match feed.take_buffer(slot, replaying) {
+            Ok(Some(mut yuv)) => {
+                copy_picture(&pic, &mut yuv);
+                Next::Frame {
+                    slot,
+                    yuv: Some(yuv),
+                    info: FrameInfo::default(),
                 }
-                Err(EncoderGone) => break,
-            };
-            copy_picture(&pic, &mut yuv);
-            let opens_segment = segments.opens_segment(at) || force_open;
-            force_open = false;
-            overlay.draw_i420(&mut yuv, Timecode::from_frame(slot, rate));
-            let frame = RawFrame {
-                slot,
-                yuv,
-                info: FrameInfo::default(),
-                opens_segment,
-            };
-            if out.send(Item::Frame(frame)).is_err() {
-                break;
             }
-            last_slot = Some(slot);
-            sent += 1;
+            Ok(None) => Next::Frame {
+                slot,
+                yuv: None,
+                info: FrameInfo::default(),
+            },
+            Err(EncoderGone) => Next::Closed,
         }
-        debug!(sent, dropped, undecodable, "camera decoder stopped");
-        SourceEnd {
-            sent,
-            dropped,
-            input_error: error,
-        }
+    }
+
+    fn finish(&mut self) {
+        debug!(undecodable = self.undecodable, "camera decoder stopped");
     }
 }
 

@@ -55,50 +55,8 @@ impl CorsPolicy {
     }
 }
 
-/// Checks a `--cors-origin` value and returns it in the form browsers send in `Origin`
-/// (RFC 6454 §6.1): lowercase scheme and host, no default port, no path.
-///
-/// Accepts `http://host[:port]` and `https://host[:port]` with an optional trailing `/`.
-/// Refuses `*`, `null`, paths, queries, fragments, user info and anything with whitespace.
-pub(crate) fn parse_origin(s: &str) -> Result<String, String> {
-    let err = |why: &str| Err(format!("--cors-origin {s:?}: {why}"));
-    if s == "*" {
-        return err("a wildcard is never allowed; name each origin, e.g. https://example.com");
-    }
-    let (scheme, rest) = match s.split_once("://") {
-        Some((sc, rest)) if sc.eq_ignore_ascii_case("http") => ("http", rest),
-        Some((sc, rest)) if sc.eq_ignore_ascii_case("https") => ("https", rest),
-        _ => return err("must start with http:// or https://"),
-    };
-    let authority = rest.strip_suffix('/').unwrap_or(rest);
-    if authority.is_empty() {
-        return err("has no host");
-    }
-    if authority.contains(['/', '?', '#', '@', '\\']) {
-        return err("must be an origin only: no path, query, fragment or user info");
-    }
-    if !authority.bytes().all(|b| b.is_ascii_graphic()) {
-        return err("must be printable ASCII (write an internationalised host in punycode)");
-    }
-    let authority = authority.to_ascii_lowercase();
-    // Split a port off the end; an IPv6 literal keeps its brackets.
-    let (host, port) = match authority.rfind(':') {
-        Some(i) if !authority[i..].contains(']') => (&authority[..i], Some(&authority[i + 1..])),
-        _ => (authority.as_str(), None),
-    };
-    if host.is_empty() || (host.starts_with('[') != host.ends_with(']')) {
-        return err("has no valid host");
-    }
-    let default_port = if scheme == "http" { 80 } else { 443 };
-    match port {
-        None => Ok(format!("{scheme}://{host}")),
-        Some(p) => match p.parse::<u16>() {
-            Ok(n) if n == default_port => Ok(format!("{scheme}://{host}")),
-            Ok(n) if n > 0 && !p.starts_with('0') => Ok(format!("{scheme}://{host}:{n}")),
-            _ => err("has an invalid port"),
-        },
-    }
-}
+/// The origin rule is the command line's: [`crate::config::parse_origin`].
+pub(crate) use crate::config::parse_origin;
 
 #[cfg(test)]
 mod tests {

@@ -9,7 +9,55 @@ use std::time::Duration;
 use crossbeam_channel::bounded;
 
 use super::*;
+use crate::input::source_loop::SourceLoop;
 use crate::input::y4m::{Forever, WAIT_SLICE};
+use crate::overlay::TimecodeOverlay;
+use crate::slots::{Item, SourceEnd};
+use crate::time::SegmentClock;
+use crossbeam_channel::{Receiver, Sender};
+
+/// Everything a Y4M source thread runs with: the source and its loop.
+struct Y4mJob<R> {
+    input: Y4mInput,
+    reader: Y4mReader<R>,
+    first: Option<YuvFrame>,
+    overlay: Option<TimecodeOverlay>,
+    clock: Box<dyn Clock>,
+    rate: FrameRate,
+    first_slot: u64,
+    segments: SegmentClock,
+    stall_after: Duration90k,
+    frame_limit: Option<u64>,
+    pacing: bool,
+    stop: Arc<AtomicBool>,
+    shared: Arc<Shared>,
+}
+
+impl<R: Read + Send> Y4mJob<R> {
+    fn run(self, free: Receiver<YuvFrame>, out: Sender<Item<crate::slots::RawFrame>>) -> SourceEnd {
+        let source = Y4mSource::new(
+            self.input,
+            self.reader,
+            self.first,
+            self.clock,
+            self.rate,
+            self.first_slot,
+            self.stall_after,
+            self.shared.clone(),
+        );
+        let lp = SourceLoop {
+            overlay: self.overlay,
+            rate: self.rate,
+            first_slot: self.first_slot,
+            segments: self.segments,
+            frame_limit: self.frame_limit,
+            pacing: self.pacing,
+            stop: self.stop,
+            shared: self.shared,
+        };
+        lp.run(source, free, out)
+    }
+}
 
 const W: usize = 16;
 const H: usize = 16;
