@@ -77,6 +77,8 @@ impl Default for MediaCache {
 #[derive(Debug, Default)]
 struct Inner {
     playlist: Option<PlaylistBodies>,
+    /// `NAME.index.m3u8`, once the first segment gave its bit rate.
+    multivariant: Option<PlaylistBody>,
     segments: BTreeMap<u64, CachedSegment>,
     /// Parts by (media sequence number, index).
     parts: BTreeMap<(u64, u32), CachedSegment>,
@@ -242,6 +244,20 @@ impl MediaCache {
             delta: delta.map(body),
         };
         self.write().playlist = Some(bodies);
+    }
+
+    /// The new multivariant playlist (the bit rates change with every segment).
+    pub(crate) fn put_multivariant(&self, text: &str) {
+        let body = PlaylistBody {
+            plain: Bytes::copy_from_slice(text.as_bytes()),
+            gzip: gzip(text.as_bytes()),
+        };
+        self.write().multivariant = Some(body);
+    }
+
+    /// The multivariant playlist, once there is one.
+    pub(crate) fn multivariant(&self) -> Option<PlaylistBody> {
+        self.read().multivariant.clone()
     }
 
     /// Announces a new live edge: call after the playlist that shows it is in place.

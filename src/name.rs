@@ -59,6 +59,8 @@ impl SegmentType {
 pub(crate) enum MediaFile {
     /// `NAME.m3u8`
     Playlist,
+    /// `NAME.index.m3u8`: the multivariant playlist that names `NAME.m3u8` (one variant).
+    Multivariant,
     /// `NAME<seq>.ts`
     Segment(u64),
     /// `NAME<seq>.<part>.ts`: part `part` (from 0) of segment `seq`, for low-latency HLS.
@@ -67,6 +69,9 @@ pub(crate) enum MediaFile {
     /// the first segment it initialises: `NAME<seq>.init.mp4`.
     Init(u64),
 }
+
+/// Suffix of the multivariant playlist's file name (a name holds no `.`, so it is no segment's).
+const MULTIVARIANT_SUFFIX: &str = ".index.m3u8";
 
 /// Suffix of the init segment's file name.
 const INIT_SUFFIX: &str = ".init.mp4";
@@ -117,6 +122,11 @@ impl StreamName {
         self.file(MediaFile::Playlist)
     }
 
+    /// `NAME.index.m3u8`
+    pub(crate) fn multivariant_file(&self) -> String {
+        self.file(MediaFile::Multivariant)
+    }
+
     /// `NAME.clock.json`: the stream's epoch, kept across restarts.
     pub(crate) fn clock_file(&self) -> String {
         format!("{}.clock.json", self.name)
@@ -144,6 +154,7 @@ impl StreamName {
         let ext = self.segment_type.extension();
         match file {
             MediaFile::Playlist => out.push_str(".m3u8"),
+            MediaFile::Multivariant => out.push_str(MULTIVARIANT_SUFFIX),
             MediaFile::Segment(seq) => {
                 push_decimal(out, seq);
                 out.push_str(ext);
@@ -167,6 +178,9 @@ impl StreamName {
         let rest = file.strip_prefix(self.name.as_str())?;
         if rest == ".m3u8" {
             return Some(MediaFile::Playlist);
+        }
+        if rest == MULTIVARIANT_SUFFIX {
+            return Some(MediaFile::Multivariant);
         }
         if self.segment_type == SegmentType::Fmp4 {
             if let Some(seq) = rest.strip_suffix(INIT_SUFFIX) {
@@ -340,6 +354,7 @@ mod tests {
         let n = name("cam");
         for f in [
             MediaFile::Playlist,
+            MediaFile::Multivariant,
             MediaFile::Segment(0),
             MediaFile::Segment(7),
             MediaFile::Segment(907),
@@ -383,8 +398,16 @@ mod tests {
             "cam12.3.m4s"
         );
         assert_eq!(n.file(MediaFile::Init(40)), "cam40.init.mp4");
+        assert_eq!(n.multivariant_file(), "cam.index.m3u8");
+        assert_eq!(
+            n.parse_file("cam.index.m3u8"),
+            Some(MediaFile::Multivariant)
+        );
+        assert_eq!(n.parse_file("cam.Index.m3u8"), None);
+        assert_eq!(n.parse_file("cam.index.m3u8.tmp"), None);
         for f in [
             MediaFile::Playlist,
+            MediaFile::Multivariant,
             MediaFile::Segment(0),
             MediaFile::Segment(u64::MAX),
             MediaFile::Part {

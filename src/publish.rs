@@ -23,6 +23,7 @@ use crate::clock::{StreamClock, WallClock};
 use crate::error::{Error, ErrorKind, Result};
 use crate::markers::Marker;
 use crate::plan::Plan;
+use crate::playlist::multivariant::{BitrateWindow, Variant};
 use crate::playlist::resume::{self, Previous};
 use crate::playlist::{
     DateRange, LowLatency, Part, Playlist, PlaylistConfig, PlaylistError, Render,
@@ -95,6 +96,16 @@ fn read_epoch(bytes: &[u8]) -> Option<WallClock> {
 }
 
 /// Publishes closed segments: segment file, then playlist, then deletions (R5, R20, R25).
+/// The multivariant playlist's inputs: the segments' bit rates, and the codec and picture size
+/// of the newest SPS.
+struct VariantState {
+    bitrates: BitrateWindow,
+    /// The SPS NAL unit `picture` was read from.
+    sps: Vec<u8>,
+    /// `CODECS` and `RESOLUTION`.
+    picture: Option<(String, u32, u32)>,
+}
+
 pub(crate) struct Publisher<'o, S: Storage> {
     store: S,
     name: crate::name::StreamName,
@@ -123,6 +134,8 @@ pub(crate) struct Publisher<'o, S: Storage> {
     parts_broken: bool,
     /// fMP4 init segments this run published.
     inits: u64,
+    /// What `NAME.index.m3u8` says.
+    variant: VariantState,
     observer: &'o mut dyn FnMut(&str),
 }
 
@@ -285,8 +298,58 @@ impl<'o, S: Storage> Publisher<'o, S> {
             delta: String::new(),
             parts_broken: false,
             inits: 0,
+            variant: VariantState {
+                bitrates: BitrateWindow::new(cfg.list_size()),
+                sps: Vec::new(),
+                picture: None,
+            },
             observer,
         })
+    }
+
+    /// Reads the codec string and picture size of the multivariant playlist from a keyframe's
+    /// SPS (Annex B `au`): parsed only when the SPS differs from the last one, so a steady
+    /// stream costs a comparison of a few bytes per keyframe and no allocation.
+    pub(crate) fn note_keyframe(&mut self, au: &[u8]) {
+        use crate::fmp4::avc::{nal_type, nal_units, parse_sps};
+        let Some(sps) = nal_units(au).find(|n| nal_type(n) == 7) else {
+            return;
+        };
+        if sps == self.variant.sps.as_slice() {
+            return;
+        }
+        self.variant.sps.clear();
+        self.variant.sps.extend_from_slice(sps);
+        self.variant.picture = match parse_sps(sps) {
+            Ok(info) => Some((info.codec_string(), info.width, info.height)),
+            Err(e) => {
+                warn!(error = %e, "the stream's SPS does not parse: no multivariant playlist");
+                None
+            }
+        };
+    }
+
+    /// Writes `NAME.index.m3u8` with the bit rates measured so far, once a keyframe gave the
+    /// codec and the picture size. A failed write is logged; the copy in memory is served.
+    fn write_multivariant(&mut self) {
+        let Some((codecs, width, height)) = &self.variant.picture else {
+            return;
+        };
+        let cfg = self.playlist.config();
+        let text = Variant {
+            uri: self.name.playlist_file(),
+            peak_bps: self.variant.bitrates.peak_bps(cfg.target_duration_secs),
+            average_bps: self.variant.bitrates.average_bps(),
+            codecs: codecs.clone(),
+            width: *width,
+            height: *height,
+            frame_rate: self.clock.rate,
+        }
+        .render(crate::playlist::PROTOCOL_VERSION);
+        if let Err(e) = self.store.write_multivariant(&text) {
+            warn!(error = %e, "multivariant playlist not written");
+        }
+        self.shared.media.put_multivariant(&text);
     }
 
     /// The stream's clock: its epoch (stream time zero, the first frame ever) and frame rate.
@@ -461,6 +524,8 @@ impl<'o, S: Storage> Publisher<'o, S> {
         let bytes = bytes::Bytes::from(seg.bytes);
         self.shared.media.put_segment(seq, bytes, published, file);
         self.write_playlist();
+        self.variant.bitrates.push(len as u64, seg.duration);
+        self.write_multivariant();
         for f in &outcome.delete_now {
             match self.name.parse_file(f) {
                 Some(crate::name::MediaFile::Segment(s)) => self.shared.media.remove_segment(s),

@@ -22,6 +22,9 @@ pub(crate) trait Storage {
     fn write_init(&mut self, init: u64, bytes: &[u8]) -> io::Result<Option<fs::File>>;
     /// Replaces the playlist whole.
     fn write_playlist(&mut self, text: &str) -> io::Result<()>;
+    /// Replaces `NAME.index.m3u8`, the multivariant playlist (atomically, not durably: it is
+    /// rewritten with every segment and read by no restart).
+    fn write_multivariant(&mut self, text: &str) -> io::Result<()>;
     /// The playlist a previous run left, if any.
     fn read_playlist(&self) -> io::Result<Option<Vec<u8>>>;
     /// Deletes one of this stream's segment or init segment files (`file` as the playlist names
@@ -79,6 +82,10 @@ impl Storage for MediaDir {
 
     fn write_playlist(&mut self, text: &str) -> io::Result<()> {
         self.write_atomic(&self.name.playlist_file(), text.as_bytes())
+    }
+
+    fn write_multivariant(&mut self, text: &str) -> io::Result<()> {
+        self.write_atomic(&self.name.multivariant_file(), text.as_bytes())
     }
 
     fn read_playlist(&self) -> io::Result<Option<Vec<u8>>> {

@@ -26,6 +26,8 @@ mod spec_refs;
 mod source_rules;
 // YUV4MPEG2 input (ffmpeg, GStreamer, files, stdin, a stalling FIFO) decoded back frame by frame.
 mod y4m;
+// The multivariant playlist: CODECS from the SPS, RESOLUTION, FRAME-RATE, measured bit rates.
+mod multivariant;
 // Low-latency HLS over HTTP from the binary: parts, blocking reload, hints, delta updates.
 mod low_latency;
 // The hostile-client probes of issue 18: defects fixed, and what held up, kept so.

@@ -487,6 +487,9 @@ fn encode_and_segment(
             keyframe: ef.keyframe,
             opens_segment: ef.opens_segment,
         };
+        if au.keyframe {
+            publisher.note_keyframe(au.data);
+        }
         let mut spare = None;
         let pushed = segmenter.push_cuts(&au, &mut |cut| {
             publish_cut(publisher, cut, frames_encoded, &mut spare)

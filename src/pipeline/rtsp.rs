@@ -610,6 +610,9 @@ impl RtspSink<'_, '_> {
             keyframe: p.keyframe,
             opens_segment: p.opens_segment,
         };
+        if au.keyframe {
+            self.publisher.note_keyframe(au.data);
+        }
         if let Some(closed) = self.segmenter.push(&au).map_err(Error::from)? {
             self.publish(closed);
         }

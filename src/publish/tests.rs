@@ -25,6 +25,7 @@ struct MemoryStore {
     segments: std::collections::BTreeMap<u64, Vec<u8>>,
     inits: std::collections::BTreeMap<u64, Vec<u8>>,
     playlist: Option<String>,
+    multivariant: Option<String>,
     clock: Option<String>,
     events: Vec<Event>,
     fail: Vec<u64>,
@@ -51,6 +52,11 @@ impl Storage for &mut MemoryStore {
     fn write_playlist(&mut self, text: &str) -> io::Result<()> {
         self.events.push(Event::Playlist);
         self.playlist = Some(text.to_owned());
+        Ok(())
+    }
+
+    fn write_multivariant(&mut self, text: &str) -> io::Result<()> {
+        self.multivariant = Some(text.to_owned());
         Ok(())
     }
 

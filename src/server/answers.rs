@@ -211,8 +211,10 @@ pub(crate) async fn playlist(
     file: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
-    if state.name.parse_file(&file) != Some(MediaFile::Playlist) {
-        return Err(not_found_error());
+    match state.name.parse_file(&file) {
+        Some(MediaFile::Playlist) => {}
+        Some(MediaFile::Multivariant) => return multivariant(req.headers(), &state).await,
+        _ => return Err(not_found_error()),
     }
     let params = state.params();
     if let Some(res) = playlist_from_memory(&state, req.headers(), req.query_string()).await? {
@@ -406,6 +408,52 @@ pub(crate) async fn playlist_from_memory(
         }));
     }
     Ok(None)
+}
+
+/// `NAME.index.m3u8` from memory: the publisher's newest version (its bit rates change with
+/// every segment; players read it once). `None` before the first segment.
+pub(crate) fn multivariant_from_memory(
+    headers: &header::HeaderMap,
+    state: &AppState,
+) -> Option<HttpResponse> {
+    let body = state.shared.media.multivariant()?;
+    let td = state.params().target_duration_secs;
+    let mut res = HttpResponse::Ok();
+    res.content_type(PLAYLIST_CONTENT_TYPE)
+        .insert_header((
+            header::CACHE_CONTROL,
+            cache_control(playlist_cache_control(td)),
+        ))
+        .insert_header((header::VARY, "Accept-Encoding"));
+    Some(if accepts_gzip(headers) {
+        res.insert_header((header::CONTENT_ENCODING, "gzip"))
+            .body(body.gzip)
+    } else {
+        res.body(body.plain)
+    })
+}
+
+/// `GET /video/NAME.index.m3u8`: from memory; before the first segment, held as the media
+/// playlist is (R52), then `503` with `Retry-After` if there is still none.
+pub(crate) async fn multivariant(
+    headers: &header::HeaderMap,
+    state: &AppState,
+) -> Result<HttpResponse, Error> {
+    if let Some(res) = multivariant_from_memory(headers, state) {
+        return Ok(res);
+    }
+    if let Some(unavailable) = hold_until_first_segment(state, &state.params()).await {
+        return Ok(unavailable);
+    }
+    Ok(multivariant_from_memory(headers, state).unwrap_or_else(|| {
+        let mut res = json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the stream has no segment yet; retry in a moment",
+        );
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        res
+    }))
 }
 
 /// A part: from memory only (parts are never written to disk). The hinted part, or any part of

@@ -46,7 +46,7 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, Re
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::answers::{finish_headers, part, playlist_from_memory};
+use super::answers::{finish_headers, multivariant_from_memory, part, playlist_from_memory};
 use super::segments::{init_in_memory, segment_from_disk, segment_in_memory, FileBody};
 use super::state::AppState;
 use crate::name::MediaFile;
@@ -320,6 +320,7 @@ fn parse(buf: &[u8]) -> Parsed {
 /// the name is not this stream's, or it is not media).
 async fn from_memory(state: &AppState, req: &Request) -> Option<HttpResponse> {
     let mut res = match state.name.parse_file(req.media_file()?)? {
+        MediaFile::Multivariant => multivariant_from_memory(&req.headers, state)?,
         MediaFile::Playlist => {
             state.shared.media.playlists()?;
             match playlist_from_memory(state, &req.headers, req.query()).await {
