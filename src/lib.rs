@@ -23,6 +23,7 @@ pub mod pipeline;
 pub mod playlist;
 pub mod procstat;
 pub(crate) mod publish;
+pub mod recording;
 pub mod rtsp;
 pub mod segmenter;
 pub mod server;

@@ -1,0 +1,2 @@
+//! Recordings and event review (issue 21): the leaf modules, not wired in yet.
+pub mod db;
