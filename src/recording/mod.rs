@@ -3,3 +3,4 @@ pub mod clip;
 pub mod db;
 #[cfg(test)]
 pub(crate) mod testutil;
+pub mod vod;
