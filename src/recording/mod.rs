@@ -3,4 +3,5 @@ pub mod clip;
 pub mod db;
 #[cfg(test)]
 pub(crate) mod testutil;
+pub mod thumbnail;
 pub mod vod;
