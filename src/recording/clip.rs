@@ -414,6 +414,9 @@ where
     }
 }
 
+// The private helpers of `fmp4::boxes` again, and below mvhd/tkhd/mdhd with a duration (theirs
+// write 0, as a fragmented movie must): when this is wired in, give those writers a duration
+// parameter and drop these.
 fn u16be(out: &mut Vec<u8>, v: u16) {
     out.extend_from_slice(&v.to_be_bytes());
 }

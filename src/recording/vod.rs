@@ -120,7 +120,8 @@ fn quoted_safe(s: &str) -> bool {
 }
 
 /// A label as a quoted-string (R37): `"` becomes `'`, line breaks and control characters
-/// spaces.
+/// spaces. The live writer's private `sanitise_quoted` again (this round adds no edit outside
+/// `src/recording/`); when this is wired in, make that one `pub(crate)` and drop this.
 fn sanitise(s: &str) -> String {
     s.chars()
         .map(|c| match c {
