@@ -31,10 +31,39 @@ use bytes::Bytes;
 use mpeg2ts::pes::{PesPacketReader, ReadPesPacket};
 use mpeg2ts::ts::TsPacketReader;
 
-use crate::detect::media::{Unwrap, PTS_MODULUS};
 use crate::fmp4::avc::{nal_type, nal_units, parse_sps, NAL_AUD, NAL_IDR, NAL_PPS, NAL_SPS};
 use crate::fmp4::boxes;
 use crate::ts::MAX_DTS_STEP;
+
+/// PTS, DTS and PCR are 33-bit counters (ISO/IEC 13818-1 §2.4.3.7).
+pub const PTS_MODULUS: u64 = crate::ts::TIMESTAMP_MODULUS;
+
+/// Unwraps 33-bit timestamps onto one line: each value lands within 2^32 ticks (13 hours) of
+/// the one before, so the 26.5-hour wrap is a step, not a jump back. (The detector keeps its
+/// own; it is a separate crate on main.)
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Unwrap {
+    last: Option<(u64, i64)>,
+}
+
+impl Unwrap {
+    pub fn unwrap(&mut self, ts: u64) -> i64 {
+        let ts = ts % PTS_MODULUS;
+        let v = match self.last {
+            None => ts as i64,
+            Some((raw, line)) => {
+                let step = (ts + PTS_MODULUS - raw) % PTS_MODULUS;
+                if step >= PTS_MODULUS / 2 {
+                    line + step as i64 - PTS_MODULUS as i64
+                } else {
+                    line + step as i64
+                }
+            }
+        };
+        self.last = Some((ts, v));
+        v
+    }
+}
 
 /// Why a clip could not be made or read.
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +111,7 @@ pub struct TsAccessUnit {
 
 /// Every video access unit of one TS segment, in decode order. `unwrap` carries the timeline
 /// from segment to segment.
-pub(crate) fn read_access_units(
+pub fn read_access_units(
     ts: &[u8],
     segment: usize,
     unwrap: &mut Unwrap,

@@ -11,6 +11,20 @@ use super::*;
 use crate::recording::testutil::{make, make_from, Made};
 use crate::time::FrameRate;
 
+#[test]
+fn unwrap_crosses_2_pow_33() {
+    let mut u = Unwrap::default();
+    let start = PTS_MODULUS - 3003;
+    assert_eq!(u.unwrap(start), start as i64);
+    assert_eq!(u.unwrap(0), PTS_MODULUS as i64);
+    assert_eq!(u.unwrap(3003), PTS_MODULUS as i64 + 3003);
+    assert_eq!(
+        u.unwrap(0),
+        PTS_MODULUS as i64,
+        "a small step back stays small"
+    );
+}
+
 fn fps30() -> FrameRate {
     FrameRate::new(30, 1).unwrap()
 }

@@ -11,8 +11,7 @@
 use openh264::decoder::{DecodedYUV, Decoder};
 use openh264::formats::YUVSource;
 
-use crate::detect::media::{Unwrap, PTS_MODULUS};
-use crate::recording::clip::{read_access_units, ClipError};
+use crate::recording::clip::{read_access_units, ClipError, Unwrap, PTS_MODULUS};
 
 /// `--thumbnail-width` unless given.
 pub const DEFAULT_WIDTH: u32 = 320;
