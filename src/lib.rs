@@ -25,6 +25,7 @@ pub mod plan;
 pub mod playlist;
 pub mod procstat;
 pub(crate) mod publish;
+pub mod recording;
 pub mod rtsp;
 pub mod segmenter;
 pub mod server;
