@@ -141,7 +141,7 @@ const FLOORS: &[&[&str]] = &[
         "playlist",
     ],
     // 2 stores
-    &["store", "markers", "media_cache"],
+    &["store", "markers", "media_cache", "recording"],
     // 3 shared state
     &["state"],
     // 4 inputs
