@@ -687,3 +687,15 @@ impl EncoderJob {
         Ok(encoded)
     }
 }
+
+/// Moves the recording index to its own thread, `hls-db`, which runs the handle's calls in
+/// order and ends when the last handle is dropped.
+pub fn spawn_db(
+    db: crate::recording::db::Db,
+) -> std::io::Result<(crate::recording::db::DbHandle, std::thread::JoinHandle<()>)> {
+    let (handle, worker) = crate::recording::db::DbHandle::new(db);
+    let thread = std::thread::Builder::new()
+        .name("hls-db".into())
+        .spawn(move || worker.run())?;
+    Ok((handle, thread))
+}

@@ -1067,21 +1067,29 @@ pub struct DbHandle {
     tx: tokio::sync::mpsc::Sender<Job>,
 }
 
+/// The database's side of a [`DbHandle`]: [`DbWorker::run`] is the body of its thread, which
+/// `crate::pipeline::spawn_db` starts (the pipeline is the one module that spawns threads).
+pub struct DbWorker {
+    db: Db,
+    rx: tokio::sync::mpsc::Receiver<Job>,
+}
+
+impl DbWorker {
+    /// Runs the calls as they come; returns when every handle is dropped (after running the
+    /// calls already queued).
+    pub fn run(mut self) {
+        while let Some(job) = self.rx.blocking_recv() {
+            job(&mut self.db);
+        }
+        tracing::debug!(path = %self.db.path().display(), "database thread stopped");
+    }
+}
+
 impl DbHandle {
-    /// Moves `db` to a new thread named `hls-db`; the thread ends when every handle is dropped
-    /// (after running the calls already queued).
-    pub fn spawn(db: Db) -> std::io::Result<(DbHandle, std::thread::JoinHandle<()>)> {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Job>(QUEUE_DEPTH);
-        let thread = std::thread::Builder::new()
-            .name("hls-db".into())
-            .spawn(move || {
-                let mut db = db;
-                while let Some(job) = rx.blocking_recv() {
-                    job(&mut db);
-                }
-                tracing::debug!(path = %db.path().display(), "database thread stopped");
-            })?;
-        Ok((DbHandle { tx }, thread))
+    /// A handle to `db` and the worker that must run on the database's own thread.
+    pub fn new(db: Db) -> (DbHandle, DbWorker) {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Job>(QUEUE_DEPTH);
+        (DbHandle { tx }, DbWorker { db, rx })
     }
 
     fn job<T: Send + 'static>(

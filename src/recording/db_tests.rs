@@ -591,7 +591,7 @@ fn the_jsonl_log_is_imported_once_with_ids_and_keys() {
 fn the_handle_serves_threads_and_async_callers() {
     let dir = tmp();
     let db = Db::open(&dir.path().join(DB_FILE)).unwrap();
-    let (handle, thread) = DbHandle::spawn(db).unwrap();
+    let (handle, thread) = crate::pipeline::spawn_db(db).unwrap();
     let h = handle.clone();
     std::thread::spawn(move || {
         h.call_blocking(|db| db.insert_marker("cam", marker(0, 30, Some("x"))))

@@ -8,7 +8,7 @@ use crate::time::{Duration90k, FrameRate, Pts};
 use crate::ts::{AccessUnit, TsMuxer};
 
 /// PTS of stream time 0 (above the PCR lead, as the pipeline starts it).
-pub(crate) const PTS_OFFSET: u64 = 90_000;
+pub(crate) const PTS_OFFSET: u64 = crate::time::TICKS_PER_SEC;
 
 /// A run of segments and what the source painted.
 pub(crate) struct Made {
