@@ -41,6 +41,7 @@ fn r25_expiry_keeps_exactly_the_grace_window() {
         .chain(
             [
                 "chessboard.m3u8",
+                "chessboard.index.m3u8",
                 "chessboard.clock.json",
                 "chessboard.markers.jsonl",
             ]
