@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hls::rtsp::{Camera, RtspTransport};
@@ -264,7 +264,7 @@ fn passthrough_cuts_and_decodes_over(transport: &str) {
         camera,
         shared.clone(),
         Arc::new(AtomicBool::new(false)),
-        &mut |_| {},
+        None,
     )
     .unwrap_or_else(|e| panic!("camera stream over {transport} failed: {e}"));
     assert_eq!(summary.frames_encoded, 300);
@@ -313,7 +313,7 @@ fn a_gop_longer_than_hls_time_sets_the_target() {
         camera(&server.url()),
         Arc::new(Shared::default()),
         Arc::new(AtomicBool::new(false)),
-        &mut |_| {},
+        None,
     )
     .unwrap();
     let (pl, segs) = read_segments(dir.path());
@@ -422,9 +422,7 @@ fn camera_restart_continues_after_a_discontinuity() {
     let stop = Arc::new(AtomicBool::new(false));
     let pipeline = {
         let (shared, stop) = (shared.clone(), stop.clone());
-        std::thread::spawn(move || {
-            hls::pipeline::run_rtsp(&cfg, camera(&url), shared, stop, &mut |_| {})
-        })
+        std::thread::spawn(move || hls::pipeline::run_rtsp(&cfg, camera(&url), shared, stop, None))
     };
     let (_server, resumed, took) = restart_camera_midway(server, dir.path(), &shared);
     stop.store(true, Ordering::SeqCst);
@@ -452,7 +450,7 @@ fn credentials_wrong_and_right() {
         camera(&bad),
         Arc::new(Shared::default()),
         Arc::new(AtomicBool::new(false)),
-        &mut |_| {},
+        None,
     )
     .expect_err("wrong credentials fail");
     let msg = format!("{e:#}");
@@ -474,7 +472,7 @@ fn credentials_wrong_and_right() {
         good,
         Arc::new(Shared::default()),
         Arc::new(AtomicBool::new(false)),
-        &mut |_| {},
+        None,
     )
     .unwrap();
     assert_eq!(s.frames_encoded, 30);
@@ -495,9 +493,7 @@ fn unreachable_camera_is_retried_until_it_answers() {
     let stop = Arc::new(AtomicBool::new(false));
     let pipeline = {
         let (shared, stop) = (shared.clone(), stop.clone());
-        std::thread::spawn(move || {
-            hls::pipeline::run_rtsp(&cfg, camera(&url), shared, stop, &mut |_| {})
-        })
+        std::thread::spawn(move || hls::pipeline::run_rtsp(&cfg, camera(&url), shared, stop, None))
     };
     assert!(wait_for(Duration::from_secs(5), || shared
         .input_down()
@@ -755,28 +751,26 @@ fn passthrough_program_date_time_is_each_segments_arrival() {
     }
     let server = start_server(&[]);
     let dir = tempfile::tempdir().unwrap();
-    let cfg = util::config(dir.path(), &["--frames", "360"]);
+    let url = server.url();
+    let cfg = util::config(dir.path(), &["--frames", "360", "--input", &url]);
     // (uri, PDT + EXTINF, wall clock when it was first listed), Unix ms.
-    let mut seen: Vec<(String, i64, i64)> = Vec::new();
-    let mut observer = |text: &str| {
+    let seen: Arc<Mutex<Vec<(String, i64, i64)>>> = Arc::default();
+    let record = seen.clone();
+    let observer = move |text: &str| {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_millis() as i64;
+        let mut seen = record.lock().unwrap();
         for (uri, pdt, extinf) in listed_segments(text) {
             if !seen.iter().any(|s| s.0 == uri) {
                 seen.push((uri, pdt + extinf, now));
             }
         }
     };
-    hls::pipeline::run_rtsp(
-        &cfg,
-        camera(&server.url()),
-        Arc::new(Shared::default()),
-        Arc::new(AtomicBool::new(false)),
-        &mut observer,
-    )
-    .unwrap_or_else(|e| panic!("camera stream failed: {e}"));
+    util::run_observed(&cfg, Arc::new(Shared::default()), observer)
+        .unwrap_or_else(|e| panic!("camera stream failed: {e}"));
+    let mut seen = std::mem::take(&mut *seen.lock().unwrap());
     // The last segment is closed by the frame limit, not by the next IDR's arrival.
     seen.pop();
     assert!(seen.len() >= 4, "segments listed: {seen:?}");
@@ -909,16 +903,15 @@ fn passthrough_program_date_time_follows_the_sender_reports() {
     }
     let server = start_server(&["--clock-rate", "1.0025", "--print-keyframes"]);
     let dir = tempfile::tempdir().unwrap();
-    let cfg = util::config(dir.path(), &["--frames", "900"]);
-    let mut playlist = String::new();
-    hls::pipeline::run_rtsp(
-        &cfg,
-        camera(&server.url()),
-        Arc::new(Shared::default()),
-        Arc::new(AtomicBool::new(false)),
-        &mut |text| playlist = text.to_owned(),
-    )
+    let url = server.url();
+    let cfg = util::config(dir.path(), &["--frames", "900", "--input", &url]);
+    let last: Arc<Mutex<String>> = Arc::default();
+    let record = last.clone();
+    util::run_observed(&cfg, Arc::new(Shared::default()), move |text| {
+        *record.lock().unwrap() = text.to_owned()
+    })
     .unwrap_or_else(|e| panic!("camera stream failed: {e}"));
+    let playlist = last.lock().unwrap().clone();
     let listed = listed_segments(&playlist);
     assert!(!playlist.contains("#EXT-X-DISCONTINUITY"), "{playlist}");
     assert_eq!(listed.len(), 15, "{playlist}");

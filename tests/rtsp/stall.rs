@@ -133,9 +133,7 @@ fn a_silent_connection_is_dropped_and_the_stream_goes_on_after_a_discontinuity()
     let stop = Arc::new(AtomicBool::new(false));
     let pipeline = {
         let (shared, stop, url) = (shared.clone(), stop.clone(), proxy.url());
-        std::thread::spawn(move || {
-            hls::pipeline::run_rtsp(&cfg, camera(&url), shared, stop, &mut |_| {})
-        })
+        std::thread::spawn(move || hls::pipeline::run_rtsp(&cfg, camera(&url), shared, stop, None))
     };
     let segments = |d: &std::path::Path| playlist_text(d).matches("#EXTINF").count();
     assert!(
