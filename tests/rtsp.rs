@@ -15,7 +15,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hls::rtsp::{Camera, RtspTransport};
 use hls::state::Shared;
 use openh264::decoder::Decoder;
 
@@ -119,10 +118,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-fn camera(url: &str) -> Camera {
-    Camera::new(url, None, None, RtspTransport::Tcp).unwrap()
 }
 
 /// One segment read back.
@@ -252,21 +247,22 @@ fn check_timing(segs: &[ReadSegment]) {
 fn passthrough_cuts_and_decodes_over(transport: &str) {
     let server = start_server(&[]);
     let dir = tempfile::tempdir().unwrap();
+    let url = server.url();
     let cfg = util::config(
         dir.path(),
-        &["--frames", "300", "--rtsp-transport", transport],
+        &[
+            "--frames",
+            "300",
+            "--rtsp-transport",
+            transport,
+            "--input",
+            &url,
+        ],
     );
     assert_eq!(cfg.stream.rtsp_transport().to_string(), transport);
-    let camera = Camera::new(&server.url(), None, None, cfg.stream.rtsp_transport()).unwrap();
     let shared = Arc::new(Shared::default());
-    let summary = hls::pipeline::run_rtsp(
-        &cfg,
-        camera,
-        shared.clone(),
-        Arc::new(AtomicBool::new(false)),
-        None,
-    )
-    .unwrap_or_else(|e| panic!("camera stream over {transport} failed: {e}"));
+    let summary = util::pipeline(&cfg, shared.clone(), Arc::new(AtomicBool::new(false)))
+        .unwrap_or_else(|e| panic!("camera stream over {transport} failed: {e}"));
     assert_eq!(summary.frames_encoded, 300);
     let (pl, segs) = read_segments(dir.path());
     assert!(pl.end_list);
@@ -307,13 +303,12 @@ fn a_gop_longer_than_hls_time_sets_the_target() {
     }
     let server = start_server(&["--key-int", "90"]);
     let dir = tempfile::tempdir().unwrap();
-    let cfg = util::config(dir.path(), &["--frames", "270"]);
-    hls::pipeline::run_rtsp(
+    let url = server.url();
+    let cfg = util::config(dir.path(), &["--frames", "270", "--input", &url]);
+    util::pipeline(
         &cfg,
-        camera(&server.url()),
         Arc::new(Shared::default()),
         Arc::new(AtomicBool::new(false)),
-        None,
     )
     .unwrap();
     let (pl, segs) = read_segments(dir.path());
@@ -417,12 +412,12 @@ fn camera_restart_continues_after_a_discontinuity() {
     let server = start_server(&[]);
     let url = server.url();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = util::config(dir.path(), &[]);
+    let cfg = util::config(dir.path(), &["--input", &url]);
     let shared = Arc::new(Shared::default());
     let stop = Arc::new(AtomicBool::new(false));
     let pipeline = {
         let (shared, stop) = (shared.clone(), stop.clone());
-        std::thread::spawn(move || hls::pipeline::run_rtsp(&cfg, camera(&url), shared, stop, None))
+        std::thread::spawn(move || util::pipeline(&cfg, shared, stop))
     };
     let (_server, resumed, took) = restart_camera_midway(server, dir.path(), &shared);
     stop.store(true, Ordering::SeqCst);
@@ -434,8 +429,8 @@ fn camera_restart_continues_after_a_discontinuity() {
     assert!(summary.segments as usize >= segs.len());
 }
 
-/// Wrong credentials: a clear error about them, without the password; right ones from the
-/// environment's variables work.
+/// Wrong credentials: a clear error about them, without the password; right ones (in the URL,
+/// split off it at once) work.
 #[test]
 fn credentials_wrong_and_right() {
     if !gstreamer_available() {
@@ -443,14 +438,12 @@ fn credentials_wrong_and_right() {
     }
     let server = start_server(&["--user", "viewer", "--password", "right-pw"]);
     let dir = tempfile::tempdir().unwrap();
-    let cfg = util::config(dir.path(), &["--frames", "30"]);
     let bad = format!("rtsp://viewer:wrong-pw@127.0.0.1:{}/test", server.port);
-    let e = hls::pipeline::run_rtsp(
+    let cfg = util::config(dir.path(), &["--frames", "30", "--input", &bad]);
+    let e = util::pipeline(
         &cfg,
-        camera(&bad),
         Arc::new(Shared::default()),
         Arc::new(AtomicBool::new(false)),
-        None,
     )
     .expect_err("wrong credentials fail");
     let msg = format!("{e:#}");
@@ -460,19 +453,12 @@ fn credentials_wrong_and_right() {
         !msg.contains("wrong-pw") && !msg.contains("viewer"),
         "{msg}"
     );
-    let good = Camera::new(
-        &server.url(),
-        Some("viewer".into()),
-        Some("right-pw".into()),
-        RtspTransport::Tcp,
-    )
-    .unwrap();
-    let s = hls::pipeline::run_rtsp(
+    let good = format!("rtsp://viewer:right-pw@127.0.0.1:{}/test", server.port);
+    let cfg = util::config(dir.path(), &["--frames", "30", "--input", &good]);
+    let s = util::pipeline(
         &cfg,
-        good,
         Arc::new(Shared::default()),
         Arc::new(AtomicBool::new(false)),
-        None,
     )
     .unwrap();
     assert_eq!(s.frames_encoded, 30);
@@ -488,12 +474,12 @@ fn unreachable_camera_is_retried_until_it_answers() {
     let port = free_port();
     let url = format!("rtsp://viewer:secret-pw@127.0.0.1:{port}/test");
     let dir = tempfile::tempdir().unwrap();
-    let cfg = util::config(dir.path(), &["--frames", "60"]);
+    let cfg = util::config(dir.path(), &["--frames", "60", "--input", &url]);
     let shared = Arc::new(Shared::default());
     let stop = Arc::new(AtomicBool::new(false));
     let pipeline = {
         let (shared, stop) = (shared.clone(), stop.clone());
-        std::thread::spawn(move || hls::pipeline::run_rtsp(&cfg, camera(&url), shared, stop, None))
+        std::thread::spawn(move || util::pipeline(&cfg, shared, stop))
     };
     assert!(wait_for(Duration::from_secs(5), || shared
         .input_down()
@@ -562,7 +548,7 @@ fn transcode_gives_fixed_gop_segments_with_the_timecode() {
             "150",
         ],
     );
-    let summary = hls::pipeline::run(
+    let summary = util::pipeline(
         &cfg,
         Arc::new(Shared::default()),
         Arc::new(AtomicBool::new(false)),
@@ -697,7 +683,7 @@ fn transcode_camera_restart_continues_after_a_discontinuity() {
     let stop = Arc::new(AtomicBool::new(false));
     let pipeline = {
         let (shared, stop) = (shared.clone(), stop.clone());
-        std::thread::spawn(move || hls::pipeline::run(&cfg, shared, stop))
+        std::thread::spawn(move || util::pipeline(&cfg, shared, stop))
     };
     let (_server, resumed, took) = restart_camera_midway(server, dir.path(), &shared);
     stop.store(true, Ordering::SeqCst);

@@ -22,11 +22,13 @@
 //! A camera (`--input rtsp://...`) runs its own way, in [`rtsp`]: its client thread, the wait for
 //! its first GOP, then passthrough or (`--transcode`) a decoder thread in front of the encoder
 //! and segmenter threads here. The two files are the one module that spawns threads.
+//!
+//! One way in, for every input: [`prepare`] opens the input and settles the plan,
+//! [`Prepared::start`] runs the stream on its threads, [`Running::join`] waits for its end.
 
 mod rtsp;
 
 use rtsp::run_camera;
-pub use rtsp::run_rtsp;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,8 +50,7 @@ use crate::markers::writer::{self, MarkerWriter, NewMarker, Request};
 use crate::markers::GENERATOR_SOURCE;
 use crate::overlay::{TimecodeOverlay, DEFAULT_FONT};
 use crate::playlist::LowLatency;
-pub use crate::publish::PlaylistHook;
-use crate::publish::Publisher;
+use crate::publish::{PlaylistHook, Publisher};
 use crate::segmenter::{Cut, FrameAu, PartPlan, Segmenter};
 use crate::slots::{Item, RawFrame, SourceEnd};
 use crate::source::Checkerboard;
@@ -210,23 +211,6 @@ fn start_prepared(
 
 /// Runs the whole media path until the frame limit is reached or `stop` is set, then writes
 /// the final segment and `EXT-X-ENDLIST`. Blocks; the segmenter runs on the calling thread.
-pub fn run(cfg: &Config, shared: Arc<Shared>, stop: Arc<AtomicBool>) -> Result<Summary> {
-    run_observed(cfg, shared, stop, None)
-}
-
-/// [`run`], calling `observer` with the playlist text each time a new version has been renamed
-/// into place (for long-run tests that check every intermediate playlist and the files on disk).
-pub fn run_observed(
-    cfg: &Config,
-    shared: Arc<Shared>,
-    stop: Arc<AtomicBool>,
-    observer: Option<PlaylistHook>,
-) -> Result<Summary> {
-    let mut prepared = prepare(cfg)?;
-    prepared.observer = observer;
-    run_prepared(prepared, shared, stop)
-}
-
 fn run_prepared(prepared: Prepared, shared: Arc<Shared>, stop: Arc<AtomicBool>) -> Result<Summary> {
     let Prepared {
         settings,

@@ -14,7 +14,7 @@ use crossbeam_channel::{bounded, Receiver, RecvTimeoutError};
 use tracing::{info, warn};
 
 use super::{encode_and_segment, join, open_output_at, source_loop, spawn, FramePool, Summary};
-use crate::config::{Config, InputFormat, Plan, StreamSettings};
+use crate::config::{InputFormat, Plan, StreamSettings};
 use crate::error::{Error, ErrorKind, Result};
 use crate::overlay::{TimecodeOverlay, DEFAULT_FONT};
 use crate::publish::{PlaylistHook, Publisher};
@@ -315,26 +315,6 @@ fn no_idr_error(camera: &str) -> Error {
 
 fn rtsp_poll() -> std::time::Duration {
     std::time::Duration::from_millis(100)
-}
-
-/// A whole camera stream on the calling thread: `cfg`'s stream from `camera` (which tests make
-/// with credentials of their own). `--input rtsp://...` comes through [`super::run`] and
-/// [`super::Prepared::start`] like every other input.
-pub fn run_rtsp(
-    cfg: &Config,
-    camera: Camera,
-    shared: Arc<Shared>,
-    stop: Arc<AtomicBool>,
-    observer: Option<PlaylistHook>,
-) -> Result<Summary> {
-    run_camera(
-        &cfg.stream,
-        &cfg.server.out_dir,
-        camera,
-        shared,
-        stop,
-        observer,
-    )
 }
 
 /// [`prepare_rtsp`] then [`run_rtsp_prepared`] with the plan the camera settled.
