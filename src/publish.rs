@@ -95,7 +95,10 @@ fn read_epoch(bytes: &[u8]) -> Option<WallClock> {
     read_clock_file(bytes).map(|(e, _)| e)
 }
 
-/// Publishes closed segments: segment file, then playlist, then deletions (R5, R20, R25).
+/// Called with the text of every playlist version once it is in place (tests that check every
+/// intermediate playlist against the files on disk).
+pub type PlaylistHook = Box<dyn FnMut(&str) + Send>;
+
 /// The multivariant playlist's inputs: the segments' bit rates, and the codec and picture size
 /// of the newest SPS.
 struct VariantState {
@@ -106,7 +109,8 @@ struct VariantState {
     picture: Option<(String, u32, u32)>,
 }
 
-pub(crate) struct Publisher<'o, S: Storage> {
+/// Publishes closed segments: segment file, then playlist, then deletions (R5, R20, R25).
+pub(crate) struct Publisher<S: Storage> {
     store: S,
     name: crate::name::StreamName,
     playlist: Playlist,
@@ -136,18 +140,18 @@ pub(crate) struct Publisher<'o, S: Storage> {
     inits: u64,
     /// What `NAME.index.m3u8` says.
     variant: VariantState,
-    observer: &'o mut dyn FnMut(&str),
+    observer: Option<PlaylistHook>,
 }
 
-impl<'o, S: Storage> Publisher<'o, S> {
+impl<S: Storage> Publisher<S> {
     /// Starts publishing into `store`, continuing the playlist a previous run left there.
-    /// `observer` sees the text of every playlist version once it is in place.
+    /// `observer`, if any, sees the text of every playlist version once it is in place.
     #[cfg(test)]
     pub(crate) fn new(
         cfg: &Plan,
         store: S,
         shared: Arc<Shared>,
-        observer: &'o mut dyn FnMut(&str),
+        observer: Option<PlaylistHook>,
     ) -> Result<Self> {
         Self::starting_at(cfg, store, shared, observer, None)
     }
@@ -161,7 +165,7 @@ impl<'o, S: Storage> Publisher<'o, S> {
         cfg: &Plan,
         mut store: S,
         shared: Arc<Shared>,
-        observer: &'o mut dyn FnMut(&str),
+        observer: Option<PlaylistHook>,
         first_frame: Option<WallClock>,
     ) -> Result<Self> {
         let previous = match store
@@ -616,7 +620,9 @@ impl<'o, S: Storage> Publisher<'o, S> {
         self.playlist.render_with(&mut self.text, Render::Classic);
         match self.store.write_playlist(&self.text) {
             Ok(()) => {
-                (self.observer)(&self.text);
+                if let Some(observer) = &mut self.observer {
+                    observer(&self.text);
+                }
                 if self.playlist.low_latency().is_some() {
                     self.publish_in_memory();
                 } else {

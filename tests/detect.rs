@@ -311,7 +311,7 @@ fn detect_resumes_across_origin_restarts_without_duplicates() {
         args.extend_from_slice(extra);
         let cfg = util::config(dir.path(), &args);
         let shared = std::sync::Arc::new(hls::state::Shared::default());
-        hls::pipeline::run(&cfg, shared.clone(), Default::default()).unwrap();
+        util::pipeline(&cfg, shared.clone(), Default::default()).unwrap();
         shared.markers.since(None)
     };
     let offset = hls::config::DEFAULT_PTS_OFFSET.as_u64();

@@ -360,7 +360,7 @@ fn r49_r50_restart_gets_a_new_init_after_a_discontinuity() {
                 "90",
             ],
         );
-        hls::pipeline::run(
+        crate::util::pipeline(
             &cfg,
             std::sync::Arc::new(hls::state::Shared::default()),
             std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),

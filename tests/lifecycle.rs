@@ -71,7 +71,7 @@ fn r22_restart_continues_media_sequence_with_discontinuity() {
         a.extend_from_slice(extra);
         let cfg = util::config(dir.path(), &a);
         let shared = std::sync::Arc::new(hls::state::Shared::default());
-        hls::pipeline::run(
+        util::pipeline(
             &cfg,
             shared,
             std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
@@ -129,7 +129,7 @@ fn unwritable_out_dir_is_a_clear_error() {
     let file = dir.path().join("not-a-dir");
     std::fs::write(&file, b"x").unwrap();
     let cfg = util::config(&file, &["--size", "64x64", "--frames", "10"]);
-    let err = hls::pipeline::run(&cfg, Default::default(), Default::default()).unwrap_err();
+    let err = util::pipeline(&cfg, Default::default(), Default::default()).unwrap_err();
     assert!(err.to_string().contains("not-a-dir"), "{err}");
 }
 
@@ -219,7 +219,7 @@ fn r22_hostile_previous_playlist_is_not_continued() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("chessboard.m3u8"), bad).unwrap();
         let cfg = util::config(dir.path(), &["--size", "64x64", "--hls-time", "1", "--frames", "60"]);
-        let summary = hls::pipeline::run(&cfg, Default::default(), Default::default())
+        let summary = util::pipeline(&cfg, Default::default(), Default::default())
             .unwrap_or_else(|e| panic!("{bad:?}: {e}"));
         assert_eq!(summary.segments, 2, "{bad:?}");
         let pl = util::read_playlist(dir.path(), "chessboard");

@@ -5,8 +5,7 @@
 //! reused, files on disk bounded, and DATERANGEs kept while in the window (R36), across restarts.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use hls::clock::WallClock;
 use hls::state::Shared;
@@ -175,7 +174,7 @@ fn check_version(
 #[test]
 fn r22_r26_thirty_minutes_with_two_restarts() {
     let dir = tempfile::tempdir().unwrap();
-    let mut seen = Seen::default();
+    let seen = Arc::new(Mutex::new(Seen::default()));
     let mut markers = BTreeMap::new();
     let list = LIST.to_string();
     for (run, hls_time) in [(0u64, "2"), (1, "2"), (2, "1")] {
@@ -198,16 +197,12 @@ fn r22_r26_thirty_minutes_with_two_restarts() {
         let shared = Arc::new(Shared::default());
         let observed = shared.clone();
         let path = dir.path().to_path_buf();
+        let checked = seen.clone();
         let mut first = true;
-        let summary = hls::pipeline::run_observed(
-            &cfg,
-            shared,
-            Arc::new(AtomicBool::new(false)),
-            &mut |text| {
-                check_version(text, &path, &observed, first, &mut seen);
-                first = false;
-            },
-        )
+        let summary = util::run_observed(&cfg, shared, move |text| {
+            check_version(text, &path, &observed, first, &mut checked.lock().unwrap());
+            first = false;
+        })
         .unwrap();
         assert_eq!(summary.frames_encoded, 17_983);
         assert_eq!(summary.frames_dropped, 0);
@@ -218,6 +213,7 @@ fn r22_r26_thirty_minutes_with_two_restarts() {
         markers.values().all(|&n| n > 10),
         "markers per run: {markers:?}"
     );
+    let seen = seen.lock().unwrap();
     assert_eq!(
         seen.discontinuities_left, 2,
         "both restart discontinuities slid out"

@@ -30,7 +30,7 @@ fn run_in(dir: &std::path::Path, extra: &[&str]) -> Arc<Shared> {
     a.extend_from_slice(extra);
     let cfg = util::config(dir, &a);
     let shared = Arc::new(Shared::default());
-    hls::pipeline::run(&cfg, shared.clone(), Arc::new(AtomicBool::new(false)))
+    util::pipeline(&cfg, shared.clone(), Arc::new(AtomicBool::new(false)))
         .unwrap_or_else(|e| panic!("pipeline: {e}"));
     shared
 }

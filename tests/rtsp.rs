@@ -12,10 +12,9 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hls::rtsp::{Camera, RtspTransport};
 use hls::state::Shared;
 use openh264::decoder::Decoder;
 
@@ -119,10 +118,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-fn camera(url: &str) -> Camera {
-    Camera::new(url, None, None, RtspTransport::Tcp).unwrap()
 }
 
 /// One segment read back.
@@ -252,21 +247,22 @@ fn check_timing(segs: &[ReadSegment]) {
 fn passthrough_cuts_and_decodes_over(transport: &str) {
     let server = start_server(&[]);
     let dir = tempfile::tempdir().unwrap();
+    let url = server.url();
     let cfg = util::config(
         dir.path(),
-        &["--frames", "300", "--rtsp-transport", transport],
+        &[
+            "--frames",
+            "300",
+            "--rtsp-transport",
+            transport,
+            "--input",
+            &url,
+        ],
     );
     assert_eq!(cfg.stream.rtsp_transport().to_string(), transport);
-    let camera = Camera::new(&server.url(), None, None, cfg.stream.rtsp_transport()).unwrap();
     let shared = Arc::new(Shared::default());
-    let summary = hls::pipeline::run_rtsp(
-        &cfg,
-        camera,
-        shared.clone(),
-        Arc::new(AtomicBool::new(false)),
-        &mut |_| {},
-    )
-    .unwrap_or_else(|e| panic!("camera stream over {transport} failed: {e}"));
+    let summary = util::pipeline(&cfg, shared.clone(), Arc::new(AtomicBool::new(false)))
+        .unwrap_or_else(|e| panic!("camera stream over {transport} failed: {e}"));
     assert_eq!(summary.frames_encoded, 300);
     let (pl, segs) = read_segments(dir.path());
     assert!(pl.end_list);
@@ -307,13 +303,12 @@ fn a_gop_longer_than_hls_time_sets_the_target() {
     }
     let server = start_server(&["--key-int", "90"]);
     let dir = tempfile::tempdir().unwrap();
-    let cfg = util::config(dir.path(), &["--frames", "270"]);
-    hls::pipeline::run_rtsp(
+    let url = server.url();
+    let cfg = util::config(dir.path(), &["--frames", "270", "--input", &url]);
+    util::pipeline(
         &cfg,
-        camera(&server.url()),
         Arc::new(Shared::default()),
         Arc::new(AtomicBool::new(false)),
-        &mut |_| {},
     )
     .unwrap();
     let (pl, segs) = read_segments(dir.path());
@@ -417,14 +412,12 @@ fn camera_restart_continues_after_a_discontinuity() {
     let server = start_server(&[]);
     let url = server.url();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = util::config(dir.path(), &[]);
+    let cfg = util::config(dir.path(), &["--input", &url]);
     let shared = Arc::new(Shared::default());
     let stop = Arc::new(AtomicBool::new(false));
     let pipeline = {
         let (shared, stop) = (shared.clone(), stop.clone());
-        std::thread::spawn(move || {
-            hls::pipeline::run_rtsp(&cfg, camera(&url), shared, stop, &mut |_| {})
-        })
+        std::thread::spawn(move || util::pipeline(&cfg, shared, stop))
     };
     let (_server, resumed, took) = restart_camera_midway(server, dir.path(), &shared);
     stop.store(true, Ordering::SeqCst);
@@ -436,8 +429,8 @@ fn camera_restart_continues_after_a_discontinuity() {
     assert!(summary.segments as usize >= segs.len());
 }
 
-/// Wrong credentials: a clear error about them, without the password; right ones from the
-/// environment's variables work.
+/// Wrong credentials: a clear error about them, without the password; right ones (in the URL,
+/// split off it at once) work.
 #[test]
 fn credentials_wrong_and_right() {
     if !gstreamer_available() {
@@ -445,14 +438,12 @@ fn credentials_wrong_and_right() {
     }
     let server = start_server(&["--user", "viewer", "--password", "right-pw"]);
     let dir = tempfile::tempdir().unwrap();
-    let cfg = util::config(dir.path(), &["--frames", "30"]);
     let bad = format!("rtsp://viewer:wrong-pw@127.0.0.1:{}/test", server.port);
-    let e = hls::pipeline::run_rtsp(
+    let cfg = util::config(dir.path(), &["--frames", "30", "--input", &bad]);
+    let e = util::pipeline(
         &cfg,
-        camera(&bad),
         Arc::new(Shared::default()),
         Arc::new(AtomicBool::new(false)),
-        &mut |_| {},
     )
     .expect_err("wrong credentials fail");
     let msg = format!("{e:#}");
@@ -462,19 +453,12 @@ fn credentials_wrong_and_right() {
         !msg.contains("wrong-pw") && !msg.contains("viewer"),
         "{msg}"
     );
-    let good = Camera::new(
-        &server.url(),
-        Some("viewer".into()),
-        Some("right-pw".into()),
-        RtspTransport::Tcp,
-    )
-    .unwrap();
-    let s = hls::pipeline::run_rtsp(
+    let good = format!("rtsp://viewer:right-pw@127.0.0.1:{}/test", server.port);
+    let cfg = util::config(dir.path(), &["--frames", "30", "--input", &good]);
+    let s = util::pipeline(
         &cfg,
-        good,
         Arc::new(Shared::default()),
         Arc::new(AtomicBool::new(false)),
-        &mut |_| {},
     )
     .unwrap();
     assert_eq!(s.frames_encoded, 30);
@@ -490,14 +474,12 @@ fn unreachable_camera_is_retried_until_it_answers() {
     let port = free_port();
     let url = format!("rtsp://viewer:secret-pw@127.0.0.1:{port}/test");
     let dir = tempfile::tempdir().unwrap();
-    let cfg = util::config(dir.path(), &["--frames", "60"]);
+    let cfg = util::config(dir.path(), &["--frames", "60", "--input", &url]);
     let shared = Arc::new(Shared::default());
     let stop = Arc::new(AtomicBool::new(false));
     let pipeline = {
         let (shared, stop) = (shared.clone(), stop.clone());
-        std::thread::spawn(move || {
-            hls::pipeline::run_rtsp(&cfg, camera(&url), shared, stop, &mut |_| {})
-        })
+        std::thread::spawn(move || util::pipeline(&cfg, shared, stop))
     };
     assert!(wait_for(Duration::from_secs(5), || shared
         .input_down()
@@ -566,7 +548,7 @@ fn transcode_gives_fixed_gop_segments_with_the_timecode() {
             "150",
         ],
     );
-    let summary = hls::pipeline::run(
+    let summary = util::pipeline(
         &cfg,
         Arc::new(Shared::default()),
         Arc::new(AtomicBool::new(false)),
@@ -701,7 +683,7 @@ fn transcode_camera_restart_continues_after_a_discontinuity() {
     let stop = Arc::new(AtomicBool::new(false));
     let pipeline = {
         let (shared, stop) = (shared.clone(), stop.clone());
-        std::thread::spawn(move || hls::pipeline::run(&cfg, shared, stop))
+        std::thread::spawn(move || util::pipeline(&cfg, shared, stop))
     };
     let (_server, resumed, took) = restart_camera_midway(server, dir.path(), &shared);
     stop.store(true, Ordering::SeqCst);
@@ -755,28 +737,26 @@ fn passthrough_program_date_time_is_each_segments_arrival() {
     }
     let server = start_server(&[]);
     let dir = tempfile::tempdir().unwrap();
-    let cfg = util::config(dir.path(), &["--frames", "360"]);
+    let url = server.url();
+    let cfg = util::config(dir.path(), &["--frames", "360", "--input", &url]);
     // (uri, PDT + EXTINF, wall clock when it was first listed), Unix ms.
-    let mut seen: Vec<(String, i64, i64)> = Vec::new();
-    let mut observer = |text: &str| {
+    let seen: Arc<Mutex<Vec<(String, i64, i64)>>> = Arc::default();
+    let record = seen.clone();
+    let observer = move |text: &str| {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_millis() as i64;
+        let mut seen = record.lock().unwrap();
         for (uri, pdt, extinf) in listed_segments(text) {
             if !seen.iter().any(|s| s.0 == uri) {
                 seen.push((uri, pdt + extinf, now));
             }
         }
     };
-    hls::pipeline::run_rtsp(
-        &cfg,
-        camera(&server.url()),
-        Arc::new(Shared::default()),
-        Arc::new(AtomicBool::new(false)),
-        &mut observer,
-    )
-    .unwrap_or_else(|e| panic!("camera stream failed: {e}"));
+    util::run_observed(&cfg, Arc::new(Shared::default()), observer)
+        .unwrap_or_else(|e| panic!("camera stream failed: {e}"));
+    let mut seen = std::mem::take(&mut *seen.lock().unwrap());
     // The last segment is closed by the frame limit, not by the next IDR's arrival.
     seen.pop();
     assert!(seen.len() >= 4, "segments listed: {seen:?}");
@@ -909,16 +889,15 @@ fn passthrough_program_date_time_follows_the_sender_reports() {
     }
     let server = start_server(&["--clock-rate", "1.0025", "--print-keyframes"]);
     let dir = tempfile::tempdir().unwrap();
-    let cfg = util::config(dir.path(), &["--frames", "900"]);
-    let mut playlist = String::new();
-    hls::pipeline::run_rtsp(
-        &cfg,
-        camera(&server.url()),
-        Arc::new(Shared::default()),
-        Arc::new(AtomicBool::new(false)),
-        &mut |text| playlist = text.to_owned(),
-    )
+    let url = server.url();
+    let cfg = util::config(dir.path(), &["--frames", "900", "--input", &url]);
+    let last: Arc<Mutex<String>> = Arc::default();
+    let record = last.clone();
+    util::run_observed(&cfg, Arc::new(Shared::default()), move |text| {
+        *record.lock().unwrap() = text.to_owned()
+    })
     .unwrap_or_else(|e| panic!("camera stream failed: {e}"));
+    let playlist = last.lock().unwrap().clone();
     let listed = listed_segments(&playlist);
     assert!(!playlist.contains("#EXT-X-DISCONTINUITY"), "{playlist}");
     assert_eq!(listed.len(), 15, "{playlist}");

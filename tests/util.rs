@@ -33,7 +33,7 @@ pub fn run(args: &[&str]) -> Run {
     let dir = tempfile::tempdir().expect("temp dir");
     let cfg = config(dir.path(), args);
     let shared = Arc::new(Shared::default());
-    let summary = hls::pipeline::run(&cfg, shared.clone(), Arc::new(AtomicBool::new(false)))
+    let summary = pipeline(&cfg, shared.clone(), Arc::default())
         .unwrap_or_else(|e| panic!("pipeline failed: {e}"));
     Run {
         dir,
@@ -41,6 +41,31 @@ pub fn run(args: &[&str]) -> Run {
         shared,
         summary,
     }
+}
+
+/// The pipeline's one way in: [`hls::pipeline::prepare`], then start it on its threads and
+/// wait for it to end (the frame limit, `stop`, or an error).
+pub fn pipeline(
+    cfg: &Config,
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+) -> Result<Summary, hls::error::Error> {
+    hls::pipeline::prepare(cfg)?
+        .start(shared, stop, || {})?
+        .join()
+}
+
+/// [`pipeline`], with `observer` called with the text of every playlist version once it is in
+/// place.
+pub fn run_observed(
+    cfg: &Config,
+    shared: Arc<Shared>,
+    observer: impl FnMut(&str) + Send + 'static,
+) -> Result<Summary, hls::error::Error> {
+    hls::pipeline::prepare(cfg)?
+        .observe_playlists(observer)
+        .start(shared, Arc::default(), || {})?
+        .join()
 }
 
 pub fn config(dir: &Path, args: &[&str]) -> Config {

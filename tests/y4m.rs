@@ -198,7 +198,7 @@ fn run_file(dir: &Path, input: &Path, extra: &[&str]) -> hls::pipeline::Summary 
     let mut args = vec!["--input", input.to_str().unwrap()];
     args.extend_from_slice(extra);
     let cfg = util::config(dir, &args);
-    hls::pipeline::run(&cfg, Arc::default(), Arc::default())
+    util::pipeline(&cfg, Arc::default(), Arc::default())
         .unwrap_or_else(|e| panic!("pipeline failed: {e}"))
 }
 

@@ -22,11 +22,13 @@
 //! A camera (`--input rtsp://...`) runs its own way, in [`rtsp`]: its client thread, the wait for
 //! its first GOP, then passthrough or (`--transcode`) a decoder thread in front of the encoder
 //! and segmenter threads here. The two files are the one module that spawns threads.
+//!
+//! One way in, for every input: [`prepare`] opens the input and settles the plan,
+//! [`Prepared::start`] runs the stream on its threads, [`Running::join`] waits for its end.
 
 mod rtsp;
 
 use rtsp::run_camera;
-pub use rtsp::run_rtsp;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,7 +50,7 @@ use crate::markers::writer::{self, MarkerWriter, NewMarker, Request};
 use crate::markers::GENERATOR_SOURCE;
 use crate::overlay::{TimecodeOverlay, DEFAULT_FONT};
 use crate::playlist::LowLatency;
-use crate::publish::Publisher;
+use crate::publish::{PlaylistHook, Publisher};
 use crate::segmenter::{Cut, FrameAu, PartPlan, Segmenter};
 use crate::slots::{Item, RawFrame, SourceEnd};
 use crate::source::Checkerboard;
@@ -102,6 +104,7 @@ pub struct Prepared {
     settings: StreamSettings,
     out_dir: PathBuf,
     input: Ready,
+    observer: Option<PlaylistHook>,
 }
 
 /// An input ready to run.
@@ -141,6 +144,7 @@ pub fn prepare(cfg: &Config) -> Result<Prepared> {
         settings: settings.clone(),
         out_dir: out_dir.clone(),
         input,
+        observer: None,
     })
 }
 
@@ -152,6 +156,14 @@ impl Prepared {
             Ready::Checkerboard(plan) | Ready::Y4m(plan, ..) => Some(plan),
             Ready::Camera(_) => None,
         }
+    }
+
+    /// Calls `observer` with the playlist text each time a new version has been renamed into
+    /// place (for tests that check every intermediate playlist against the files on disk).
+    #[doc(hidden)]
+    pub fn observe_playlists(mut self, observer: impl FnMut(&str) + Send + 'static) -> Self {
+        self.observer = Some(Box::new(observer));
+        self
     }
 
     /// Starts the media path on its own threads; see `start_prepared`.
@@ -192,38 +204,19 @@ fn start_prepared(
     }
     let segmenter = spawn("segmenter", move || {
         let _guard = guard;
-        run_prepared(prepared, shared, stop, &mut |_| {})
+        run_prepared(prepared, shared, stop)
     })?;
     Ok(Running { segmenter })
 }
 
 /// Runs the whole media path until the frame limit is reached or `stop` is set, then writes
 /// the final segment and `EXT-X-ENDLIST`. Blocks; the segmenter runs on the calling thread.
-pub fn run(cfg: &Config, shared: Arc<Shared>, stop: Arc<AtomicBool>) -> Result<Summary> {
-    run_observed(cfg, shared, stop, &mut |_| {})
-}
-
-/// [`run`], calling `observer` with the playlist text each time a new version has been renamed
-/// into place (for long-run tests that check every intermediate playlist and the files on disk).
-pub fn run_observed(
-    cfg: &Config,
-    shared: Arc<Shared>,
-    stop: Arc<AtomicBool>,
-    observer: &mut dyn FnMut(&str),
-) -> Result<Summary> {
-    run_prepared(prepare(cfg)?, shared, stop, observer)
-}
-
-fn run_prepared(
-    prepared: Prepared,
-    shared: Arc<Shared>,
-    stop: Arc<AtomicBool>,
-    observer: &mut dyn FnMut(&str),
-) -> Result<Summary> {
+fn run_prepared(prepared: Prepared, shared: Arc<Shared>, stop: Arc<AtomicBool>) -> Result<Summary> {
     let Prepared {
         settings,
         out_dir,
         input,
+        observer,
     } = prepared;
     let (plan, board, y4m) = match input {
         Ready::Checkerboard(plan) => {
@@ -305,22 +298,22 @@ fn source_loop(
 
 /// The media directory (cleaned with `--fresh`), the publisher, the stream clock and the
 /// marker writer: what every input's run opens first.
-fn open_output<'o>(
+fn open_output(
     cfg: &Plan,
     shared: &Arc<Shared>,
-    observer: &'o mut dyn FnMut(&str),
-) -> Result<(Publisher<'o, MediaDir>, thread::JoinHandle<Result<()>>)> {
+    observer: Option<PlaylistHook>,
+) -> Result<(Publisher<MediaDir>, thread::JoinHandle<Result<()>>)> {
     open_output_at(cfg, shared, observer, None)
 }
 
 /// [`open_output`] for a run whose first frame was captured at `first_frame`, before now (see
 /// [`Publisher::starting_at`]).
-fn open_output_at<'o>(
+fn open_output_at(
     cfg: &Plan,
     shared: &Arc<Shared>,
-    observer: &'o mut dyn FnMut(&str),
+    observer: Option<PlaylistHook>,
     first_frame: Option<crate::clock::WallClock>,
-) -> Result<(Publisher<'o, MediaDir>, thread::JoinHandle<Result<()>>)> {
+) -> Result<(Publisher<MediaDir>, thread::JoinHandle<Result<()>>)> {
     let dir =
         MediaDir::open(cfg.out_dir(), cfg.name()).map_err(|e| Error::io("media directory", e))?;
     if cfg.fresh() {
@@ -395,7 +388,7 @@ impl FramePool {
 /// drained, the last segment and `EXT-X-ENDLIST`).
 fn encode_and_segment(
     cfg: &Plan,
-    publisher: &mut Publisher<'_, MediaDir>,
+    publisher: &mut Publisher<MediaDir>,
     shared: &Arc<Shared>,
     stop: &Arc<AtomicBool>,
     marker_thread: thread::JoinHandle<Result<()>>,
@@ -572,7 +565,7 @@ fn encode_and_segment(
 
 /// Publishes what the segmenter finished; a segment's buffer comes back in `spare`.
 fn publish_cut<S: crate::store::Storage>(
-    publisher: &mut Publisher<'_, S>,
+    publisher: &mut Publisher<S>,
     cut: Cut,
     frames_encoded: u64,
     spare: &mut Option<Vec<u8>>,

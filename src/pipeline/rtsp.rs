@@ -14,10 +14,10 @@ use crossbeam_channel::{bounded, Receiver, RecvTimeoutError};
 use tracing::{info, warn};
 
 use super::{encode_and_segment, join, open_output_at, source_loop, spawn, FramePool, Summary};
-use crate::config::{Config, InputFormat, Plan, StreamSettings};
+use crate::config::{InputFormat, Plan, StreamSettings};
 use crate::error::{Error, ErrorKind, Result};
 use crate::overlay::{TimecodeOverlay, DEFAULT_FONT};
-use crate::publish::Publisher;
+use crate::publish::{PlaylistHook, Publisher};
 use crate::rtsp::passthrough::Passthrough;
 use crate::rtsp::transcode::TranscodeSource;
 use crate::rtsp::{self, Camera, CameraFrame, Event};
@@ -317,26 +317,6 @@ fn rtsp_poll() -> std::time::Duration {
     std::time::Duration::from_millis(100)
 }
 
-/// A whole camera stream on the calling thread: `cfg`'s stream from `camera` (which tests make
-/// with credentials of their own). `--input rtsp://...` comes through [`super::run`] and
-/// [`super::Prepared::start`] like every other input.
-pub fn run_rtsp(
-    cfg: &Config,
-    camera: Camera,
-    shared: Arc<Shared>,
-    stop: Arc<AtomicBool>,
-    observer: &mut dyn FnMut(&str),
-) -> Result<Summary> {
-    run_camera(
-        &cfg.stream,
-        &cfg.server.out_dir,
-        camera,
-        shared,
-        stop,
-        observer,
-    )
-}
-
 /// [`prepare_rtsp`] then [`run_rtsp_prepared`] with the plan the camera settled.
 pub(super) fn run_camera(
     cfg: &StreamSettings,
@@ -344,7 +324,7 @@ pub(super) fn run_camera(
     camera: Camera,
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
-    observer: &mut dyn FnMut(&str),
+    observer: Option<PlaylistHook>,
 ) -> Result<Summary> {
     let mut camera = camera;
     camera.set_batching(!cfg.transcode());
@@ -374,7 +354,7 @@ fn run_rtsp_prepared(
     opened: RtspOpened,
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
-    observer: &mut dyn FnMut(&str),
+    observer: Option<PlaylistHook>,
 ) -> Result<Summary> {
     // The timecode's font is loaded before anything in the output is touched.
     let overlay = if cfg.transcode() {
@@ -411,10 +391,10 @@ fn run_rtsp_prepared(
 
 /// A camera's run once its output is open ([`run_rtsp_prepared`]): what passthrough and
 /// `--transcode` both start from.
-struct CameraRun<'c, 'o> {
+struct CameraRun<'c> {
     cfg: &'c Plan,
     opened: RtspOpened,
-    publisher: Publisher<'o, MediaDir>,
+    publisher: Publisher<MediaDir>,
     marker_thread: thread::JoinHandle<Result<()>>,
     /// Places the camera's frames in stream time, from the run's first slot on.
     pass: Passthrough,
@@ -422,7 +402,7 @@ struct CameraRun<'c, 'o> {
     stop: &'c Arc<AtomicBool>,
 }
 
-impl CameraRun<'_, '_> {
+impl CameraRun<'_> {
     /// `--transcode`: the camera's pictures decoded on their own thread ([`TranscodeSource`]),
     /// stamped with our slots and timecode, and encoded and cut by the same threads as the
     /// other inputs: fixed GOP, segments of exactly `--hls-time`.
@@ -561,14 +541,14 @@ impl CameraRun<'_, '_> {
 }
 
 /// The camera's frames into segments (runs on the segmenter thread).
-struct RtspSink<'p, 'o> {
+struct RtspSink<'p> {
     pass: Passthrough,
     segmenter: Segmenter,
     pts_offset: crate::time::Pts,
     target_secs: u64,
     segment: Duration90k,
     camera: String,
-    publisher: &'p mut Publisher<'o, MediaDir>,
+    publisher: &'p mut Publisher<MediaDir>,
     shared: &'p Shared,
     /// Frames placed in segments.
     frames: u64,
@@ -583,7 +563,7 @@ struct RtspSink<'p, 'o> {
     rate_probe: Option<(Option<FrameRate>, Option<StreamTime>)>,
 }
 
-impl RtspSink<'_, '_> {
+impl RtspSink<'_> {
     fn frame(&mut self, f: CameraFrame) -> Result<()> {
         if self.limit.is_some_and(|l| self.frames >= l) {
             return Ok(());

@@ -1,6 +1,7 @@
 //! The publisher over an in-memory store that records every call, so the order of events is
 //! checked as well as the outcome.
 
+use std::sync::Mutex;
 use std::{fs, io};
 
 use super::*;
@@ -133,6 +134,20 @@ fn seg(k: u64) -> ClosedSegment {
     }
 }
 
+/// A playlist hook counting the versions into `n`.
+fn counter(n: &Arc<Mutex<u64>>) -> Option<PlaylistHook> {
+    let n = n.clone();
+    Some(Box::new(move |_: &str| *n.lock().unwrap() += 1))
+}
+
+/// A playlist hook keeping every version's text in `texts`.
+fn recorder(texts: &Arc<Mutex<Vec<String>>>) -> Option<PlaylistHook> {
+    let texts = texts.clone();
+    Some(Box::new(move |t: &str| {
+        texts.lock().unwrap().push(t.to_string())
+    }))
+}
+
 /// R5/R20/R25: every segment is written before the playlist that lists it, and a file is
 /// deleted only after the playlist without it is in place, exactly when its grace ends: with 3
 /// one-second segments listed, segment 0 leaves with the push of 3 and waits its own second plus
@@ -141,15 +156,14 @@ fn seg(k: u64) -> ClosedSegment {
 fn r25_segment_then_playlist_then_deletions() {
     let cfg = config(3);
     let mut mem = store();
-    let mut versions = 0;
-    let mut observer = |_: &str| versions += 1;
-    let mut p = Publisher::new(&cfg, &mut mem, Arc::default(), &mut observer).unwrap();
+    let versions = Arc::new(Mutex::new(0));
+    let mut p = Publisher::new(&cfg, &mut mem, Arc::default(), counter(&versions)).unwrap();
     for k in 0..8 {
         p.publish(seg(k), 30 * (k + 1));
     }
     p.end(240);
     drop(p);
-    assert_eq!(versions, 9);
+    assert_eq!(*versions.lock().unwrap(), 9);
     let mut expected = Vec::new();
     for k in 0..8 {
         expected.push(Event::Segment(k));
@@ -172,15 +186,15 @@ fn r7_lost_segment_write_becomes_a_discontinuity() {
     let cfg = config(5);
     let mut mem = store();
     mem.fail = vec![1];
-    let mut versions = Vec::new();
-    let mut observer = |t: &str| versions.push(t.to_string());
-    let mut p = Publisher::new(&cfg, &mut mem, Arc::default(), &mut observer).unwrap();
+    let versions = Arc::new(Mutex::new(Vec::new()));
+    let mut p = Publisher::new(&cfg, &mut mem, Arc::default(), recorder(&versions)).unwrap();
     p.publish(seg(0), 30);
     p.publish(seg(1), 60);
     p.store.fail.clear();
     p.publish(seg(2), 90);
     p.publish(seg(3), 120);
     drop(p);
+    let versions = versions.lock().unwrap();
     assert_eq!(
         versions.len(),
         3,
@@ -230,8 +244,7 @@ fn r22_a_restart_continues_the_stored_playlist() {
     let mut mem = store();
     let shared = Arc::new(Shared::default());
     {
-        let mut observer = |_: &str| {};
-        let mut p = Publisher::new(&cfg, &mut mem, shared.clone(), &mut observer).unwrap();
+        let mut p = Publisher::new(&cfg, &mut mem, shared.clone(), None).unwrap();
         shared
             .markers
             .insert(crate::markers::tests::marker(1, 15, None));
@@ -240,8 +253,7 @@ fn r22_a_restart_continues_the_stored_playlist() {
         p.end(60);
     }
     let epoch = read_epoch(mem.clock.as_ref().unwrap().as_bytes()).unwrap();
-    let mut observer = |_: &str| {};
-    let mut p = Publisher::new(&cfg, &mut mem, shared.clone(), &mut observer).unwrap();
+    let mut p = Publisher::new(&cfg, &mut mem, shared.clone(), None).unwrap();
     // One clock: the same epoch, and the new run starts after the old one's 2 s.
     assert_eq!(p.clock().epoch, epoch);
     assert_eq!(
@@ -269,9 +281,8 @@ fn r36_markers_join_the_playlist_when_their_frame_is_published() {
     let cfg = config(5);
     let mut mem = store();
     let shared = Arc::new(Shared::default());
-    let mut texts = Vec::new();
-    let mut observer = |t: &str| texts.push(t.to_string());
-    let mut p = Publisher::new(&cfg, &mut mem, shared.clone(), &mut observer).unwrap();
+    let texts = Arc::new(Mutex::new(Vec::new()));
+    let mut p = Publisher::new(&cfg, &mut mem, shared.clone(), recorder(&texts)).unwrap();
     p.publish(seg(0), 30);
     // Frame 75 (2.5 s, in segment 2) first, then frame 10 (0.33 s, in segment 0, published).
     shared.markers.insert(marker(1, 75, None));
@@ -285,6 +296,7 @@ fn r36_markers_join_the_playlist_when_their_frame_is_published() {
             .map(|l| l.split(',').next().unwrap().to_string())
             .collect()
     };
+    let texts = texts.lock().unwrap();
     assert_eq!(texts.len(), 3);
     assert!(ids(&texts[0]).is_empty());
     assert_eq!(ids(&texts[1]).len(), 1, "{}", texts[1]);
@@ -301,8 +313,7 @@ fn an_old_clock_file_gets_the_frame_rate() {
     mem.clock =
         Some(r#"{"epoch":"2026-01-01T00:00:00.000Z","epoch_unix_ms":1767225600000}"#.into());
     let shared = Arc::new(Shared::default());
-    let mut observer = |_: &str| {};
-    let p = Publisher::new(&cfg, &mut mem, shared, &mut observer).unwrap();
+    let p = Publisher::new(&cfg, &mut mem, shared, None).unwrap();
     assert_eq!(p.clock().epoch.unix_millis(), 1_767_225_600_000);
     drop(p);
     let (epoch, rate) = read_clock_file(mem.clock.as_ref().unwrap().as_bytes()).unwrap();
@@ -323,8 +334,7 @@ fn markers_without_their_clock_are_refused() {
     let mut mem = store();
     mem.marker_log = true;
     let shared = Arc::new(Shared::default());
-    let mut observer = |_: &str| {};
-    let e = Publisher::new(&cfg, &mut mem, shared, &mut observer)
+    let e = Publisher::new(&cfg, &mut mem, shared, None)
         .err()
         .expect("refused");
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);

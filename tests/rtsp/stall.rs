@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use hls::state::Shared;
 
 use super::{
-    camera, check_pdt_goes_forward, check_restarted, check_timing, decode_all, gstreamer_available,
+    check_pdt_goes_forward, check_restarted, check_timing, decode_all, gstreamer_available,
     playlist_text, start_server, util, wait_for,
 };
 
@@ -128,14 +128,13 @@ fn a_silent_connection_is_dropped_and_the_stream_goes_on_after_a_discontinuity()
     let server = start_server(&[]);
     let proxy = StallingProxy::start(server.port);
     let dir = tempfile::tempdir().unwrap();
-    let cfg = util::config(dir.path(), &[]);
+    let url = proxy.url();
+    let cfg = util::config(dir.path(), &["--input", &url]);
     let shared = Arc::new(Shared::default());
     let stop = Arc::new(AtomicBool::new(false));
     let pipeline = {
-        let (shared, stop, url) = (shared.clone(), stop.clone(), proxy.url());
-        std::thread::spawn(move || {
-            hls::pipeline::run_rtsp(&cfg, camera(&url), shared, stop, &mut |_| {})
-        })
+        let (shared, stop) = (shared.clone(), stop.clone());
+        std::thread::spawn(move || util::pipeline(&cfg, shared, stop))
     };
     let segments = |d: &std::path::Path| playlist_text(d).matches("#EXTINF").count();
     assert!(
