@@ -450,7 +450,7 @@ fn write_millis(out: &mut String, ms: u64) {
 /// A quoted-string for an attribute list (R37): `"` becomes `'`; control characters (CR, LF and
 /// the rest, R9) and the other characters a client may read as a line break
 /// ([`attributes::unsafe_in_quoted`]) become spaces.
-fn sanitise_quoted(s: &str) -> String {
+pub(crate) fn sanitise_quoted(s: &str) -> String {
     s.chars()
         .map(|c| match c {
             '"' => '\'',

@@ -119,19 +119,6 @@ fn quoted_safe(s: &str) -> bool {
     !s.chars().any(attributes::unsafe_in_quoted)
 }
 
-/// A label as a quoted-string (R37): `"` becomes `'`, line breaks and control characters
-/// spaces. The live writer's private `sanitise_quoted` again (this round adds no edit outside
-/// `src/recording/`); when this is wired in, make that one `pub(crate)` and drop this.
-fn sanitise(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            '"' => '\'',
-            c if attributes::unsafe_in_quoted(c) => ' ',
-            c => c,
-        })
-        .collect()
-}
-
 /// The whole VOD playlist of `segments` (in play order) with the `ranges` that overlap its
 /// dates.
 pub fn render(segments: &[VodSegment], ranges: &[DateRange]) -> Result<String, VodError> {
@@ -194,7 +181,7 @@ pub fn render(segments: &[VodSegment], ranges: &[DateRange]) -> Result<String, V
         writeln!(
             out,
             ",{DATERANGE_LABEL_ATTRIBUTE}=\"{}\"",
-            sanitise(&r.label)
+            crate::playlist::sanitise_quoted(&r.label)
         )
         .expect(w);
     }
