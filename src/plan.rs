@@ -399,6 +399,15 @@ impl Plan {
         self.part_frames.map(|n| self.rate.longest_span(n))
     }
 
+    /// How far behind the live edge a conforming player plays: `PART-HOLD-BACK` (three part
+    /// targets) with low latency, three target durations without (RFC 8216 §6.3.3).
+    pub fn hold_back_secs(&self) -> f64 {
+        match self.part_target() {
+            Some(part) => 3.0 * part.as_secs_f64(),
+            None => 3.0 * self.target_duration_secs() as f64,
+        }
+    }
+
     /// Frames per segment at a steady rate (the GOP length).
     pub fn gop_frames(&self) -> u32 {
         self.rate.frames_covering(self.segment).max(1) as u32

@@ -340,7 +340,7 @@ impl<S: Storage> Publisher<S> {
             return;
         };
         let cfg = self.playlist.config();
-        let text = Variant {
+        let variant = Variant {
             uri: self.name.playlist_file(),
             peak_bps: self.variant.bitrates.peak_bps(cfg.target_duration_secs),
             average_bps: self.variant.bitrates.average_bps(),
@@ -348,8 +348,9 @@ impl<S: Storage> Publisher<S> {
             width: *width,
             height: *height,
             frame_rate: self.clock.rate,
-        }
-        .render(crate::playlist::PROTOCOL_VERSION);
+        };
+        let text = variant.render(crate::playlist::PROTOCOL_VERSION);
+        self.shared.update_status(|s| s.variant = Some(variant));
         if let Err(e) = self.store.write_multivariant(&text) {
             warn!(error = %e, "multivariant playlist not written");
         }

@@ -124,6 +124,9 @@ pub(crate) struct Status {
     /// camera's): `GET /stream`, the playlist's `max-age`, the segments' `Expires` and the
     /// health deadline follow them, not the server's own figures.
     pub(crate) params: InputParams,
+    /// What the multivariant playlist says of the stream (codec, picture size, measured bit
+    /// rates), once a keyframe gave the codec: `GET /streams`.
+    pub(crate) variant: Option<crate::playlist::multivariant::Variant>,
 }
 
 /// What the page and caches are told about the stream as it is published.
@@ -359,5 +362,63 @@ impl crate::markers::writer::Board for Shared {
 
     fn existing_slot(&self, slot: u64) -> u64 {
         Shared::existing_slot(self, slot)
+    }
+}
+
+/// One configured stream across the runs of its pipeline: the [`Shared`] of the run serving it
+/// now (a restart brings a new one) and how its supervision stands. The server holds this, not
+/// a run's `Shared`, so that a restarted stream is served from its new run at once.
+#[derive(Debug)]
+pub struct LiveStream {
+    shared: RwLock<std::sync::Arc<Shared>>,
+    run: RwLock<RunState>,
+}
+
+/// How a stream's supervision stands, besides what its health says.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum RunState {
+    /// Its pipeline runs (or is opening its input).
+    #[default]
+    Running,
+    /// Its pipeline failed (an error or a panic); it starts again after a back-off.
+    Restarting {
+        error: String,
+        /// Failures in a row.
+        attempt: u32,
+        /// When the next run starts.
+        at: Instant,
+    },
+    /// Its pipeline failed in a way a restart does not mend (its input cannot be opened); a
+    /// reload (SIGHUP) tries again.
+    Failed { error: String },
+    /// It ended (its input ended, or it was stopped): `EXT-X-ENDLIST` is written.
+    Ended,
+}
+
+impl LiveStream {
+    /// A stream whose first run shares `shared`.
+    pub fn new(shared: std::sync::Arc<Shared>) -> Self {
+        LiveStream {
+            shared: RwLock::new(shared),
+            run: RwLock::default(),
+        }
+    }
+
+    /// The run serving the stream now.
+    pub fn shared(&self) -> std::sync::Arc<Shared> {
+        self.shared.read().expect("stream lock poisoned").clone()
+    }
+
+    /// A new run serves the stream from now on.
+    pub fn replace_shared(&self, shared: std::sync::Arc<Shared>) {
+        *self.shared.write().expect("stream lock poisoned") = shared;
+    }
+
+    pub fn run_state(&self) -> RunState {
+        self.run.read().expect("stream lock poisoned").clone()
+    }
+
+    pub fn set_run_state(&self, state: RunState) {
+        *self.run.write().expect("stream lock poisoned") = state;
     }
 }

@@ -16,7 +16,7 @@ use super::media;
 use super::segments::{
     self, init_in_memory, segment_from_disk, segment_from_memory, segment_in_memory,
 };
-use super::state::{playlist_cache_control, AppState};
+use super::state::{playlist_cache_control, AppState, StreamView};
 use crate::error::{Error, ErrorKind};
 use crate::name::MediaFile;
 use crate::state::StreamParams;
@@ -77,25 +77,27 @@ pub(crate) fn finish_headers(
 pub(crate) async fn segment(
     req: HttpRequest,
     file: web::Path<String>,
-    state: web::Data<AppState>,
+    app: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
-    let seq = match state.name.parse_file(&file) {
+    let (state, file_kind) = app.streams.by_file(&file).ok_or_else(not_found_error)?;
+    let state = &state;
+    let seq = match Some(file_kind) {
         Some(MediaFile::Segment(seq)) => seq,
         Some(MediaFile::Part { sequence, index }) => {
-            return part(req.headers(), &state, sequence, index).await
+            return part(req.headers(), state, sequence, index).await
         }
         Some(MediaFile::Init(init)) => {
-            if let Some(res) = init_in_memory(&state, req.headers(), init) {
+            if let Some(res) = init_in_memory(state, req.headers(), init) {
                 return Ok(res);
             }
-            return segment_from_disk(&state, req.headers(), file.into_inner()).await;
+            return segment_from_disk(state, req.headers(), file.into_inner()).await;
         }
         _ => return Err(not_found_error()),
     };
-    if let Some(res) = segment_in_memory(&state, req.headers(), seq) {
+    if let Some(res) = segment_in_memory(state, req.headers(), seq) {
         return Ok(res);
     }
-    segment_from_disk(&state, req.headers(), file.into_inner()).await
+    segment_from_disk(state, req.headers(), file.into_inner()).await
 }
 
 /// True when `Accept-Encoding` takes gzip (RFC 9110 §12.5.3): `gzip` with a non-zero quality,
@@ -195,7 +197,7 @@ pub(crate) fn parse_hls_query(query: &str) -> Result<HlsQuery, Error> {
 /// wait on the publisher's notification: no polling, and a request whose client went away is
 /// dropped with its future.
 pub(crate) async fn wait_for_edge(
-    state: &AppState,
+    state: &StreamView,
     cap: Duration,
     mut ready: impl FnMut(&crate::playlist::LiveEdge) -> bool,
 ) -> bool {
@@ -209,15 +211,17 @@ pub(crate) async fn wait_for_edge(
 pub(crate) async fn playlist(
     req: HttpRequest,
     file: web::Path<String>,
-    state: web::Data<AppState>,
+    app: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
-    match state.name.parse_file(&file) {
+    let (state, file_kind) = app.streams.by_file(&file).ok_or_else(not_found_error)?;
+    let state = &state;
+    match Some(file_kind) {
         Some(MediaFile::Playlist) => {}
-        Some(MediaFile::Multivariant) => return multivariant(req.headers(), &state).await,
+        Some(MediaFile::Multivariant) => return multivariant(req.headers(), state).await,
         _ => return Err(not_found_error()),
     }
     let params = state.params();
-    if let Some(res) = playlist_from_memory(&state, req.headers(), req.query_string()).await? {
+    if let Some(res) = playlist_from_memory(state, req.headers(), req.query_string()).await? {
         return Ok(res);
     }
     // A previous run's playlist, before this run published one.
@@ -239,10 +243,10 @@ pub(crate) async fn playlist(
         // None on disk either: the stream is starting. Held until this run's playlist lists
         // enough segments (R52), then that one.
         Err(e) if e.kind() == ErrorKind::NotFound => {
-            if let Some(unavailable) = hold_until_first_segment(&state, &params).await {
+            if let Some(unavailable) = hold_until_first_segment(state, &params).await {
                 return Ok(unavailable);
             }
-            return match playlist_from_memory(&state, req.headers(), req.query_string()).await? {
+            return match playlist_from_memory(state, req.headers(), req.query_string()).await? {
                 Some(res) => Ok(res),
                 None => Err(Error::new(ErrorKind::NotFound, "no playlist yet")),
             };
@@ -303,7 +307,7 @@ fn first_playlist_cap(params: &StreamParams, segments: usize) -> Duration {
 /// [`first_playlist_cap`]; then `503` with `Retry-After`. Immediate once the stream has them (a
 /// restarted stream's first part already shows the previous run's segments) or has ended.
 pub(crate) async fn hold_until_first_segment(
-    state: &AppState,
+    state: &StreamView,
     params: &StreamParams,
 ) -> Option<HttpResponse> {
     // Asked each time: the pipeline turns low latency on as it starts, maybe after the request.
@@ -339,7 +343,7 @@ pub(crate) async fn hold_until_first_segment(
 /// The playlist from memory: this run's newest version, after the hold a blocking request asks
 /// for (R43); `None` before this run has published one (the file on disk is then the answer).
 pub(crate) async fn playlist_from_memory(
-    state: &AppState,
+    state: &StreamView,
     headers: &header::HeaderMap,
     query: &str,
 ) -> Result<Option<HttpResponse>, Error> {
@@ -414,7 +418,7 @@ pub(crate) async fn playlist_from_memory(
 /// every segment; players read it once). `None` before the first segment.
 pub(crate) fn multivariant_from_memory(
     headers: &header::HeaderMap,
-    state: &AppState,
+    state: &StreamView,
 ) -> Option<HttpResponse> {
     let body = state.shared.media.multivariant()?;
     let td = state.params().target_duration_secs;
@@ -437,7 +441,7 @@ pub(crate) fn multivariant_from_memory(
 /// playlist is (R52), then `503` with `Retry-After` if there is still none.
 pub(crate) async fn multivariant(
     headers: &header::HeaderMap,
-    state: &AppState,
+    state: &StreamView,
 ) -> Result<HttpResponse, Error> {
     if let Some(res) = multivariant_from_memory(headers, state) {
         return Ok(res);
@@ -461,7 +465,7 @@ pub(crate) async fn multivariant(
 /// is held until it is published (at most 3 TD), then answered whole.
 pub(crate) async fn part(
     headers: &header::HeaderMap,
-    state: &AppState,
+    state: &StreamView,
     sequence: u64,
     index: u32,
 ) -> Result<HttpResponse, Error> {

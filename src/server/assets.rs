@@ -58,6 +58,16 @@ pub(crate) static ASSETS: &[Asset] = &[
         body: include_bytes!("../../static/js/livekeep.js"),
     },
     Asset {
+        path: "tiles.html",
+        content_type: "text/html; charset=utf-8",
+        body: include_bytes!("../../static/tiles.html"),
+    },
+    Asset {
+        path: "js/tiles.js",
+        content_type: JS,
+        body: include_bytes!("../../static/js/tiles.js"),
+    },
+    Asset {
         path: "player.css",
         content_type: "text/css; charset=utf-8",
         body: include_bytes!("../../static/player.css"),
@@ -82,6 +92,9 @@ pub(crate) static ASSETS: &[Asset] = &[
 /// The player page, served at `/`.
 pub(crate) const INDEX: &str = "index.html";
 
+/// The page of every stream as a tile, served at `/` when there are several.
+pub(crate) const TILES: &str = "tiles.html";
+
 /// Looks an asset up by its path under `/static/`.
 pub(crate) fn find(path: &str) -> Option<(&'static Asset, &'static str)> {
     let i = ASSETS.iter().position(|a| a.path == path)?;
@@ -103,11 +116,45 @@ pub(crate) fn etag_of(bytes: &[u8]) -> String {
 /// no escaping in HTML or in a URL path).
 pub(crate) const NAME_PLACEHOLDER: &str = "__STREAM_NAME__";
 
-/// The player page for stream `name`, and its entity tag.
-pub(crate) fn render_index(name: &str) -> (String, String) {
+/// The routes a player page reads its stream from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PageRoutes {
+    pub(crate) stream: String,
+    pub(crate) markers: String,
+    pub(crate) health: String,
+}
+
+impl PageRoutes {
+    /// A one-stream server's: `/stream`, `/markers`, `/healthz`.
+    pub(crate) fn single() -> PageRoutes {
+        PageRoutes {
+            stream: "/stream".to_owned(),
+            markers: "/markers".to_owned(),
+            health: "/healthz".to_owned(),
+        }
+    }
+
+    /// Stream `name`'s on a server of several: `/streams/NAME`, `/streams/NAME/markers`,
+    /// `/streams/NAME/healthz`.
+    pub(crate) fn of(name: &str) -> PageRoutes {
+        PageRoutes {
+            stream: format!("/streams/{name}"),
+            markers: format!("/streams/{name}/markers"),
+            health: format!("/streams/{name}/healthz"),
+        }
+    }
+}
+
+/// The player page for stream `name` reading its routes from `routes`, and its entity tag.
+/// A name is `[A-Za-z0-9_-]+`, so neither it nor the routes need escaping.
+pub(crate) fn render_index(name: &str, routes: &PageRoutes) -> (String, String) {
     let (page, _) = find(INDEX).expect("the page is embedded");
     let page = std::str::from_utf8(page.body).expect("index.html is UTF-8");
-    let html = page.replace(NAME_PLACEHOLDER, name);
+    let html = page
+        .replace(NAME_PLACEHOLDER, name)
+        .replace("__STREAM_URL__", &routes.stream)
+        .replace("__MARKERS_URL__", &routes.markers)
+        .replace("__HEALTH_URL__", &routes.health);
     let etag = etag_of(html.as_bytes());
     (html, etag)
 }
@@ -178,7 +225,20 @@ mod tests {
         assert!(std::str::from_utf8(lic.body)
             .expect("utf-8")
             .contains("Apache License"));
-        let (page, _) = render_index("cam-1");
+        let (named, _) = render_index("cam-1", &PageRoutes::of("cam-1"));
+        for meta in [
+            r#"name="hls-stream" content="/streams/cam-1""#,
+            r#"name="hls-markers" content="/streams/cam-1/markers""#,
+            r#"name="hls-health" content="/streams/cam-1/healthz""#,
+        ] {
+            assert!(named.contains(meta), "{meta}");
+        }
+        let (page, _) = render_index("cam-1", &PageRoutes::single());
+        assert!(page.contains(r#"name="hls-stream" content="/stream""#));
+        assert!(
+            !page.contains("__") && !named.contains("__"),
+            "every placeholder filled"
+        );
         assert!(page.contains("/static/vendor/hls.min.js"));
         assert!(
             page.contains(r#"content="/video/cam-1.m3u8""#),
@@ -203,13 +263,14 @@ mod tests {
 
     #[test]
     fn the_page_loads_its_modules_and_every_import_is_embedded() {
-        let (page, _) = render_index("cam-1");
+        let (page, _) = render_index("cam-1", &PageRoutes::single());
         assert!(
             page.contains(r#"<script type="module" src="/static/js/main.js"></script>"#),
             "the page loads its entry module"
         );
         let mut seen = std::collections::BTreeSet::new();
-        let mut todo = vec!["js/main.js".to_owned()];
+        // The two pages' entry modules: the player's and the tile page's.
+        let mut todo = vec!["js/main.js".to_owned(), "js/tiles.js".to_owned()];
         while let Some(path) = todo.pop() {
             if !seen.insert(path.clone()) {
                 continue;
@@ -237,7 +298,7 @@ mod tests {
         assert_eq!(
             seen,
             modules.into_iter().collect(),
-            "every embedded module is reachable from main.js"
+            "every embedded module is reachable from main.js or tiles.js"
         );
         assert!(seen.len() >= 5, "{seen:?}");
     }

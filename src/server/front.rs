@@ -251,6 +251,16 @@ enum Parsed {
 /// without end, so its connection goes to actix-web.
 const EVENTS_PATH: &str = "/markers/events";
 
+/// An event stream's path: the first stream's (`/markers/events`) or a named one's
+/// (`/streams/NAME/markers/events`, as the routes' `{stream}` segment matches it).
+fn is_events_path(path: &str) -> bool {
+    path == EVENTS_PATH
+        || path
+            .strip_prefix("/streams/")
+            .and_then(|rest| rest.strip_suffix(EVENTS_PATH))
+            .is_some_and(|name| !name.is_empty() && !name.contains('/'))
+}
+
 /// Reads the request head at the start of `buf`.
 fn parse(buf: &[u8]) -> Parsed {
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -272,7 +282,7 @@ fn parse(buf: &[u8]) -> Parsed {
         return Parsed::HandOver;
     };
     let path = actix_web::dev::Url::new(uri.clone()).path().to_owned();
-    if path == EVENTS_PATH {
+    if is_events_path(&path) {
         return Parsed::Events;
     }
     let http10 = req.version == Some(0);
@@ -318,8 +328,10 @@ fn parse(buf: &[u8]) -> Parsed {
 
 /// The answer from memory, or `None` when the routes must answer (the media is only on disk,
 /// the name is not this stream's, or it is not media).
-async fn from_memory(state: &AppState, req: &Request) -> Option<HttpResponse> {
-    let mut res = match state.name.parse_file(req.media_file()?)? {
+async fn from_memory(app: &AppState, req: &Request) -> Option<HttpResponse> {
+    let (stream, file) = app.streams.by_file(req.media_file()?)?;
+    let state = &stream;
+    let mut res = match file {
         MediaFile::Multivariant => multivariant_from_memory(&req.headers, state)?,
         MediaFile::Playlist => {
             state.shared.media.playlists()?;
@@ -345,7 +357,7 @@ async fn from_memory(state: &AppState, req: &Request) -> Option<HttpResponse> {
         },
     };
     finish_headers(
-        &state.cors,
+        &app.cors,
         req.headers.get(header::ORIGIN),
         res.headers_mut(),
     );

@@ -40,7 +40,7 @@ use subtle::ConstantTimeEq;
 use tokio::sync::{broadcast, oneshot};
 
 use super::error::json_error;
-use super::state::AppState;
+use super::state::{AppState, StreamView};
 use crate::error::{Error, ErrorKind};
 use crate::markers::writer::{Accepted, NewMarker, Request};
 use crate::markers::{Marker, MAX_KEY_CHARS, MAX_SOURCE_CHARS, MAX_TEXT_CHARS};
@@ -106,7 +106,7 @@ fn check_text(field: &str, value: &str, max: usize) -> Result<(), Error> {
 
 /// `Authorization: Bearer TOKEN`, compared in constant time. The token is never logged or
 /// echoed.
-fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), Error> {
+fn authorize(req: &HttpRequest, state: &StreamView) -> Result<(), Error> {
     let Some(token) = &state.marker_token else {
         return Err(Error::new(
             ErrorKind::FailedPrecondition,
@@ -179,7 +179,7 @@ async fn read_body(req: &HttpRequest, mut payload: web::Payload) -> Result<web::
 
 /// Turns a parsed body into a marker request: every field checked, the instant on the stream
 /// clock. `now`/`newest_frame` bound the future.
-fn to_new_marker(body: PostBody, state: &AppState) -> Result<NewMarker, Error> {
+fn to_new_marker(body: PostBody, state: &StreamView) -> Result<NewMarker, Error> {
     check_text("text", &body.text, MAX_TEXT_CHARS)?;
     let source = body.source.unwrap_or_else(|| DEFAULT_SOURCE.to_owned());
     check_text("source", &source, MAX_SOURCE_CHARS)?;
@@ -261,7 +261,7 @@ fn to_new_marker(body: PostBody, state: &AppState) -> Result<NewMarker, Error> {
 }
 
 /// Hands a request to the writer and waits for its answer.
-async fn submit(state: &AppState, new: NewMarker) -> Result<Accepted, Error> {
+async fn submit(state: &StreamView, new: NewMarker) -> Result<Accepted, Error> {
     let (tx, rx) = oneshot::channel();
     let req = Request {
         new,
@@ -303,11 +303,11 @@ static AUTH_LOG: super::limits::LogLimit = super::limits::LogLimit::new(Duration
 /// refuses the request, or `None` when it may go on. An address with too many recent failures
 /// is answered `429` with `Retry-After` without its token being looked at, and every failure is
 /// logged (rate-limited, [`AUTH_LOG`]) with the address, never the token.
-fn auth_refusal(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
+fn auth_refusal(req: &HttpRequest, app: &AppState, state: &StreamView) -> Option<HttpResponse> {
     let peer = req.peer_addr().map(|a| a.ip());
     let now = std::time::Instant::now();
     if let Some(ip) = peer {
-        if let Err(wait) = state.auth_failures.check(ip, now) {
+        if let Err(wait) = app.auth_failures.check(ip, now) {
             let secs = wait.as_secs().max(1);
             let mut res = json_error(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -322,7 +322,7 @@ fn auth_refusal(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
         return None;
     };
     if e.kind() == ErrorKind::Unauthenticated {
-        let failures = peer.map(|ip| state.auth_failures.record(ip, now));
+        let failures = peer.map(|ip| app.auth_failures.record(ip, now));
         let client = peer.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
         match AUTH_LOG.admit(now) {
             Some(held) => tracing::warn!(
@@ -341,9 +341,10 @@ fn auth_refusal(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
 pub(crate) async fn post(
     req: HttpRequest,
     payload: web::Payload,
-    state: web::Data<AppState>,
+    app: web::Data<AppState>,
+    state: StreamView,
 ) -> Result<HttpResponse, Error> {
-    if let Some(res) = auth_refusal(&req, &state) {
+    if let Some(res) = auth_refusal(&req, &app, &state) {
         return Ok(res);
     }
     if !is_json(&req) {
@@ -385,7 +386,7 @@ struct ListBody {
 /// `GET /markers?ts_start=S&after_id=N&limit=L`: at most `limit` markers (default
 /// [`DEFAULT_LIST_LIMIT`], at most [`MAX_LIST_LIMIT`]) in time order. Without `after_id`, the
 /// newest; with it, the lowest ids above it and `next_after_id` while more follow.
-pub(crate) fn list(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, Error> {
+pub(crate) fn list(req: &HttpRequest, state: &StreamView) -> Result<HttpResponse, Error> {
     let query = req.query_string();
     let ts_start = parse_ts_start(query)?;
     let after_id = parse_id_param(query, "after_id")?;
@@ -594,10 +595,7 @@ pub(crate) fn live_events(
     })
 }
 
-pub(crate) async fn events(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, Error> {
+pub(crate) async fn events(req: HttpRequest, state: StreamView) -> Result<HttpResponse, Error> {
     let header_id = req
         .headers()
         .get("last-event-id")

@@ -2,12 +2,15 @@
 //!
 //! | route | answer |
 //! | --- | --- |
-//! | `GET /` | the player page (embedded, see [`assets`]) |
+//! | `GET /` | the player page (embedded, see [`assets`]); with several streams, a tile per stream |
 //! | `GET /static/{path}` | the page's scripts, styles and the vendored hls.js |
 //! | `GET /video/{name}.m3u8` | the live playlist: `application/vnd.apple.mpegurl`, `Cache-Control: public, max-age=⌊TD/2⌋` (RFC 8216 §6.3.4: a client reloads no sooner than half a target duration, so a shared cache may hold it that long, R39), gzip when accepted (§6.2.1, R31) |
 //! | `GET /video/{name}{seq}.ts` | a segment: `video/mp2t`, never compressed, byte ranges, `Cache-Control: public, max-age=<remaining>, immutable` and `Expires` = publication + planned lifetime (RFC 8216 §6.2.2, R27) |
 //! | `GET /markers?ts_start=S&after_id=N&limit=L` | `{"markers": [...], "next_after_id"?}`, `time > S`, at most `limit` (default 1000, max 5000): the newest, or forward from `after_id`; bad parameters are `400 {"error": ...}` |
 //! | `GET /stream` | `{"name", "playlist", "frame_rate": {"num", "den"}, "fps", "target_duration"}`: the exact frame rate for the page's timecodes ([`stream_info`]); a camera's own once it plays (`503` before) |
+//! | `GET /streams` | every stream: name, playlist, player page, state, resolution, exact frame rate, codecs, measured bit rate, latency ([`streams`]) |
+//! | `GET /streams/{name}` | that stream's `/stream`; `/streams/{name}/markers` (`GET`, `POST`), `/streams/{name}/markers/events` and `/streams/{name}/healthz` are its markers API and health |
+//! | `GET /watch/{name}` | that stream's player page (`/` is the tile page of every stream when there are several) |
 //! | `GET /healthz` | `200` while segments arrive within 1.5 × target duration (rfc8216bis §6.2.1, R28), `503` before the first segment or when they stop; `200` with `"status": "ended"` once the playlist has `EXT-X-ENDLIST` |
 //!
 //! Every route answers `GET` and `HEAD`; other methods are `405` with `Allow` (and `OPTIONS` is a
@@ -34,8 +37,10 @@
 //!
 //! The parts, each using only the ones on the lines before it (docs/architecture.md):
 //! - [`error`], [`cors`], [`limits`], [`assets`], [`media`], [`stream_info`]: the leaves;
-//! - [`state`]: the configuration and what every handler reads ([`state::AppState`]);
+//! - [`state`]: the configuration, the stream table ([`state::Streams`]) and what every handler
+//!   reads ([`state::AppState`], [`state::StreamView`]);
 //! - [`segments`], [`marker_api`], [`health`]: segment answers, the markers API, the health body;
+//! - [`streams`]: `GET /streams`, every stream's figures;
 //! - [`answers`]: the playlist and part answers, and the headers every answer carries;
 //! - [`front`]: the front door, answering media from memory with [`answers`] and [`segments`];
 //! - [`routes`]: actix-web's routes and the remaining handlers;
@@ -57,9 +62,11 @@ pub(crate) mod segments;
 pub(crate) mod startup;
 pub(crate) mod state;
 pub(crate) mod stream_info;
+pub(crate) mod streams;
 
+pub use startup::serve_streams;
 pub use startup::{bind, serve, serve_listener};
-pub use state::ServerConfig;
+pub use state::{ServerConfig, StreamConfig, Streams};
 
 // The tests below see the whole server through `use super::*`.
 #[cfg(test)]

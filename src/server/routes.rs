@@ -9,9 +9,9 @@ use actix_web::{guard, web, HttpRequest, HttpResponse, Resource, ResponseError};
 
 use super::answers::{self, finish_headers};
 use super::error::{json_error, not_found_error};
-use super::health::health;
-use super::state::{health_deadline, AppState};
-use super::{assets, cors, marker_api, stream_info};
+use super::health;
+use super::state::{AppState, StreamView};
+use super::{assets, cors, marker_api, stream_info, streams};
 use crate::error::{Error, ErrorKind};
 use crate::state::InputParams;
 #[cfg(test)]
@@ -50,7 +50,6 @@ pub(crate) fn configure(
 /// Registers every route, and [`finish_headers`] around them.
 pub(crate) fn routes(state: web::Data<AppState>, sc: &mut web::ServiceConfig) {
     let preflight = state.cors.is_enabled();
-    let stream_body = state.stream_body.clone();
     let policy = state.cors.clone();
     let scope = web::scope("")
         .app_data(state)
@@ -65,13 +64,19 @@ pub(crate) fn routes(state: web::Data<AppState>, sc: &mut web::ServiceConfig) {
             }
         })
         .service(read_only("/", preflight).to(index))
+        .service(read_only("/watch/{stream}", preflight).to(watch))
         .service(read_only("/static/{path:.*}", preflight).to(static_asset))
         .service(read_only("/video/{file:[^/]+\\.m3u8}", preflight).to(answers::playlist))
         .service(read_only("/video/{file}", preflight).to(answers::segment))
-        .service(markers_resource(preflight))
+        .service(markers_resource("/markers", preflight))
         .service(read_only("/markers/events", preflight).to(marker_api::events))
         .service(read_only("/healthz", preflight).to(healthz))
-        .service(stream_resource(preflight, stream_body))
+        .service(read_only("/stream", preflight).to(stream))
+        .service(read_only("/streams", preflight).to(streams::list))
+        .service(read_only("/streams/{stream}", preflight).to(stream))
+        .service(markers_resource("/streams/{stream}/markers", preflight))
+        .service(read_only("/streams/{stream}/markers/events", preflight).to(marker_api::events))
+        .service(read_only("/streams/{stream}/healthz", preflight).to(stream_healthz))
         .default_service(web::to(not_found));
     sc.service(scope);
 }
@@ -119,14 +124,15 @@ impl ReadOnly {
     }
 }
 
-/// `/markers`: `GET`/`HEAD` read, `POST` adds (see [`marker_api`]); anything else is `405`.
-fn markers_resource(preflight: bool) -> Resource {
+/// `/markers` (or a named stream's): `GET`/`HEAD` read, `POST` adds (see [`marker_api`]);
+/// anything else is `405`.
+fn markers_resource(path: &str, preflight: bool) -> Resource {
     let allow = if preflight {
         "GET, HEAD, POST, OPTIONS"
     } else {
         "GET, HEAD, POST"
     };
-    let mut r = web::resource("/markers")
+    let mut r = web::resource(path)
         .route(
             web::route()
                 .guard(guard::Any(guard::Get()).or(guard::Head()))
@@ -144,15 +150,10 @@ fn markers_resource(preflight: bool) -> Resource {
     }))
 }
 
-/// The `/stream` route (`GET` and `HEAD`, like every route), answering `body`.
-fn stream_resource(preflight: bool, body: web::Data<stream_info::Body>) -> actix_web::Resource {
-    read_only("/stream", preflight).to(stream).app_data(body)
-}
-
-/// `GET /stream` ([`stream_info`]).
-async fn stream(body: web::Data<stream_info::Body>, state: web::Data<AppState>) -> HttpResponse {
+/// `GET /stream` (the first stream) and `GET /streams/NAME` ([`stream_info`]).
+async fn stream(state: StreamView) -> HttpResponse {
     let body = match state.shared.input_params() {
-        InputParams::Configured => body.0.clone(),
+        InputParams::Configured => state.stream_body.0.clone(),
         InputParams::Pending => {
             let mut res = json_error(
                 actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -178,14 +179,28 @@ async fn not_found() -> Result<HttpResponse, Error> {
     Err(not_found_error())
 }
 
+/// `/`: the stream's player when there is one stream, the tiles of every stream otherwise.
 async fn index(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let list = state.streams.list();
+    let (body, etag) = match &list[..] {
+        [one] => (one.index_html.clone(), one.index_etag.as_str()),
+        _ => {
+            let (tiles, etag) = assets::find(assets::TILES).expect("the tile page is embedded");
+            (web::Bytes::from_static(tiles.body), etag)
+        }
+    };
+    page(&req, body, etag)
+}
+
+/// `/watch/NAME`: stream `NAME`'s player.
+async fn watch(req: HttpRequest, stream: StreamView) -> HttpResponse {
+    page(&req, stream.index_html.clone(), &stream.index_etag)
+}
+
+/// An HTML page of ours, with the page's security policy.
+fn page(req: &HttpRequest, body: web::Bytes, etag: &str) -> HttpResponse {
     let (page, _) = assets::find(assets::INDEX).expect("the page is embedded");
-    let mut res = serve_bytes(
-        &req,
-        page.content_type,
-        state.index_html.clone(),
-        &state.index_etag,
-    );
+    let mut res = serve_bytes(req, page.content_type, body, etag);
     res.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CONTENT_SECURITY_POLICY),
@@ -236,15 +251,34 @@ fn serve_bytes(
     res.content_type(content_type).body(body)
 }
 
-async fn markers(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Error> {
+async fn markers(req: HttpRequest, state: StreamView) -> Result<HttpResponse, Error> {
     marker_api::list(&req, &state)
 }
 
+/// `GET /healthz`: with one stream, its health; with several, each one's under its name, and
+/// `200` only when every one is well.
 async fn healthz(state: web::Data<AppState>) -> HttpResponse {
-    let h = health(
-        &state.shared,
-        health_deadline(state.configured.target_duration_secs),
-    );
+    let list = state.streams.list();
+    if let [one] = &list[..] {
+        let h = health::of_stream(&StreamView::of(one.clone()));
+        return HttpResponse::build(h.http_status())
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(h);
+    }
+    let all = health::Overall::of(list.iter().map(|s| {
+        (
+            s.name.to_string(),
+            health::of_stream(&StreamView::of(s.clone())),
+        )
+    }));
+    HttpResponse::build(all.http_status())
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(all)
+}
+
+/// `GET /streams/NAME/healthz`: that stream's health.
+async fn stream_healthz(stream: StreamView) -> HttpResponse {
+    let h = health::of_stream(&stream);
     HttpResponse::build(h.http_status())
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(h)

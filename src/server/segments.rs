@@ -15,7 +15,7 @@ use bytes::Bytes;
 
 use super::assets;
 use super::error::{blocking_error, not_found_error};
-use super::state::AppState;
+use super::state::StreamView;
 use crate::error::Error;
 use crate::name::MediaFile;
 
@@ -33,7 +33,7 @@ pub(crate) struct FileBody {
 
 /// Segment `seq` from memory, `None` when it is not held (the file on disk is then the answer).
 pub(crate) fn segment_in_memory(
-    state: &AppState,
+    state: &StreamView,
     headers: &header::HeaderMap,
     seq: u64,
 ) -> Option<HttpResponse> {
@@ -44,7 +44,7 @@ pub(crate) fn segment_in_memory(
 /// held. It is immutable like a segment and lives at least as long as the segments it
 /// initialises.
 pub(crate) fn init_in_memory(
-    state: &AppState,
+    state: &StreamView,
     headers: &header::HeaderMap,
     init: u64,
 ) -> Option<HttpResponse> {
@@ -54,7 +54,7 @@ pub(crate) fn init_in_memory(
 /// The answer for a segment or init segment held in memory: immutable for the segment
 /// lifetime, in the stream's container type.
 fn held_answer(
-    state: &AppState,
+    state: &StreamView,
     headers: &header::HeaderMap,
     cached: crate::media_cache::CachedSegment,
 ) -> Option<HttpResponse> {
@@ -73,7 +73,7 @@ fn held_answer(
 /// The body is read in chunks on the blocking pool as the client takes it; the front door sends
 /// the file with `sendfile(2)` instead ([`FileBody`]).
 pub(crate) async fn segment_from_disk(
-    state: &AppState,
+    state: &StreamView,
     headers: &header::HeaderMap,
     file: String,
 ) -> Result<HttpResponse, Error> {
@@ -104,7 +104,7 @@ pub(crate) async fn segment_from_disk(
 /// directory's confinement rules. Answered like the part itself (ranges, `ETag` from the
 /// segment's publication).
 pub(crate) async fn part_of_segment(
-    state: &AppState,
+    state: &StreamView,
     headers: &header::HeaderMap,
     sequence: u64,
     offset: u64,

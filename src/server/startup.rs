@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use actix_web::App;
 
+use super::cors::CorsPolicy;
 use super::routes::routes;
-use super::state::{app_state, ServerConfig};
+use super::state::{app_state_of, single_stream, ServerConfig, Streams};
 use super::{front, marker_api};
 use crate::error::{Error, ErrorKind};
 use crate::state::Shared;
@@ -51,17 +52,33 @@ pub async fn serve_listener(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    cfg.validate()?;
+    let streams = single_stream(&cfg, shared);
+    serve_streams(&cfg.cors_origins, streams, listener, shutdown).await
+}
+
+/// Serves the streams of `streams` (which a reload may change while it serves) on a listener
+/// the caller bound, with the CORS origins `cors_origins`, until `shutdown` resolves.
+pub async fn serve_streams(
+    cors_origins: &[String],
+    streams: Arc<Streams>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
     use actix_service::{
         fn_factory, fn_service, map_config, IntoServiceFactory as _, ServiceFactory as _,
         ServiceFactoryExt as _,
     };
-    cfg.validate()?;
+    CorsPolicy::new(cors_origins)?;
     let addr = listener
         .local_addr()
         .map_err(|e| Error::io("reading the listening address", e))?;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
-    let name = cfg.name.clone();
-    let state = app_state(&cfg, shared);
+    let state = app_state_of(cors_origins, streams);
+    let (first, count) = {
+        let list = state.streams.list();
+        (list.first().map(|s| s.name.clone()), list.len())
+    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // Each worker thread: the front door, and behind it actix-web's dispatcher with every route
     // (what `HttpServer` would build, with the same timeouts).
@@ -136,9 +153,15 @@ pub async fn serve_listener(
         .listen("hls-http", listener, worker)
         .map_err(|e| Error::io(format!("serving on http://{addr}/"), e))?
         .run();
-    tracing::info!(
-        "player at http://{addr}/ (playlist http://{addr}/video/{name}.m3u8, {workers} HTTP workers)"
-    );
+    match first {
+        Some(name) if count == 1 => tracing::info!(
+            "player at http://{addr}/ (playlist http://{addr}/video/{name}.m3u8, {workers} HTTP workers)"
+        ),
+        _ => tracing::info!(
+            streams = count,
+            "streams at http://{addr}/ (list: http://{addr}/streams, {workers} HTTP workers)"
+        ),
+    }
     let handle = server.handle();
     let stopper = tokio::spawn(async move {
         shutdown.await;

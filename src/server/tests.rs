@@ -184,7 +184,9 @@ async fn every_static_asset_is_served_with_its_content_type() {
         );
         let body = body_of(res).await;
         let want = if asset.path == assets::INDEX {
-            assets::render_index("chessboard").0.into_bytes()
+            assets::render_index("chessboard", &assets::PageRoutes::single())
+                .0
+                .into_bytes()
         } else {
             asset.body.to_vec()
         };

@@ -18,12 +18,14 @@ import { MarkerTable, fmtWall } from './table.js';
 import { LiveKeeper } from './livekeep.js';
 
 const PLAYLIST = document.querySelector('meta[name="hls-playlist"]').content;
-const STREAM_URL = '/stream';
-const HEALTH_URL = '/healthz';
+// The stream's routes, as the server filled them in: `/stream`, `/healthz` on a one-stream
+// server, `/streams/NAME`, `/streams/NAME/healthz` on one with several.
+const STREAM_URL = document.querySelector('meta[name="hls-stream"]').content;
+const HEALTH_URL = document.querySelector('meta[name="hls-health"]').content;
 const MARKER_POLL_MS = 2000;
 // With the event stream open, polling is only a safety net.
 const MARKER_SAFETY_POLL_MS = 15000;
-const MARKER_EVENTS_URL = '/markers/events';
+const MARKER_EVENTS_URL = `${MARKERS_URL}/events`;
 const HEALTH_POLL_MS = 5000;
 /** How often the page steers its latency to the live target (livekeep.js). */
 const KEEP_LIVE_MS = 250;

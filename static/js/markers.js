@@ -2,7 +2,11 @@
 
 import { frameOfTime, timecodeOfFrame, formatTimecode } from './clock.js';
 
-export const MARKERS_URL = '/markers';
+/** `/markers` on a one-stream server, `/streams/NAME/markers` on one with several (the page's
+ * meta tag; `/markers` where there is no page, as in the unit tests). */
+export const MARKERS_URL =
+  (typeof document !== 'undefined' && document.querySelector('meta[name="hls-markers"]')?.content) ||
+  '/markers';
 
 /**
  * One marker of the API as the page keeps it: {id, time, text, pdt, pdtMs, frame, timecode}, or
