@@ -42,6 +42,13 @@ pub const DEFAULT_PTS_OFFSET: Pts = Pts(126_000);
 #[derive(Debug, Clone, Parser)]
 #[command(version, about, long_about = None)]
 pub struct Args {
+    /// Run the streams a TOML file describes (a `[server]` table with the server flags, one
+    /// `[[stream]]` table per stream with the stream flags; see examples/streams.toml) instead
+    /// of the one stream the flags describe. No other flag may be given with it. SIGHUP re-reads
+    /// the file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     #[command(flatten)]
     pub server: ServerArgs,
     #[command(flatten)]
@@ -371,6 +378,131 @@ pub(crate) fn parse_origin(s: &str) -> Result<String, String> {
             Ok(n) if n > 0 && !p.starts_with('0') => Ok(format!("{scheme}://{host}:{n}")),
             _ => err("has an invalid port"),
         },
+    }
+}
+
+/// One `[[stream]]` table of a configuration file: the stream flags, and the stream's own marker
+/// token (the server's when absent).
+#[derive(Debug, Clone, clap::Args)]
+struct StreamTable {
+    #[command(flatten)]
+    stream: StreamArgs,
+    /// `POST` of this stream's markers requires this bearer token instead of the server's.
+    #[arg(long, value_name = "TOKEN")]
+    marker_token: Option<MarkerToken>,
+}
+
+/// A configuration file, checked: the server's settings and each stream's, in the file's order.
+#[derive(Debug, Clone)]
+pub struct FileConfig {
+    pub server: ServerSettings,
+    pub streams: Vec<StreamEntry>,
+}
+
+/// One stream of a configuration file.
+#[derive(Debug, Clone)]
+pub struct StreamEntry {
+    pub settings: StreamSettings,
+    /// Its own marker token, if its table has one.
+    pub marker_token: Option<MarkerToken>,
+    /// The table as a command line: a reload restarts a stream whose table changed.
+    pub argv: Vec<String>,
+}
+
+impl StreamEntry {
+    /// The stream's configuration as the pipeline takes it.
+    pub fn config(&self, server: &ServerSettings) -> Config {
+        Config {
+            server: server.clone(),
+            stream: self.settings.clone(),
+        }
+    }
+}
+
+impl FileConfig {
+    /// Reads and checks the configuration file at `path`: every table, every key and every
+    /// value, as the flags they stand for are checked, and the plan the flags alone give of each
+    /// stream. Touches nothing. Every error names the file and the line (exit code 2).
+    pub fn read(path: &std::path::Path) -> Result<FileConfig, Error> {
+        use clap::{Args as _, Command, FromArgMatches as _};
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| invalid(format!("--config {}: {e}", path.display())))?;
+        let server_cmd = ServerArgs::augment_args(Command::new("[server]"));
+        let stream_cmd = StreamTable::augment_args(Command::new("[[stream]]"));
+        let file = crate::config_file::read(path, &text, &server_cmd, &stream_cmd, DEFAULT_NAME)?;
+        // A value refused by the checks after clap names its flag (`--fps: ...`): the error
+        // names that key's line, else the table's.
+        let at = |table: &crate::config_file::TableArgs, what: &str, e: Error| {
+            let msg = e.message();
+            let flag = msg
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("--"))
+                .map(|f| f.trim_end_matches(|c: char| !c.is_ascii_alphanumeric() && c != '-'));
+            let (line, key) = match flag.and_then(|f| table.line_of_flag(f)) {
+                Some((key, line)) => (line, format!("key `{key}`: ")),
+                None => (table.line, String::new()),
+            };
+            let place = match line {
+                0 => path.display().to_string(),
+                n => format!("{}:{n}", path.display()),
+            };
+            invalid(format!("{place}: {what}: {key}{msg}"))
+        };
+        let server = server_cmd
+            .clone()
+            .try_get_matches_from(&file.server.argv)
+            .and_then(|m| ServerArgs::from_arg_matches(&m))
+            .map_err(|e| file.server.locate(path, &e))?
+            .validate()
+            .map_err(|e| at(&file.server, "[server]", e))?;
+        let mut streams = Vec::with_capacity(file.streams.len());
+        for table in &file.streams {
+            let args = stream_cmd
+                .clone()
+                .try_get_matches_from(&table.argv)
+                .and_then(|m| StreamTable::from_arg_matches(&m))
+                .map_err(|e| table.locate(path, &e))?;
+            let what = format!("[[stream]] {:?}", args.stream.name);
+            let settings = args.stream.validate().map_err(|e| at(table, &what, e))?;
+            settings
+                .plan(&server.out_dir, InputFormat::Flags)
+                .map_err(|e| at(table, &what, e))?;
+            streams.push((
+                table.line,
+                what,
+                StreamEntry {
+                    settings,
+                    marker_token: args.marker_token,
+                    argv: table.argv[1..].to_vec(),
+                },
+            ));
+        }
+        if streams.is_empty() {
+            return Err(invalid(format!(
+                "{}: no [[stream]] table: the file describes no stream",
+                path.display()
+            )));
+        }
+        // Standard input can feed one stream only.
+        let stdin: Vec<_> = streams
+            .iter()
+            .filter(|(_, _, s)| {
+                matches!(
+                    s.settings.input(),
+                    Input::Y4m(crate::input::Y4mInput::Stdin)
+                )
+            })
+            .collect();
+        if let [_, (line, what, _), ..] = &stdin[..] {
+            return Err(invalid(format!(
+                "{}:{line}: {what}: key `input`: standard input (\"-\") can feed one stream only",
+                path.display()
+            )));
+        }
+        Ok(FileConfig {
+            server,
+            streams: streams.into_iter().map(|(_, _, s)| s).collect(),
+        })
     }
 }
 

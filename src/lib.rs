@@ -19,6 +19,7 @@ pub mod input;
 pub mod markers;
 pub(crate) mod media_cache;
 pub mod name;
+pub mod origin;
 pub mod overlay;
 pub mod pipeline;
 pub mod plan;

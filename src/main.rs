@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use clap::Parser;
 use hls::config::{Args, Config};
 use hls::error::Error;
 use hls::server::{self, ServerConfig};
@@ -13,18 +12,47 @@ use hls::state::Shared;
 use tracing::{error, info, warn};
 
 fn main() -> ExitCode {
+    use clap::{CommandFactory, FromArgMatches};
     // clap's own exit: --help and --version on stdout with status 0, a malformed command line
     // on stderr with status 2.
-    let args = Args::try_parse().unwrap_or_else(|e| e.exit());
-    // Every flag is checked before anything is touched: exit 2, nothing created or deleted.
-    let cfg = match args.validate() {
-        Ok(c) => c,
-        Err(e) => {
-            use clap::CommandFactory;
-            Args::command()
-                .error(clap::error::ErrorKind::ValueValidation, e)
-                .exit();
+    let matches = Args::command()
+        .try_get_matches()
+        .unwrap_or_else(|e| e.exit());
+    let args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let refuse = |kind, e: &dyn std::fmt::Display| -> ! { Args::command().error(kind, e).exit() };
+    // Every flag, or the whole configuration file, is checked before anything is touched: exit
+    // 2, nothing created or deleted.
+    let mode = match &args.config {
+        Some(file) => {
+            // The file says everything: a flag beside it would be silently ignored.
+            let cmd = Args::command();
+            let given: Vec<String> = cmd
+                .get_arguments()
+                .filter(|a| a.get_id() != "config")
+                .filter(|a| {
+                    matches.value_source(a.get_id().as_str())
+                        == Some(clap::parser::ValueSource::CommandLine)
+                })
+                .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+                .collect();
+            if !given.is_empty() {
+                refuse(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    &format!(
+                        "--config cannot be combined with {}: put them in the file",
+                        given.join(", ")
+                    ),
+                );
+            }
+            match hls::config::FileConfig::read(file) {
+                Ok(c) => Mode::File(file.clone(), c),
+                Err(e) => refuse(clap::error::ErrorKind::ValueValidation, &e),
+            }
         }
+        None => match args.validate() {
+            Ok(c) => Mode::Flags(Box::new(c)),
+            Err(e) => refuse(clap::error::ErrorKind::ValueValidation, &e),
+        },
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -38,7 +66,11 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    match run(cfg) {
+    let result = match mode {
+        Mode::Flags(cfg) => run(*cfg),
+        Mode::File(file, cfg) => run_file(file, cfg),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e:#}");
@@ -47,13 +79,44 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cfg: Config) -> Result<(), Error> {
+/// What the command line asks for.
+enum Mode {
+    /// One stream, from the flags.
+    Flags(Box<Config>),
+    /// The streams of a configuration file.
+    File(std::path::PathBuf, hls::config::FileConfig),
+}
+
+fn warn_without_nasm() {
     if !*hls::encode::BUILT_WITH_NASM {
         warn!(
             "openh264 was built without nasm: encoding runs 2.5-3x slower. Fix: {}",
             hls::encode::NASM_HINT
         );
     }
+}
+
+/// `--config FILE`: every stream of the file, each under its own supervisor
+/// ([`hls::origin`]).
+fn run_file(file: std::path::PathBuf, cfg: hls::config::FileConfig) -> Result<(), Error> {
+    warn_without_nasm();
+    info!(
+        file = %file.display(),
+        streams = cfg.streams.len(),
+        out_dir = %cfg.server.out_dir.display(),
+        "starting"
+    );
+    // The port is bound before any stream starts: a taken port fails before any file changes.
+    let listener = if cfg.server.serve {
+        Some(server::bind(cfg.server.bind)?)
+    } else {
+        None
+    };
+    hls::origin::run(file, cfg, listener)
+}
+
+fn run(cfg: Config) -> Result<(), Error> {
+    warn_without_nasm();
     // The input is opened first: a Y4M stream's header and first frame are read (a FIFO waits
     // for its writer); a bad one exits 2 before anything is touched.
     let prepared = hls::pipeline::prepare(&cfg)?;

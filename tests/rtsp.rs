@@ -22,6 +22,8 @@ use crate::util::{self, nal_types};
 
 // A TCP stall: a silent connection is dropped, the stream reconnects.
 mod stall;
+// Two cameras and a checkerboard from one configuration file, isolated from each other.
+mod multi;
 // Markers posted by date land on the camera frame of that date.
 mod markers;
 
@@ -132,7 +134,12 @@ struct ReadSegment {
 /// Reads every segment of the playlist with the test kit's TS reader (continuity counters
 /// checked across files, except after a discontinuity), checking each opens with an IDR.
 fn read_segments(dir: &Path) -> (m3u8_rs::MediaPlaylist, Vec<ReadSegment>) {
-    let pl = util::read_playlist(dir, "chessboard");
+    read_segments_of(dir, "chessboard")
+}
+
+/// [`read_segments`] of stream `name`.
+fn read_segments_of(dir: &Path, name: &str) -> (m3u8_rs::MediaPlaylist, Vec<ReadSegment>) {
+    let pl = util::read_playlist(dir, name);
     let mut prev_cc: Option<BTreeMap<u16, u8>> = None;
     let mut out = Vec::new();
     for seg in &pl.segments {

@@ -26,6 +26,8 @@ mod spec_refs;
 mod source_rules;
 // YUV4MPEG2 input (ffmpeg, GStreamer, files, stdin, a stalling FIFO) decoded back frame by frame.
 mod y4m;
+// --config: a bad file exits 2 naming its line; nothing touched.
+mod streams_config;
 // The multivariant playlist: CODECS from the SPS, RESOLUTION, FRAME-RATE, measured bit rates.
 mod multivariant;
 // Low-latency HLS over HTTP from the binary: parts, blocking reload, hints, delta updates.

@@ -27,6 +27,7 @@
 //! [`Prepared::start`] runs the stream on its threads, [`Running::join`] waits for its end.
 
 mod rtsp;
+pub mod supervisor;
 
 use rtsp::run_camera;
 
@@ -581,9 +582,11 @@ fn spawn<T: Send + 'static>(
     name: &str,
     f: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<thread::JoinHandle<Result<T>>> {
+    // The spawner's span (a supervised stream's name) goes with the thread's log lines.
+    let span = tracing::Span::current();
     thread::Builder::new()
         .name(name.to_string())
-        .spawn(f)
+        .spawn(move || span.in_scope(f))
         .map_err(|e| Error::io(format!("spawning the {name} thread"), e))
 }
 
