@@ -48,6 +48,8 @@ fn main() -> ExitCode {
 }
 
 fn run(cfg: Config) -> Result<(), Error> {
+    // Room for many clients' sockets.
+    hls::procstat::raise_fd_limit();
     if !*hls::encode::BUILT_WITH_NASM {
         warn!(
             "openh264 was built without nasm: encoding runs 2.5-3x slower. Fix: {}",
