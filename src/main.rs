@@ -48,6 +48,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cfg: Config) -> Result<(), Error> {
+    // Before any stream makes its series: the metrics recorder, and --metrics-bind's address
+    // bound (a taken port fails before any file changes).
+    let metrics = server::Metrics::install(&cfg.server)?;
     // Room for many clients' sockets.
     hls::procstat::raise_fd_limit();
     if !*hls::encode::BUILT_WITH_NASM {
@@ -133,7 +136,7 @@ fn run(cfg: Config) -> Result<(), Error> {
             let shared = shared.clone();
             let linger = server_settings.linger;
             actix_web::rt::System::new().block_on(async move {
-                server::serve_listener(server_cfg, shared, listener, async move {
+                server::serve_with_metrics(server_cfg, shared, listener, metrics, async move {
                     done.notified().await;
                     if !linger.is_zero() {
                         info!(

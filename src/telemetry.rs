@@ -151,6 +151,15 @@ impl Exporter {
         Ok(Exporter { handle })
     }
 
+    /// A recorder of its own, not installed, and its exporter: renders only what is recorded
+    /// into it (`metrics::set_default_local_recorder`), for the server's unit tests.
+    #[cfg(test)]
+    pub(crate) fn detached() -> (PrometheusRecorder, Exporter) {
+        let recorder = Self::recorder().expect("valid buckets");
+        let handle = recorder.handle();
+        (recorder, Exporter { handle })
+    }
+
     /// The text of `GET /metrics`, with the process gauges read now (from `/proc`: call it off
     /// the async workers).
     pub fn render(&self) -> String {

@@ -8,6 +8,7 @@
 //! | `GET /video/{name}{seq}.ts` | a segment: `video/mp2t`, never compressed, byte ranges, `Cache-Control: public, max-age=<remaining>, immutable` and `Expires` = publication + planned lifetime (RFC 8216 §6.2.2, R27) |
 //! | `GET /markers?ts_start=S&after_id=N&limit=L` | `{"markers": [...], "next_after_id"?}`, `time > S`, at most `limit` (default 1000, max 5000): the newest, or forward from `after_id`; bad parameters are `400 {"error": ...}` |
 //! | `GET /stream` | `{"name", "playlist", "frame_rate": {"num", "den"}, "fps", "target_duration"}`: the exact frame rate for the page's timecodes ([`stream_info`]); a camera's own once it plays (`503` before) |
+//! | `GET /metrics` | the Prometheus text of every series (`text/plain; version=0.0.4`, [`metrics_api`]); on `--metrics-bind`'s address instead when given |
 //! | `GET /healthz` | `200` while segments arrive within 1.5 × target duration (rfc8216bis §6.2.1, R28), `503` before the first segment or when they stop; `200` with `"status": "ended"` once the playlist has `EXT-X-ENDLIST` |
 //!
 //! Every route answers `GET` and `HEAD`; other methods are `405` with `Allow` (and `OPTIONS` is a
@@ -35,7 +36,8 @@
 //! The parts, each using only the ones on the lines before it (docs/architecture.md):
 //! - [`error`], [`cors`], [`limits`], [`assets`], [`media`], [`stream_info`]: the leaves;
 //! - [`state`]: the configuration and what every handler reads ([`state::AppState`]);
-//! - [`segments`], [`marker_api`], [`health`]: segment answers, the markers API, the health body;
+//! - [`segments`], [`marker_api`], [`health`], [`metrics_api`]: segment answers, the markers API,
+//!   the health body, `/metrics` and the counting of requests;
 //! - [`answers`]: the playlist and part answers, and the headers every answer carries;
 //! - [`front`]: the front door, answering media from memory with [`answers`] and [`segments`];
 //! - [`routes`]: actix-web's routes and the remaining handlers;
@@ -52,13 +54,14 @@ pub(crate) mod health;
 pub(crate) mod limits;
 pub(crate) mod marker_api;
 pub(crate) mod media;
+pub(crate) mod metrics_api;
 pub(crate) mod routes;
 pub(crate) mod segments;
 pub(crate) mod startup;
 pub(crate) mod state;
 pub(crate) mod stream_info;
 
-pub use startup::{bind, serve, serve_listener};
+pub use startup::{bind, serve, serve_listener, serve_with_metrics, Metrics};
 pub use state::ServerConfig;
 
 // The tests below see the whole server through `use super::*`.

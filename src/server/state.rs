@@ -106,6 +106,8 @@ pub(crate) struct AppState {
     pub(crate) index_etag: String,
     /// The configuration's `GET /stream` body.
     pub(crate) stream_body: web::Data<stream_info::Body>,
+    /// `GET /metrics`'s exporter and the server's series.
+    pub(crate) telemetry: crate::telemetry::ServerMetrics,
 }
 
 impl AppState {
@@ -122,7 +124,11 @@ impl AppState {
 
 /// The state every handler reads: built once per server, shared by its workers and the front
 /// door ([`front`]).
-pub(crate) fn app_state(cfg: &ServerConfig, shared: Arc<Shared>) -> web::Data<AppState> {
+pub(crate) fn app_state(
+    cfg: &ServerConfig,
+    shared: Arc<Shared>,
+    telemetry: crate::telemetry::ServerMetrics,
+) -> web::Data<AppState> {
     let cors = CorsPolicy::new(&cfg.cors_origins).expect("origins were validated");
     let (index_html, index_etag) = assets::render_index(cfg.name.as_str());
     web::Data::new(AppState {
@@ -136,5 +142,6 @@ pub(crate) fn app_state(cfg: &ServerConfig, shared: Arc<Shared>) -> web::Data<Ap
         index_html: web::Bytes::from(index_html),
         index_etag,
         stream_body: stream_info::body(&cfg.name, &cfg.stream_params()),
+        telemetry,
     })
 }
