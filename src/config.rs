@@ -81,6 +81,11 @@ pub struct ServerArgs {
     #[arg(long)]
     pub no_server: bool,
 
+    /// Serve `GET /metrics` (Prometheus text) on this address instead of --bind's, e.g. a
+    /// private interface for the scraper (the HTTP address then answers it 404).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_bind: Option<SocketAddr>,
+
     /// Accept markers from outside (`POST /markers`) from clients that send
     /// `Authorization: Bearer TOKEN`. Off unless given; prefer the environment variable, which
     /// other users cannot read from the process list.
@@ -275,6 +280,8 @@ pub struct ServerSettings {
     /// Seconds the HTTP server keeps serving after the stream ended.
     pub linger: std::time::Duration,
     pub serve: bool,
+    /// `GET /metrics` on this address instead of `bind`'s.
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 fn invalid(msg: impl Into<String>) -> Error {
@@ -530,6 +537,23 @@ impl ServerArgs {
         if !(self.linger.is_finite() && (0.0..=86_400.0).contains(&self.linger)) {
             return Err(invalid("--linger must be between 0 and 86400 seconds"));
         }
+        if let Some(m) = self.metrics_bind {
+            if self.no_server {
+                return Err(invalid(
+                    "--metrics-bind needs the HTTP server: not with --no-server",
+                ));
+            }
+            let same_port = m.port() != 0 && m.port() == self.bind.port();
+            let overlap = m.ip() == self.bind.ip()
+                || m.ip().is_unspecified()
+                || self.bind.ip().is_unspecified();
+            if same_port && overlap {
+                return Err(invalid(format!(
+                    "--metrics-bind {m} is --bind's address ({}): give it another port",
+                    self.bind
+                )));
+            }
+        }
         Ok(ServerSettings {
             bind: self.bind,
             out_dir: self.out_dir,
@@ -537,6 +561,7 @@ impl ServerArgs {
             marker_token: self.marker_token,
             linger: std::time::Duration::from_secs_f64(self.linger),
             serve: !self.no_server,
+            metrics_bind: self.metrics_bind,
         })
     }
 }
@@ -688,6 +713,45 @@ mod tests {
         assert_eq!(c.out_dir(), PathBuf::from("video"));
         assert!(c.pacing() && serve && c.frame_limit().is_none());
         assert_eq!(c.name().segment_type(), SegmentType::Mpegts);
+    }
+
+    #[test]
+    fn metrics_bind_is_checked_against_the_http_address() {
+        assert_eq!(cfg(&[]).unwrap().server.metrics_bind, None);
+        let ok = cfg(&["--metrics-bind", "127.0.0.1:9100"]).unwrap();
+        assert_eq!(
+            ok.server.metrics_bind,
+            Some("127.0.0.1:9100".parse().unwrap())
+        );
+        // Port 0 twice: two ports the system picks.
+        cfg(&["--bind", "127.0.0.1:0", "--metrics-bind", "127.0.0.1:0"]).unwrap();
+        cfg(&[
+            "--bind",
+            "127.0.0.1:5000",
+            "--metrics-bind",
+            "127.0.0.2:5000",
+        ])
+        .unwrap();
+        for (args, says) in [
+            (
+                &["--metrics-bind", "127.0.0.1:5000"][..],
+                "--bind's address",
+            ),
+            (
+                &["--bind", "0.0.0.0:8080", "--metrics-bind", "127.0.0.1:8080"][..],
+                "--bind's address",
+            ),
+            (
+                &["--metrics-bind", "127.0.0.1:9100", "--no-server"][..],
+                "--no-server",
+            ),
+        ] {
+            let e = cfg(args).expect_err(&format!("{args:?}"));
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{args:?}");
+            assert!(e.to_string().contains(says), "{args:?}: {e}");
+        }
+        // Not an address: clap's own refusal (exit 2 from the binary).
+        assert!(cfg(&["--metrics-bind", "localhost"]).is_err());
     }
 
     #[test]

@@ -99,6 +99,8 @@ fn warn_without_nasm() {
 /// `--config FILE`: every stream of the file, each under its own supervisor
 /// ([`hls::origin`]).
 fn run_file(file: std::path::PathBuf, cfg: hls::config::FileConfig) -> Result<(), Error> {
+    let metrics = server::Metrics::install(&cfg.server)?;
+    hls::procstat::raise_fd_limit();
     warn_without_nasm();
     info!(
         file = %file.display(),
@@ -112,10 +114,15 @@ fn run_file(file: std::path::PathBuf, cfg: hls::config::FileConfig) -> Result<()
     } else {
         None
     };
-    hls::origin::run(file, cfg, listener)
+    hls::origin::run(file, cfg, listener, metrics)
 }
 
 fn run(cfg: Config) -> Result<(), Error> {
+    // Before any stream makes its series: the metrics recorder, and --metrics-bind's address
+    // bound (a taken port fails before any file changes).
+    let metrics = server::Metrics::install(&cfg.server)?;
+    // Room for many clients' sockets.
+    hls::procstat::raise_fd_limit();
     warn_without_nasm();
     // The input is opened first: a Y4M stream's header and first frame are read (a FIFO waits
     // for its writer); a bad one exits 2 before anything is touched.
@@ -194,7 +201,7 @@ fn run(cfg: Config) -> Result<(), Error> {
             let shared = shared.clone();
             let linger = server_settings.linger;
             actix_web::rt::System::new().block_on(async move {
-                server::serve_listener(server_cfg, shared, listener, async move {
+                server::serve_with_metrics(server_cfg, shared, listener, metrics, async move {
                     done.notified().await;
                     if !linger.is_zero() {
                         info!(

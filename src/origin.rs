@@ -25,7 +25,7 @@ use tracing::{error, info, warn};
 use crate::config::{FileConfig, ServerSettings, StreamEntry};
 use crate::error::{Error, Result};
 use crate::pipeline::supervisor::{Backoff, Supervisor};
-use crate::server::{StreamConfig, Streams};
+use crate::server::{Metrics, StreamConfig, Streams};
 use crate::state::{LiveStream, Shared};
 
 /// What the control thread waits for.
@@ -58,7 +58,12 @@ struct Origin {
 
 /// Runs the streams of `config`, read from `file`, until they have all ended; serves them on
 /// `listener` if given.
-pub fn run(file: PathBuf, config: FileConfig, listener: Option<TcpListener>) -> Result<()> {
+pub fn run(
+    file: PathBuf,
+    config: FileConfig,
+    listener: Option<TcpListener>,
+    metrics: Metrics,
+) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         let register = |r: std::io::Result<_>| {
@@ -134,7 +139,7 @@ pub fn run(file: PathBuf, config: FileConfig, listener: Option<TcpListener>) -> 
                     .map_err(|e| Error::io("starting the control thread", e))?
             };
             let served = actix_web::rt::System::new().block_on(async move {
-                crate::server::serve_streams(&cors, streams, listener, async move {
+                crate::server::serve_streams(&cors, streams, listener, metrics, async move {
                     done.notified().await;
                 })
                 .await

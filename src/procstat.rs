@@ -1,7 +1,56 @@
-//! Process figures for the closing summary and the benchmarks: peak resident memory and CPU
-//! time, read from Linux's `/proc/self` (absent elsewhere: `None`).
+//! Process figures for the closing summary, the benchmarks and `/metrics`: peak resident memory
+//! and CPU time, read from Linux's `/proc/self` (absent elsewhere: `None`); and the one change
+//! the process makes to itself, the open-file limit raised at start ([`raise_fd_limit`]).
 
 use std::time::Duration;
+
+/// The soft open-file limit aimed for: every client connection and every segment being sent
+/// holds a descriptor. Linux's default ceiling (`fs.nr_open`).
+const FD_LIMIT_WANTED: u64 = 1 << 20;
+
+/// Below this many open files a server of a few hundred clients runs out.
+const FD_LIMIT_LOW: u64 = 4096;
+
+/// Raises the soft limit on open files (`RLIMIT_NOFILE`) toward the hard limit (at most
+/// [`FD_LIMIT_WANTED`]) when it is below, and logs what it did: `info` when raised, a warning
+/// when the limit stays low (the hard limit is), `debug` otherwise. Returns the soft limit now.
+pub fn raise_fd_limit() -> Option<u64> {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let was = getrlimit(Resource::Nofile);
+    let soft = was.current?;
+    let hard = was.maximum.unwrap_or(u64::MAX);
+    let wanted = hard.min(FD_LIMIT_WANTED);
+    let now = if soft < wanted {
+        match setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(wanted),
+                maximum: was.maximum,
+            },
+        ) {
+            Ok(()) => {
+                tracing::info!(from = soft, to = wanted, hard, "raised the open-file limit");
+                wanted
+            }
+            Err(e) => {
+                tracing::warn!(soft, hard, error = %e, "could not raise the open-file limit");
+                soft
+            }
+        }
+    } else {
+        tracing::debug!(soft, hard, "open-file limit");
+        soft
+    };
+    if now < FD_LIMIT_LOW {
+        tracing::warn!(
+            limit = now,
+            hard,
+            "the open-file limit is low: each client connection holds a file descriptor \
+             (raise the hard limit: ulimit -Hn, or LimitNOFILE= in a systemd unit)"
+        );
+    }
+    Some(now)
+}
 
 /// Peak resident set size (`VmHWM`) in bytes.
 pub fn peak_rss_bytes() -> Option<u64> {
@@ -61,6 +110,18 @@ mod tests {
             let fds = super::open_fds().unwrap();
             assert!(fds >= 3, "{fds}");
             assert!(super::max_fds().unwrap() >= 3);
+        }
+    }
+
+    #[test]
+    fn the_fd_limit_ends_at_least_where_it_was_and_proc_agrees() {
+        if cfg!(target_os = "linux") {
+            let before = super::max_fds().unwrap();
+            let now = super::raise_fd_limit().unwrap();
+            assert!(now >= before, "{now} < {before}");
+            assert_eq!(super::max_fds(), Some(now));
+            // Raised already: the second call leaves it.
+            assert_eq!(super::raise_fd_limit(), Some(now));
         }
     }
 }

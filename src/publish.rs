@@ -11,6 +11,11 @@
 //! previous run's playlist ([`crate::playlist::resume`]) and the stream's clock: the epoch (the
 //! wall-clock instant of the stream's first frame ever) is kept in `NAME.clock.json`, and a new
 //! run starts on the frame slot of its own start time ([`resume::first_slot`]).
+//!
+//! It counts what it does in the stream's series (segments and parts listed, files deleted,
+//! failed writes, the lag from a segment's or part's last frame to the playlist that lists it,
+//! the playlist's last change) and logs one debug line per segment; failed writes and slow
+//! segments are warned of at most once per [`TROUBLE_LOG_INTERVAL`] each.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -31,7 +36,11 @@ use crate::playlist::{
 use crate::segmenter::{ClosedPart, ClosedSegment};
 use crate::state::Shared;
 use crate::store::Storage;
-use crate::time::Duration90k;
+use crate::telemetry::{warn_limited, LogLimit, StreamMetrics};
+use crate::time::{Duration90k, StreamTime};
+
+/// At most one warning per this interval for failed writes, and one for slow segments.
+pub(crate) const TROUBLE_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The playlist configuration a run's settings give.
 pub(crate) fn playlist_config(cfg: &Plan) -> PlaylistConfig {
@@ -141,6 +150,11 @@ pub(crate) struct Publisher<S: Storage> {
     /// What `NAME.index.m3u8` says.
     variant: VariantState,
     observer: Option<PlaylistHook>,
+    metrics: Arc<StreamMetrics>,
+    /// Warnings of failed writes (segments, init segments, playlists).
+    write_errors_log: LogLimit,
+    /// Warnings of segments listed late ([`Publisher::publish`]).
+    slow_log: LogLimit,
 }
 
 impl<S: Storage> Publisher<S> {
@@ -284,7 +298,6 @@ impl<S: Storage> Publisher<S> {
             store,
             name: cfg.name().clone(),
             playlist: r.playlist,
-            shared,
             clock: StreamClock {
                 epoch,
                 rate: cfg.rate(),
@@ -308,6 +321,10 @@ impl<S: Storage> Publisher<S> {
                 picture: None,
             },
             observer,
+            metrics: shared.metrics().clone(),
+            write_errors_log: LogLimit::new(TROUBLE_LOG_INTERVAL),
+            slow_log: LogLimit::new(TROUBLE_LOG_INTERVAL),
+            shared,
         })
     }
 
@@ -352,7 +369,8 @@ impl<S: Storage> Publisher<S> {
         let text = variant.render(crate::playlist::PROTOCOL_VERSION);
         self.shared.update_status(|s| s.variant = Some(variant));
         if let Err(e) = self.store.write_multivariant(&text) {
-            warn!(error = %e, "multivariant playlist not written");
+            self.metrics.write_errors.increment(1);
+            warn_limited!(self.write_errors_log, error = %e, "multivariant playlist not written");
         }
         self.shared.media.put_multivariant(&text);
     }
@@ -416,7 +434,8 @@ impl<S: Storage> Publisher<S> {
             Err(e) => {
                 // Served from memory still; a restart would not find it (its segments then
                 // follow a discontinuity anyway).
-                warn!(init, error = %e, "init segment not written to disk");
+                self.metrics.write_errors.increment(1);
+                warn_limited!(self.write_errors_log, init, error = %e, "init segment not written to disk");
                 None
             }
         };
@@ -451,6 +470,7 @@ impl<S: Storage> Publisher<S> {
         self.shared
             .media
             .put_part(seq, part.index, part.bytes, published);
+        self.metrics.parts_written.increment(1);
         let pdt = self.clock.epoch.at(part.segment_start);
         let entry = Part {
             duration: part.duration,
@@ -466,9 +486,18 @@ impl<S: Storage> Publisher<S> {
         }
         self.publish_in_memory();
         // Capture to publication of the part's last frame.
-        let last_frame = part.start + part.duration - self.clock.rate.frame_duration();
-        let lag_ms = WallClock::now().unix_millis() - self.clock.epoch.at(last_frame).unix_millis();
+        let lag_ms = self.lag_ms(part.start + part.duration);
         self.shared.record_part_lag(lag_ms);
+        self.metrics
+            .part_publish_seconds
+            .record(lag_ms.max(0) as f64 / 1000.0);
+    }
+
+    /// Milliseconds from the capture of the last frame before `end` (stream time) to now:
+    /// negative when the stream runs ahead of real time (`--no-pacing`).
+    fn lag_ms(&self, end: StreamTime) -> i64 {
+        let last_frame = end - self.clock.rate.frame_duration();
+        WallClock::now().unix_millis() - self.clock.epoch.at(last_frame).unix_millis()
     }
 
     /// Renders the full playlist and the delta update for the server, then moves the live edge.
@@ -482,6 +511,7 @@ impl<S: Storage> Publisher<S> {
             .media
             .put_playlists(&self.text, (skipped > 0).then_some(self.delta.as_str()));
         self.shared.media.set_edge(self.playlist.live_edge());
+        self.metrics.playlist_changed();
     }
 
     /// Publishes one segment; returns its buffer for reuse. Write errors are logged and never
@@ -491,7 +521,13 @@ impl<S: Storage> Publisher<S> {
         let file = match self.store.write_segment(seq, &seg.bytes) {
             Ok(file) => file,
             Err(e) => {
-                warn!(sequence = seq, error = %e, "segment not written; it is left out of the playlist");
+                self.metrics.write_errors.increment(1);
+                warn_limited!(
+                    self.write_errors_log,
+                    sequence = seq,
+                    error = %e,
+                    "segment not written; it is left out of the playlist"
+                );
                 self.discontinuity = true;
                 self.playlist.abandon_parts();
                 return seg.bytes;
@@ -529,24 +565,54 @@ impl<S: Storage> Publisher<S> {
         let bytes = bytes::Bytes::from(seg.bytes);
         self.shared.media.put_segment(seq, bytes, published, file);
         self.write_playlist();
+        let lag_ms = self.lag_ms(seg.start + seg.duration);
+        self.metrics.segments_written.increment(1);
+        self.metrics
+            .segment_publish_seconds
+            .record(lag_ms.max(0) as f64 / 1000.0);
+        if lag_ms as f64 > seg.duration.as_secs_f64() * 500.0 {
+            // Players hold back three segments (or parts): this one came half its length late.
+            warn_limited!(
+                self.slow_log,
+                sequence = seq,
+                lag_ms,
+                duration = seg.duration.as_secs_f64(),
+                "slow segment: listed {lag_ms} ms after its last frame"
+            );
+        }
         self.variant.bitrates.push(len as u64, seg.duration);
         self.write_multivariant();
         for f in &outcome.delete_now {
-            match self.name.parse_file(f) {
-                Some(crate::name::MediaFile::Segment(s)) => self.shared.media.remove_segment(s),
-                Some(crate::name::MediaFile::Init(i)) => self.shared.media.remove_init(i),
-                _ => {}
-            }
-            if let Err(e) = self.store.delete_segment(f) {
-                warn!(file = %f, error = %e, "could not delete an expired segment");
+            let segment = match self.name.parse_file(f) {
+                Some(crate::name::MediaFile::Segment(s)) => {
+                    self.shared.media.remove_segment(s);
+                    true
+                }
+                Some(crate::name::MediaFile::Init(i)) => {
+                    self.shared.media.remove_init(i);
+                    false
+                }
+                _ => false,
+            };
+            match self.store.delete_segment(f) {
+                Ok(()) if segment => self.metrics.segments_deleted.increment(1),
+                Ok(()) => {}
+                Err(e) => warn!(file = %f, error = %e, "could not delete an expired segment"),
             }
         }
         self.published = self.published + seg.duration;
         if self.published >= self.leftovers_due && !self.leftovers.is_empty() {
             let n = self.leftovers.len();
             for f in std::mem::take(&mut self.leftovers) {
-                if let Err(e) = self.store.delete_segment(&f) {
-                    warn!(file = %f, error = %e, "could not delete a previous run's segment");
+                match self.store.delete_segment(&f) {
+                    Ok(()) => {
+                        if let Some(crate::name::MediaFile::Segment(_)) = self.name.parse_file(&f) {
+                            self.metrics.segments_deleted.increment(1);
+                        }
+                    }
+                    Err(e) => {
+                        warn!(file = %f, error = %e, "could not delete a previous run's segment")
+                    }
                 }
             }
             info!(
@@ -562,6 +628,7 @@ impl<S: Storage> Publisher<S> {
             frames = seg.frames,
             bytes = len,
             deleted = outcome.delete_now.len(),
+            lag_ms,
             "segment"
         );
         self.shared.update_status(|s| {
@@ -629,9 +696,13 @@ impl<S: Storage> Publisher<S> {
                 } else {
                     self.shared.media.put_playlist(&self.text);
                     self.shared.media.set_edge(self.playlist.live_edge());
+                    self.metrics.playlist_changed();
                 }
             }
-            Err(e) => warn!(error = %e, "playlist not updated"),
+            Err(e) => {
+                self.metrics.write_errors.increment(1);
+                warn_limited!(self.write_errors_log, error = %e, "playlist not updated");
+            }
         }
     }
 

@@ -10,6 +10,7 @@ use tokio::sync::broadcast;
 use crate::clock::StreamClock;
 use crate::markers::writer::Request;
 use crate::markers::{Marker, MarkerStore};
+use crate::telemetry::StreamMetrics;
 use crate::time::{FrameRate, StreamTime};
 
 /// Frame gaps remembered for snapping markers to frames that exist; the oldest go first.
@@ -47,6 +48,8 @@ pub struct Shared {
     frame_gaps: Mutex<std::collections::VecDeque<(u64, u64)>>,
     /// Open `GET /markers/events` responses (their bodies not yet dropped by the server).
     event_clients: std::sync::Arc<AtomicU64>,
+    /// The stream's series (`/metrics`), set once when its pipeline starts.
+    metrics: std::sync::OnceLock<std::sync::Arc<StreamMetrics>>,
 }
 
 /// Parts whose publication lag `/healthz` summarises.
@@ -87,6 +90,7 @@ impl Default for Shared {
             generator_markers_lost: AtomicU64::new(0),
             event_clients: Default::default(),
             frame_gaps: Mutex::default(),
+            metrics: std::sync::OnceLock::new(),
         }
     }
 }
@@ -336,8 +340,32 @@ impl Shared {
         })
     }
 
+    /// Changes the status. The input's series follow it here, wherever it changes:
+    /// `hls_input_up` is 1 unless the input is stalled or down, not yet playing (a camera) or
+    /// ended; `hls_input_reconnects_total` counts each time a camera goes down (its client
+    /// then reconnects).
     pub(crate) fn update_status(&self, f: impl FnOnce(&mut Status)) {
-        f(&mut self.status.write().expect("status lock poisoned"));
+        let mut s = self.status.write().expect("status lock poisoned");
+        let was_down = s.input_down.is_some();
+        f(&mut s);
+        let m = self.metrics();
+        if !was_down && s.input_down.is_some() {
+            m.input_reconnects.increment(1);
+        }
+        let up = !(s.input_stalled || s.ended || s.params == InputParams::Pending);
+        m.input_up.set(if up { 1.0 } else { 0.0 });
+    }
+
+    /// Gives the stream its series (once: a later call keeps the first) and sets
+    /// `hls_input_up` from the status.
+    pub(crate) fn set_metrics(&self, metrics: std::sync::Arc<StreamMetrics>) {
+        let _ = self.metrics.set(metrics);
+        self.update_status(|_| {});
+    }
+
+    /// The stream's series; series that count nothing before its pipeline starts.
+    pub(crate) fn metrics(&self) -> &std::sync::Arc<StreamMetrics> {
+        self.metrics.get().unwrap_or(StreamMetrics::detached())
     }
 }
 
@@ -362,6 +390,10 @@ impl crate::markers::writer::Board for Shared {
 
     fn existing_slot(&self, slot: u64) -> u64 {
         Shared::existing_slot(self, slot)
+    }
+
+    fn metrics(&self) -> &StreamMetrics {
+        Shared::metrics(self)
     }
 }
 

@@ -10,11 +10,17 @@
 //! `other`.
 //!
 //! Process figures (CPU, memory, open files) and the playlists' ages are gauges set when the
-//! metrics are rendered ([`Exporter::render`]), from `/proc` and from what the caller reads.
+//! metrics are rendered ([`Exporter::render`], [`StreamMetrics::refresh_playlist_age`]), from
+//! `/proc` and from what the caller reads.
+//!
+//! The logs of a bad day go through [`LogLimit`] (`warn_limited!`): one warning per interval
+//! and kind, the rest at debug and counted in the next warning, so a full disk or an encoder
+//! that cannot keep up writes a line every few seconds, not one per frame.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
 
 use metrics::{Counter, Gauge, Histogram, Unit};
 use metrics_exporter_prometheus::{
@@ -109,6 +115,7 @@ impl Route {
 }
 
 /// The recorder, installed once per process, and what renders it.
+#[derive(Clone)]
 pub struct Exporter {
     handle: PrometheusHandle,
 }
@@ -144,7 +151,17 @@ impl Exporter {
         Ok(Exporter { handle })
     }
 
-    /// The text of `GET /metrics`, with the process gauges read now.
+    /// A recorder of its own, not installed, and its exporter: renders only what is recorded
+    /// into it (`metrics::set_default_local_recorder`), for the server's unit tests.
+    #[cfg(test)]
+    pub(crate) fn detached() -> (PrometheusRecorder, Exporter) {
+        let recorder = Self::recorder().expect("valid buckets");
+        let handle = recorder.handle();
+        (recorder, Exporter { handle })
+    }
+
+    /// The text of `GET /metrics`, with the process gauges read now (from `/proc`: call it off
+    /// the async workers).
     pub fn render(&self) -> String {
         update_process_gauges();
         self.handle.render()
@@ -249,6 +266,19 @@ pub struct StreamMetrics {
     pub input_up: Gauge,
     pub input_reconnects: Counter,
     markers: Mutex<HashMap<String, Counter>>,
+    /// Counts nothing: markers make no series either ([`StreamMetrics::detached`]).
+    detached: bool,
+    /// When these series were made: the origin of `playlist_changed_ns`.
+    created: Instant,
+    /// Nanoseconds after `created` at which the live playlist last changed; `u64::MAX`: not
+    /// yet.
+    playlist_changed_ns: AtomicU64,
+}
+
+impl std::fmt::Debug for Exporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Exporter")
+    }
 }
 
 impl std::fmt::Debug for StreamMetrics {
@@ -279,11 +309,67 @@ impl StreamMetrics {
             input_reconnects: metrics::counter!(INPUT_RECONNECTS_TOTAL, "stream" => s.clone()),
             markers: Mutex::new(HashMap::new()),
             stream: s,
+            detached: false,
+            created: Instant::now(),
+            playlist_changed_ns: AtomicU64::new(u64::MAX),
         }
+    }
+
+    /// Series that count nothing, for state no stream has claimed (a `Shared` built by a test
+    /// without a pipeline).
+    pub fn detached() -> &'static Arc<StreamMetrics> {
+        static DETACHED: LazyLock<Arc<StreamMetrics>> = LazyLock::new(|| {
+            Arc::new(StreamMetrics {
+                stream: String::new(),
+                frames_encoded: Counter::noop(),
+                frames_dropped: Counter::noop(),
+                encode_seconds: Histogram::noop(),
+                segments_written: Counter::noop(),
+                segments_deleted: Counter::noop(),
+                parts_written: Counter::noop(),
+                segment_publish_seconds: Histogram::noop(),
+                part_publish_seconds: Histogram::noop(),
+                playlist_age_seconds: Gauge::noop(),
+                write_errors: Counter::noop(),
+                input_up: Gauge::noop(),
+                input_reconnects: Counter::noop(),
+                markers: Mutex::new(HashMap::new()),
+                detached: true,
+                created: Instant::now(),
+                playlist_changed_ns: AtomicU64::new(u64::MAX),
+            })
+        });
+        &DETACHED
+    }
+
+    /// The stream's name (the `stream` label).
+    pub fn stream(&self) -> &str {
+        &self.stream
+    }
+
+    /// The live playlist changed now (a segment or a part was listed, or it ended): one atomic
+    /// store.
+    pub fn playlist_changed(&self) {
+        let ns = u64::try_from(self.created.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
+        self.playlist_changed_ns.store(ns, Ordering::Relaxed);
+    }
+
+    /// Sets `hls_playlist_age_seconds` to the time since the live playlist last changed (before
+    /// its first version: since the stream started); call before rendering.
+    pub fn refresh_playlist_age(&self) {
+        let now = self.created.elapsed();
+        let age = match self.playlist_changed_ns.load(Ordering::Relaxed) {
+            u64::MAX => now,
+            ns => now.saturating_sub(Duration::from_nanos(ns)),
+        };
+        self.playlist_age_seconds.set(age.as_secs_f64());
     }
 
     /// Counts a marker stored from `source` (`generator`, a detector's name, ...).
     pub fn marker(&self, source: &str) {
+        if self.detached {
+            return;
+        }
         let mut markers = self.markers.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = markers.get(source) {
             c.increment(1);
@@ -327,6 +413,72 @@ impl HttpMetrics {
     }
 }
 
+/// What the HTTP server holds of the metrics: the exporter that renders `GET /metrics` and the
+/// server's own series.
+#[derive(Clone, Debug, Default)]
+pub struct ServerMetrics {
+    /// `None`: no recorder is installed (`--no-server`, the server's unit tests); `/metrics`
+    /// answers 404.
+    pub exporter: Option<Exporter>,
+    /// `/metrics` is served on its own address (`--metrics-bind`), not on the HTTP one.
+    pub elsewhere: bool,
+    pub http: HttpMetrics,
+}
+
+/// Lets one warning through per interval and counts the ones it held back, so a flood of the
+/// same trouble (client errors, failed writes, dropped frames) writes a summary line per
+/// interval instead of a line per event. Used through `warn_limited!`.
+#[derive(Debug)]
+pub struct LogLimit {
+    interval: Duration,
+    state: Mutex<LogState>,
+}
+
+#[derive(Debug)]
+struct LogState {
+    /// When the next warning may be written; `None` before the first.
+    next: Option<Instant>,
+    /// Warnings held back since the last one written.
+    held: u64,
+}
+
+impl LogLimit {
+    pub const fn new(interval: Duration) -> Self {
+        LogLimit {
+            interval,
+            state: Mutex::new(LogState {
+                next: None,
+                held: 0,
+            }),
+        }
+    }
+
+    /// `Some(n)` when a warning may be written now, `n` the ones held back since the last
+    /// (say so in it); `None` when this one is held back (log it at debug instead).
+    pub fn admit(&self, now: Instant) -> Option<u64> {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if s.next.is_some_and(|next| now < next) {
+            s.held += 1;
+            return None;
+        }
+        s.next = Some(now + self.interval);
+        Some(std::mem::take(&mut s.held))
+    }
+}
+
+/// `warn!` through a [`LogLimit`]: the warning, with `not_logged_since_last = n`, when the limit
+/// admits it, else the same line at debug:
+/// `warn_limited!(limit, sequence = 4, error = %e, "segment not written")`.
+macro_rules! warn_limited {
+    ($limit:expr, $($arg:tt)+) => {
+        match $limit.admit(::std::time::Instant::now()) {
+            Some(held) => ::tracing::warn!(not_logged_since_last = held, $($arg)+),
+            None => ::tracing::debug!($($arg)+),
+        }
+    };
+}
+pub(crate) use warn_limited;
+
 /// A status code as a label without an allocation for the common ones.
 fn status_label(status: u16) -> metrics::SharedString {
     match status {
@@ -337,7 +489,10 @@ fn status_label(status: u16) -> metrics::SharedString {
         304 => "304".into(),
         400 => "400".into(),
         401 => "401".into(),
+        403 => "403".into(),
         404 => "404".into(),
+        405 => "405".into(),
+        408 => "408".into(),
         429 => "429".into(),
         500 => "500".into(),
         503 => "503".into(),
@@ -493,6 +648,35 @@ mod tests {
             value(&text, r#"hls_markers_total{stream="cam",source="other"}"#),
             Some((1000 - MAX_MARKER_SOURCES) as f64)
         );
+    }
+
+    #[test]
+    fn log_limit_admits_one_per_interval_and_counts_the_rest() {
+        let limit = LogLimit::new(Duration::from_secs(10));
+        let t0 = Instant::now();
+        assert_eq!(limit.admit(t0), Some(0));
+        for i in 1..=999 {
+            assert_eq!(limit.admit(t0 + Duration::from_millis(i)), None);
+        }
+        assert_eq!(limit.admit(t0 + Duration::from_secs(10)), Some(999));
+        assert_eq!(limit.admit(t0 + Duration::from_secs(11)), None);
+    }
+
+    #[test]
+    fn the_playlist_age_counts_from_its_last_change_and_detached_series_count_nothing() {
+        let text = rendered(|| {
+            let m = StreamMetrics::new("yard");
+            m.playlist_changed();
+            std::thread::sleep(Duration::from_millis(30));
+            m.refresh_playlist_age();
+            let d = StreamMetrics::detached();
+            d.frames_encoded.increment(5);
+            d.marker("generator");
+            d.refresh_playlist_age();
+        });
+        let age = value(&text, r#"hls_playlist_age_seconds{stream="yard"}"#).unwrap();
+        assert!((0.03..5.0).contains(&age), "{age} in\n{text}");
+        assert!(!text.contains("stream=\"\""), "{text}");
     }
 
     #[test]

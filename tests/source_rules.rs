@@ -176,7 +176,7 @@ const SERVER_FLOORS: &[&[&str]] = &[
     // 1 state
     &["state"],
     // 2 below the answers
-    &["segments", "marker_api", "health"],
+    &["segments", "marker_api", "health", "metrics_api"],
     // 3 answers, the stream list
     &["answers", "streams"],
     // 4 front door

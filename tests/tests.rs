@@ -38,3 +38,5 @@ mod hostile;
 mod players;
 // --segment-type fmp4: init, fragments, parts, ffprobe and ffmpeg on a whole run (R49-R51).
 mod fmp4_stream;
+// GET /metrics from a live stream: every series of issue 22, its labels, counts that agree.
+mod metrics;

@@ -192,6 +192,16 @@ impl Serving {
             }
         });
         let addr = listen_address(&rx, std::time::Duration::from_secs(30));
+        Serving::adopt(child, addr, dir)
+    }
+
+    /// A binary the caller started, listening at `addr`, writing into `dir`: killed, and `dir`
+    /// removed, when dropped.
+    pub fn adopt(
+        child: std::process::Child,
+        addr: std::net::SocketAddr,
+        dir: tempfile::TempDir,
+    ) -> Serving {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(std::time::Duration::from_secs(20)))
@@ -203,6 +213,12 @@ impl Serving {
             agent,
             _dir: dir,
         }
+    }
+
+    /// The media directory.
+    #[allow(dead_code)]
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
     }
 
     /// `GET path`: the status and the body.

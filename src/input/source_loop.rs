@@ -3,13 +3,17 @@
 //! `stop`, the frame limit, the input's end or the pipeline's, it takes each frame from the
 //! source, counts and logs the dropped ones, burns in the timecode and hands the frame on. The
 //! policy (buffers, the must-deliver rule, gaps) is [`crate::slots`]'.
+//!
+//! Dropped frames are counted (`hls_frames_total{outcome="dropped"}`, `/healthz`) one by one,
+//! and logged a burst at a time: a run of consecutive drops is one warning once a frame gets
+//! through again, at most one per [`DROP_LOG_INTERVAL`] (the rest at debug, counted in the next).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::clock::Clock;
 use crate::frame::{FrameInfo, YuvFrame};
@@ -17,7 +21,11 @@ use crate::overlay::{Timecode, TimecodeOverlay};
 use crate::slots::{EncoderGone, Feed, FrameSource, Item, Next, RawFrame, SourceEnd};
 use crate::source::Source;
 use crate::state::Shared;
+use crate::telemetry::{warn_limited, LogLimit};
 use crate::time::{FrameRate, SegmentClock, StreamTime};
+
+/// At most one warning of dropped-frame bursts per this interval.
+pub(crate) const DROP_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What the loop needs besides its source.
 pub(crate) struct SourceLoop {
@@ -44,6 +52,22 @@ impl SourceLoop {
         out: Sender<Item<RawFrame>>,
     ) -> SourceEnd {
         let shared = &self.shared;
+        let metrics = shared.metrics().clone();
+        let bursts = LogLimit::new(DROP_LOG_INTERVAL);
+        // The burst of drops under way: its first slot and its length.
+        let mut burst: Option<(u64, u64)> = None;
+        let log_burst = |burst: Option<(u64, u64)>, total: u64| {
+            if let Some((first_slot, dropped)) = burst {
+                warn_limited!(
+                    bursts,
+                    dropped,
+                    first_slot,
+                    total,
+                    "encoder is behind real time: dropped {dropped} {}",
+                    S::DROPPED
+                );
+            }
+        };
         let on_drop = |dropped: u64| shared.update_status(|s| s.frames_dropped = dropped);
         let mut feed = Feed::new(
             &free,
@@ -72,14 +96,11 @@ impl SourceLoop {
                 Next::Frame {
                     slot, yuv: None, ..
                 } => {
-                    let dropped = feed.count_drop();
-                    if dropped.is_power_of_two() {
-                        warn!(
-                            dropped,
-                            slot,
-                            "encoder is behind real time: dropping {}",
-                            S::DROPPED
-                        );
+                    feed.count_drop();
+                    metrics.frames_dropped.increment(1);
+                    match &mut burst {
+                        Some((_, n)) => *n += 1,
+                        None => burst = Some((slot, 1)),
                     }
                 }
                 Next::Frame {
@@ -87,6 +108,7 @@ impl SourceLoop {
                     yuv: Some(mut yuv),
                     info,
                 } => {
+                    log_burst(burst.take(), feed.dropped());
                     if let Some(overlay) = &self.overlay {
                         overlay.draw_i420(&mut yuv, Timecode::from_frame(slot, self.rate));
                     }
@@ -99,6 +121,7 @@ impl SourceLoop {
         }
         source.finish();
         let dropped = feed.dropped();
+        log_burst(burst.take(), dropped);
         debug!(sent, dropped, what = S::DROPPED, "source stopped");
         SourceEnd {
             sent,

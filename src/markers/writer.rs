@@ -11,13 +11,14 @@ use std::sync::Arc;
 
 use crossbeam_channel::Receiver;
 use tokio::sync::oneshot;
-use tracing::{info, warn};
+use tracing::info;
 
 use super::log::{self, AppendError, MarkerLog};
 use super::{Marker, MarkerStore};
 use crate::clock::StreamClock;
 use crate::error::{Error, ErrorKind};
 use crate::overlay::Timecode;
+use crate::telemetry::{warn_limited, LogLimit, StreamMetrics};
 use crate::time::{Duration90k, StreamTime};
 
 /// Posted requests that may wait in the inbox; a full inbox answers `503` (posters retry).
@@ -43,6 +44,10 @@ pub(crate) trait Board: Send + Sync {
     fn generator_markers_finished(&self, n: u64);
     /// `slot` if a frame exists there, else the first slot after its gap.
     fn existing_slot(&self, slot: u64) -> u64;
+    /// The stream's series: markers by source, failed writes of the log.
+    fn metrics(&self) -> &StreamMetrics {
+        StreamMetrics::detached()
+    }
 }
 /// Generator markers kept for another try after the disk refused them; beyond, they are lost
 /// (counted and logged).
@@ -89,6 +94,8 @@ pub(crate) struct MarkerWriter<L: MarkerLog> {
     retry: std::collections::VecDeque<NewMarker>,
     /// The log could not be repaired after a failed write: nothing more is accepted.
     broken: bool,
+    /// Warnings of failed writes (a full disk refuses every batch).
+    write_errors_log: LogLimit,
 }
 
 impl<L: MarkerLog> MarkerWriter<L> {
@@ -101,6 +108,7 @@ impl<L: MarkerLog> MarkerWriter<L> {
             next_id: next_id.max(1),
             retry: std::collections::VecDeque::new(),
             broken: false,
+            write_errors_log: LogLimit::new(std::time::Duration::from_secs(10)),
         }
     }
 
@@ -261,7 +269,8 @@ impl<L: MarkerLog> MarkerWriter<L> {
         let markers: Vec<Marker> = made.iter().map(|(m, _)| m.clone()).collect();
         if let Err(e) = self.log.append(&markers) {
             // Not on disk: not acknowledged, not shown. The ids are simply skipped.
-            warn!(error = %e, markers = made.len(), "markers not saved");
+            self.shared.metrics().write_errors.increment(1);
+            warn_limited!(self.write_errors_log, error = %e, markers = made.len(), "markers not saved");
             let broken = matches!(e, AppendError::Broken(_));
             if broken {
                 tracing::error!(error = %e, "the marker log is broken: no more markers are accepted");
@@ -299,7 +308,9 @@ impl<L: MarkerLog> MarkerWriter<L> {
             }
             return;
         }
+        let metrics = self.shared.metrics();
         for (m, _) in &made {
+            metrics.marker(&m.source);
             self.shared.markers().insert(m.clone());
             self.shared.announce(m);
             info!(id = m.id, time = m.time, source = %m.source, timecode = %m.timecode, "marker");

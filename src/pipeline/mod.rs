@@ -57,6 +57,7 @@ use crate::slots::{Item, RawFrame, SourceEnd};
 use crate::source::Checkerboard;
 use crate::state::{InputParams, Shared};
 use crate::store::MediaDir;
+use crate::telemetry::StreamMetrics;
 use crate::time::{Duration90k, SegmentClock};
 
 /// I420 frames in flight between source and encoder.
@@ -203,6 +204,11 @@ fn start_prepared(
         // give the command line's rate as the camera's.
         shared.update_status(|s| s.params = InputParams::Pending);
     }
+    // The stream's series, made once (the hot paths only add to them): they travel with its
+    // shared state, which every thread of the stream and the server already hold.
+    shared.set_metrics(Arc::new(StreamMetrics::new(
+        prepared.settings.name().as_str(),
+    )));
     let segmenter = spawn("segmenter", move || {
         let _guard = guard;
         run_prepared(prepared, shared, stop)
@@ -612,6 +618,7 @@ impl EncoderJob {
         free_au: Receiver<Vec<u8>>,
     ) -> Result<u64> {
         let rate = self.settings.rate;
+        let metrics = self.shared.metrics().clone();
         let mut encoder = H264Encoder::new(self.settings.clone())?;
         let mut last_event = None;
         let mut encoded = 0u64;
@@ -663,7 +670,12 @@ impl EncoderJob {
             last_event = info.event;
             let Ok(mut data) = free_au.recv() else { break };
             data.clear();
+            let started = std::time::Instant::now();
             let e = encoder.encode(&yuv, at, opens_segment, &mut data)?;
+            metrics
+                .encode_seconds
+                .record(started.elapsed().as_secs_f64());
+            metrics.frames_encoded.increment(1);
             self.shared.set_newest_frame(at);
             // The source may have stopped; then the buffer is simply freed.
             let _ = free.try_send(yuv);

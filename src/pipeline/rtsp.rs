@@ -597,6 +597,9 @@ impl RtspSink<'_> {
             self.publish(closed);
         }
         self.shared.set_newest_frame(p.at);
+        // Passed through, not encoded: counted as the frames the stream publishes, as
+        // `/healthz` counts them.
+        self.shared.metrics().frames_encoded.increment(1);
         self.frames += 1;
         Ok(())
     }

@@ -195,12 +195,22 @@ pub(crate) fn parse_hls_query(query: &str) -> Result<HlsQuery, Error> {
 
 /// Waits until the live edge satisfies `ready`, at most `cap`; `false` on timeout. An async
 /// wait on the publisher's notification: no polling, and a request whose client went away is
-/// dropped with its future.
+/// dropped with its future. Counted in `hls_blocking_waits` while it waits.
 pub(crate) async fn wait_for_edge(
     state: &StreamView,
     cap: Duration,
     mut ready: impl FnMut(&crate::playlist::LiveEdge) -> bool,
 ) -> bool {
+    /// One waiting request in the gauge, for as long as it lives (a dropped request too).
+    struct Waiting<'a>(&'a metrics::Gauge);
+    impl Drop for Waiting<'_> {
+        fn drop(&mut self) {
+            self.0.decrement(1.0);
+        }
+    }
+    let gauge = &state.http.blocking_waits;
+    gauge.increment(1.0);
+    let _waiting = Waiting(gauge);
     let mut rx = state.shared.media.watch_edge();
     let satisfied = tokio::time::timeout(cap, rx.wait_for(|e| ready(e)))
         .await

@@ -47,9 +47,11 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::answers::{finish_headers, multivariant_from_memory, part, playlist_from_memory};
+use super::metrics_api::{count, route_of};
 use super::segments::{init_in_memory, segment_from_disk, segment_in_memory, FileBody};
 use super::state::AppState;
 use crate::name::MediaFile;
+use crate::telemetry::Route;
 
 /// Longest wait for a request head on a new connection (actix-web's client request timeout).
 pub(crate) const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
@@ -466,6 +468,16 @@ where
     >,
     B: actix_web::body::MessageBody + 'static,
 {
+    // Every connection is counted while it is open (handed over to actix-web or not).
+    struct Open<'a>(&'a metrics::Gauge);
+    impl Drop for Open<'_> {
+        fn drop(&mut self) {
+            self.0.decrement(1.0);
+        }
+    }
+    let connections = &state.telemetry.http.connections;
+    connections.increment(1.0);
+    let _open = Open(connections);
     // A head then a large body: without TCP_NODELAY the body's last packet waits for the
     // client's delayed ACK (40 ms).
     let _ = io.set_nodelay(true);
@@ -498,6 +510,7 @@ where
                         StatusCode::REQUEST_TIMEOUT,
                         "the request head did not arrive in time",
                     );
+                    count(&state, Route::Other, 408, deadline.into_std() - wait);
                     let _ = write_response(
                         &mut io,
                         &mut out,
@@ -512,6 +525,7 @@ where
                 }
             }
         };
+        let started = std::time::Instant::now();
         let answered = tokio::select! {
             biased;
             res = async {
@@ -523,6 +537,15 @@ where
             () = closed(&io) => return Ok(()),
         };
         let (res, by) = answered;
+        // The routes' answers are counted by the routes ([`super::metrics_api::Counted`]).
+        if let Answered::Media = by {
+            count(
+                &state,
+                route_of(|f| state.streams.file_kind(f), &req.path, req.query()),
+                res.status().as_u16(),
+                started,
+            );
+        }
         read.advance(req.len);
         let keep_alive = req.keep_alive && !*stopping.borrow();
         let written = write_response(

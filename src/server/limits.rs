@@ -10,45 +10,8 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Lets one warning through per interval and counts the ones it held back, so a flood of client
-/// errors writes a summary line per interval instead of a line per error.
-#[derive(Debug)]
-pub(crate) struct LogLimit {
-    interval: Duration,
-    state: Mutex<LogState>,
-}
-
-#[derive(Debug)]
-struct LogState {
-    /// When the next warning may be written; `None` before the first.
-    next: Option<Instant>,
-    /// Warnings held back since the last one written.
-    held: u64,
-}
-
-impl LogLimit {
-    pub(crate) const fn new(interval: Duration) -> Self {
-        LogLimit {
-            interval,
-            state: Mutex::new(LogState {
-                next: None,
-                held: 0,
-            }),
-        }
-    }
-
-    /// `Some(n)` when a warning may be written now, `n` the ones held back since the last
-    /// (say so in it); `None` when this one is held back (log it at debug instead).
-    pub(crate) fn admit(&self, now: Instant) -> Option<u64> {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if s.next.is_some_and(|next| now < next) {
-            s.held += 1;
-            return None;
-        }
-        s.next = Some(now + self.interval);
-        Some(std::mem::take(&mut s.held))
-    }
-}
+/// The rate-limited warnings, shared with the media threads (the crate's one [`LogLimit`]).
+pub(crate) use crate::telemetry::LogLimit;
 
 /// Failed marker-token checks per client address. An address that failed
 /// [`AuthFailures::ALLOWED`] times within [`AuthFailures::WINDOW`] is refused (429, without
@@ -114,18 +77,6 @@ impl AuthFailures {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn log_limit_admits_one_per_interval_and_counts_the_rest() {
-        let limit = LogLimit::new(Duration::from_secs(10));
-        let t0 = Instant::now();
-        assert_eq!(limit.admit(t0), Some(0));
-        for i in 1..=999 {
-            assert_eq!(limit.admit(t0 + Duration::from_millis(i)), None);
-        }
-        assert_eq!(limit.admit(t0 + Duration::from_secs(10)), Some(999));
-        assert_eq!(limit.admit(t0 + Duration::from_secs(11)), None);
-    }
 
     #[test]
     fn an_address_is_refused_after_its_allowed_failures_until_the_window_ends() {

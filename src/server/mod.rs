@@ -11,6 +11,7 @@
 //! | `GET /streams` | every stream: name, playlist, player page, state, resolution, exact frame rate, codecs, measured bit rate, latency ([`streams`]) |
 //! | `GET /streams/{name}` | that stream's `/stream`; `/streams/{name}/markers` (`GET`, `POST`), `/streams/{name}/markers/events` and `/streams/{name}/healthz` are its markers API and health |
 //! | `GET /watch/{name}` | that stream's player page (`/` is the tile page of every stream when there are several) |
+//! | `GET /metrics` | the Prometheus text of every series (`text/plain; version=0.0.4`, [`metrics_api`]); on `--metrics-bind`'s address instead when given |
 //! | `GET /healthz` | `200` while segments arrive within 1.5 × target duration (rfc8216bis §6.2.1, R28), `503` before the first segment or when they stop; `200` with `"status": "ended"` once the playlist has `EXT-X-ENDLIST` |
 //!
 //! Every route answers `GET` and `HEAD`; other methods are `405` with `Allow` (and `OPTIONS` is a
@@ -39,7 +40,8 @@
 //! - [`error`], [`cors`], [`limits`], [`assets`], [`media`], [`stream_info`]: the leaves;
 //! - [`state`]: the configuration, the stream table ([`state::Streams`]) and what every handler
 //!   reads ([`state::AppState`], [`state::StreamView`]);
-//! - [`segments`], [`marker_api`], [`health`]: segment answers, the markers API, the health body;
+//! - [`segments`], [`marker_api`], [`health`], [`metrics_api`]: segment answers, the markers API,
+//!   the health body, `/metrics` and the counting of requests;
 //! - [`streams`]: `GET /streams`, every stream's figures;
 //! - [`answers`]: the playlist and part answers, and the headers every answer carries;
 //! - [`front`]: the front door, answering media from memory with [`answers`] and [`segments`];
@@ -57,6 +59,7 @@ pub(crate) mod health;
 pub(crate) mod limits;
 pub(crate) mod marker_api;
 pub(crate) mod media;
+pub(crate) mod metrics_api;
 pub(crate) mod routes;
 pub(crate) mod segments;
 pub(crate) mod startup;
@@ -64,8 +67,7 @@ pub(crate) mod state;
 pub(crate) mod stream_info;
 pub(crate) mod streams;
 
-pub use startup::serve_streams;
-pub use startup::{bind, serve, serve_listener};
+pub use startup::{bind, serve, serve_listener, serve_streams, serve_with_metrics, Metrics};
 pub use state::{ServerConfig, StreamConfig, Streams};
 
 // The tests below see the whole server through `use super::*`.

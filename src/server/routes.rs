@@ -11,7 +11,7 @@ use super::answers::{self, finish_headers};
 use super::error::{json_error, not_found_error};
 use super::health;
 use super::state::{AppState, StreamView};
-use super::{assets, cors, marker_api, stream_info, streams};
+use super::{assets, cors, marker_api, metrics_api, stream_info, streams};
 use crate::error::{Error, ErrorKind};
 use crate::state::InputParams;
 #[cfg(test)]
@@ -43,7 +43,7 @@ pub(crate) fn configure(
     if let Err(e) = cfg.validate() {
         panic!("invalid server configuration: {e}");
     }
-    let state = app_state(cfg, shared);
+    let state = app_state(cfg, shared, Default::default());
     move |sc: &mut web::ServiceConfig| routes(state, sc)
 }
 
@@ -51,6 +51,7 @@ pub(crate) fn configure(
 pub(crate) fn routes(state: web::Data<AppState>, sc: &mut web::ServiceConfig) {
     let preflight = state.cors.is_enabled();
     let policy = state.cors.clone();
+    let counted = metrics_api::Counted::new(state.clone());
     let scope = web::scope("")
         .app_data(state)
         .wrap_fn(move |req, srv| {
@@ -77,7 +78,9 @@ pub(crate) fn routes(state: web::Data<AppState>, sc: &mut web::ServiceConfig) {
         .service(markers_resource("/streams/{stream}/markers", preflight))
         .service(read_only("/streams/{stream}/markers/events", preflight).to(marker_api::events))
         .service(read_only("/streams/{stream}/healthz", preflight).to(stream_healthz))
-        .default_service(web::to(not_found));
+        .service(read_only(metrics_api::PATH, preflight).to(metrics_api::metrics))
+        .default_service(web::to(not_found))
+        .wrap(counted);
     sc.service(scope);
 }
 

@@ -97,6 +97,8 @@ pub(crate) struct StreamState {
     pub(crate) stream_body: web::Data<stream_info::Body>,
     pub(crate) hold_back_secs: Option<f64>,
     pub(crate) live: Arc<LiveStream>,
+    /// The server's series (`hls_blocking_waits` is counted where a request waits).
+    pub(crate) http: crate::telemetry::HttpMetrics,
 }
 
 /// A request's view of one stream: its state, and the run that serves it now (taken once per
@@ -268,6 +270,7 @@ impl Streams {
             stream_body: stream_info::body(&cfg.name, &cfg.params()),
             hold_back_secs: cfg.hold_back_secs,
             live,
+            http: crate::telemetry::HttpMetrics::default(),
         }
     }
 
@@ -290,6 +293,11 @@ impl Streams {
             .map(StreamView::of)
     }
 
+    /// Which file of which stream `file` is, if any (without taking the stream).
+    pub(crate) fn file_kind(&self, file: &str) -> Option<MediaFile> {
+        self.list().iter().find_map(|s| s.name.parse_file(file))
+    }
+
     /// The stream whose file `file` is, and which of its files. Names cannot end in a digit, so
     /// at most one stream's files match.
     pub(crate) fn by_file(&self, file: &str) -> Option<(StreamView, MediaFile)> {
@@ -308,6 +316,8 @@ pub(crate) struct AppState {
     /// Failed marker-token checks per client address (`429` past a limit).
     pub(crate) auth_failures: limits::AuthFailures,
     pub(crate) streams: Arc<Streams>,
+    /// `GET /metrics`'s exporter and the server's series.
+    pub(crate) telemetry: crate::telemetry::ServerMetrics,
 }
 
 impl ServerConfig {
@@ -325,19 +335,28 @@ impl ServerConfig {
 }
 
 /// The state every handler reads, for a server of the streams in `streams`.
-pub(crate) fn app_state_of(cors_origins: &[String], streams: Arc<Streams>) -> web::Data<AppState> {
+pub(crate) fn app_state_of(
+    cors_origins: &[String],
+    streams: Arc<Streams>,
+    telemetry: crate::telemetry::ServerMetrics,
+) -> web::Data<AppState> {
     let cors = CorsPolicy::new(cors_origins).expect("origins were validated");
     web::Data::new(AppState {
         cors,
         auth_failures: limits::AuthFailures::default(),
         streams,
+        telemetry,
     })
 }
 
 /// The state every handler reads, for the one stream of `cfg` whose run shares `shared`.
 #[cfg(test)]
-pub(crate) fn app_state(cfg: &ServerConfig, shared: Arc<Shared>) -> web::Data<AppState> {
-    app_state_of(&cfg.cors_origins, single_stream(cfg, shared))
+pub(crate) fn app_state(
+    cfg: &ServerConfig,
+    shared: Arc<Shared>,
+    telemetry: crate::telemetry::ServerMetrics,
+) -> web::Data<AppState> {
+    app_state_of(&cfg.cors_origins, single_stream(cfg, shared), telemetry)
 }
 
 /// The stream table of a one-stream server.
