@@ -417,6 +417,21 @@ pub struct StreamEntry {
 }
 
 impl StreamEntry {
+    /// The table as the pipeline sees it: its command line without the marker token (a new
+    /// token is taken without restarting the stream).
+    pub fn pipeline_argv(&self) -> Vec<&str> {
+        let mut out = Vec::with_capacity(self.argv.len());
+        let mut args = self.argv.iter();
+        while let Some(a) = args.next() {
+            if a == "--marker-token" {
+                args.next();
+            } else if !a.starts_with("--marker-token=") {
+                out.push(a.as_str());
+            }
+        }
+        out
+    }
+
     /// The stream's configuration as the pipeline takes it.
     pub fn config(&self, server: &ServerSettings) -> Config {
         Config {

@@ -188,17 +188,20 @@ fn start_prepared(
     stop: Arc<AtomicBool>,
     on_exit: impl FnOnce() + Send + 'static,
 ) -> Result<Running> {
-    /// Runs its closure when dropped: on every exit of the thread, unwinding included.
-    struct OnExit<F: FnOnce()>(Option<F>, Arc<AtomicBool>);
+    /// Runs its closure when dropped: on every exit of the thread, unwinding included. It also
+    /// closes the marker inbox, so that after a panic the marker writer ends too (it would
+    /// otherwise wait on the inbox forever, with its log open and this run's state held).
+    struct OnExit<F: FnOnce()>(Option<F>, Arc<AtomicBool>, Arc<Shared>);
     impl<F: FnOnce()> Drop for OnExit<F> {
         fn drop(&mut self) {
             self.1.store(true, Ordering::SeqCst);
+            self.2.set_marker_inbox(None);
             if let Some(f) = self.0.take() {
                 f();
             }
         }
     }
-    let guard = OnExit(Some(on_exit), stop.clone());
+    let guard = OnExit(Some(on_exit), stop.clone(), shared.clone());
     if matches!(prepared.input, Ready::Camera(_)) {
         // Set before the server can answer: until the camera plays, `GET /stream` does not
         // give the command line's rate as the camera's.

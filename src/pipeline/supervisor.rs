@@ -117,10 +117,12 @@ impl Supervisor {
         on_end: impl FnOnce() + Send + 'static,
     ) -> Result<Supervisor> {
         let mut cfg = cfg;
+        let camera = matches!(cfg.stream.input(), crate::input::Input::Rtsp(_));
         Supervisor::with_runner(
             cfg.stream.name().to_string(),
             live,
             backoff,
+            camera,
             move |shared, stop, restart| {
                 if restart {
                     // A restart continues the stream on disk.
@@ -144,10 +146,13 @@ impl Supervisor {
 
     /// [`Supervisor::start`] with the run given: `run(shared, stop, is_restart)` runs the
     /// stream once, until it ends (`Ok`) or fails (`Err` or a panic). For tests of the policy.
+    /// `camera`: the input is a camera, whose failures are always worth a restart (it may come
+    /// back as it was, or changed: a new picture size, a new codec setting).
     pub fn with_runner(
         name: String,
         live: Arc<LiveStream>,
         backoff: Backoff,
+        camera: bool,
         mut run: impl FnMut(Arc<Shared>, Arc<AtomicBool>, bool) -> Result<Summary> + Send + 'static,
         on_end: impl FnOnce() + Send + 'static,
     ) -> Result<Supervisor> {
@@ -160,7 +165,7 @@ impl Supervisor {
                 .spawn(move || {
                     // Every log line of the stream's threads names it.
                     let _span = tracing::info_span!("stream", name = %name).entered();
-                    supervise(&name, &live, backoff, &switch, &mut run);
+                    supervise(&name, &live, backoff, camera, &switch, &mut run);
                     on_end();
                 })
                 .map_err(|e| Error::io("starting a stream's supervisor thread", e))?
@@ -179,6 +184,13 @@ impl Supervisor {
     /// Tells the stream to stop (see [`Supervisor::join`] to wait for it).
     pub fn stop(&self) {
         self.switch.request();
+    }
+
+    /// Lets the stream's thread go without waiting for it (a stream still opening its input at
+    /// the process's exit: it has written nothing).
+    pub fn abandon(mut self) {
+        self.switch.request();
+        drop(self.thread.take());
     }
 
     /// Waits for the stream to end.
@@ -204,6 +216,7 @@ fn supervise(
     name: &str,
     live: &LiveStream,
     backoff: Backoff,
+    camera: bool,
     switch: &StopSwitch,
     run: &mut impl FnMut(Arc<Shared>, Arc<AtomicBool>, bool) -> Result<Summary>,
 ) {
@@ -222,14 +235,16 @@ fn supervise(
         let outcome = catch_unwind(AssertUnwindSafe(|| run(shared, stop, runs > 0)));
         runs += 1;
         let error = match outcome {
-            Ok(Ok(summary)) => {
-                match &summary.input_error {
-                    Some(why) => warn!(stream = name, "stream ended: its input failed: {why}"),
-                    None => info!(stream = name, segments = summary.segments, "stream ended"),
+            Ok(Ok(summary)) => match summary.input_error {
+                None => {
+                    info!(stream = name, segments = summary.segments, "stream ended");
+                    live.set_run_state(RunState::Ended);
+                    return;
                 }
-                live.set_run_state(RunState::Ended);
-                return;
-            }
+                // The stream ended cleanly (last segment, EXT-X-ENDLIST), but not because its
+                // input did.
+                Some(why) => Error::new(ErrorKind::Unavailable, why),
+            },
             Ok(Err(e)) => e,
             Err(panic) => Error::new(
                 ErrorKind::Internal,
@@ -241,14 +256,17 @@ fn supervise(
             live.set_run_state(RunState::Ended);
             return;
         }
-        if error.kind() == ErrorKind::InvalidArgument && runs == 1 {
-            // The input cannot be opened as it is configured: a restart would fail the same way.
+        let unreadable = error.kind() == ErrorKind::InvalidArgument && runs == 1
+            || error.kind() == ErrorKind::Unavailable;
+        if unreadable && !camera {
+            // A file or a pipe that cannot be read as configured (or broke midway): a restart
+            // would fail the same way, or replay a file from its start.
             error!(
                 stream = name,
                 "stream failed; not restarted until a reload: {error:#}"
             );
             live.set_run_state(RunState::Failed {
-                error: error.to_string(),
+                error: public_reason(&error),
             });
             return;
         }
@@ -264,7 +282,7 @@ fn supervise(
             "stream failed; restarting: {error:#}"
         );
         live.set_run_state(RunState::Restarting {
-            error: error.to_string(),
+            error: public_reason(&error),
             attempt: failures,
             at: Instant::now() + pause,
         });
@@ -274,6 +292,16 @@ fn supervise(
         }
     }
     live.set_run_state(RunState::Ended);
+}
+
+/// Why a stream failed, as clients may read it (`/healthz`, `/streams`): what a user can act
+/// on; an I/O error's or a bug's details (paths, the system's words) stay in the log.
+fn public_reason(e: &Error) -> String {
+    match e.kind() {
+        ErrorKind::Io => "a read or write failed (the server's log says which)".to_owned(),
+        ErrorKind::Internal => "an internal error (the server's log says which)".to_owned(),
+        _ => e.message().to_owned(),
+    }
 }
 
 /// The text of a panic's payload (`panic!("...")` gives a `&str` or a `String`).
@@ -320,6 +348,7 @@ mod tests {
             "cam".into(),
             live.clone(),
             quick(),
+            false,
             move |shared, _stop, restart| {
                 calls += 1;
                 tx.send((
@@ -383,6 +412,7 @@ mod tests {
                 first: Duration::from_secs(600),
                 ..quick()
             },
+            false,
             move |_, _, _| {
                 tx.send(()).unwrap();
                 Err(Error::new(ErrorKind::Io, "camera thread died"))
@@ -399,7 +429,11 @@ mod tests {
         }
         match live.run_state() {
             RunState::Restarting { error, attempt, .. } => {
-                assert!(error.contains("camera thread died"), "{error}");
+                assert!(error.contains("read or write failed"), "{error}");
+                assert!(
+                    !error.contains("camera thread died"),
+                    "the details stay in the log"
+                );
                 assert_eq!(attempt, 1);
             }
             other => panic!("{other:?}"),
@@ -425,6 +459,7 @@ mod tests {
             "cam".into(),
             live.clone(),
             quick(),
+            false,
             move |_, _, _| {
                 counted.fetch_add(1, Ordering::SeqCst);
                 Err(Error::new(
@@ -452,6 +487,7 @@ mod tests {
             "cam".into(),
             live.clone(),
             quick(),
+            false,
             move |_, stop, _| {
                 tx.send(()).unwrap();
                 while !stop.load(Ordering::SeqCst) {
@@ -466,5 +502,58 @@ mod tests {
         sup.stop();
         sup.join();
         assert_eq!(live.run_state(), RunState::Ended);
+    }
+
+    /// A camera's refusal is restarted (it may come back, or come back changed); a file or a
+    /// pipe that broke midway is not (a restart would replay the file or fail the same way).
+    #[test]
+    fn a_camera_is_always_restarted_a_broken_file_is_not() {
+        let live = Arc::new(LiveStream::new(Arc::new(Shared::default())));
+        let (tx, rx) = mpsc::channel();
+        let sup = Supervisor::with_runner(
+            "cam".into(),
+            live.clone(),
+            quick(),
+            true,
+            move |_, _, _| {
+                tx.send(()).unwrap();
+                Err(Error::new(
+                    ErrorKind::InvalidArgument,
+                    "B-frames: not supported",
+                ))
+            },
+            || {},
+        )
+        .unwrap();
+        for _ in 0..3 {
+            rx.recv_timeout(Duration::from_secs(10)).expect("restarted");
+        }
+        sup.stop();
+        sup.join();
+
+        let live = Arc::new(LiveStream::new(Arc::new(Shared::default())));
+        let runs = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let counted = runs.clone();
+        let sup = Supervisor::with_runner(
+            "clip".into(),
+            live.clone(),
+            quick(),
+            false,
+            move |_, _, _| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                Ok(Summary {
+                    input_error: Some("--input clip.y4m: frame 31 is cut short".into()),
+                    ..Summary::default()
+                })
+            },
+            || {},
+        )
+        .unwrap();
+        sup.join();
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        match live.run_state() {
+            RunState::Failed { error } => assert!(error.contains("cut short"), "{error}"),
+            other => panic!("{other:?}"),
+        }
     }
 }

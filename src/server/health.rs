@@ -101,13 +101,15 @@ pub(crate) struct Overall {
 }
 
 impl Overall {
+    /// `streams` in the configuration's order (which `unwell` keeps).
     pub(crate) fn of(streams: impl IntoIterator<Item = (String, Health)>) -> Overall {
-        let streams: std::collections::BTreeMap<_, _> = streams.into_iter().collect();
+        let streams: Vec<_> = streams.into_iter().collect();
         let unwell: Vec<String> = streams
             .iter()
             .filter(|(_, h)| !h.http_status().is_success())
             .map(|(n, _)| n.clone())
             .collect();
+        let streams: std::collections::BTreeMap<_, _> = streams.into_iter().collect();
         let status = unwell
             .first()
             .map_or(HealthStatus::Live, |n| streams[n].status);

@@ -510,6 +510,10 @@ enum Stop {
 struct Feeder {
     tx: tokio::sync::mpsc::Sender<sse::Event>,
     deadline: Duration,
+    /// Whether the run whose markers this stream follows still serves the stream (a restart
+    /// replaces it): checked at each heartbeat; once not, the stream ends and the client's
+    /// `EventSource` reconnects, with `Last-Event-ID`, to the new run.
+    current: Box<dyn Fn() -> bool + Send>,
 }
 
 impl Feeder {
@@ -548,6 +552,7 @@ impl Feeder {
         }
         loop {
             match tokio::time::timeout(heartbeat, rx.recv()).await {
+                Err(_) if !(self.current)() => return Stop::Gone,
                 Err(_) => {
                     if let Err(stop) = self.send(sse::Event::Comment("keep-alive".into())).await {
                         return stop;
@@ -617,10 +622,12 @@ pub(crate) async fn events(req: HttpRequest, state: StreamView) -> Result<HttpRe
     }
     let (tx, body) = tokio::sync::mpsc::channel(CONNECTION_QUEUE);
     let shared = state.shared.clone();
+    let (live, served) = (state.live.clone(), state.shared.clone());
     actix_web::rt::spawn(async move {
         let feeder = Feeder {
             tx,
             deadline: WRITE_DEADLINE,
+            current: Box::new(move || Arc::ptr_eq(&live.shared(), &served)),
         };
         if let Stop::Stalled(why) = feeder.run(&shared, rx, last, HEARTBEAT).await {
             tracing::debug!(reason = why, "marker event client stopped reading; closed");

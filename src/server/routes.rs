@@ -219,6 +219,11 @@ async fn static_asset(
     if path.as_str() == assets::INDEX {
         return Ok(index(req, state).await);
     }
+    if path.as_str() == assets::TILES {
+        // An HTML page: with the page's security policy, like `/`.
+        let (tiles, etag) = assets::find(assets::TILES).expect("the tile page is embedded");
+        return Ok(page(&req, web::Bytes::from_static(tiles.body), etag));
+    }
     let (asset, etag) = assets::find(&path).ok_or_else(not_found_error)?;
     Ok(serve_bytes(
         &req,
@@ -262,7 +267,7 @@ async fn markers(req: HttpRequest, state: StreamView) -> Result<HttpResponse, Er
 /// `200` only when every one is well.
 async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     let list = state.streams.list();
-    if let [one] = &list[..] {
+    if let ([one], false) = (&list[..], state.streams.named()) {
         let h = health::of_stream(&StreamView::of(one.clone()));
         return HttpResponse::build(h.http_status())
             .insert_header((header::CACHE_CONTROL, "no-store"))

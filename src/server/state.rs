@@ -237,8 +237,12 @@ impl Streams {
         let list: Vec<Arc<StreamState>> = streams
             .iter()
             .map(|(cfg, live)| {
+                let token = cfg.marker_token.as_ref().or(self.marker_token.as_ref());
                 let kept = old.iter().find(|s| {
-                    s.name == cfg.name && Arc::ptr_eq(&s.live, live) && s.configured == cfg.params()
+                    s.name == cfg.name
+                        && Arc::ptr_eq(&s.live, live)
+                        && s.configured == cfg.params()
+                        && s.marker_token.as_ref() == token
                 });
                 match kept {
                     Some(s) => s.clone(),
@@ -272,6 +276,12 @@ impl Streams {
             live,
             http: crate::telemetry::HttpMetrics::default(),
         }
+    }
+
+    /// Each stream's page reads its own routes, and `/healthz` answers per stream: a server of
+    /// a configuration file (whatever the number of its streams).
+    pub(crate) fn named(&self) -> bool {
+        self.named_routes
     }
 
     /// Every stream, in order.

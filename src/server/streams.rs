@@ -16,7 +16,8 @@
 //! (`resolution`, `codecs`, the bit rates) are the multivariant playlist's, known once the
 //! first segment is out; `latency_secs` is the hold-back a conforming player keeps behind the
 //! live edge plus the origin's own delay (the capture of a part's last frame to its
-//! publication, `publish_lag_ms`): what a viewer at the live edge sees.
+//! publication, `publish_lag_ms`): what a viewer at the live edge sees; given while the stream
+//! plays, and not for a passthrough camera (its hold-back follows its GOP).
 
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
@@ -86,7 +87,8 @@ impl Entry {
         };
         let variant = status.variant.as_ref();
         let lag = stream.shared.part_lag();
-        let latency_secs = stream.hold_back_secs.map(|hold_back| {
+        let playing = matches!(health.status, HealthStatus::Live | HealthStatus::Stalled);
+        let latency_secs = stream.hold_back_secs.filter(|_| playing).map(|hold_back| {
             let lag = lag.map_or(0.0, |l| l.median_ms as f64 / 1000.0);
             ((hold_back + lag) * 1000.0).round() / 1000.0
         });
