@@ -8,6 +8,7 @@
 //     (readyState >= 3) and has decoded frames (getVideoPlaybackQuality), and says "Live";
 //   - a stream that is down says so: its tile's state is "Failed", it shows the server's reason,
 //     and its video loads nothing;
+//   - the tiles fit a phone's width without horizontal scrolling;
 //   - clicking a tile opens /watch/NAME, and that page plays THAT stream: hls.js loads
 //     /video/NAME.m3u8, the frame rate is /streams/NAME's, markers come from
 //     /streams/NAME/markers (and its event stream) and no other stream's route is asked;
@@ -162,6 +163,12 @@ async function main() {
   check('the page says how many streams are live', overall === `${LIVE.length} of ${ALL.length} live`, overall);
   await page.screenshot({ path: join(ARTIFACTS, 'tiles.png') });
   log(`screenshot ${join(ARTIFACTS, 'tiles.png')}`);
+  await page.setViewportSize({ width: 390, height: 844 });
+  await sleep(300);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check('phone width: no horizontal scrolling', overflow <= 0, `overflow ${overflow}px`);
+  await page.screenshot({ path: join(ARTIFACTS, 'tiles-phone.png'), fullPage: true });
+  await page.setViewportSize({ width: 1280, height: 800 });
 
   // ---- 2. a tile opens its stream's player ---------------------------------------------------
   const info = await getJson(`/streams/${OPEN}`);
