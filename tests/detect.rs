@@ -3,7 +3,8 @@
 //! onsets must equal the generator's own markers, date and frame, with 0 frames error; across
 //! origin restarts, gaps, failed loads and lost replies, without a duplicate. Then the binaries:
 //! the real streamer (generator markers off) with the real detector on 127.0.0.1, the origin
-//! restarted midway, against the video decoded here. The detector's flags and its keeping the
+//! restarted midway, against the video decoded here; and `--name` on a server with two streams,
+//! whose markers land in the named one only. The detector's flags and its keeping the
 //! token out of logs are tested beside it, in detect/tests/cli.rs.
 
 use std::collections::{BTreeMap, HashSet};
@@ -653,5 +654,85 @@ fn hls_detect_live_markers_equal_the_onsets_across_an_origin_restart() {
     assert_eq!(ids.len(), markers.len(), "no duplicate");
     let keys: HashSet<i64> = markers.iter().map(ms).collect();
     assert_eq!(keys.len(), markers.len(), "one marker per frame");
+    assert!(!log.contains(token), "the token is not logged");
+}
+
+/// `hls-detect --name` on a server with two streams (`--config`, generator markers off): it
+/// reads the named stream and posts to that stream's own route, `/streams/NAME/markers`. Its
+/// markers are exactly that stream's mint onsets (decoded here), and none lands in the other
+/// stream, which is the server's first (`/markers`).
+#[test]
+fn hls_detect_name_posts_to_that_stream_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = closed_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let token = "named-test-token-0123";
+    let media = dir.path().join("media");
+    let stream = |name: &str, seed: u32| {
+        format!(
+            "[[stream]]\nname = \"{name}\"\nsize = \"320x240\"\nhls_time = 1\nlist_size = 60\n\
+             event_mean = 1.2\nevent_duration = 0.4\nseed = {seed}\nbuiltin_markers = false\n"
+        )
+    };
+    let config = dir.path().join("streams.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nbind = \"127.0.0.1:{port}\"\nout_dir = {:?}\nmarker_token = \"{token}\"\n\
+             linger = 0\n{}{}",
+            media.display().to_string(),
+            stream("north", 3),
+            stream("south", 4),
+        ),
+    )
+    .unwrap();
+    let mut origin = std::process::Command::new(env!("CARGO_BIN_EXE_hls-streamer"))
+        .arg("--config")
+        .arg(&config)
+        .env_remove("HLS_MARKER_TOKEN")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let playlist = media.join("south.m3u8");
+    wait_for("south's first playlist", 30, || playlist.exists());
+    let log_path = dir.path().join("detect.log");
+    let mut detector = hls_detect()
+        .args(["--base", &base, "--name", "south"])
+        .env("HLS_MARKER_TOKEN", token)
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(9));
+    let snapshot = std::fs::read_to_string(&playlist).unwrap();
+    // The detector reloads within a target duration (1 s) and posts at once.
+    std::thread::sleep(Duration::from_millis(3000));
+    let south = get_markers(&format!("{base}/streams/south"));
+    let north = get_markers(&format!("{base}/streams/north"));
+    let first = get_markers(&base);
+    sigterm(&detector);
+    assert!(detector.wait().unwrap().success());
+    sigterm(&origin);
+    assert!(origin.wait().unwrap().success());
+
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        log.contains(&format!("{base}/streams/south/markers")),
+        "it says where it posts: {log}"
+    );
+    assert!(north.is_empty() && first.is_empty(), "north: {north:?}");
+    let pl = m3u8_rs::parse_media_playlist_res(snapshot.as_bytes()).unwrap();
+    let last = pl.segments.last().unwrap();
+    let end_ms = last.program_date_time.unwrap().timestamp_millis()
+        + (f64::from(last.duration) * 1000.0) as i64;
+    let want = oracle_onsets(&media, &snapshot);
+    assert!(want.len() >= 4, "several onsets in 9 s: {want:?}");
+    let ms = |m: &serde_json::Value| {
+        chrono::DateTime::parse_from_rfc3339(m["program_date_time"].as_str().unwrap())
+            .unwrap()
+            .timestamp_millis()
+    };
+    assert!(south.iter().all(|m| m["source"] == "hls-detect"));
+    let got: Vec<i64> = south.iter().map(ms).filter(|&d| d < end_ms).collect();
+    assert_eq!(got, want, "south's markers are its video's onsets\n{log}");
     assert!(!log.contains(token), "the token is not logged");
 }

@@ -2,9 +2,12 @@
 //!
 //! URLs: the playlist is `BASE/video/NAME.m3u8`; a segment URI is resolved against the
 //! playlist's URL (RFC 8216 §4.1, RFC 3986 §5): relative to `BASE/video/`, from the host's root
-//! when it starts with `/`, as it is when absolute. Only `http://` is built in (the origin serves
-//! plain HTTP); the bearer token goes to `BASE/markers` only, never to a segment's host, and
-//! never into a log line or a `Debug` output.
+//! when it starts with `/`, as it is when absolute. Markers go to the stream's own route,
+//! `BASE/streams/NAME/markers` ([`Routes::Named`]: `hls-detect --name`, right on a server with one
+//! stream or several), or to `BASE/markers`, the server's first stream ([`Routes::First`]: without
+//! `--name`, as before). Only `http://` is built in (the origin serves plain HTTP); the bearer
+//! token goes to the markers URL only, never to a segment's host, and never into a log line or a
+//! `Debug` output.
 
 use std::time::Duration;
 
@@ -15,6 +18,15 @@ use hls::name::StreamName;
 const MAX_BODY: u64 = 64 << 20;
 /// How much of an error answer's body is kept for the log.
 const ERROR_BODY_CHARS: usize = 200;
+
+/// Which markers route the detector posts to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Routes {
+    /// `BASE/markers`: the server's first stream (a one-stream server's only one).
+    First,
+    /// `BASE/streams/NAME/markers`: the named stream's own.
+    Named,
+}
 
 /// `hls-detect`'s view of one stream on one origin.
 pub struct HttpOrigin {
@@ -88,6 +100,7 @@ impl HttpOrigin {
     pub fn new(
         base: &str,
         name: &StreamName,
+        routes: Routes,
         token: &str,
         timeout: Duration,
     ) -> Result<Self, String> {
@@ -105,13 +118,20 @@ impl HttpOrigin {
             playlist_url: format!("{base}/video/{}.m3u8", name.as_str()),
             media_url: format!("{base}/video/"),
             root_url,
-            markers_url: format!("{base}/markers"),
+            markers_url: match routes {
+                Routes::First => format!("{base}/markers"),
+                Routes::Named => format!("{base}/streams/{}/markers", name.as_str()),
+            },
             authorization: format!("Bearer {token}"),
         })
     }
 
     pub fn playlist_url(&self) -> &str {
         &self.playlist_url
+    }
+
+    pub fn markers_url(&self) -> &str {
+        &self.markers_url
     }
 
     /// A segment URI as the playlist writes it, made absolute.
@@ -250,6 +270,7 @@ mod tests {
         let o = HttpOrigin::new(
             "http://127.0.0.1:5000/live/",
             &StreamName::new("chessboard").unwrap(),
+            Routes::First,
             "secret-token",
             Duration::from_secs(1),
         )
@@ -268,8 +289,30 @@ mod tests {
         );
         assert_eq!(o.resolve("http://cdn/x.ts").unwrap(), "http://cdn/x.ts");
         assert!(o.resolve("https://cdn/x.ts").is_err());
+        assert_eq!(o.markers_url(), "http://127.0.0.1:5000/live/markers");
         // The token never shows in Debug.
         assert!(!format!("{o:?}").contains("secret-token"));
+    }
+
+    #[test]
+    fn a_named_stream_uses_its_own_routes() {
+        let o = HttpOrigin::new(
+            "http://127.0.0.1:5000",
+            &StreamName::new("yard").unwrap(),
+            Routes::Named,
+            "secret-token",
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        assert_eq!(o.playlist_url(), "http://127.0.0.1:5000/video/yard.m3u8");
+        assert_eq!(
+            o.markers_url(),
+            "http://127.0.0.1:5000/streams/yard/markers"
+        );
+        assert_eq!(
+            o.resolve("yard7.ts").unwrap(),
+            "http://127.0.0.1:5000/video/yard7.ts"
+        );
     }
 
     #[test]

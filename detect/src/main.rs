@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use hls::name::StreamName;
-use hls_detect::http::HttpOrigin;
+use hls_detect::http::{HttpOrigin, Routes};
 use hls_detect::{Detector, Settings};
 use tracing::{error, info};
 
@@ -19,17 +19,20 @@ use tracing::{error, info};
 #[command(version, about, long_about = None)]
 struct Args {
     /// The origin, e.g. http://127.0.0.1:5000: the playlist is BASE/video/NAME.m3u8, markers
-    /// go to BASE/markers.
+    /// go to BASE/streams/NAME/markers with --name, to BASE/markers without.
     #[arg(long)]
     base: String,
 
-    /// Bearer token for POST /markers (the streamer's --marker-token).
+    /// Bearer token for posting markers (the streamer's --marker-token, or the stream's own
+    /// `marker_token` in a --config file).
     #[arg(long, env = "HLS_MARKER_TOKEN", hide_env_values = true)]
     token: String,
 
-    /// Stream name (the streamer's --name).
-    #[arg(long, default_value = "chessboard")]
-    name: String,
+    /// Stream name (the streamer's --name, or a `[[stream]]`'s `name`): its playlist is read and
+    /// its markers are posted to its own route, /streams/NAME/markers. Without it: the stream
+    /// "chessboard", markers posted to /markers (the server's first stream).
+    #[arg(long)]
+    name: Option<String>,
 
     /// Checkerboard block edge at 320 px width (the streamer's --block-size).
     #[arg(long, default_value_t = 20)]
@@ -42,7 +45,16 @@ struct Args {
 
 /// clap keeps no token in a `Debug` of ours: `Args` derives none.
 fn setup(args: Args) -> Result<(HttpOrigin, Detector), String> {
-    let name = StreamName::new(&args.name).map_err(|e| format!("--name: {e}"))?;
+    let (name, routes) = match &args.name {
+        Some(name) => (
+            StreamName::new(name).map_err(|e| format!("--name: {e}"))?,
+            Routes::Named,
+        ),
+        None => (
+            StreamName::new("chessboard").expect("a valid name"),
+            Routes::First,
+        ),
+    };
     if args.block_size == 0 {
         return Err("--block-size must be positive".into());
     }
@@ -52,6 +64,7 @@ fn setup(args: Args) -> Result<(HttpOrigin, Detector), String> {
     let origin = HttpOrigin::new(
         &args.base,
         &name,
+        routes,
         &args.token,
         Duration::from_secs_f64(args.timeout),
     )?;
@@ -90,7 +103,11 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     }
-    info!(playlist = origin.playlist_url(), "watching");
+    info!(
+        playlist = origin.playlist_url(),
+        markers = origin.markers_url(),
+        "watching"
+    );
     while !stop.load(Ordering::Relaxed) {
         let started = Instant::now();
         let report = detector.step(&mut origin, started);

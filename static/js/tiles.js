@@ -36,13 +36,17 @@ export function markerLine(entry, nowMs) {
   return `${m.text}${when}`;
 }
 
-/** The tile's one-line description of the picture: "1280x720 · 30 fps · 2.4 Mbit/s". */
+/** Whether a stream in this state has a live edge to play (and to be behind). */
+const isPlayable = (state) => state === 'live' || state === 'stalled';
+
+/** The tile's one-line description of the picture: "1280x720 · 30 fps · 2.4 Mbit/s", and how
+ * far behind live a viewer is while the stream plays (a stream that is down is behind nothing). */
 export function detailLine(entry) {
   const parts = [];
   if (entry.resolution) parts.push(entry.resolution);
   if (entry.fps) parts.push(`${Number(entry.fps.toFixed(3))} fps`);
   if (entry.bitrate_bps) parts.push(`${(entry.bitrate_bps / 1e6).toFixed(1)} Mbit/s`);
-  if (entry.latency_secs) parts.push(`${entry.latency_secs.toFixed(1)} s behind live`);
+  if (entry.latency_secs && isPlayable(entry.state)) parts.push(`${entry.latency_secs.toFixed(1)} s behind live`);
   return parts.join(' · ');
 }
 
@@ -117,7 +121,7 @@ function update(tile, entry, nowMs) {
   tile.a.dataset.state = entry.state;
   tile.detail.textContent = detailLine(entry);
   tile.marker.textContent = markerLine(entry, nowMs);
-  const playable = entry.state === 'live' || entry.state === 'stalled';
+  const playable = isPlayable(entry.state);
   const why = entry.error ?? (entry.state === 'starting' ? 'Starting…' : label);
   tile.down.hidden = playable;
   tile.down.textContent = playable ? '' : why;

@@ -18,10 +18,12 @@
 // Environment: BASE_URL (required), CHROMIUM (default /usr/bin/chromium), ARTIFACT_DIR (screenshots),
 // EXPECT_END=1 to wait for the end of the stream, STREAM_DURATION (s, for that wait), BLOCK (px of
 // the checkerboard's top-left block in the video, default 20 for 320x180).
-import { chromium } from 'playwright-core';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import {
+  check, log, results, started, launch, isMint, overlayTimecode, settle as settleFrame, sample as sampleBlock, sleep,
+} from './lib.mjs';
 
 const BASE = process.env.BASE_URL;
 if (!BASE) {
@@ -37,38 +39,6 @@ const STREAM_DURATION = Number(process.env.STREAM_DURATION || 90);
 const BLOCK = Number(process.env.BLOCK || 20);
 const PLAYLIST = process.env.PLAYLIST || '/video/chessboard.m3u8';
 const MARKER_TOKEN = process.env.MARKER_TOKEN || '';
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const started = Date.now();
-const stamp = () => `[${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s]`;
-const log = (...a) => console.log(stamp(), ...a);
-
-let passed = 0;
-let failed = 0;
-function check(name, ok, detail = '') {
-  if (ok) passed++;
-  else failed++;
-  console.log(`${stamp()} ${ok ? 'PASS' : 'FAIL'} ${name}${detail ? ` (${detail})` : ''}`);
-  return ok;
-}
-
-/** Mint is RGB(0,255,255); after BT.601 limited range, 4:2:0 and H.264, allow a wide margin. */
-const isMint = ([r, g, b]) => r <= 90 && g >= 165 && b >= 165;
-
-/**
- * The burnt-in timecode of the frame at stream time `time`, from the server's rate, written
- * independently of static/js/clock.js: frame = round(time * num / den) (a marker's time is its
- * slot's instant floored to the 90 kHz tick, far less than half a frame early); the seconds are
- * floor(frame * den / num), FF counts from the first frame of that second, ceil(s * num / den).
- */
-function overlayTimecode(time, num, den) {
-  const frame = BigInt(Math.round((time * num) / den));
-  const [n, d] = [BigInt(num), BigInt(den)];
-  const secs = (frame * d) / n;
-  const ff = frame - (secs * n + d - 1n) / d;
-  const two = (v) => String(v).padStart(2, '0');
-  return { frame: Number(frame), text: `${two(secs / 3600n)}:${two((secs / 60n) % 60n)}:${two(secs % 60n)}:${two(ff)}` };
-}
 
 async function waitForPlaylist() {
   const deadline = Date.now() + 60_000;
@@ -91,21 +61,7 @@ let context;
 async function main() {
   check('playlist is served', await waitForPlaylist(), BASE + PLAYLIST);
 
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1280, height: 800 },
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--autoplay-policy=no-user-gesture-required',
-    ],
-  });
+  context = await launch(CHROMIUM, profile);
   const page = context.pages()[0] || (await context.newPage());
   const pageErrors = [];
   page.on('pageerror', (e) => pageErrors.push(String(e)));
@@ -244,32 +200,9 @@ async function main() {
   // ---- 3. clicking it seeks to its frame ---------------------------------------------------
   await page.evaluate(() => document.getElementById('video').pause());
   await page.click(`#markers tbody tr[data-id="${marker.id}"] .jump`);
-  const settle = () => page.evaluate(() => new Promise((resolve) => {
-    const v = document.getElementById('video');
-    const done = () => {
-      let fired = false;
-      const finish = () => { if (!fired) { fired = true; setTimeout(resolve, 150); } };
-      if (v.requestVideoFrameCallback) v.requestVideoFrameCallback(finish);
-      setTimeout(finish, 1500);
-    };
-    const poll = () => (!v.seeking && v.readyState >= 2 ? done() : setTimeout(poll, 50));
-    poll();
-  }));
+  const settle = () => settleFrame(page);
   await settle();
-  const sample = () => page.evaluate((block) => {
-    const v = document.getElementById('video');
-    const c = document.createElement('canvas');
-    c.width = v.videoWidth;
-    c.height = v.videoHeight;
-    const g = c.getContext('2d', { willReadFrequently: true });
-    g.drawImage(v, 0, 0, c.width, c.height);
-    // Average a 5x5 patch at the centre of the top-left block.
-    const cx = Math.floor(block / 2);
-    const d = g.getImageData(cx - 2, cx - 2, 5, 5).data;
-    const sum = [0, 0, 0];
-    for (let i = 0; i < d.length; i += 4) { sum[0] += d[i]; sum[1] += d[i + 1]; sum[2] += d[i + 2]; }
-    return { rgb: sum.map((s) => Math.round(s / 25)), t: v.currentTime, w: c.width, h: c.height };
-  }, BLOCK);
+  const sample = () => sampleBlock(page, BLOCK);
   const target = await page.evaluate((id) => window.hlsPlayer.markerPlayerTime(id), marker.id);
   const at = await sample();
   check('seek lands on the marker time (PDT mapping + half a frame)', Math.abs(at.t - target) < 0.002,
@@ -365,5 +298,5 @@ try {
   if (context) await context.close().catch(() => {});
   rmSync(profile, { recursive: true, force: true });
 }
-console.log(`e2e: ${passed} passed, ${failed} failed`);
-process.exit(failed === 0 && passed > 0 ? 0 : 1);
+console.log(`e2e: ${results.passed} passed, ${results.failed} failed`);
+process.exit(results.failed === 0 && results.passed > 0 ? 0 : 1);

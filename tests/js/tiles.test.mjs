@@ -22,9 +22,14 @@ test('the marker line is the newest marker and its age, or says there is none', 
 
 test('the detail line shows what is known of the picture', () => {
   assert.equal(
-    detailLine({ resolution: '1280x720', fps: 29.97002997, bitrate_bps: 2_391_000, latency_secs: 1.07 }),
+    detailLine({ state: 'live', resolution: '1280x720', fps: 29.97002997, bitrate_bps: 2_391_000, latency_secs: 1.07 }),
     '1280x720 · 29.97 fps · 2.4 Mbit/s · 1.1 s behind live',
   );
+  assert.equal(detailLine({ state: 'stalled', fps: 25, latency_secs: 1.5 }), '25 fps · 1.5 s behind live');
+  // A stream that is down is behind nothing (GET /streams still reports its configured hold-back).
+  for (const state of ['failed', 'starting', 'restarting', 'ended']) {
+    assert.equal(detailLine({ state, fps: 30, latency_secs: 1 }), '30 fps', state);
+  }
   assert.equal(detailLine({ resolution: '640x360' }), '640x360');
   assert.equal(detailLine({}), '');
 });
