@@ -87,6 +87,11 @@ fn run(cfg: Config) -> Result<(), Error> {
     } else {
         None
     };
+    // The output directory's recording index, opened once (a damaged or unwritable one is an
+    // error now, exit 1), after the port: a taken port still changes no file.
+    let (recordings, _db_thread) =
+        hls::pipeline::spawn_store(&server_settings.out_dir, server_settings.storage_max)?;
+    let prepared = prepared.with_recording(recordings.clone());
     let shared = Arc::new(Shared::default());
     let stop = Arc::new(AtomicBool::new(false));
     // First Ctrl-C / SIGTERM: finish the current segment and write EXT-X-ENDLIST.
@@ -127,6 +132,7 @@ fn run(cfg: Config) -> Result<(), Error> {
                 frame_rate: plan.rate(),
                 segment_lifetime_secs: plan.segment_lifetime().as_secs_ceil(),
                 marker_token: server_settings.marker_token.clone(),
+                recordings: Some(recordings),
             };
             let shared = shared.clone();
             let linger = server_settings.linger;

@@ -141,6 +141,9 @@ pub(crate) struct Publisher<S: Storage> {
     /// What `NAME.index.m3u8` says.
     variant: VariantState,
     observer: Option<PlaylistHook>,
+    /// Recording (MPEG-TS streams with a recording index): segments leaving the window are
+    /// released to retention instead of deleted; `None`: deleted after their R25 grace.
+    recorder: Option<crate::recording::Recorder>,
 }
 
 impl<S: Storage> Publisher<S> {
@@ -308,7 +311,14 @@ impl<S: Storage> Publisher<S> {
                 picture: None,
             },
             observer,
+            recorder: None,
         })
+    }
+
+    /// Records every segment from now on (before the first): the index gets a row per
+    /// segment, and a segment whose R25 grace ends is handed to retention instead of deleted.
+    pub(crate) fn set_recorder(&mut self, recorder: crate::recording::Recorder) {
+        self.recorder = Some(recorder);
     }
 
     /// Reads the codec string and picture size of the multivariant playlist from a keyframe's
@@ -506,7 +516,7 @@ impl<S: Storage> Publisher<S> {
                 return seg.bytes;
             }
         };
-        self.discontinuity = false;
+        let discontinuity = std::mem::take(&mut self.discontinuity);
         if !self
             .shared
             .wait_for_generator_markers(GENERATOR_MARKER_WAIT)
@@ -528,11 +538,22 @@ impl<S: Storage> Publisher<S> {
         let bytes = bytes::Bytes::from(seg.bytes);
         self.shared.media.put_segment(seq, bytes, published, file);
         self.write_playlist();
+        if let Some(r) = &mut self.recorder {
+            r.segment_published(seq, pdt, seg.start, seg.duration, len as u64, discontinuity);
+        }
         self.variant.bitrates.push(len as u64, seg.duration);
         self.write_multivariant();
+        let mut released = Vec::new();
         for f in &outcome.delete_now {
             match self.name.parse_file(f) {
-                Some(crate::name::MediaFile::Segment(s)) => self.shared.media.remove_segment(s),
+                Some(crate::name::MediaFile::Segment(s)) => {
+                    self.shared.media.remove_segment(s);
+                    if self.recorder.is_some() {
+                        // Retention decides from now on; the file stays on disk.
+                        released.push(s);
+                        continue;
+                    }
+                }
                 Some(crate::name::MediaFile::Init(i)) => self.shared.media.remove_init(i),
                 _ => {}
             }
@@ -540,13 +561,26 @@ impl<S: Storage> Publisher<S> {
                 warn!(file = %f, error = %e, "could not delete an expired segment");
             }
         }
+        if let Some(r) = &mut self.recorder {
+            r.release(released);
+        }
         self.published = self.published + seg.duration;
         if self.published >= self.leftovers_due && !self.leftovers.is_empty() {
             let n = self.leftovers.len();
+            let mut released = Vec::new();
             for f in std::mem::take(&mut self.leftovers) {
+                if let (Some(_), Some(crate::name::MediaFile::Segment(s))) =
+                    (&self.recorder, self.name.parse_file(&f))
+                {
+                    released.push(s);
+                    continue;
+                }
                 if let Err(e) = self.store.delete_segment(&f) {
                     warn!(file = %f, error = %e, "could not delete a previous run's segment");
                 }
+            }
+            if let Some(r) = &mut self.recorder {
+                r.release(released);
             }
             info!(
                 files = n,
@@ -585,9 +619,13 @@ impl<S: Storage> Publisher<S> {
         self.markers_pending.extend(new);
         let epoch = self.clock.epoch;
         let playlist = &mut self.playlist;
+        let recorder = &mut self.recorder;
         self.markers_pending.retain(|m| {
             if m.at >= end {
                 return true;
+            }
+            if let Some(r) = recorder.as_mut() {
+                r.marker(epoch.at(m.at));
             }
             let range = DateRange {
                 // Unique for the life of the stream (R36): ids are never reused, the epoch

@@ -36,3 +36,5 @@ mod hostile;
 mod players;
 // --segment-type fmp4: init, fragments, parts, ffprobe and ffmpeg on a whole run (R49-R51).
 mod fmp4_stream;
+// Recording (issue 21): retention, the storage budget, restarts, the index, the review routes.
+mod recordings;

@@ -34,6 +34,9 @@ pub struct ServerConfig {
     pub frame_rate: crate::time::FrameRate,
     /// The bearer token `POST /markers` requires; `None` turns the route off (403).
     pub marker_token: Option<crate::config::MarkerToken>,
+    /// The media directory's recording index (`/recordings`, the marker clips); `None`: the
+    /// routes answer 404.
+    pub recordings: Option<crate::recording::Recordings>,
 }
 
 impl ServerConfig {
