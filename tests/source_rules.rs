@@ -175,8 +175,8 @@ const SERVER_FLOORS: &[&[&str]] = &[
     &["segments", "marker_api", "health"],
     // 3 answers
     &["answers"],
-    // 4 front door
-    &["front"],
+    // 4 front door, and the review routes (they use the answers' gzip rule)
+    &["front", "recordings"],
     // 5 routes
     &["routes"],
     // 6 startup

@@ -38,6 +38,7 @@
 //! - [`segments`], [`marker_api`], [`health`]: segment answers, the markers API, the health body;
 //! - [`answers`]: the playlist and part answers, and the headers every answer carries;
 //! - [`front`]: the front door, answering media from memory with [`answers`] and [`segments`];
+//!   [`recordings`]: the review routes over the recording index (issue 21);
 //! - [`routes`]: actix-web's routes and the remaining handlers;
 //! - [`startup`]: binding, the workers, serving until stopped.
 //!
@@ -52,6 +53,7 @@ pub(crate) mod health;
 pub(crate) mod limits;
 pub(crate) mod marker_api;
 pub(crate) mod media;
+pub(crate) mod recordings;
 pub(crate) mod routes;
 pub(crate) mod segments;
 pub(crate) mod startup;

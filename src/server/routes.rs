@@ -11,7 +11,7 @@ use super::answers::{self, finish_headers};
 use super::error::{json_error, not_found_error};
 use super::health::health;
 use super::state::{health_deadline, AppState};
-use super::{assets, cors, marker_api, stream_info};
+use super::{assets, cors, marker_api, recordings, stream_info};
 use crate::error::{Error, ErrorKind};
 use crate::state::InputParams;
 #[cfg(test)]
@@ -70,6 +70,8 @@ pub(crate) fn routes(state: web::Data<AppState>, sc: &mut web::ServiceConfig) {
         .service(read_only("/video/{file}", preflight).to(answers::segment))
         .service(markers_resource(preflight))
         .service(read_only("/markers/events", preflight).to(marker_api::events))
+        .service(read_only("/recordings/{name}", preflight).to(recordings::recordings))
+        .service(read_only("/markers/{id}/{file}", preflight).to(recordings::marker_file))
         .service(read_only("/healthz", preflight).to(healthz))
         .service(stream_resource(preflight, stream_body))
         .default_service(web::to(not_found));

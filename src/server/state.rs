@@ -109,6 +109,8 @@ pub(crate) struct AppState {
     pub(crate) index_etag: String,
     /// The configuration's `GET /stream` body.
     pub(crate) stream_body: web::Data<stream_info::Body>,
+    /// The media directory's recording index, server-wide (see [`ServerConfig::recordings`]).
+    pub(crate) recordings: Option<crate::recording::Recordings>,
 }
 
 impl AppState {
@@ -139,5 +141,6 @@ pub(crate) fn app_state(cfg: &ServerConfig, shared: Arc<Shared>) -> web::Data<Ap
         index_html: web::Bytes::from(index_html),
         index_etag,
         stream_body: stream_info::body(&cfg.name, &cfg.stream_params()),
+        recordings: cfg.recordings.clone(),
     })
 }
