@@ -333,21 +333,6 @@ fn open_output_at(
 ) -> Result<(Publisher<MediaDir>, thread::JoinHandle<Result<()>>)> {
     let dir =
         MediaDir::open(cfg.out_dir(), cfg.name()).map_err(|e| Error::io("media directory", e))?;
-    // The index first: its rows of files --fresh deletes go with them, and a row whose file is
-    // gone is dropped before the publisher lists the directory.
-    let recorder = match recording {
-        Some(_) if cfg.name().segment_type() != crate::name::SegmentType::Mpegts => {
-            warn!("recording is for MPEG-TS segments: this fMP4 stream is not recorded");
-            None
-        }
-        Some(r) => Some(Recorder::start(
-            &r,
-            cfg.name(),
-            cfg.recording(),
-            cfg.fresh(),
-        )?),
-        None => None,
-    };
     if cfg.fresh() {
         let n = dir
             .clean()
@@ -356,8 +341,20 @@ fn open_output_at(
     }
     let markers_path = dir.markers_path();
     let mut publisher = Publisher::starting_at(cfg, dir, shared.clone(), observer, first_frame)?;
-    if let Some(r) = recorder {
-        publisher.set_recorder(r);
+    // The index once the publisher has accepted the directory (a refused restart touches
+    // nothing): --fresh drops the stream's rows with its files; rows whose file is gone are
+    // dropped; what expired while stopped goes.
+    match recording {
+        Some(_) if cfg.name().segment_type() != crate::name::SegmentType::Mpegts => {
+            warn!("recording is for MPEG-TS segments: this fMP4 stream is not recorded");
+        }
+        Some(r) => publisher.set_recorder(Recorder::start(
+            &r,
+            cfg.name(),
+            cfg.recording(),
+            cfg.fresh(),
+        )?),
+        None => {}
     }
     let clock = publisher.clock();
     shared.set_clock(clock);

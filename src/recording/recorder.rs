@@ -21,7 +21,8 @@
 //! file of its stream and sequence, inside the output directory.
 //!
 //! # Reconciliation at start
-//! [`Recorder::start`] (the stream's first step, before its publisher touches a file): a row
+//! [`Recorder::start`] (once the stream's publisher has accepted the directory, so a refused
+//! restart touches nothing, and before the first segment): a row
 //! whose file is gone is dropped (logged with a count); a segment file of ours with no row is
 //! left to the live path's rules, that is deleted once its R25 grace ends (it is either listed
 //! by the playlist the run continues, or one of that playlist's leftovers). Then one sweep, so
@@ -288,8 +289,9 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Starts recording stream `name` into `recordings` (on the stream's own thread, before
-    /// its publisher touches a file; it waits for the database). `fresh`: the stream's rows
+    /// Starts recording stream `name` into `recordings` (on the stream's own thread, once its
+    /// publisher accepted the directory and before the first segment; it waits for the
+    /// database). `fresh`: the stream's rows
     /// are deleted first (`--fresh` deletes its files). Then reconciles the rows with the
     /// files and sweeps once (see the module docs).
     pub fn start(

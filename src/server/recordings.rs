@@ -507,7 +507,10 @@ async fn thumbnail_answer(f: &Found<'_>, state: &AppState) -> Result<HttpRespons
     let width = f.settings.thumbnail_width;
     let dir = state.media_dir.clone();
     let cache_dir = dir.join(format!(".{}.thumbnails", state.name));
-    let cache = cache_dir.join(format!("{}-{width}.jpg", f.marker.id));
+    // Named by the stream's epoch too: `--fresh` starts ids over under a new epoch, and an
+    // old picture must never answer for a new marker.
+    let epoch = f.at.unix_millis() - f.marker.at.since_start().as_millis() as i64;
+    let cache = cache_dir.join(format!("{epoch}-{}-{width}.jpg", f.marker.id));
     let at = f.marker.at;
     let jpeg = web::block(move || -> Result<Option<Vec<u8>>, Error> {
         if let Ok(b) = std::fs::read(&cache) {
