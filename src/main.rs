@@ -132,7 +132,7 @@ fn run(cfg: Config) -> Result<(), Error> {
                 frame_rate: plan.rate(),
                 segment_lifetime_secs: plan.segment_lifetime().as_secs_ceil(),
                 marker_token: server_settings.marker_token.clone(),
-                recordings: Some(recordings),
+                recordings: Some(recordings.clone()),
             };
             let shared = shared.clone();
             let linger = server_settings.linger;
@@ -157,6 +157,8 @@ fn run(cfg: Config) -> Result<(), Error> {
         stop.store(true, Ordering::SeqCst);
     }
     let summary = pipeline.join();
+    // The index finishes what the stream queued (its last rows, releases and sweeps).
+    let _ = recordings.db().call_blocking(|_| Ok(()));
     served?;
     let summary = summary?;
     let wall = started.elapsed();

@@ -555,3 +555,31 @@ async fn thumbnail_answer(f: &Found<'_>, state: &AppState) -> Result<HttpRespons
         .insert_header((header::CACHE_CONTROL, "private, max-age=3600"))
         .body(jpeg))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clip_file_names_and_sides() {
+        let t = WallClock::parse_rfc3339("2026-11-25T07:08:09.999Z").unwrap();
+        assert_eq!(time_stamp(t), "20261125-070809");
+        let q = |k: &str, v: &str| HashMap::from([(k.to_owned(), v.to_owned())]);
+        assert_eq!(
+            side(&HashMap::new(), "before", CLIP_BEFORE).unwrap(),
+            CLIP_BEFORE
+        );
+        assert_eq!(
+            side(&q("after", "2.5"), "after", CLIP_AFTER).unwrap(),
+            Duration90k::from_millis(2500)
+        );
+        assert_eq!(
+            side(&q("after", "300"), "after", CLIP_AFTER).unwrap(),
+            Duration90k::from_secs(300)
+        );
+        for bad in ["300.5", "-1", "NaN", "inf", "ten"] {
+            let e = side(&q("before", bad), "before", CLIP_BEFORE).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{bad}");
+        }
+    }
+}
