@@ -41,6 +41,11 @@ pub struct WallClock {
 }
 
 impl WallClock {
+    /// 9999-12-31T23:59:59.999Z, the last instant held.
+    pub const MAX: WallClock = WallClock {
+        unix_millis: 253_402_300_799_999,
+    };
+
     pub(crate) fn now() -> Self {
         WallClock::from_unix_millis(
             (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64,

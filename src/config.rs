@@ -96,6 +96,11 @@ pub struct ServerArgs {
         value_name = "TOKEN"
     )]
     pub marker_token: Option<MarkerToken>,
+
+    /// Most bytes of recorded segments kept in the output directory (500MB, 2GiB), all its
+    /// streams together: continuous recording is deleted first, then the oldest clips.
+    #[arg(long, default_value = "2GiB", value_parser = crate::recording::units::parse_size)]
+    pub storage_max: u64,
 }
 
 /// The per-stream flags (a configuration file's `[[stream]]` table has the same keys):
@@ -223,6 +228,20 @@ pub struct StreamArgs {
     /// PTS of the first frame in 90 kHz ticks (e.g. 8589754592 to test the 33-bit wrap).
     #[arg(long, default_value_t = DEFAULT_PTS_OFFSET.as_u64(), hide_short_help = true)]
     pub pts_offset: u64,
+
+    /// Keep continuous recording this long after segments leave the live playlist (45s, 30m,
+    /// 1h, 7d; 0 keeps only what marker clips need). MPEG-TS streams only.
+    #[arg(long, default_value = "1h", value_parser = crate::recording::units::parse_duration)]
+    pub record_retention: std::time::Duration,
+
+    /// Keep the segments of each marker's clip (5 s before to 10 s after it) this long after
+    /// the marker.
+    #[arg(long, default_value = "7d", value_parser = crate::recording::units::parse_duration)]
+    pub clip_retention: std::time::Duration,
+
+    /// Width in pixels of marker thumbnails (`/markers/{id}/thumbnail.jpg`), 16 to 1920.
+    #[arg(long, default_value_t = crate::recording::thumbnail::DEFAULT_WIDTH)]
+    pub thumbnail_width: u32,
 }
 
 /// The bearer token that `POST /markers` requires. Its `Debug` never shows it, so neither a
@@ -282,6 +301,8 @@ pub struct ServerSettings {
     pub serve: bool,
     /// `GET /metrics` on this address instead of `bind`'s.
     pub metrics_bind: Option<SocketAddr>,
+    /// `--storage-max`: bytes of recorded segments in the output directory.
+    pub storage_max: u64,
 }
 
 fn invalid(msg: impl Into<String>) -> Error {
@@ -577,6 +598,7 @@ impl ServerArgs {
             linger: std::time::Duration::from_secs_f64(self.linger),
             serve: !self.no_server,
             metrics_bind: self.metrics_bind,
+            storage_max: self.storage_max,
         })
     }
 }
@@ -647,6 +669,16 @@ impl StreamArgs {
         if self.block_size == 0 {
             return Err(invalid("--block-size must be positive"));
         }
+        let thumbs =
+            crate::recording::thumbnail::MIN_WIDTH..=crate::recording::thumbnail::MAX_WIDTH;
+        if !thumbs.contains(&self.thumbnail_width) {
+            return Err(invalid(format!(
+                "--thumbnail-width {} must be from {} to {} pixels",
+                self.thumbnail_width,
+                thumbs.start(),
+                thumbs.end()
+            )));
+        }
         let default_rate = FrameRate::parse(DEFAULT_FPS)?;
         Ok(StreamSettings {
             input: self.input,
@@ -678,6 +710,11 @@ impl StreamArgs {
             },
             rtsp_transport: self.rtsp_transport,
             transcode: self.transcode,
+            recording: crate::recording::RecordingSettings {
+                record_retention: self.record_retention,
+                clip_retention: self.clip_retention,
+                thumbnail_width: self.thumbnail_width,
+            },
         })
     }
 }

@@ -45,7 +45,7 @@ fn main() -> ExitCode {
                 );
             }
             match hls::config::FileConfig::read(file) {
-                Ok(c) => Mode::File(file.clone(), c),
+                Ok(c) => Mode::File(file.clone(), Box::new(c)),
                 Err(e) => refuse(clap::error::ErrorKind::ValueValidation, &e),
             }
         }
@@ -68,7 +68,7 @@ fn main() -> ExitCode {
         .init();
     let result = match mode {
         Mode::Flags(cfg) => run(*cfg),
-        Mode::File(file, cfg) => run_file(file, cfg),
+        Mode::File(file, cfg) => run_file(file, *cfg),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -84,7 +84,7 @@ enum Mode {
     /// One stream, from the flags.
     Flags(Box<Config>),
     /// The streams of a configuration file.
-    File(std::path::PathBuf, hls::config::FileConfig),
+    File(std::path::PathBuf, Box<hls::config::FileConfig>),
 }
 
 fn warn_without_nasm() {
@@ -157,6 +157,11 @@ fn run(cfg: Config) -> Result<(), Error> {
     } else {
         None
     };
+    // The output directory's recording index, opened once (a damaged or unwritable one is an
+    // error now, exit 1), after the port: a taken port still changes no file.
+    let (recordings, _db_thread) =
+        hls::pipeline::spawn_store(&server_settings.out_dir, server_settings.storage_max)?;
+    let prepared = prepared.with_recording(recordings.clone());
     let shared = Arc::new(Shared::default());
     let stop = Arc::new(AtomicBool::new(false));
     // First Ctrl-C / SIGTERM: finish the current segment and write EXT-X-ENDLIST.
@@ -197,6 +202,7 @@ fn run(cfg: Config) -> Result<(), Error> {
                 frame_rate: plan.rate(),
                 segment_lifetime_secs: plan.segment_lifetime().as_secs_ceil(),
                 marker_token: server_settings.marker_token.clone(),
+                recordings: Some(recordings.clone()),
             };
             let shared = shared.clone();
             let linger = server_settings.linger;
@@ -221,6 +227,8 @@ fn run(cfg: Config) -> Result<(), Error> {
         stop.store(true, Ordering::SeqCst);
     }
     let summary = pipeline.join();
+    // The index finishes what the stream queued (its last rows, releases and sweeps).
+    let _ = recordings.db().call_blocking(|_| Ok(()));
     served?;
     let summary = summary?;
     let wall = started.elapsed();

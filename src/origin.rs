@@ -65,6 +65,7 @@ struct Origin {
     pending: Vec<StreamEntry>,
     /// The file's stream names, in its order.
     order: Vec<String>,
+    recordings: crate::recording::Recordings,
     /// Supervisors not yet ended.
     alive: HashSet<u64>,
     next_id: u64,
@@ -114,7 +115,12 @@ pub fn run(
         .map_err(|e| Error::io("starting the signal thread", e))?;
 
     let server = config.server.clone();
+    // The output directory's recording index, opened once for every stream (a damaged or
+    // unwritable one is an error now), after the port: a taken port still changes no file.
+    let (recordings, _db_thread) =
+        crate::pipeline::spawn_store(&server.out_dir, server.storage_max)?;
     let mut origin = Origin {
+        recordings: recordings.clone(),
         file,
         streams: Streams::new(server.out_dir.clone(), server.marker_token.clone(), true),
         server,
@@ -138,6 +144,7 @@ pub fn run(
             let cors = origin.server.cors_origins.clone();
             let linger = origin.server.linger;
             let streams = origin.streams.clone();
+            let recordings = Some(recordings.clone());
             let control = {
                 let done = done.clone();
                 std::thread::Builder::new()
@@ -157,9 +164,16 @@ pub fn run(
                     .map_err(|e| Error::io("starting the control thread", e))?
             };
             let served = actix_web::rt::System::new().block_on(async move {
-                crate::server::serve_streams(&cors, streams, listener, metrics, async move {
-                    done.notified().await;
-                })
+                crate::server::serve_streams(
+                    &cors,
+                    streams,
+                    recordings,
+                    listener,
+                    metrics,
+                    async move {
+                        done.notified().await;
+                    },
+                )
                 .await
             });
             if served.is_err() {
@@ -172,6 +186,8 @@ pub fn run(
     };
     signal_handle.close();
     let _ = signal_thread.join();
+    // The index finishes what the streams queued (their last rows, releases and sweeps).
+    let _ = recordings.db().call_blocking(|_| Ok(()));
     result
 }
 
@@ -375,9 +391,15 @@ impl Origin {
         self.next_id += 1;
         let events = self.events.clone();
         info!(stream = %plan.name(), input = %plan.input(), "starting");
-        let supervisor = Supervisor::start(cfg, live.clone(), Backoff::default(), move || {
-            let _ = events.send(Event::Ended(id));
-        })?;
+        let supervisor = Supervisor::start(
+            cfg,
+            live.clone(),
+            Backoff::default(),
+            Some(self.recordings.clone()),
+            move || {
+                let _ = events.send(Event::Ended(id));
+            },
+        )?;
         self.alive.insert(id);
         Ok(Running {
             entry,

@@ -53,6 +53,8 @@ pub struct StreamSettings {
     pub(crate) part_duration: Option<Duration90k>,
     pub(crate) rtsp_transport: RtspTransport,
     pub(crate) transcode: bool,
+    /// `--record-retention`, `--clip-retention`, `--thumbnail-width`.
+    pub(crate) recording: crate::recording::RecordingSettings,
 }
 
 pub(crate) fn check_rate(rate: FrameRate) -> Result<(), Error> {
@@ -151,6 +153,7 @@ pub struct Plan {
     rtsp_transport: RtspTransport,
     transcode: bool,
     fps_given: bool,
+    recording: crate::recording::RecordingSettings,
 }
 
 fn invalid(msg: impl Into<String>) -> Error {
@@ -281,6 +284,7 @@ impl Plan {
             rtsp_transport: s.rtsp_transport,
             transcode: s.transcode,
             fps_given: s.rate.is_some(),
+            recording: s.recording,
         })
     }
 
@@ -355,6 +359,11 @@ impl Plan {
 
     pub(crate) fn fresh(&self) -> bool {
         self.fresh
+    }
+
+    /// The stream's recording settings (used when the output directory records).
+    pub fn recording(&self) -> crate::recording::RecordingSettings {
+        self.recording
     }
 
     /// Frames to produce; `None` runs until stopped.

@@ -155,6 +155,9 @@ pub(crate) struct Publisher<S: Storage> {
     write_errors_log: LogLimit,
     /// Warnings of segments listed late ([`Publisher::publish`]).
     slow_log: LogLimit,
+    /// Recording (MPEG-TS streams with a recording index): segments leaving the window are
+    /// released to retention instead of deleted; `None`: deleted after their R25 grace.
+    recorder: Option<crate::recording::Recorder>,
 }
 
 impl<S: Storage> Publisher<S> {
@@ -325,7 +328,14 @@ impl<S: Storage> Publisher<S> {
             write_errors_log: LogLimit::new(TROUBLE_LOG_INTERVAL),
             slow_log: LogLimit::new(TROUBLE_LOG_INTERVAL),
             shared,
+            recorder: None,
         })
+    }
+
+    /// Records every segment from now on (before the first): the index gets a row per
+    /// segment, and a segment whose R25 grace ends is handed to retention instead of deleted.
+    pub(crate) fn set_recorder(&mut self, recorder: crate::recording::Recorder) {
+        self.recorder = Some(recorder);
     }
 
     /// Reads the codec string and picture size of the multivariant playlist from a keyframe's
@@ -543,7 +553,7 @@ impl<S: Storage> Publisher<S> {
                 return seg.bytes;
             }
         };
-        self.discontinuity = false;
+        let discontinuity = std::mem::take(&mut self.discontinuity);
         if !self
             .shared
             .wait_for_generator_markers(GENERATOR_MARKER_WAIT)
@@ -580,12 +590,21 @@ impl<S: Storage> Publisher<S> {
                 "slow segment: listed {lag_ms} ms after its last frame"
             );
         }
+        if let Some(r) = &mut self.recorder {
+            r.segment_published(seq, pdt, seg.start, seg.duration, len as u64, discontinuity);
+        }
         self.variant.bitrates.push(len as u64, seg.duration);
         self.write_multivariant();
+        let mut released = Vec::new();
         for f in &outcome.delete_now {
             let segment = match self.name.parse_file(f) {
                 Some(crate::name::MediaFile::Segment(s)) => {
                     self.shared.media.remove_segment(s);
+                    if self.recorder.is_some() {
+                        // Retention decides from now on; the file stays on disk.
+                        released.push(s);
+                        continue;
+                    }
                     true
                 }
                 Some(crate::name::MediaFile::Init(i)) => {
@@ -600,10 +619,20 @@ impl<S: Storage> Publisher<S> {
                 Err(e) => warn!(file = %f, error = %e, "could not delete an expired segment"),
             }
         }
+        if let Some(r) = &mut self.recorder {
+            r.release(released);
+        }
         self.published = self.published + seg.duration;
         if self.published >= self.leftovers_due && !self.leftovers.is_empty() {
             let n = self.leftovers.len();
+            let mut released = Vec::new();
             for f in std::mem::take(&mut self.leftovers) {
+                if let (Some(_), Some(crate::name::MediaFile::Segment(s))) =
+                    (&self.recorder, self.name.parse_file(&f))
+                {
+                    released.push(s);
+                    continue;
+                }
                 match self.store.delete_segment(&f) {
                     Ok(()) => {
                         if let Some(crate::name::MediaFile::Segment(_)) = self.name.parse_file(&f) {
@@ -614,6 +643,9 @@ impl<S: Storage> Publisher<S> {
                         warn!(file = %f, error = %e, "could not delete a previous run's segment")
                     }
                 }
+            }
+            if let Some(r) = &mut self.recorder {
+                r.release(released);
             }
             info!(
                 files = n,
@@ -653,9 +685,13 @@ impl<S: Storage> Publisher<S> {
         self.markers_pending.extend(new);
         let epoch = self.clock.epoch;
         let playlist = &mut self.playlist;
+        let recorder = &mut self.recorder;
         self.markers_pending.retain(|m| {
             if m.at >= end {
                 return true;
+            }
+            if let Some(r) = recorder.as_mut() {
+                r.marker(epoch.at(m.at));
             }
             let range = DateRange {
                 // Unique for the life of the stream (R36): ids are never reused, the epoch

@@ -179,8 +179,8 @@ const SERVER_FLOORS: &[&[&str]] = &[
     &["segments", "marker_api", "health", "metrics_api"],
     // 3 answers, the stream list
     &["answers", "streams"],
-    // 4 front door
-    &["front"],
+    // 4 front door, and the review routes (they use the answers' gzip rule)
+    &["front", "recordings"],
     // 5 routes
     &["routes"],
     // 6 startup

@@ -40,3 +40,5 @@ mod players;
 mod fmp4_stream;
 // GET /metrics from a live stream: every series of issue 22, its labels, counts that agree.
 mod metrics;
+// Recording (issue 21): retention, the storage budget, restarts, the index, the review routes.
+mod recordings;

@@ -52,6 +52,7 @@ use crate::markers::GENERATOR_SOURCE;
 use crate::overlay::{TimecodeOverlay, DEFAULT_FONT};
 use crate::playlist::LowLatency;
 use crate::publish::{PlaylistHook, Publisher};
+use crate::recording::{Recorder, Recordings};
 use crate::segmenter::{Cut, FrameAu, PartPlan, Segmenter};
 use crate::slots::{Item, RawFrame, SourceEnd};
 use crate::source::Checkerboard;
@@ -107,6 +108,8 @@ pub struct Prepared {
     out_dir: PathBuf,
     input: Ready,
     observer: Option<PlaylistHook>,
+    /// The output directory's recording, when it records.
+    recording: Option<Recordings>,
 }
 
 /// An input ready to run.
@@ -147,6 +150,7 @@ pub fn prepare(cfg: &Config) -> Result<Prepared> {
         out_dir: out_dir.clone(),
         input,
         observer: None,
+        recording: None,
     })
 }
 
@@ -165,6 +169,14 @@ impl Prepared {
     #[doc(hidden)]
     pub fn observe_playlists(mut self, observer: impl FnMut(&str) + Send + 'static) -> Self {
         self.observer = Some(Box::new(observer));
+        self
+    }
+
+    /// Records the stream into `recordings`, its output directory's index (opened once per
+    /// directory, [`spawn_store`]), with the stream's own retention flags. MPEG-TS streams
+    /// only: an fMP4 stream is not recorded (logged) and keeps the live path's deletion.
+    pub fn with_recording(mut self, recordings: Recordings) -> Self {
+        self.recording = Some(recordings);
         self
     }
 
@@ -227,6 +239,7 @@ fn run_prepared(prepared: Prepared, shared: Arc<Shared>, stop: Arc<AtomicBool>) 
         out_dir,
         input,
         observer,
+        recording,
     } = prepared;
     let (plan, board, y4m) = match input {
         Ready::Checkerboard(plan) => {
@@ -238,13 +251,15 @@ fn run_prepared(prepared: Prepared, shared: Arc<Shared>, stop: Arc<AtomicBool>) 
         // A camera connects first (its GOP or its size settles the plan), then runs its own
         // way: passthrough, or decoded into the encoder below.
         Ready::Camera(camera) => {
-            return run_camera(&settings, &out_dir, camera, shared, stop, observer)
+            return run_camera(
+                &settings, &out_dir, camera, shared, stop, observer, recording,
+            )
         }
     };
     let cfg = &plan;
     let overlay = TimecodeOverlay::new(DEFAULT_FONT, cfg.width(), cfg.height())
         .map_err(|e| Error::new(ErrorKind::Internal, format!("timecode font: {e}")))?;
-    let (mut publisher, marker_thread) = open_output(cfg, &shared, observer)?;
+    let (mut publisher, marker_thread) = open_output(cfg, &shared, observer, recording)?;
     let first_slot = publisher.first_slot();
     let pool = FramePool::new(cfg);
 
@@ -312,8 +327,9 @@ fn open_output(
     cfg: &Plan,
     shared: &Arc<Shared>,
     observer: Option<PlaylistHook>,
+    recording: Option<Recordings>,
 ) -> Result<(Publisher<MediaDir>, thread::JoinHandle<Result<()>>)> {
-    open_output_at(cfg, shared, observer, None)
+    open_output_at(cfg, shared, observer, None, recording)
 }
 
 /// [`open_output`] for a run whose first frame was captured at `first_frame`, before now (see
@@ -323,6 +339,7 @@ fn open_output_at(
     shared: &Arc<Shared>,
     observer: Option<PlaylistHook>,
     first_frame: Option<crate::clock::WallClock>,
+    recording: Option<Recordings>,
 ) -> Result<(Publisher<MediaDir>, thread::JoinHandle<Result<()>>)> {
     let dir =
         MediaDir::open(cfg.out_dir(), cfg.name()).map_err(|e| Error::io("media directory", e))?;
@@ -333,7 +350,22 @@ fn open_output_at(
         info!(files = n, dir = %dir.path().display(), "--fresh: removed the previous stream");
     }
     let markers_path = dir.markers_path();
-    let publisher = Publisher::starting_at(cfg, dir, shared.clone(), observer, first_frame)?;
+    let mut publisher = Publisher::starting_at(cfg, dir, shared.clone(), observer, first_frame)?;
+    // The index once the publisher has accepted the directory (a refused restart touches
+    // nothing): --fresh drops the stream's rows with its files; rows whose file is gone are
+    // dropped; what expired while stopped goes.
+    match recording {
+        Some(_) if cfg.name().segment_type() != crate::name::SegmentType::Mpegts => {
+            warn!("recording is for MPEG-TS segments: this fMP4 stream is not recorded");
+        }
+        Some(r) => publisher.set_recorder(Recorder::start(
+            &r,
+            cfg.name(),
+            cfg.recording(),
+            cfg.fresh(),
+        )?),
+        None => {}
+    }
     let clock = publisher.clock();
     shared.set_clock(clock);
     if let Some(end) = publisher.previous_end_slot() {
@@ -697,6 +729,22 @@ impl EncoderJob {
         }
         Ok(encoded)
     }
+}
+
+/// Opens the recording index of output directory `out_dir` ([`crate::recording::open_store`]:
+/// a damaged or unwritable database is an error here) and runs it on its own thread,
+/// `hls-db`, which ends when the last handle is dropped. Once per output directory, before
+/// its streams start ([`Prepared::with_recording`]).
+pub fn spawn_store(
+    out_dir: &std::path::Path,
+    storage_max: u64,
+) -> Result<(Recordings, std::thread::JoinHandle<()>)> {
+    let (recordings, worker) = crate::recording::open_store(out_dir, storage_max)?;
+    let thread = std::thread::Builder::new()
+        .name("hls-db".into())
+        .spawn(move || worker.run())
+        .map_err(|e| Error::io("spawning the database thread", e))?;
+    Ok((recordings, thread))
 }
 
 /// Moves the recording index to its own thread, `hls-db`, which runs the handle's calls in

@@ -18,6 +18,7 @@ use crate::config::{InputFormat, Plan, StreamSettings};
 use crate::error::{Error, ErrorKind, Result};
 use crate::overlay::{TimecodeOverlay, DEFAULT_FONT};
 use crate::publish::{PlaylistHook, Publisher};
+use crate::recording::Recordings;
 use crate::rtsp::passthrough::Passthrough;
 use crate::rtsp::transcode::TranscodeSource;
 use crate::rtsp::{self, Camera, CameraFrame, Event};
@@ -325,6 +326,7 @@ pub(super) fn run_camera(
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
     observer: Option<PlaylistHook>,
+    recording: Option<Recordings>,
 ) -> Result<Summary> {
     let mut camera = camera;
     camera.set_batching(!cfg.transcode());
@@ -332,7 +334,7 @@ pub(super) fn run_camera(
     // The server was started before the camera was known: `GET /stream`, the cache headers
     // and the health deadline follow the rate and the target chosen now.
     shared.update_status(|s| s.params = InputParams::Known(stream_params(&plan, plan.rate())));
-    run_rtsp_prepared(&plan, opened, shared, stop, observer)
+    run_rtsp_prepared(&plan, opened, shared, stop, observer, recording)
 }
 
 /// What the server tells about a stream of configuration `cfg` whose frames come at `rate`.
@@ -355,6 +357,7 @@ fn run_rtsp_prepared(
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
     observer: Option<PlaylistHook>,
+    recording: Option<Recordings>,
 ) -> Result<Summary> {
     // The timecode's font is loaded before anything in the output is touched.
     let overlay = if cfg.transcode() {
@@ -366,7 +369,7 @@ fn run_rtsp_prepared(
         None
     };
     let (publisher, marker_thread) =
-        open_output_at(cfg, &shared, observer, opened.first_frame_wall())?;
+        open_output_at(cfg, &shared, observer, opened.first_frame_wall(), recording)?;
     let pass = Passthrough::new(
         cfg.segment(),
         cfg.target_duration_secs(),

@@ -110,10 +110,12 @@ pub struct Supervisor {
 impl Supervisor {
     /// Runs the stream `cfg` describes, serving through `live`, until it ends or is stopped;
     /// `on_end` runs on its thread when it has (after its last run, however that ended).
+    /// With `recordings`, the stream records into that index (the output directory's).
     pub fn start(
         cfg: Config,
         live: Arc<LiveStream>,
         backoff: Backoff,
+        recordings: Option<crate::recording::Recordings>,
         on_end: impl FnOnce() + Send + 'static,
     ) -> Result<Supervisor> {
         let mut cfg = cfg;
@@ -128,7 +130,10 @@ impl Supervisor {
                     // A restart continues the stream on disk.
                     cfg.stream.fresh = false;
                 }
-                let prepared = prepare(&cfg)?;
+                let mut prepared = prepare(&cfg)?;
+                if let Some(r) = &recordings {
+                    prepared = prepared.with_recording(r.clone());
+                }
                 if let Some(plan) = prepared.plan() {
                     // A Y4M header's size and rate, known only now: what the server says.
                     let params = StreamParams {

@@ -24,6 +24,7 @@
 //!           | max_segment_ms                           bounds the range scans below
 //! segments  (stream, sequence) PK | start_ms end_ms (UTC) | start_90k duration_90k (stream
 //!           time) | bytes | discontinuity | file | retained_until_ms (NULL: no clip needs it)
+//!           | live (2: listed or in its R25 grace; never deleted while set)
 //!           index (stream, start_ms); index (start_ms) for eviction across streams
 //! markers   (stream, id) PK | at_90k duration_90k | pdt_ms program_date_time | timecode
 //!           | text | source | key;  UNIQUE (stream, key); index (stream, pdt_ms, id);
@@ -98,6 +99,10 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX markers_by_key ON markers (stream, key);
     CREATE INDEX markers_by_time ON markers (stream, pdt_ms, id);
     CREATE INDEX markers_by_source ON markers (stream, source, pdt_ms, id);",
+    // 2: a segment still listed by its live playlist, or in its R25 grace after it, is `live`:
+    // no retention rule or storage budget may delete it. The publisher releases it when the
+    // grace ends (or, for a previous run's files, when that run's grace ends).
+    "ALTER TABLE segments ADD COLUMN live INTEGER NOT NULL DEFAULT 0 CHECK (live IN (0, 1));",
 ];
 
 /// Why the database could not be opened or a call failed.
@@ -135,6 +140,25 @@ pub enum DbError {
     /// The database thread is gone (it panicked or the handle was shut down).
     #[error("the database thread has stopped")]
     Closed,
+    /// [`DbHandle::try_call`]: the queue is full (the database is slow), the job is dropped.
+    #[error("the database is busy: {QUEUE_DEPTH} calls wait already")]
+    Busy,
+}
+
+impl From<DbError> for crate::error::Error {
+    /// Damaged or newer databases need a person (`FailedPrecondition`); one that cannot be
+    /// written is an I/O failure; a stopped database thread is `Unavailable`. Every kind but
+    /// `InvalidArgument` exits 1.
+    fn from(e: DbError) -> Self {
+        use crate::error::ErrorKind;
+        let kind = match &e {
+            DbError::Corrupt { .. } | DbError::NewerSchema { .. } => ErrorKind::FailedPrecondition,
+            DbError::ReadOnly { .. } | DbError::Import { .. } => ErrorKind::Io,
+            DbError::Closed | DbError::Busy => ErrorKind::Unavailable,
+            DbError::Sqlite { .. } | DbError::OutOfRange { .. } => ErrorKind::Internal,
+        };
+        crate::error::Error::new(kind, e.to_string())
+    }
 }
 
 /// Attaches what was being done to a rusqlite error.
@@ -460,13 +484,23 @@ impl Db {
     /// Records a segment written to disk (replacing a row of the same sequence: a segment
     /// rewritten after a crash).
     pub fn insert_segment(&mut self, s: &SegmentRow) -> Result<(), DbError> {
+        self.insert_segment_row(s, false)
+    }
+
+    /// Records a segment the live playlist lists now: `live` until [`Db::release_segments`]
+    /// (its R25 grace ended), so neither retention nor the storage budget deletes it before.
+    pub fn insert_live_segment(&mut self, s: &SegmentRow) -> Result<(), DbError> {
+        self.insert_segment_row(s, true)
+    }
+
+    fn insert_segment_row(&mut self, s: &SegmentRow, live: bool) -> Result<(), DbError> {
         let tx = self.conn.transaction().ctx("starting a transaction")?;
         Self::ensure_stream(&tx, &s.stream)?;
         let len_ms = s.end().unix_millis() - s.start.unix_millis();
         tx.execute(
             "INSERT OR REPLACE INTO segments (stream, sequence, start_ms, end_ms, start_90k,
-                duration_90k, bytes, discontinuity, file, retained_until_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                duration_90k, bytes, discontinuity, file, retained_until_ms, live)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 s.stream,
                 i64_of("sequence", s.sequence)?,
@@ -478,6 +512,7 @@ impl Db {
                 s.discontinuity,
                 s.file,
                 s.retained_until.map(WallClock::unix_millis),
+                live,
             ],
         )
         .ctx("inserting a segment")?;
@@ -613,8 +648,9 @@ impl Db {
         Ok(n)
     }
 
-    /// Segments (of every stream) that ended at or before `recorded_before` and that no clip
-    /// needs at `now`: what continuous retention lets go. Oldest first, at most `limit`.
+    /// Segments (of every stream) that ended at or before `recorded_before`, that no clip
+    /// needs at `now` and that are not live: what continuous retention lets go. Oldest first,
+    /// at most `limit`.
     pub fn expired_segments(
         &self,
         recorded_before: WallClock,
@@ -622,7 +658,7 @@ impl Db {
         limit: usize,
     ) -> Result<Vec<SegmentRow>, DbError> {
         self.segments_where(
-            "WHERE start_ms < ?1 AND end_ms <= ?1
+            "WHERE start_ms < ?1 AND end_ms <= ?1 AND live = 0
                AND (retained_until_ms IS NULL OR retained_until_ms <= ?2)
              ORDER BY start_ms LIMIT ?3",
             params![
@@ -645,8 +681,8 @@ impl Db {
 
     /// What to delete first when the directory is over its budget, at most `limit` rows:
     /// continuous recording that no clip needs at `now`, oldest first; then clip segments,
-    /// oldest first. Segments that started at or after `keep_from` (the live window and its
-    /// R25 grace) are never candidates.
+    /// oldest first. Segments that started at or after `keep_from`, and live segments (listed,
+    /// or in their R25 grace), are never candidates.
     pub fn eviction_candidates(
         &self,
         now: WallClock,
@@ -654,13 +690,15 @@ impl Db {
         limit: usize,
     ) -> Result<Vec<SegmentRow>, DbError> {
         let mut out = self.segments_where(
-            "WHERE start_ms < ?1 AND (retained_until_ms IS NULL OR retained_until_ms <= ?2)
+            "WHERE start_ms < ?1 AND live = 0
+               AND (retained_until_ms IS NULL OR retained_until_ms <= ?2)
              ORDER BY start_ms LIMIT ?3",
             params![keep_from.unix_millis(), now.unix_millis(), limit as i64],
         )?;
         if out.len() < limit {
             out.extend(self.segments_where(
-                "WHERE start_ms < ?1 AND retained_until_ms > ?2 ORDER BY start_ms LIMIT ?3",
+                "WHERE start_ms < ?1 AND live = 0 AND retained_until_ms > ?2
+                 ORDER BY start_ms LIMIT ?3",
                 params![
                     keep_from.unix_millis(),
                     now.unix_millis(),
@@ -688,6 +726,68 @@ impl Db {
         }
         tx.commit().ctx("committing deletions")?;
         Ok(n)
+    }
+
+    /// The R25 grace of these segments of `stream` ended: they are no longer live, and from
+    /// now on retention and the storage budget decide when they go. Returns the sequence
+    /// numbers that have no row (a segment whose insert was lost): their files are nobody's
+    /// recording, and the caller deletes them as the live path always did.
+    pub fn release_segments(
+        &mut self,
+        stream: &str,
+        sequences: &[u64],
+    ) -> Result<Vec<u64>, DbError> {
+        let tx = self.conn.transaction().ctx("starting a transaction")?;
+        let mut missing = Vec::new();
+        {
+            let mut stmt = tx
+                .prepare_cached("UPDATE segments SET live = 0 WHERE stream = ?1 AND sequence = ?2")
+                .ctx("preparing")?;
+            for &seq in sequences {
+                if stmt
+                    .execute(params![stream, i64_of("sequence", seq)?])
+                    .ctx("releasing a segment")?
+                    == 0
+                {
+                    missing.push(seq);
+                }
+            }
+        }
+        tx.commit().ctx("committing releases")?;
+        Ok(missing)
+    }
+
+    /// [`Db::expired_segments`] of one stream (retention is a per-stream setting).
+    pub fn expired_segments_of(
+        &self,
+        stream: &str,
+        recorded_before: WallClock,
+        now: WallClock,
+        limit: usize,
+    ) -> Result<Vec<SegmentRow>, DbError> {
+        self.segments_where(
+            "WHERE stream = ?1 AND start_ms < ?2 AND end_ms <= ?2 AND live = 0
+               AND (retained_until_ms IS NULL OR retained_until_ms <= ?3)
+             ORDER BY start_ms LIMIT ?4",
+            params![
+                stream,
+                recorded_before.unix_millis(),
+                now.unix_millis(),
+                limit as i64
+            ],
+        )
+    }
+
+    /// Whether segment `sequence` of `stream` is live (`None`: no row).
+    pub fn segment_is_live(&self, stream: &str, sequence: u64) -> Result<Option<bool>, DbError> {
+        self.conn
+            .query_row(
+                "SELECT live FROM segments WHERE stream = ?1 AND sequence = ?2",
+                params![stream, i64_of("sequence", sequence)?],
+                |r| r.get(0),
+            )
+            .optional()
+            .ctx("reading a segment")
     }
 
     // ---- markers ----
@@ -1111,6 +1211,16 @@ impl DbHandle {
         let (job, answer) = Self::job(f);
         self.tx.send(job).await.map_err(|_| DbError::Closed)?;
         answer.await.map_err(|_| DbError::Closed)?
+    }
+
+    /// Queues `f` for the database thread and returns at once, never waiting: for the media
+    /// threads, which a slow or stuck database must not stall. `Err` (the job not queued) when
+    /// the queue is full or the thread is gone; the caller counts and logs it.
+    pub fn try_call(&self, f: impl FnOnce(&mut Db) + Send + 'static) -> Result<(), DbError> {
+        self.tx.try_send(Box::new(f)).map_err(|e| match e {
+            tokio::sync::mpsc::error::TrySendError::Full(_) => DbError::Busy,
+            tokio::sync::mpsc::error::TrySendError::Closed(_) => DbError::Closed,
+        })
     }
 
     /// Runs `f` on the database thread and waits for it; for plain threads only (it panics

@@ -615,7 +615,60 @@ fn the_handle_serves_threads_and_async_callers() {
         .call_blocking(|db| db.marker("cam", u64::MAX))
         .unwrap_err();
     assert!(matches!(e, DbError::OutOfRange { .. }), "{e:?}");
-    assert_eq!(handle.call_blocking(|db| db.schema_version()).unwrap(), 1);
+    assert_eq!(
+        handle.call_blocking(|db| db.schema_version()).unwrap(),
+        MIGRATIONS.len()
+    );
     drop(handle);
     thread.join().unwrap();
+}
+
+/// A database of schema 1 (before `live`) is migrated in place: its rows stay, not live.
+#[test]
+fn schema_1_is_migrated_and_keeps_its_rows() {
+    let dir = tmp();
+    let path = dir.path().join(DB_FILE);
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute(
+            "INSERT INTO segments (stream, sequence, start_ms, end_ms, start_90k, duration_90k,
+                bytes, discontinuity, file) VALUES ('cam', 3, 0, 2000, 0, 180000, 10, 0, 'cam3.ts')",
+            [],
+        )
+        .unwrap();
+    }
+    let mut db = Db::open(&path).unwrap();
+    assert_eq!(db.schema_version().unwrap(), 2);
+    assert_eq!(db.segment_is_live("cam", 3).unwrap(), Some(false));
+    db.insert_live_segment(&seg("cam", 4, 2000)).unwrap();
+    assert_eq!(db.segment_is_live("cam", 4).unwrap(), Some(true));
+    // Live rows are neither expired nor evicted, whatever their age.
+    assert_eq!(
+        db.expired_segments(wc(1 << 40), wc(1 << 40), 10)
+            .unwrap()
+            .iter()
+            .map(|s| s.sequence)
+            .collect::<Vec<_>>(),
+        [3]
+    );
+    assert_eq!(
+        db.eviction_candidates(wc(1 << 40), wc(1 << 40), 10)
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(db.release_segments("cam", &[4, 9]).unwrap(), [9]);
+    assert_eq!(db.segment_is_live("cam", 4).unwrap(), Some(false));
+    assert_eq!(
+        db.expired_segments_of("cam", wc(1 << 40), wc(1 << 40), 10)
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(db
+        .expired_segments_of("door", wc(1 << 40), wc(1 << 40), 10)
+        .unwrap()
+        .is_empty());
 }

@@ -30,6 +30,7 @@ fn config() -> ServerConfig {
         segment_lifetime_secs: 60,
         frame_rate: crate::time::FrameRate::new(30, 1).unwrap(),
         marker_token: None,
+        recordings: None,
     }
 }
 

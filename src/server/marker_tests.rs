@@ -72,6 +72,7 @@ fn config(token: Option<&str>) -> ServerConfig {
         segment_lifetime_secs: 242,
         frame_rate: FrameRate::new(30, 1).unwrap(),
         marker_token: token.map(|t| t.parse().unwrap()),
+        recordings: None,
     }
 }
 

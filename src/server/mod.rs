@@ -45,6 +45,7 @@
 //! - [`streams`]: `GET /streams`, every stream's figures;
 //! - [`answers`]: the playlist and part answers, and the headers every answer carries;
 //! - [`front`]: the front door, answering media from memory with [`answers`] and [`segments`];
+//!   [`recordings`]: the review routes over the recording index (issue 21);
 //! - [`routes`]: actix-web's routes and the remaining handlers;
 //! - [`startup`]: binding, the workers, serving until stopped.
 //!
@@ -60,6 +61,7 @@ pub(crate) mod limits;
 pub(crate) mod marker_api;
 pub(crate) mod media;
 pub(crate) mod metrics_api;
+pub(crate) mod recordings;
 pub(crate) mod routes;
 pub(crate) mod segments;
 pub(crate) mod startup;

@@ -11,7 +11,7 @@ use super::answers::{self, finish_headers};
 use super::error::{json_error, not_found_error};
 use super::health;
 use super::state::{AppState, StreamView};
-use super::{assets, cors, marker_api, metrics_api, stream_info, streams};
+use super::{assets, cors, marker_api, metrics_api, recordings, stream_info, streams};
 use crate::error::{Error, ErrorKind};
 use crate::state::InputParams;
 #[cfg(test)]
@@ -71,6 +71,12 @@ pub(crate) fn routes(state: web::Data<AppState>, sc: &mut web::ServiceConfig) {
         .service(read_only("/video/{file}", preflight).to(answers::segment))
         .service(markers_resource("/markers", preflight))
         .service(read_only("/markers/events", preflight).to(marker_api::events))
+        .service(read_only("/recordings/{name}", preflight).to(recordings::recordings))
+        .service(read_only("/markers/{id}/{file}", preflight).to(recordings::marker_file))
+        .service(
+            read_only("/streams/{stream}/markers/{id}/{file}", preflight)
+                .to(recordings::marker_file),
+        )
         .service(read_only("/healthz", preflight).to(healthz))
         .service(read_only("/stream", preflight).to(stream))
         .service(read_only("/streams", preflight).to(streams::list))

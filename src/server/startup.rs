@@ -108,7 +108,16 @@ pub async fn serve_with_metrics(
 ) -> Result<(), Error> {
     cfg.validate()?;
     let streams = single_stream(&cfg, shared);
-    serve_streams(&cfg.cors_origins, streams, listener, metrics, shutdown).await
+    let recordings = cfg.recordings.clone();
+    serve_streams(
+        &cfg.cors_origins,
+        streams,
+        recordings,
+        listener,
+        metrics,
+        shutdown,
+    )
+    .await
 }
 
 /// Serves the streams of `streams` (which a reload may change while it serves) on a listener
@@ -117,6 +126,7 @@ pub async fn serve_with_metrics(
 pub async fn serve_streams(
     cors_origins: &[String],
     streams: Arc<Streams>,
+    recordings: Option<crate::recording::Recordings>,
     listener: TcpListener,
     metrics: Metrics,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -139,7 +149,7 @@ pub async fn serve_streams(
         elsewhere: metrics_listener.is_some(),
         http: HttpMetrics::default(),
     };
-    let state = app_state_of(cors_origins, streams, telemetry);
+    let state = app_state_of(cors_origins, streams, telemetry, recordings);
     let (first, count) = {
         let list = state.streams.list();
         (list.first().map(|s| s.name.clone()), list.len())

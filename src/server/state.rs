@@ -34,6 +34,9 @@ pub struct ServerConfig {
     pub frame_rate: crate::time::FrameRate,
     /// The bearer token `POST /markers` requires; `None` turns the route off (403).
     pub marker_token: Option<crate::config::MarkerToken>,
+    /// The media directory's recording index (`/recordings`, the marker clips); `None`: the
+    /// routes answer 404.
+    pub recordings: Option<crate::recording::Recordings>,
 }
 
 impl ServerConfig {
@@ -328,6 +331,8 @@ pub(crate) struct AppState {
     pub(crate) streams: Arc<Streams>,
     /// `GET /metrics`'s exporter and the server's series.
     pub(crate) telemetry: crate::telemetry::ServerMetrics,
+    /// The media directory's recording index, server-wide; `None`: nothing is recorded.
+    pub(crate) recordings: Option<crate::recording::Recordings>,
 }
 
 impl ServerConfig {
@@ -349,6 +354,7 @@ pub(crate) fn app_state_of(
     cors_origins: &[String],
     streams: Arc<Streams>,
     telemetry: crate::telemetry::ServerMetrics,
+    recordings: Option<crate::recording::Recordings>,
 ) -> web::Data<AppState> {
     let cors = CorsPolicy::new(cors_origins).expect("origins were validated");
     web::Data::new(AppState {
@@ -356,6 +362,7 @@ pub(crate) fn app_state_of(
         auth_failures: limits::AuthFailures::default(),
         streams,
         telemetry,
+        recordings,
     })
 }
 
@@ -366,7 +373,12 @@ pub(crate) fn app_state(
     shared: Arc<Shared>,
     telemetry: crate::telemetry::ServerMetrics,
 ) -> web::Data<AppState> {
-    app_state_of(&cfg.cors_origins, single_stream(cfg, shared), telemetry)
+    app_state_of(
+        &cfg.cors_origins,
+        single_stream(cfg, shared),
+        telemetry,
+        cfg.recordings.clone(),
+    )
 }
 
 /// The stream table of a one-stream server.

@@ -79,6 +79,7 @@ pub(super) fn config(media: &Path) -> ServerConfig {
         segment_lifetime_secs: LIFETIME_SECS,
         frame_rate: crate::time::FrameRate::new(30, 1).expect("rate"),
         marker_token: None,
+        recordings: None,
     }
 }
 
