@@ -40,3 +40,5 @@ mod players;
 mod fmp4_stream;
 // GET /metrics from a live stream: every series of issue 22, its labels, counts that agree.
 mod metrics;
+// Fan-out through nginx with the README's cache snippet: what reaches the origin, what players see.
+mod fanout;
