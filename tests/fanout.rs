@@ -159,10 +159,10 @@ impl Nginx {
 }
 
 /// One answer: status, headers (names in lower case), the body (gunzipped).
-struct Answer {
-    status: u16,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
     headers: Vec<(String, String)>,
-    body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Answer {
@@ -173,24 +173,24 @@ impl Answer {
             .map(|(_, v)| v.as_str())
     }
 
-    fn text(&self) -> &str {
+    pub(crate) fn text(&self) -> &str {
         std::str::from_utf8(&self.body).expect("UTF-8 playlist")
     }
 }
 
 /// A player's HTTP/1.1 connection, kept alive like a player's, reopened when the server closed
 /// it.
-struct Client {
+pub(crate) struct Client {
     addr: SocketAddr,
     conn: Option<BufReader<TcpStream>>,
 }
 
 impl Client {
-    fn new(addr: SocketAddr) -> Client {
+    pub(crate) fn new(addr: SocketAddr) -> Client {
         Client { addr, conn: None }
     }
 
-    fn get(&mut self, path: &str) -> Answer {
+    pub(crate) fn get(&mut self, path: &str) -> Answer {
         for attempt in 0..2 {
             if self.conn.is_none() {
                 let s = TcpStream::connect(self.addr).unwrap();

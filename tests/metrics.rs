@@ -170,10 +170,12 @@ fn get_with_type(addr: SocketAddr, path: &str) -> (u16, Option<String>, String) 
 pub(crate) const TOKEN: &str = "metrics-test-token";
 const STREAM: &str = "chessboard";
 
-/// The binary with `--metrics-bind 127.0.0.1:0`: its HTTP address and its metrics address.
+/// The binary with `--metrics-bind 127.0.0.1:0`: its HTTP address and its metrics address, and
+/// its log lines from there on.
 pub(crate) struct Binary {
     pub(crate) serving: util::Serving,
     pub(crate) metrics: SocketAddr,
+    pub(crate) log: std::sync::mpsc::Receiver<String>,
 }
 
 /// Starts the binary with `args`, writing into a temporary directory, and the marker token
@@ -218,6 +220,7 @@ pub(crate) fn start_in(dir: tempfile::TempDir, out: &std::path::Path, args: &[&s
     Binary {
         serving: util::Serving::adopt(child, addr, dir),
         metrics,
+        log: rx,
     }
 }
 

@@ -42,3 +42,5 @@ mod fmp4_stream;
 mod metrics;
 // Fan-out through nginx with the README's cache snippet: what reaches the origin, what players see.
 mod fanout;
+// A full disk on a real tmpfs: the encoder goes on, failures counted, only whole files listed.
+mod full_disk;
