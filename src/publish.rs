@@ -133,6 +133,9 @@ pub(crate) struct Publisher<S: Storage> {
     markers_seen: u64,
     /// Markers taken but not yet in the playlist: their frame is in a segment not yet published.
     markers_pending: Vec<Marker>,
+    /// Files whose grace ended (R25), waiting for the stored playlist to be one without them:
+    /// while the playlist cannot be written (a full disk), the copy on disk still lists them.
+    expired: Vec<String>,
     /// Files from a previous run, deleted once this much stream time has passed (R25).
     leftovers: Vec<String>,
     leftovers_due: Duration90k,
@@ -309,6 +312,7 @@ impl<S: Storage> Publisher<S> {
             discontinuity: r.discontinuity,
             markers_seen: 0,
             markers_pending: Vec::new(),
+            expired: Vec::new(),
             leftovers: r.leftovers,
             leftovers_due: r.leftovers_due,
             published: Duration90k::ZERO,
@@ -574,7 +578,7 @@ impl<S: Storage> Publisher<S> {
             .unwrap_or_else(std::time::SystemTime::now);
         let bytes = bytes::Bytes::from(seg.bytes);
         self.shared.media.put_segment(seq, bytes, published, file);
-        self.write_playlist();
+        let stored = self.write_playlist();
         let lag_ms = self.lag_ms(seg.start + seg.duration);
         self.metrics.segments_written.increment(1);
         self.metrics
@@ -595,8 +599,16 @@ impl<S: Storage> Publisher<S> {
         }
         self.variant.bitrates.push(len as u64, seg.duration);
         self.write_multivariant();
+        // Deletions only behind a stored playlist that no longer lists them (R25): when it
+        // could not be written, the one on disk is older and may still list them; they wait.
+        self.expired.extend(outcome.delete_now.iter().cloned());
+        let expired = if stored {
+            std::mem::take(&mut self.expired)
+        } else {
+            Vec::new()
+        };
         let mut released = Vec::new();
-        for f in &outcome.delete_now {
+        for f in &expired {
             let segment = match self.name.parse_file(f) {
                 Some(crate::name::MediaFile::Segment(s)) => {
                     self.shared.media.remove_segment(s);
@@ -659,7 +671,7 @@ impl<S: Storage> Publisher<S> {
             duration = seg.duration.as_secs_f64(),
             frames = seg.frames,
             bytes = len,
-            deleted = outcome.delete_now.len(),
+            deleted = expired.len(),
             lag_ms,
             "segment"
         );
@@ -719,8 +731,8 @@ impl<S: Storage> Publisher<S> {
     }
 
     /// Writes the durable copy (the classic form: what a restart reads back), then serves the
-    /// new version from memory.
-    fn write_playlist(&mut self) {
+    /// new version from memory. False when the copy on disk could not be replaced.
+    fn write_playlist(&mut self) -> bool {
         self.playlist.render_with(&mut self.text, Render::Classic);
         match self.store.write_playlist(&self.text) {
             Ok(()) => {
@@ -734,10 +746,12 @@ impl<S: Storage> Publisher<S> {
                     self.shared.media.set_edge(self.playlist.live_edge());
                     self.metrics.playlist_changed();
                 }
+                true
             }
             Err(e) => {
                 self.metrics.write_errors.increment(1);
                 warn_limited!(self.write_errors_log, error = %e, "playlist not updated");
+                false
             }
         }
     }

@@ -13,21 +13,21 @@ use crate::util;
 
 /// One sample of the exposition: the series' name and its labels, in the order written.
 #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord)]
-struct Series {
-    name: String,
-    labels: Vec<(String, String)>,
+pub(crate) struct Series {
+    pub(crate) name: String,
+    pub(crate) labels: Vec<(String, String)>,
 }
 
 /// The exposition parsed: every sample's value, and every `# TYPE`.
 #[derive(Debug, Default)]
-struct Scrape {
-    samples: BTreeMap<Series, f64>,
+pub(crate) struct Scrape {
+    pub(crate) samples: BTreeMap<Series, f64>,
     types: BTreeMap<String, String>,
 }
 
 /// Parses the Prometheus text format (0.0.4) strictly: a line is a comment (`# HELP`,
 /// `# TYPE`), empty, or `name{label="value",...} value`; anything else fails the test.
-fn parse(text: &str) -> Scrape {
+pub(crate) fn parse(text: &str) -> Scrape {
     let mut out = Scrape::default();
     for line in text.lines() {
         if line.is_empty() {
@@ -86,7 +86,7 @@ fn parse(text: &str) -> Scrape {
 
 impl Scrape {
     /// The value of `name` with exactly `labels`.
-    fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    pub(crate) fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         let key = Series {
             name: name.to_owned(),
             labels: labels
@@ -97,9 +97,21 @@ impl Scrape {
         self.samples.get(&key).copied()
     }
 
-    fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+    pub(crate) fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         self.get(name, labels)
             .unwrap_or_else(|| panic!("{name}{labels:?} missing from\n{self:#?}"))
+    }
+
+    /// `hls_http_requests_total` of `route`, every status summed.
+    pub(crate) fn requests(&self, route: &str) -> f64 {
+        self.samples
+            .iter()
+            .filter(|(k, _)| {
+                k.name == "hls_http_requests_total"
+                    && k.labels.iter().any(|(l, v)| l == "route" && v == route)
+            })
+            .map(|(_, v)| v)
+            .sum()
     }
 
     /// The label names of every sample of `name`.
@@ -155,21 +167,32 @@ fn get_with_type(addr: SocketAddr, path: &str) -> (u16, Option<String>, String) 
     (status, ct, body)
 }
 
-const TOKEN: &str = "metrics-test-token";
+pub(crate) const TOKEN: &str = "metrics-test-token";
 const STREAM: &str = "chessboard";
 
-/// The binary with `--metrics-bind 127.0.0.1:0`: its HTTP address and its metrics address.
-struct Binary {
-    serving: util::Serving,
-    metrics: SocketAddr,
+/// The binary with `--metrics-bind 127.0.0.1:0`: its HTTP address and its metrics address, and
+/// its log lines from there on.
+pub(crate) struct Binary {
+    pub(crate) serving: util::Serving,
+    pub(crate) metrics: SocketAddr,
+    pub(crate) log: std::sync::mpsc::Receiver<String>,
 }
 
-fn start(args: &[&str]) -> Binary {
+/// Starts the binary with `args`, writing into a temporary directory, and the marker token
+/// [`TOKEN`].
+pub(crate) fn start(args: &[&str]) -> Binary {
     let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_path_buf();
+    start_in(dir, &out, args)
+}
+
+/// [`start`] with `--out-dir out` (inside `dir`, or a file system mounted there), `dir` removed
+/// when the binary is dropped.
+pub(crate) fn start_in(dir: tempfile::TempDir, out: &std::path::Path, args: &[&str]) -> Binary {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hls-streamer"))
         .args(["--bind", "127.0.0.1:0", "--metrics-bind", "127.0.0.1:0"])
         .arg("--out-dir")
-        .arg(dir.path())
+        .arg(out)
         .args(args)
         .env("HLS_MARKER_TOKEN", TOKEN)
         .stderr(std::process::Stdio::piped())
@@ -197,17 +220,18 @@ fn start(args: &[&str]) -> Binary {
     Binary {
         serving: util::Serving::adopt(child, addr, dir),
         metrics,
+        log: rx,
     }
 }
 
 impl Binary {
-    fn scrape(&self) -> (Scrape, String) {
+    pub(crate) fn scrape(&self) -> (Scrape, String) {
         let (status, text) = util::http(self.metrics, "GET", "/metrics", "", "");
         assert_eq!(status, 200, "{text}");
         (parse(&text), text)
     }
 
-    fn health(&self) -> serde_json::Value {
+    pub(crate) fn health(&self) -> serde_json::Value {
         let (_, body) = self.serving.get("/healthz");
         serde_json::from_slice(&body).unwrap()
     }

@@ -42,3 +42,7 @@ mod fmp4_stream;
 mod metrics;
 // Recording (issue 21): retention, the storage budget, restarts, the index, the review routes.
 mod recordings;
+// Fan-out through nginx with the README's cache snippet: what reaches the origin, what players see.
+mod fanout;
+// A full disk on a real tmpfs: the encoder goes on, failures counted, only whole files listed.
+mod full_disk;

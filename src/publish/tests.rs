@@ -18,8 +18,8 @@ enum Event {
     Delete(String),
 }
 
-/// An in-memory [`Storage`]: files in a map, every call in `events`, and segment writes that fail
-/// for the sequence numbers in `fail`.
+/// An in-memory [`Storage`]: files in a map, every call in `events`, segment writes that fail
+/// for the sequence numbers in `fail`, and every write failing while `full` (a full disk).
 #[derive(Default)]
 struct MemoryStore {
     name: Option<StreamName>,
@@ -30,13 +30,20 @@ struct MemoryStore {
     clock: Option<String>,
     events: Vec<Event>,
     fail: Vec<u64>,
+    /// The disk is full: every write fails (segments, init segments, playlists).
+    full: bool,
+    /// Playlist writes fail (a disk with room for a segment but not for the playlist after it).
+    fail_playlists: bool,
+    /// Writes refused so far.
+    refused: u64,
     /// A marker log exists beside the stream.
     marker_log: bool,
 }
 
 impl Storage for &mut MemoryStore {
     fn write_segment(&mut self, sequence: u64, bytes: &[u8]) -> io::Result<Option<fs::File>> {
-        if self.fail.contains(&sequence) {
+        if self.full || self.fail.contains(&sequence) {
+            self.refused += 1;
             return Err(io::Error::other("disk full"));
         }
         self.events.push(Event::Segment(sequence));
@@ -51,12 +58,20 @@ impl Storage for &mut MemoryStore {
     }
 
     fn write_playlist(&mut self, text: &str) -> io::Result<()> {
+        if self.full || self.fail_playlists {
+            self.refused += 1;
+            return Err(io::Error::other("disk full"));
+        }
         self.events.push(Event::Playlist);
         self.playlist = Some(text.to_owned());
         Ok(())
     }
 
     fn write_multivariant(&mut self, text: &str) -> io::Result<()> {
+        if self.full {
+            self.refused += 1;
+            return Err(io::Error::other("disk full"));
+        }
         self.multivariant = Some(text.to_owned());
         Ok(())
     }
@@ -233,6 +248,66 @@ fn r7_lost_segment_write_becomes_a_discontinuity() {
             Event::Segment(2),
             Event::Playlist
         ]
+    );
+}
+
+/// Every segment the stored playlist lists is in the store (R5, R25).
+fn assert_listed_are_stored(mem: &MemoryStore, when: &str) {
+    let Some(text) = &mem.playlist else { return };
+    for line in text.lines().filter(|l| l.ends_with(".ts")) {
+        let seq = mem.name.as_ref().unwrap().parse_segment_file(line).unwrap();
+        assert!(
+            mem.segments.contains_key(&seq),
+            "{when}: the stored playlist lists {line}, which was deleted\n{text}"
+        );
+    }
+}
+
+/// A full disk behind the storage trait: while every write fails, segments are left out,
+/// each failure counted, nothing stops; while only the playlist cannot be written (room for a
+/// segment, none for the playlist after it), the stored playlist, one version behind, still
+/// lists only segments the store holds: expired segments wait for a playlist without them. When
+/// space returns, writing resumes by itself and the waiting deletions are done.
+#[test]
+fn r5_r25_a_full_disk_never_leaves_a_listed_segment_missing() {
+    let cfg = config(3);
+    let mut mem = store();
+    let versions = Arc::new(Mutex::new(Vec::new()));
+    let mut p = Publisher::new(&cfg, &mut mem, Arc::default(), recorder(&versions)).unwrap();
+    for k in 0..4 {
+        p.publish(seg(k), 30 * (k + 1));
+    }
+    // Full: segments 4-5 are lost (nothing else is tried for them), the encoder goes on.
+    p.store.full = true;
+    p.publish(seg(4), 150);
+    p.publish(seg(5), 180);
+    assert_eq!(p.store.refused, 2);
+    assert_listed_are_stored(p.store, "full");
+    // Room for segments but not for the playlist, for longer than a segment's grace.
+    p.store.full = false;
+    p.store.fail_playlists = true;
+    for k in 6..16 {
+        p.publish(seg(k), 30 * (k + 1));
+        assert_listed_are_stored(p.store, &format!("segment {k}, playlist not written"));
+    }
+    assert_eq!(p.store.refused, 12);
+    // Space again: the next segment is listed, and the expired ones go.
+    p.store.fail_playlists = false;
+    for k in 16..24 {
+        p.publish(seg(k), 30 * (k + 1));
+        assert_listed_are_stored(p.store, &format!("segment {k}"));
+    }
+    drop(p);
+    assert_eq!(mem.refused, 12);
+    let last = versions.lock().unwrap().last().cloned().unwrap();
+    assert!(last.contains("cam21.ts\n"), "{last}");
+    // Nothing leaks: the lost segments' numbers went to the next ones (segment 23 is number
+    // 21), and as in `r25_segment_then_playlist_then_deletions` number s goes with the push of
+    // s + 7: the waiting deletions were done, 15-21 are kept.
+    assert_eq!(
+        mem.segments.keys().copied().collect::<Vec<_>>(),
+        (15..=21).collect::<Vec<_>>(),
+        "{last}"
     );
 }
 
