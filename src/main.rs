@@ -2,7 +2,7 @@
 //! the HTTP server on the async runtime, and stop both in order.
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use hls::config::{Args, Config};
@@ -163,21 +163,9 @@ fn run(cfg: Config) -> Result<(), Error> {
         hls::pipeline::spawn_store(&server_settings.out_dir, server_settings.storage_max)?;
     let prepared = prepared.with_recording(recordings.clone());
     let shared = Arc::new(Shared::default());
-    let stop = Arc::new(AtomicBool::new(false));
     // First Ctrl-C / SIGTERM: finish the current segment and write EXT-X-ENDLIST.
     // A second one exits at once.
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        let register = |r: std::io::Result<_>| {
-            r.map(drop)
-                .map_err(|e| Error::io("installing the signal handlers", e))
-        };
-        register(signal_hook::flag::register_conditional_shutdown(
-            sig,
-            130,
-            stop.clone(),
-        ))?;
-        register(signal_hook::flag::register(sig, stop.clone()))?;
-    }
+    let stop = hls::origin::stop_on_signals()?;
 
     // The pipeline wakes the server when it ends (bounded run, signal, error or panic).
     let done = Arc::new(tokio::sync::Notify::new());

@@ -72,6 +72,25 @@ struct Origin {
     events: Sender<Event>,
 }
 
+/// The flag the first SIGINT or SIGTERM sets; a second one exits at once (status 130). For the
+/// one-stream process (`main`) and [`run`] alike.
+pub fn stop_on_signals() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let register = |r: std::io::Result<_>| {
+            r.map(drop)
+                .map_err(|e| Error::io("installing the signal handlers", e))
+        };
+        register(signal_hook::flag::register_conditional_shutdown(
+            sig,
+            130,
+            stop.clone(),
+        ))?;
+        register(signal_hook::flag::register(sig, stop.clone()))?;
+    }
+    Ok(stop)
+}
+
 /// Runs the streams of `config`, read from `file`, until they have all ended; serves them on
 /// `listener` if given.
 pub fn run(
@@ -80,20 +99,8 @@ pub fn run(
     listener: Option<TcpListener>,
     metrics: Metrics,
 ) -> Result<()> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        let register = |r: std::io::Result<_>| {
-            r.map(drop)
-                .map_err(|e| Error::io("installing the signal handlers", e))
-        };
-        // A second signal exits at once.
-        register(signal_hook::flag::register_conditional_shutdown(
-            sig,
-            130,
-            stop.clone(),
-        ))?;
-        register(signal_hook::flag::register(sig, stop.clone()))?;
-    }
+    // A second signal exits at once; the first reaches the control thread below.
+    let _stop = stop_on_signals()?;
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
